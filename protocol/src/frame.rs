@@ -1,0 +1,236 @@
+//! Frames: the envelope around every method, content header, body chunk and
+//! heartbeat, and the streaming decoder and encoders for them.
+//!
+//! [`decode_frame`] takes bytes as they arrive from a socket: a frame split
+//! across reads waits for its remainder, many frames in one read come out one
+//! by one, and each payload is split off the read buffer without copying.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::constants::{frame_type, reply_code, FRAME_END, FRAME_OVERHEAD, PROTOCOL_HEADER};
+use crate::error::{ProtocolError, Result};
+use crate::methods::Method;
+use crate::properties::ContentHeader;
+
+/// One decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Method(u16, Method),
+    Header(u16, ContentHeader),
+    Body(u16, Bytes),
+    Heartbeat(u16),
+}
+
+impl Frame {
+    pub fn channel(&self) -> u16 {
+        match *self {
+            Frame::Method(c, _) | Frame::Header(c, _) | Frame::Body(c, _) | Frame::Heartbeat(c) => c,
+        }
+    }
+}
+
+/// What the first eight bytes of a connection were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolHeader {
+    /// `AMQP 0 0 9 1`.
+    Amqp091,
+    /// Anything else: the server answers with its own header and closes.
+    Unsupported,
+}
+
+/// Checks the protocol header once eight bytes have arrived; `None` until then.
+pub fn decode_protocol_header(buf: &mut BytesMut) -> Option<ProtocolHeader> {
+    if buf.len() < PROTOCOL_HEADER.len() {
+        // A peer that already sent something else need not be waited for.
+        if !PROTOCOL_HEADER.starts_with(buf) {
+            buf.clear();
+            return Some(ProtocolHeader::Unsupported);
+        }
+        return None;
+    }
+    let ok = &buf[..8] == PROTOCOL_HEADER;
+    buf.advance(8);
+    Some(if ok {
+        ProtocolHeader::Amqp091
+    } else {
+        ProtocolHeader::Unsupported
+    })
+}
+
+/// Decodes one frame from the front of `buf`, or returns `None` if more bytes
+/// are needed. `frame_max` is the negotiated maximum frame size, overhead
+/// included (0 means no limit).
+pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>> {
+    if buf.len() < 7 {
+        return Ok(None);
+    }
+    let kind = buf[0];
+    let channel = u16::from_be_bytes([buf[1], buf[2]]);
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
+    let total = size + FRAME_OVERHEAD;
+    if frame_max != 0 && total > frame_max as usize {
+        return Err(ProtocolError::frame(format!(
+            "frame size {total} exceeds negotiated frame_max {frame_max}"
+        )));
+    }
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    if buf[total - 1] != FRAME_END {
+        return Err(ProtocolError::frame(format!(
+            "frame end octet was 0x{:02x}, expected 0xce",
+            buf[total - 1]
+        )));
+    }
+    let frame = buf.split_to(total).freeze();
+    let payload = frame.slice(7..total - 1);
+    let decoded = match kind {
+        frame_type::METHOD => Frame::Method(channel, Method::decode(&payload)?),
+        frame_type::HEADER => Frame::Header(channel, ContentHeader::decode(&payload)?),
+        frame_type::BODY => Frame::Body(channel, payload),
+        frame_type::HEARTBEAT => Frame::Heartbeat(channel),
+        other => {
+            return Err(ProtocolError::new(
+                reply_code::FRAME_ERROR,
+                format!("unknown frame type {other}"),
+            ))
+        }
+    };
+    Ok(Some(decoded))
+}
+
+/// Writes a frame around whatever `payload` appends.
+fn put_frame(buf: &mut BytesMut, kind: u8, channel: u16, payload: impl FnOnce(&mut BytesMut)) {
+    buf.put_u8(kind);
+    buf.put_u16(channel);
+    let size_at = buf.len();
+    buf.put_u32(0);
+    payload(buf);
+    let size = (buf.len() - size_at - 4) as u32;
+    buf[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    buf.put_u8(FRAME_END);
+}
+
+pub fn encode_method(buf: &mut BytesMut, channel: u16, method: &Method) {
+    put_frame(buf, frame_type::METHOD, channel, |b| method.encode(b));
+}
+
+pub fn encode_header(buf: &mut BytesMut, channel: u16, header: &ContentHeader) {
+    put_frame(buf, frame_type::HEADER, channel, |b| header.encode(b));
+}
+
+pub fn encode_heartbeat(buf: &mut BytesMut) {
+    buf.put_slice(&[frame_type::HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+}
+
+/// Any frame, for tests and tools; the broker uses the specific encoders.
+pub fn encode_frame(out: &mut WriteBuffer, frame: &Frame, frame_max: u32) {
+    match frame {
+        Frame::Method(c, m) => encode_method(out.buf(), *c, m),
+        Frame::Header(c, h) => encode_header(out.buf(), *c, h),
+        Frame::Body(c, b) => encode_body(out, *c, b, frame_max),
+        Frame::Heartbeat(_) => encode_heartbeat(out.buf()),
+    }
+}
+
+/// Writes a message body as body frames of at most `frame_max` bytes each,
+/// sharing the body's memory for large chunks instead of copying it.
+pub fn encode_body(out: &mut WriteBuffer, channel: u16, body: &Bytes, frame_max: u32) {
+    let max_payload = if frame_max == 0 {
+        usize::MAX
+    } else {
+        (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
+    };
+    let mut offset = 0;
+    while offset < body.len() {
+        let len = (body.len() - offset).min(max_payload);
+        let buf = out.buf();
+        buf.put_u8(frame_type::BODY);
+        buf.put_u16(channel);
+        buf.put_u32(len as u32);
+        out.put_shared(body.slice(offset..offset + len));
+        out.buf().put_u8(FRAME_END);
+        offset += len;
+    }
+}
+
+/// Encodes a method that carries content, its header and its body frames.
+pub fn encode_content(
+    out: &mut WriteBuffer,
+    channel: u16,
+    method: &Method,
+    header: &ContentHeader,
+    body: &Bytes,
+    frame_max: u32,
+) {
+    encode_method(out.buf(), channel, method);
+    encode_header(out.buf(), channel, header);
+    encode_body(out, channel, body, frame_max);
+}
+
+/// Bytes waiting to be written to a socket, as a list of chunks.
+///
+/// Small writes are gathered in one growing buffer; large message bodies are
+/// kept as shared references to the message, so fanning a body out to many
+/// consumers never copies it. The socket side writes the chunks with one
+/// vectored write.
+#[derive(Debug, Default)]
+pub struct WriteBuffer {
+    chunks: Vec<Bytes>,
+    current: BytesMut,
+}
+
+impl WriteBuffer {
+    /// Bodies at least this large are shared, smaller ones copied.
+    pub const SHARE_THRESHOLD: usize = 2048;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The buffer small writes go to.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.current
+    }
+
+    /// Appends bytes, sharing rather than copying them when they are large.
+    pub fn put_shared(&mut self, bytes: Bytes) {
+        if bytes.len() < Self::SHARE_THRESHOLD {
+            self.current.put_slice(&bytes);
+        } else {
+            self.seal();
+            self.chunks.push(bytes);
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.current.is_empty() {
+            self.chunks.push(self.current.split().freeze());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.current.is_empty()
+    }
+
+    /// Total bytes waiting.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum::<usize>() + self.current.len()
+    }
+
+    /// Takes everything written so far, in order.
+    pub fn take_chunks(&mut self) -> Vec<Bytes> {
+        self.seal();
+        std::mem::take(&mut self.chunks)
+    }
+
+    /// Everything written so far as one contiguous buffer (copies; for tests).
+    pub fn to_bytes(&mut self) -> Bytes {
+        let mut all = BytesMut::with_capacity(self.len());
+        for chunk in self.take_chunks() {
+            all.put_slice(&chunk);
+        }
+        all.freeze()
+    }
+}

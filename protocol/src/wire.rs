@@ -1,0 +1,266 @@
+//! Reading and writing the primitive argument types of AMQP methods:
+//! octet, short, long, longlong, bit, shortstr, longstr and table.
+//!
+//! The [`Reader`] parses with nom over a shared [`Bytes`] buffer so strings
+//! and byte fields come out as zero-copy slices. Consecutive `bit` arguments
+//! share one octet, as the spec requires; both sides track that packing here
+//! so method definitions stay a plain list of typed fields.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
+use nom::IResult;
+
+use crate::error::{ProtocolError, Result};
+use crate::field_table::FieldTable;
+use crate::types::ShortStr;
+
+/// A cursor over a method or header payload.
+pub struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+    /// The octet holding the current run of bits, and how many are used.
+    bits: u8,
+    bits_used: u8,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a Bytes) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            bits: 0,
+            bits_used: 8,
+        }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Runs a nom parser on the unread bytes and advances past what it used.
+    fn parse<T>(&mut self, what: &str, parser: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>) -> Result<T> {
+        let buf: &'a Bytes = self.buf;
+        let input: &'a [u8] = &buf[self.pos..];
+        match parser(input) {
+            Ok((rest, value)) => {
+                self.pos = self.buf.len() - rest.len();
+                self.bits_used = 8;
+                Ok(value)
+            }
+            Err(_) => Err(ProtocolError::syntax(format!("truncated or malformed {what}"))),
+        }
+    }
+
+    pub fn u8(&mut self) -> Result<u8> {
+        self.parse("octet", be_u8)
+    }
+
+    pub fn u16(&mut self) -> Result<u16> {
+        self.parse("short", be_u16)
+    }
+
+    pub fn u32(&mut self) -> Result<u32> {
+        self.parse("long", be_u32)
+    }
+
+    pub fn u64(&mut self) -> Result<u64> {
+        self.parse("longlong", be_u64)
+    }
+
+    pub fn bit(&mut self) -> Result<bool> {
+        if self.bits_used == 8 {
+            self.bits = self.u8()?;
+            self.bits_used = 0;
+        }
+        let value = self.bits & (1 << self.bits_used) != 0;
+        self.bits_used += 1;
+        Ok(value)
+    }
+
+    /// `len` bytes as a slice of the shared buffer.
+    pub fn bytes(&mut self, len: usize, what: &str) -> Result<Bytes> {
+        if self.remaining() < len {
+            return Err(ProtocolError::syntax(format!("truncated {what}")));
+        }
+        let slice = self.buf.slice(self.pos..self.pos + len);
+        self.pos += len;
+        self.bits_used = 8;
+        Ok(slice)
+    }
+
+    pub fn short_str(&mut self) -> Result<ShortStr> {
+        let len = self.u8()? as usize;
+        let bytes = self.bytes(len, "short string")?;
+        ShortStr::from_bytes(bytes).ok_or_else(|| ProtocolError::syntax("short string is not valid UTF-8"))
+    }
+
+    pub fn long_str(&mut self) -> Result<Bytes> {
+        let len = self.u32()? as usize;
+        self.bytes(len, "long string")
+    }
+
+    pub fn table(&mut self) -> Result<FieldTable> {
+        let len = self.u32()? as usize;
+        let bytes = self.bytes(len, "field table")?;
+        FieldTable::decode(&bytes, 0)
+    }
+}
+
+/// Appends method arguments to a buffer, packing consecutive bits.
+pub struct Writer<'a> {
+    buf: &'a mut BytesMut,
+    /// Index of the octet collecting the current run of bits, and bits used.
+    bit_octet: usize,
+    bits_used: u8,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(buf: &'a mut BytesMut) -> Self {
+        Writer {
+            buf,
+            bit_octet: 0,
+            bits_used: 8,
+        }
+    }
+
+    fn end_bits(&mut self) {
+        self.bits_used = 8;
+    }
+
+    pub fn u8(&mut self, v: u8) {
+        self.end_bits();
+        self.buf.put_u8(v);
+    }
+
+    pub fn u16(&mut self, v: u16) {
+        self.end_bits();
+        self.buf.put_u16(v);
+    }
+
+    pub fn u32(&mut self, v: u32) {
+        self.end_bits();
+        self.buf.put_u32(v);
+    }
+
+    pub fn u64(&mut self, v: u64) {
+        self.end_bits();
+        self.buf.put_u64(v);
+    }
+
+    pub fn bit(&mut self, v: bool) {
+        if self.bits_used == 8 {
+            self.bit_octet = self.buf.len();
+            self.buf.put_u8(0);
+            self.bits_used = 0;
+        }
+        if v {
+            self.buf[self.bit_octet] |= 1 << self.bits_used;
+        }
+        self.bits_used += 1;
+    }
+
+    pub fn short_str(&mut self, s: &ShortStr) {
+        self.end_bits();
+        put_short_str(self.buf, s.as_str().as_bytes());
+    }
+
+    pub fn long_str(&mut self, s: &[u8]) {
+        self.end_bits();
+        self.buf.put_u32(s.len() as u32);
+        self.buf.put_slice(s);
+    }
+
+    pub fn table(&mut self, t: &FieldTable) {
+        self.end_bits();
+        t.encode(self.buf);
+    }
+}
+
+/// Writes a shortstr, cutting it at 255 bytes so the frame stays valid.
+pub(crate) fn put_short_str(buf: &mut BytesMut, s: &[u8]) {
+    let len = s.len().min(ShortStr::MAX_LEN);
+    buf.put_u8(len as u8);
+    buf.put_slice(&s[..len]);
+}
+
+/// A type that can be a method argument.
+pub trait Field: Sized {
+    fn read(r: &mut Reader<'_>) -> Result<Self>;
+    fn write(&self, w: &mut Writer<'_>);
+}
+
+impl Field for u8 {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.u8()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u8(*self)
+    }
+}
+
+impl Field for u16 {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.u16()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u16(*self)
+    }
+}
+
+impl Field for u32 {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.u32()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u32(*self)
+    }
+}
+
+impl Field for u64 {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.u64()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u64(*self)
+    }
+}
+
+impl Field for bool {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.bit()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.bit(*self)
+    }
+}
+
+impl Field for ShortStr {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.short_str()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.short_str(self)
+    }
+}
+
+impl Field for Bytes {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.long_str()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.long_str(self)
+    }
+}
+
+impl Field for FieldTable {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.table()
+    }
+    fn write(&self, w: &mut Writer<'_>) {
+        w.table(self)
+    }
+}

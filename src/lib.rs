@@ -1,0 +1,1 @@
+//! Warren facade (wired up with the broker).
