@@ -1,0 +1,95 @@
+//! The broker's shared state: vhosts, users and live connections.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::connection::handle::{ConnectionHandle, ConnectionId};
+use crate::vhost::VHost;
+
+/// State every connection shares.
+pub struct Broker {
+    pub config: BrokerConfig,
+    vhosts: DashMap<String, Arc<VHost>>,
+    users: HashMap<String, String>,
+    next_connection_id: AtomicU64,
+    connections: DashMap<ConnectionId, ConnectionHandle>,
+    /// Flips to true when the broker shuts down.
+    shutdown: watch::Sender<bool>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Arc<Broker> {
+        let vhosts = DashMap::new();
+        for name in &config.vhosts {
+            vhosts.insert(name.clone(), Arc::new(VHost::new(name)));
+        }
+        let users = config.users.iter().cloned().collect();
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Broker {
+            config,
+            vhosts,
+            users,
+            next_connection_id: AtomicU64::new(1),
+            connections: DashMap::new(),
+            shutdown,
+        })
+    }
+
+    pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        self.vhosts.get(name).map(|v| v.clone())
+    }
+
+    /// Adds a vhost if it does not exist yet.
+    pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
+        self.vhosts
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(VHost::new(name)))
+            .clone()
+    }
+
+    /// Checks a user's password.
+    pub fn authenticate(&self, user: &str, password: &str) -> bool {
+        self.users.get(user).is_some_and(|p| p == password)
+    }
+
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register(&self, handle: ConnectionHandle) {
+        self.connections.insert(handle.id, handle);
+    }
+
+    pub fn unregister(&self, id: ConnectionId) {
+        self.connections.remove(&id);
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Resolves once the broker begins shutting down.
+    pub async fn stopping(signal: &mut watch::Receiver<bool>) {
+        // The guard `wait_for` returns is dropped here, before any await in
+        // the caller, so callers stay `Send`.
+        let _ = signal.wait_for(|stopping| *stopping).await;
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Tells every connection to close with 320 CONNECTION_FORCED.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

@@ -1,0 +1,133 @@
+//! Unacknowledged deliveries and their settlement: basic.ack, basic.nack,
+//! basic.reject and basic.recover.
+//!
+//! Deliveries are kept in delivery-tag order, so acking the oldest (the
+//! common case) pops from the front and `multiple` drains a prefix.
+
+use std::sync::Arc;
+
+use super::{Channel, ConnCtx};
+use crate::error::{AmqpError, AmqpResult};
+use crate::queue::{Consumer, Queue, QueueEntry};
+
+/// A delivery the client has not settled yet.
+#[derive(Debug)]
+pub(crate) struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub entry: QueueEntry,
+    /// The consumer it went to; None for basic.get.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+impl Channel {
+    /// Records a delivery that needs an ack and returns its tag.
+    pub(super) fn track_unacked(
+        &mut self,
+        tag: u64,
+        queue: Arc<Queue>,
+        entry: QueueEntry,
+        consumer: Option<Arc<Consumer>>,
+    ) {
+        self.unacked.push_back(Unacked {
+            tag,
+            queue,
+            entry,
+            consumer,
+        });
+    }
+
+    /// Removes the deliveries an ack/nack/reject refers to, or fails with
+    /// RabbitMQ's 406 "unknown delivery tag".
+    fn take_unacked(&mut self, tag: u64, multiple: bool) -> AmqpResult<Vec<Unacked>> {
+        if multiple && tag == 0 {
+            return Ok(self.unacked.drain(..).collect());
+        }
+        let index = self
+            .unacked
+            .binary_search_by_key(&tag, |u| u.tag)
+            .map_err(|_| AmqpError::precondition_failed(format!("unknown delivery tag {tag}")))?;
+        if multiple {
+            Ok(self.unacked.drain(..=index).collect())
+        } else {
+            Ok(self.unacked.remove(index).into_iter().collect())
+        }
+    }
+
+    pub(super) fn basic_ack(&mut self, _ctx: &mut ConnCtx, tag: u64, multiple: bool) -> AmqpResult<()> {
+        let deliveries = self.take_unacked(tag, multiple)?;
+        match self.tx.as_mut() {
+            Some(tx) => tx.acks.push((deliveries, None)),
+            None => self.settle(deliveries, None),
+        }
+        Ok(())
+    }
+
+    pub(super) fn basic_reject(
+        &mut self,
+        _ctx: &mut ConnCtx,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> AmqpResult<()> {
+        let deliveries = self.take_unacked(tag, multiple)?;
+        match self.tx.as_mut() {
+            Some(tx) => tx.acks.push((deliveries, Some(requeue))),
+            None => self.settle(deliveries, Some(requeue)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn basic_recover(&mut self, _ctx: &mut ConnCtx, requeue: bool) -> AmqpResult<()> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        self.requeue_all_unacked();
+        Ok(())
+    }
+
+    /// Requeues every unacknowledged delivery (channel closing, recover).
+    pub(super) fn requeue_all_unacked(&mut self) {
+        let all: Vec<Unacked> = self.unacked.drain(..).collect();
+        self.settle(all, Some(true));
+    }
+
+    /// Puts deliveries back among the unacknowledged (tx.rollback).
+    pub(super) fn restore_unacked(&mut self, deliveries: Vec<Unacked>) {
+        for delivery in deliveries {
+            let at = self.unacked.partition_point(|u| u.tag < delivery.tag);
+            self.unacked.insert(at, delivery);
+        }
+    }
+
+    /// Applies a settlement: `None` acks, `Some(true)` requeues, `Some(false)`
+    /// discards. Frees prefetch credit and lets the queues dispatch again.
+    pub(super) fn settle(&mut self, deliveries: Vec<Unacked>, requeue: Option<bool>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        // Group by queue, keeping order, so each queue is locked once.
+        let mut per_queue: Vec<(Arc<Queue>, Vec<QueueEntry>)> = Vec::new();
+        for delivery in deliveries {
+            if let Some(consumer) = &delivery.consumer {
+                consumer.release_credit(1);
+            }
+            match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &delivery.queue)) {
+                Some((_, entries)) => entries.push(delivery.entry),
+                None => per_queue.push((delivery.queue, vec![delivery.entry])),
+            }
+        }
+        for (queue, entries) in per_queue {
+            match requeue {
+                Some(true) => queue.requeue(entries),
+                _ => queue.kick(),
+            }
+        }
+        if self.channel_credit.has_limit() {
+            // A shared window may unblock queues this ack did not touch.
+            for c in self.consumers.values() {
+                c.queue.kick();
+            }
+        }
+    }
+}

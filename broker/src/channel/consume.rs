@@ -1,0 +1,188 @@
+//! Consuming: basic.qos, basic.consume, basic.cancel, basic.get, and writing
+//! the deliveries queues hand to this channel's consumers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use warren_protocol::*;
+
+use super::{Channel, ConnCtx};
+use crate::error::{AmqpError, AmqpResult};
+use crate::names;
+use crate::queue::{Consumer, Credit, Queue, QueueEntry};
+
+/// A consumer on this channel and the queue it consumes from.
+pub(crate) struct ChannelConsumer {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<Queue>,
+}
+
+impl Channel {
+    pub(super) fn basic_qos(&mut self, ctx: &mut ConnCtx, m: BasicQos) -> AmqpResult<()> {
+        if m.prefetch_size != 0 {
+            return Err(AmqpError::not_implemented(format!(
+                "prefetch_size!=0 ({})",
+                m.prefetch_size
+            )));
+        }
+        let count = u32::from(m.prefetch_count);
+        if m.global {
+            self.channel_credit.set_limit(count);
+            // A larger window may let waiting messages through now.
+            for c in self.consumers.values() {
+                c.queue.kick();
+            }
+        } else {
+            self.consumer_prefetch = count;
+        }
+        ctx.send(self.id, BasicQosOk {});
+        Ok(())
+    }
+
+    pub(super) fn basic_consume(&mut self, ctx: &mut ConnCtx, m: BasicConsume) -> AmqpResult<()> {
+        let queue = self.usable_queue(ctx, &m.queue)?;
+        let tag = if m.consumer_tag.is_empty() {
+            names::consumer_tag()
+        } else {
+            m.consumer_tag
+        };
+        if self.consumers.contains_key(tag.as_str()) {
+            return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        let consumer = Arc::new(Consumer {
+            tag: tag.clone(),
+            channel: self.id,
+            connection: ctx.handle.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            arguments: m.arguments,
+            credit: Credit::new(self.consumer_prefetch),
+            channel_credit: self.channel_credit.clone(),
+            active: AtomicBool::new(true),
+        });
+        // consume-ok is written now; deliveries the queue starts sending
+        // arrive through the connection's inbox, so they come after it.
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                BasicConsumeOk {
+                    consumer_tag: tag.clone(),
+                },
+            );
+        }
+        if queue.add_consumer(consumer.clone()).is_err() {
+            return Err(AmqpError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                queue.name, ctx.vhost.name
+            )));
+        }
+        self.consumers.insert(tag, ChannelConsumer { consumer, queue });
+        Ok(())
+    }
+
+    pub(super) fn basic_cancel(&mut self, ctx: &mut ConnCtx, m: BasicCancel) -> AmqpResult<()> {
+        if let Some(c) = self.consumers.remove(m.consumer_tag.as_str()) {
+            self.detach_consumer(ctx, &c);
+        }
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                BasicCancelOk {
+                    consumer_tag: m.consumer_tag,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops a consumer and auto-deletes its queue if it was the last one.
+    pub(super) fn detach_consumer(&mut self, ctx: &mut ConnCtx, c: &ChannelConsumer) {
+        c.consumer.active.store(false, Ordering::Release);
+        if c.queue.remove_consumer(&c.consumer) {
+            ctx.vhost.delete_queue(&c.queue);
+        }
+    }
+
+    /// The queue was deleted under one of our consumers.
+    pub fn consumer_cancelled_by_queue(&mut self, ctx: &mut ConnCtx, tag: ShortStr) {
+        if self.consumers.remove(tag.as_str()).is_some() && ctx.caps.consumer_cancel_notify {
+            ctx.send(
+                self.id,
+                BasicCancel {
+                    consumer_tag: tag,
+                    nowait: true,
+                },
+            );
+        }
+    }
+
+    pub(super) fn basic_get(&mut self, ctx: &mut ConnCtx, m: BasicGet) -> AmqpResult<()> {
+        let queue = self.usable_queue(ctx, &m.queue)?;
+        let Some((entry, remaining)) = queue.get() else {
+            ctx.send(self.id, BasicGetEmpty::default());
+            return Ok(());
+        };
+        let tag = self.next_tag();
+        let method = Method::BasicGetOk(BasicGetOk {
+            delivery_tag: tag,
+            redelivered: entry.redelivered,
+            exchange: entry.message.exchange.clone(),
+            routing_key: entry.message.routing_key.clone(),
+            message_count: remaining as u32,
+        });
+        let message = entry.message.clone();
+        encode_content(
+            &mut ctx.out,
+            self.id,
+            &method,
+            &message.header,
+            &message.body,
+            ctx.frame_max,
+        );
+        if !m.no_ack {
+            self.track_unacked(tag, queue, entry, None);
+        }
+        Ok(())
+    }
+
+    /// Whether a delivery for this consumer may still be written: the
+    /// consumer is active and still this channel's.
+    pub fn accepts_delivery(&self, consumer: &Arc<Consumer>) -> bool {
+        !self.closing
+            && consumer.is_active()
+            && self
+                .consumers
+                .get(consumer.tag.as_str())
+                .is_some_and(|c| Arc::ptr_eq(&c.consumer, consumer))
+    }
+
+    /// Writes basic.deliver for a message a queue handed to our consumer.
+    pub fn deliver(&mut self, ctx: &mut ConnCtx, consumer: Arc<Consumer>, queue: Arc<Queue>, entry: QueueEntry) {
+        let tag = self.next_tag();
+        let method = Method::BasicDeliver(BasicDeliver {
+            consumer_tag: consumer.tag.clone(),
+            delivery_tag: tag,
+            redelivered: entry.redelivered,
+            exchange: entry.message.exchange.clone(),
+            routing_key: entry.message.routing_key.clone(),
+        });
+        let message = &entry.message;
+        encode_content(
+            &mut ctx.out,
+            self.id,
+            &method,
+            &message.header,
+            &message.body,
+            ctx.frame_max,
+        );
+        if !consumer.no_ack {
+            self.track_unacked(tag, queue, entry, Some(consumer));
+        }
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        tag
+    }
+}

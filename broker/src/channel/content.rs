@@ -1,0 +1,137 @@
+//! Assembling a published message from its method, header and body frames.
+//!
+//! A body that arrives in one frame is kept as that frame's bytes (no copy);
+//! one split over several frames is gathered into a single buffer sized from
+//! the header, after the size has been checked against the limit.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use warren_protocol::{BasicPublish, ContentHeader};
+
+use super::{Channel, ConnCtx};
+use crate::error::{AmqpError, AmqpResult};
+
+pub(crate) struct PendingContent {
+    pub publish: BasicPublish,
+    pub header: Option<ContentHeader>,
+    body: Body,
+}
+
+enum Body {
+    Empty,
+    Single(Bytes),
+    Gathering(BytesMut),
+}
+
+impl PendingContent {
+    pub fn new(publish: BasicPublish) -> Self {
+        PendingContent {
+            publish,
+            header: None,
+            body: Body::Empty,
+        }
+    }
+
+    fn received(&self) -> usize {
+        match &self.body {
+            Body::Empty => 0,
+            Body::Single(b) => b.len(),
+            Body::Gathering(b) => b.len(),
+        }
+    }
+
+    fn append(&mut self, chunk: Bytes, expected: usize) {
+        self.body = match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Empty => Body::Single(chunk),
+            Body::Single(first) => {
+                let mut all = BytesMut::with_capacity(expected);
+                all.put_slice(&first);
+                all.put_slice(&chunk);
+                Body::Gathering(all)
+            }
+            Body::Gathering(mut all) => {
+                all.put_slice(&chunk);
+                Body::Gathering(all)
+            }
+        };
+    }
+
+    fn take_body(&mut self) -> Bytes {
+        match std::mem::replace(&mut self.body, Body::Empty) {
+            Body::Empty => Bytes::new(),
+            Body::Single(b) => b,
+            Body::Gathering(b) => b.freeze(),
+        }
+    }
+}
+
+impl Channel {
+    pub(super) fn content_header(&mut self, ctx: &mut ConnCtx, header: ContentHeader) -> AmqpResult<()> {
+        let Some(pending) = self.content.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "expected method frame, got non method frame instead",
+            ));
+        };
+        if pending.header.is_some() {
+            return Err(AmqpError::unexpected_frame(
+                "expected content body, got non content body frame instead",
+            ));
+        }
+        if header.class_id != 60 {
+            return Err(AmqpError::frame_error(format!(
+                "content header for class {} does not match basic.publish",
+                header.class_id
+            )));
+        }
+        let max = ctx.broker.config.max_message_size as u64;
+        if header.body_size > max {
+            self.content = None;
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {} is larger than configured max size {max}",
+                header.body_size
+            ))
+            .on_method((60, 40)));
+        }
+        let empty = header.body_size == 0;
+        pending.header = Some(header);
+        if empty {
+            return self.finish_content(ctx);
+        }
+        Ok(())
+    }
+
+    pub(super) fn content_body(&mut self, ctx: &mut ConnCtx, chunk: Bytes) -> AmqpResult<()> {
+        let Some(pending) = self.content.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "expected method frame, got non method frame instead",
+            ));
+        };
+        let Some(header) = &pending.header else {
+            return Err(AmqpError::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            ));
+        };
+        let expected = header.body_size as usize;
+        if pending.received() + chunk.len() > expected {
+            return Err(AmqpError::frame_error(format!(
+                "content body is longer than the {expected} bytes its header announced"
+            )));
+        }
+        pending.append(chunk, expected);
+        if pending.received() == expected {
+            return self.finish_content(ctx);
+        }
+        Ok(())
+    }
+
+    fn finish_content(&mut self, ctx: &mut ConnCtx) -> AmqpResult<()> {
+        let Some(mut pending) = self.content.take() else {
+            return Ok(());
+        };
+        let body = pending.take_body();
+        let Some(header) = pending.header else {
+            return Ok(());
+        };
+        self.publish_complete(ctx, pending.publish, header, body)
+            .map_err(|e| e.on_method((60, 40)))
+    }
+}

@@ -1,0 +1,192 @@
+//! Declarations: exchange.declare/delete/bind/unbind and
+//! queue.declare/bind/unbind/purge/delete, checked as rabbit_channel does.
+
+use warren_protocol::*;
+
+use super::{Channel, ConnCtx};
+use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::{Destination, ExchangeKind, ExchangeSettings};
+use crate::names;
+use crate::queue::QueueSettings;
+
+fn default_exchange_refused() -> AmqpError {
+    AmqpError::access_refused("operation not permitted on the default exchange")
+}
+
+impl Channel {
+    pub(super) fn exchange_declare(&mut self, ctx: &mut ConnCtx, m: ExchangeDeclare) -> AmqpResult<()> {
+        if m.passive {
+            if m.exchange.is_empty() {
+                return Err(default_exchange_refused());
+            }
+            ctx.vhost.exchange_or_404(&m.exchange)?;
+        } else {
+            let Some(kind) = ExchangeKind::parse(&m.kind) else {
+                return Err(AmqpError::command_invalid(format!(
+                    "unknown exchange type '{}'",
+                    m.kind
+                )));
+            };
+            let settings = ExchangeSettings {
+                kind,
+                durable: m.durable,
+                auto_delete: m.auto_delete,
+                internal: m.internal,
+                arguments: m.arguments,
+            };
+            ctx.vhost.declare_exchange(&m.exchange, settings)?;
+        }
+        if !m.nowait {
+            ctx.send(self.id, ExchangeDeclareOk {});
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_delete(&mut self, ctx: &mut ConnCtx, m: ExchangeDelete) -> AmqpResult<()> {
+        ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        if !m.nowait {
+            ctx.send(self.id, ExchangeDeleteOk {});
+        }
+        Ok(())
+    }
+
+    /// Checks an exchange-to-exchange binding's ends and returns the destination.
+    fn exchange_binding_ends(&self, ctx: &ConnCtx, source: &str, destination: &ShortStr) -> AmqpResult<Destination> {
+        if source.is_empty() || destination.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        ctx.vhost.exchange_or_404(source)?;
+        ctx.vhost.exchange_or_404(destination)?;
+        Ok(Destination::Exchange(destination.clone()))
+    }
+
+    pub(super) fn exchange_bind(&mut self, ctx: &mut ConnCtx, m: ExchangeBind) -> AmqpResult<()> {
+        let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination)?;
+        ctx.vhost.bind(&m.source, destination, m.routing_key, m.arguments)?;
+        if !m.nowait {
+            ctx.send(self.id, ExchangeBindOk {});
+        }
+        Ok(())
+    }
+
+    pub(super) fn exchange_unbind(&mut self, ctx: &mut ConnCtx, m: ExchangeUnbind) -> AmqpResult<()> {
+        let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination)?;
+        ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments)?;
+        if !m.nowait {
+            ctx.send(self.id, ExchangeUnbindOk {});
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_declare(&mut self, ctx: &mut ConnCtx, m: QueueDeclare) -> AmqpResult<()> {
+        let queue = if m.passive {
+            let name = self.queue_name(&m.queue)?;
+            let queue = ctx.vhost.queue_or_404(&name)?;
+            ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+            queue
+        } else {
+            let name = if m.queue.is_empty() {
+                names::queue_name()
+            } else {
+                if m.queue.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format!(
+                        "queue name '{}' contains reserved prefix 'amq.*'",
+                        m.queue
+                    )));
+                }
+                m.queue.clone()
+            };
+            let settings = QueueSettings {
+                // An exclusive queue never outlives its connection, so it is
+                // never durable, whatever was asked.
+                durable: m.durable && !m.exclusive,
+                exclusive_owner: m.exclusive.then_some(ctx.conn_id),
+                auto_delete: m.auto_delete,
+                arguments: m.arguments,
+            };
+            ctx.vhost.declare_queue(&name, settings)?.queue
+        };
+        self.last_queue = Some(queue.name.clone());
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                QueueDeclareOk {
+                    queue: queue.name.clone(),
+                    message_count: queue.message_count() as u32,
+                    consumer_count: queue.consumer_count() as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Resolves and checks the ends of a queue binding.
+    fn queue_binding_ends(&self, ctx: &ConnCtx, exchange: &str, queue: &ShortStr) -> AmqpResult<Destination> {
+        if exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let name = self.queue_name(queue)?;
+        ctx.vhost.exchange_or_404(exchange)?;
+        let queue = ctx.vhost.queue_or_404(&name)?;
+        ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+        Ok(Destination::Queue(queue))
+    }
+
+    pub(super) fn queue_bind(&mut self, ctx: &mut ConnCtx, m: QueueBind) -> AmqpResult<()> {
+        let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue)?;
+        ctx.vhost.bind(&m.exchange, destination, m.routing_key, m.arguments)?;
+        if !m.nowait {
+            ctx.send(self.id, QueueBindOk {});
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_unbind(&mut self, ctx: &mut ConnCtx, m: QueueUnbind) -> AmqpResult<()> {
+        let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue)?;
+        ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments)?;
+        ctx.send(self.id, QueueUnbindOk {});
+        Ok(())
+    }
+
+    pub(super) fn queue_purge(&mut self, ctx: &mut ConnCtx, m: QueuePurge) -> AmqpResult<()> {
+        let queue = self.usable_queue(ctx, &m.queue)?;
+        let count = queue.purge();
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                QueuePurgeOk {
+                    message_count: count as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn queue_delete(&mut self, ctx: &mut ConnCtx, m: QueueDelete) -> AmqpResult<()> {
+        let name = self.queue_name(&m.queue)?;
+        let count = match ctx.vhost.queue(&name) {
+            // Deleting a queue that does not exist succeeds, as in RabbitMQ.
+            None => 0,
+            Some(queue) => {
+                ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+                let what = format!("queue '{}' in vhost '{}'", queue.name, ctx.vhost.name);
+                if m.if_unused && queue.consumer_count() > 0 {
+                    return Err(AmqpError::precondition_failed(format!("{what} in use")));
+                }
+                if m.if_empty && queue.message_count() > 0 {
+                    return Err(AmqpError::precondition_failed(format!("{what} not empty")));
+                }
+                ctx.vhost.delete_queue(&queue)
+            }
+        };
+        if !m.nowait {
+            ctx.send(
+                self.id,
+                QueueDeleteOk {
+                    message_count: count as u32,
+                },
+            );
+        }
+        Ok(())
+    }
+}

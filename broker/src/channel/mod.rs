@@ -1,0 +1,189 @@
+//! A channel: the unit of work inside a connection, following
+//! `rabbit_channel.erl`'s semantics.
+//!
+//! The connection task owns its channels and calls into them one frame at a
+//! time, so channel state needs no locks. Each concern lives in its own
+//! file: content assembly, publishing and confirms, consuming and
+//! deliveries, acknowledgements, declarations, transactions.
+
+mod ack;
+mod consume;
+mod content;
+mod declare;
+mod publish;
+mod tx;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use warren_protocol::*;
+
+use crate::broker::Broker;
+use crate::connection::handle::{ConnectionHandle, ConnectionId};
+use crate::connection::handshake::ClientCapabilities;
+use crate::error::{AmqpError, AmqpResult};
+use crate::queue::{Credit, Queue};
+use crate::vhost::VHost;
+
+pub(crate) use ack::Unacked;
+use consume::ChannelConsumer;
+use content::PendingContent;
+use publish::ConfirmState;
+use tx::TxState;
+
+/// What channels share from their connection.
+pub(crate) struct ConnCtx {
+    pub broker: Arc<Broker>,
+    pub vhost: Arc<VHost>,
+    pub conn_id: ConnectionId,
+    pub handle: ConnectionHandle,
+    pub out: WriteBuffer,
+    pub frame_max: u32,
+    pub caps: ClientCapabilities,
+    pub user: String,
+    /// Reused for routing so publishing allocates no vector per message.
+    pub route_scratch: Vec<Arc<Queue>>,
+    /// Channels with publisher confirms waiting to be sent.
+    pub confirms_pending: Vec<u16>,
+}
+
+impl ConnCtx {
+    pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        encode_method(self.out.buf(), channel, &method.into());
+    }
+}
+
+pub(crate) struct Channel {
+    pub id: u16,
+    /// Set after the server sent channel.close; only close-ok is awaited.
+    pub closing: bool,
+    content: Option<PendingContent>,
+    consumers: HashMap<ShortStr, ChannelConsumer>,
+    unacked: VecDeque<Unacked>,
+    next_delivery_tag: u64,
+    /// basic.qos global=false: the window given to consumers created next.
+    consumer_prefetch: u32,
+    /// basic.qos global=true: one window shared by the channel's consumers.
+    channel_credit: Arc<Credit>,
+    confirm: Option<ConfirmState>,
+    tx: Option<TxState>,
+    /// The queue an empty queue name refers to (the last one declared).
+    last_queue: Option<ShortStr>,
+}
+
+impl Channel {
+    pub fn new(id: u16) -> Channel {
+        Channel {
+            id,
+            closing: false,
+            content: None,
+            consumers: HashMap::new(),
+            unacked: VecDeque::new(),
+            next_delivery_tag: 1,
+            consumer_prefetch: 0,
+            channel_credit: Arc::new(Credit::new(0)),
+            confirm: None,
+            tx: None,
+            last_queue: None,
+        }
+    }
+
+    /// Handles one frame for this open channel.
+    pub fn handle_frame(&mut self, ctx: &mut ConnCtx, frame: Frame) -> AmqpResult<()> {
+        match frame {
+            Frame::Method(_, method) => {
+                if self.content.is_some() {
+                    return Err(AmqpError::unexpected_frame(format!(
+                        "expected content header for class 60, got non content header frame instead (method {})",
+                        method.name()
+                    )));
+                }
+                let ids = method.ids();
+                self.handle_method(ctx, method).map_err(|e| e.on_method(ids))
+            }
+            Frame::Header(_, header) => self.content_header(ctx, header),
+            Frame::Body(_, body) => self.content_body(ctx, body),
+            Frame::Heartbeat(_) => Ok(()),
+        }
+    }
+
+    fn handle_method(&mut self, ctx: &mut ConnCtx, method: Method) -> AmqpResult<()> {
+        match method {
+            Method::ChannelOpen(_) => Err(AmqpError::channel_error("second 'channel.open' seen")),
+            Method::ChannelFlow(m) => {
+                if !m.active {
+                    return Err(AmqpError::not_implemented("active=false"));
+                }
+                ctx.send(self.id, ChannelFlowOk { active: true });
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+
+            Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m),
+            Method::ExchangeDelete(m) => self.exchange_delete(ctx, m),
+            Method::ExchangeBind(m) => self.exchange_bind(ctx, m),
+            Method::ExchangeUnbind(m) => self.exchange_unbind(ctx, m),
+            Method::QueueDeclare(m) => self.queue_declare(ctx, m),
+            Method::QueueBind(m) => self.queue_bind(ctx, m),
+            Method::QueueUnbind(m) => self.queue_unbind(ctx, m),
+            Method::QueuePurge(m) => self.queue_purge(ctx, m),
+            Method::QueueDelete(m) => self.queue_delete(ctx, m),
+
+            Method::BasicQos(m) => self.basic_qos(ctx, m),
+            Method::BasicConsume(m) => self.basic_consume(ctx, m),
+            Method::BasicCancel(m) => self.basic_cancel(ctx, m),
+            Method::BasicPublish(m) => self.basic_publish(ctx, m),
+            Method::BasicGet(m) => self.basic_get(ctx, m),
+            Method::BasicAck(m) => self.basic_ack(ctx, m.delivery_tag, m.multiple),
+            Method::BasicReject(m) => self.basic_reject(ctx, m.delivery_tag, false, m.requeue),
+            Method::BasicNack(m) => self.basic_reject(ctx, m.delivery_tag, m.multiple, m.requeue),
+            Method::BasicRecover(m) => {
+                self.basic_recover(ctx, m.requeue)?;
+                ctx.send(self.id, BasicRecoverOk {});
+                Ok(())
+            }
+            Method::BasicRecoverAsync(m) => self.basic_recover(ctx, m.requeue),
+
+            Method::ConfirmSelect(m) => self.confirm_select(ctx, m),
+            Method::TxSelect(_) => self.tx_select(ctx),
+            Method::TxCommit(_) => self.tx_commit(ctx),
+            Method::TxRollback(_) => self.tx_rollback(ctx),
+
+            other => Err(AmqpError::command_invalid(format!(
+                "unimplemented method '{}' from client",
+                other.name()
+            ))),
+        }
+    }
+
+    /// Releases what the channel holds: consumers are cancelled and unacked
+    /// messages go back to their queues. Called when the channel closes for
+    /// any reason, including its connection closing.
+    pub fn release(&mut self, ctx: &mut ConnCtx) {
+        self.content = None;
+        self.tx = None;
+        let consumers: Vec<ChannelConsumer> = self.consumers.drain().map(|(_, c)| c).collect();
+        for consumer in consumers {
+            self.detach_consumer(ctx, &consumer);
+        }
+        self.requeue_all_unacked();
+    }
+
+    /// Resolves the empty queue name to the channel's last declared queue.
+    fn queue_name(&self, name: &ShortStr) -> AmqpResult<ShortStr> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    /// Looks up a queue this connection may use.
+    fn usable_queue(&self, ctx: &ConnCtx, name: &ShortStr) -> AmqpResult<Arc<Queue>> {
+        let name = self.queue_name(name)?;
+        let queue = ctx.vhost.queue_or_404(&name)?;
+        ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+        Ok(queue)
+    }
+}

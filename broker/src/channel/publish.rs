@@ -1,0 +1,141 @@
+//! basic.publish: validating and routing a message once its content has
+//! arrived, mandatory returns, and publisher confirms.
+//!
+//! Confirms are coalesced: acks for the publishes handled in one read from
+//! the socket go out as a single `basic.ack` with `multiple` set, sent when
+//! the connection flushes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_protocol::*;
+
+use super::content::PendingContent;
+use super::{Channel, ConnCtx};
+use crate::error::{AmqpError, AmqpResult};
+use crate::message::Message;
+use crate::queue::Queue;
+
+/// Publisher-confirm bookkeeping of a channel in confirm mode.
+#[derive(Debug, Default)]
+pub(crate) struct ConfirmState {
+    /// Sequence number of the next publish (the first is 1).
+    next_seq: u64,
+    /// Publishes confirmed but whose ack is not yet written, and the last one.
+    unsent: u32,
+    unsent_upto: u64,
+}
+
+impl Channel {
+    pub(super) fn basic_publish(&mut self, _ctx: &mut ConnCtx, m: BasicPublish) -> AmqpResult<()> {
+        if m.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        self.content = Some(PendingContent::new(m));
+        Ok(())
+    }
+
+    pub(super) fn publish_complete(
+        &mut self,
+        ctx: &mut ConnCtx,
+        publish: BasicPublish,
+        header: ContentHeader,
+        body: Bytes,
+    ) -> AmqpResult<()> {
+        let exchange = ctx.vhost.exchange_or_404(&publish.exchange)?;
+        if exchange.settings.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal exchange '{}' in vhost '{}'",
+                exchange.name, ctx.vhost.name
+            )));
+        }
+        if let Some(user_id) = &header.properties().user_id {
+            if user_id.as_str() != ctx.user {
+                return Err(AmqpError::precondition_failed(format!(
+                    "user_id property set to '{user_id}' but authenticated user was '{}'",
+                    ctx.user
+                )));
+            }
+        }
+        let message = Message::new(publish.exchange, publish.routing_key, header, body);
+        let mut queues = std::mem::take(&mut ctx.route_scratch);
+        queues.clear();
+        let headers = message.header.properties().headers.as_ref();
+        ctx.vhost.route(&exchange, &message.routing_key, headers, &mut queues);
+        if let Some(tx) = self.tx.as_mut() {
+            tx.stage_publish(message, &queues, publish.mandatory);
+        } else {
+            self.deliver_to_queues(ctx, &message, &queues, publish.mandatory);
+        }
+        queues.clear();
+        ctx.route_scratch = queues;
+        Ok(())
+    }
+
+    /// Enqueues a routed message, returns it if it was mandatory and went
+    /// nowhere, and confirms it in confirm mode.
+    pub(super) fn deliver_to_queues(
+        &mut self,
+        ctx: &mut ConnCtx,
+        message: &Arc<Message>,
+        queues: &[Arc<Queue>],
+        mandatory: bool,
+    ) {
+        for queue in queues {
+            queue.publish(message.clone());
+        }
+        if queues.is_empty() && mandatory {
+            let method = Method::BasicReturn(BasicReturn {
+                reply_code: reply_code::NO_ROUTE,
+                reply_text: ShortStr::from_static("NO_ROUTE"),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+            });
+            encode_content(
+                &mut ctx.out,
+                self.id,
+                &method,
+                &message.header,
+                &message.body,
+                ctx.frame_max,
+            );
+        }
+        if let Some(confirm) = self.confirm.as_mut() {
+            confirm.next_seq += 1;
+            confirm.unsent_upto = confirm.next_seq;
+            confirm.unsent += 1;
+            if confirm.unsent == 1 {
+                ctx.confirms_pending.push(self.id);
+            }
+        }
+    }
+
+    /// Writes the coalesced ack for publishes confirmed since the last flush.
+    pub fn flush_confirms(&mut self, ctx: &mut ConnCtx) {
+        let Some(confirm) = self.confirm.as_mut() else {
+            return;
+        };
+        if confirm.unsent == 0 {
+            return;
+        }
+        let ack = BasicAck {
+            delivery_tag: confirm.unsent_upto,
+            multiple: confirm.unsent > 1,
+        };
+        confirm.unsent = 0;
+        ctx.send(self.id, ack);
+    }
+
+    pub(super) fn confirm_select(&mut self, ctx: &mut ConnCtx, m: ConfirmSelect) -> AmqpResult<()> {
+        if self.tx.is_some() {
+            return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
+        }
+        if self.confirm.is_none() {
+            self.confirm = Some(ConfirmState::default());
+        }
+        if !m.nowait {
+            ctx.send(self.id, ConfirmSelectOk {});
+        }
+        Ok(())
+    }
+}

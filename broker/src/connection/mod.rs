@@ -1,0 +1,443 @@
+//! One client connection: the handshake, then a task that reads frames,
+//! runs them through its channels, takes deliveries from queues, and hands
+//! encoded output to the writer task.
+//!
+//! Everything a connection owns (its channels, their consumers and unacked
+//! deliveries) is touched only by this task, so none of it needs a lock.
+//! Output gathered while handling one batch of input is written in one go.
+
+pub mod handle;
+pub mod handshake;
+mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use warren_protocol::*;
+
+use crate::broker::Broker;
+use crate::channel::{Channel, ConnCtx};
+use crate::error::AmqpError;
+use handle::{ConnectionHandle, Outbound};
+use handshake::HandshakeError;
+use writer::WriterHandle;
+
+/// How long to wait for connection.close-ok after sending connection.close.
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many inbox items to handle before flushing output and reading again.
+const INBOX_BATCH: usize = 512;
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr) {
+    let timeout = broker.config.handshake_timeout;
+    let opened = tokio::time::timeout(timeout, open(&broker, &mut socket, peer)).await;
+    let session = match opened {
+        Err(_) => {
+            tracing::info!(%peer, "handshake timed out");
+            return;
+        }
+        Ok(Err(HandshakeError::Gone)) => return,
+        Ok(Err(HandshakeError::Refuse(error))) => {
+            refuse(&mut socket, &error).await;
+            return;
+        }
+        Ok(Ok(Some(session))) => session,
+        Ok(Ok(None)) => return,
+    };
+    tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name, "connection opened");
+    let id = broker.next_connection_id();
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let handle = ConnectionHandle::new(id, inbox_tx);
+    broker.register(handle.clone());
+    let (read_half, write_half) = socket.into_split();
+    let (writer, writer_task) = writer::spawn(write_half);
+    let heartbeat = session.heartbeat;
+    let mut connection = Connection {
+        ctx: ConnCtx {
+            broker: broker.clone(),
+            vhost: session.vhost,
+            conn_id: id,
+            handle,
+            out: WriteBuffer::new(),
+            frame_max: session.frame_max,
+            caps: session.capabilities,
+            user: session.user,
+            route_scratch: Vec::new(),
+            confirms_pending: Vec::new(),
+        },
+        channels: HashMap::new(),
+        channel_max: session.channel_max,
+        state: State::Open,
+        writer,
+    };
+    connection.run(read_half, session.leftover, inbox, heartbeat).await;
+    broker.unregister(id);
+    drop(connection);
+    // Let the writer finish what was queued (a final close-ok, say).
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
+    tracing::debug!(%peer, "connection closed");
+}
+
+/// Reads the protocol header and runs the handshake. `Ok(None)` when the
+/// client spoke another protocol and was answered with our header.
+async fn open(
+    broker: &Broker,
+    socket: &mut TcpStream,
+    peer: SocketAddr,
+) -> Result<Option<handshake::Session>, HandshakeError> {
+    let mut buf = BytesMut::with_capacity(4096);
+    let header = loop {
+        if let Some(header) = decode_protocol_header(&mut buf) {
+            break header;
+        }
+        if socket.read_buf(&mut buf).await? == 0 {
+            return Err(HandshakeError::Gone);
+        }
+    };
+    if header == ProtocolHeader::Unsupported {
+        socket.write_all(PROTOCOL_HEADER).await?;
+        let _ = socket.shutdown().await;
+        return Ok(None);
+    }
+    handshake::run(broker, socket, peer, buf).await.map(Some)
+}
+
+/// Sends connection.close for a refused handshake and waits briefly for the
+/// close-ok so the client reads the reason before the socket goes.
+async fn refuse(socket: &mut TcpStream, error: &AmqpError) {
+    let mut out = BytesMut::new();
+    encode_method(&mut out, 0, &close_method(error));
+    if socket.write_all(&out).await.is_err() {
+        return;
+    }
+    let mut buf = BytesMut::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match decode_frame(&mut buf, 0) {
+                Ok(Some(Frame::Method(_, Method::ConnectionCloseOk(_)))) | Err(_) => return,
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+            }
+            match socket.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let _ = socket.shutdown().await;
+}
+
+fn close_method(error: &AmqpError) -> Method {
+    Method::ConnectionClose(ConnectionClose {
+        reply_code: error.code,
+        reply_text: ShortStr::from(error.text.as_str()),
+        class_id: error.class_id,
+        method_id: error.method_id,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// We sent connection.close and wait for close-ok until the deadline.
+    Closing(Instant),
+    Closed,
+}
+
+struct Connection {
+    ctx: ConnCtx,
+    channels: HashMap<u16, Channel>,
+    channel_max: u16,
+    state: State,
+    writer: WriterHandle,
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        mut reader: OwnedReadHalf,
+        mut read_buf: BytesMut,
+        mut inbox: mpsc::UnboundedReceiver<Outbound>,
+        heartbeat: u16,
+    ) {
+        let mut shutdown = self.ctx.broker.shutdown_signal();
+        let heartbeat = Duration::from_secs(heartbeat.into());
+        let tick = if heartbeat.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            (heartbeat / 2).max(Duration::from_millis(100))
+        };
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_received = Instant::now();
+        let mut last_sent = Instant::now();
+        // Frames that arrived with the handshake's last read.
+        self.handle_input(&mut read_buf);
+
+        while self.state != State::Closed {
+            self.flush(&mut last_sent);
+            if self.state == State::Closed {
+                break;
+            }
+            let backlog = self.writer.backlog.clone();
+            tokio::select! {
+                read = reader.read_buf(&mut read_buf), if backlog.bytes() <= writer::HIGH_WATER_MARK => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        last_received = Instant::now();
+                        self.handle_input(&mut read_buf);
+                    }
+                },
+                _ = backlog.wait_below_high_water(), if backlog.bytes() > writer::HIGH_WATER_MARK => {}
+                work = inbox.recv() => {
+                    if let Some(work) = work {
+                        self.handle_outbound(work);
+                        for _ in 0..INBOX_BATCH {
+                            match inbox.try_recv() {
+                                Ok(work) => self.handle_outbound(work),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    let now = Instant::now();
+                    if let State::Closing(deadline) = self.state {
+                        if now >= deadline {
+                            break;
+                        }
+                    }
+                    if !heartbeat.is_zero() {
+                        if now.duration_since(last_received) > heartbeat * 2 {
+                            tracing::info!(conn = self.ctx.conn_id, "missed heartbeats from client, closing connection");
+                            break;
+                        }
+                        if now.duration_since(last_sent) >= heartbeat / 2 {
+                            encode_heartbeat(self.ctx.out.buf());
+                        }
+                    }
+                }
+                _ = Broker::stopping(&mut shutdown), if self.state == State::Open => {
+                    self.close_connection(AmqpError::new(
+                        reply_code::CONNECTION_FORCED,
+                        "broker forced connection closure with reason 'shutdown'",
+                    ));
+                }
+            }
+        }
+        self.flush(&mut last_sent);
+        self.release_everything(&mut inbox);
+    }
+
+    /// Sends what the last batch of work produced to the writer.
+    fn flush(&mut self, last_sent: &mut Instant) {
+        for id in std::mem::take(&mut self.ctx.confirms_pending) {
+            if let Some(channel) = self.channels.get_mut(&id) {
+                channel.flush_confirms(&mut self.ctx);
+            }
+        }
+        if !self.ctx.out.is_empty() {
+            if !self.writer.send(self.ctx.out.take_chunks()) {
+                self.state = State::Closed;
+            }
+            *last_sent = Instant::now();
+        }
+    }
+
+    /// Decodes and handles every complete frame in the read buffer.
+    fn handle_input(&mut self, read_buf: &mut BytesMut) {
+        while self.state != State::Closed {
+            match decode_frame(read_buf, self.ctx.frame_max) {
+                Ok(Some(frame)) => self.handle_frame(frame),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(conn = self.ctx.conn_id, "protocol error from client: {e}");
+                    read_buf.clear();
+                    match self.state {
+                        State::Open => self.close_connection(e.into()),
+                        _ => self.state = State::Closed,
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) {
+        let channel_id = frame.channel();
+        if let State::Closing(_) = self.state {
+            // Only the close handshake matters now.
+            match frame {
+                Frame::Method(0, Method::ConnectionCloseOk(_)) => self.state = State::Closed,
+                Frame::Method(0, Method::ConnectionClose(_)) => {
+                    self.ctx.send(0, ConnectionCloseOk {});
+                    self.state = State::Closed;
+                }
+                _ => {}
+            }
+            return;
+        }
+        if channel_id == 0 {
+            self.handle_connection_frame(frame);
+            return;
+        }
+        if let Err(error) = self.handle_channel_frame(channel_id, frame) {
+            if error.is_connection_error() {
+                self.close_connection(error);
+            } else {
+                self.close_channel(channel_id, error);
+            }
+        }
+    }
+
+    fn handle_connection_frame(&mut self, frame: Frame) {
+        match frame {
+            Frame::Heartbeat(_) => {}
+            Frame::Method(_, Method::ConnectionClose(_)) => {
+                self.release_channels();
+                self.ctx.send(0, ConnectionCloseOk {});
+                self.state = State::Closed;
+            }
+            Frame::Method(_, Method::ConnectionCloseOk(_)) => self.state = State::Closed,
+            Frame::Method(_, Method::ConnectionUpdateSecret(_)) => {
+                self.ctx.send(0, ConnectionUpdateSecretOk {});
+            }
+            Frame::Method(_, Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_)) => {}
+            Frame::Method(_, method) => {
+                let error = AmqpError::command_invalid(format!("unexpected method on channel 0: {}", method.name()))
+                    .on_method(method.ids());
+                self.close_connection(error);
+            }
+            Frame::Header(..) | Frame::Body(..) => {
+                self.close_connection(AmqpError::unexpected_frame("content frame on channel 0"));
+            }
+        }
+    }
+
+    fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
+        if let Frame::Heartbeat(_) = frame {
+            return Err(AmqpError::frame_error("heartbeat frame on a non-zero channel"));
+        }
+        let Some(channel) = self.channels.get_mut(&id) else {
+            return match frame {
+                Frame::Method(_, Method::ChannelOpen(_)) => {
+                    if id > self.channel_max {
+                        return Err(AmqpError::not_allowed(format!(
+                            "number of channels opened ({id}) has reached the negotiated channel_max ({})",
+                            self.channel_max
+                        ))
+                        .on_method((20, 10)));
+                    }
+                    self.channels.insert(id, Channel::new(id));
+                    self.ctx.send(id, ChannelOpenOk::default());
+                    Ok(())
+                }
+                Frame::Method(_, m) => Err(AmqpError::channel_error("expected 'channel.open'").on_method(m.ids())),
+                _ => Err(AmqpError::channel_error("expected 'channel.open'")),
+            };
+        };
+        if channel.closing {
+            match frame {
+                Frame::Method(_, Method::ChannelCloseOk(_)) => {
+                    self.channels.remove(&id);
+                }
+                Frame::Method(_, Method::ChannelClose(_)) => self.ctx.send(id, ChannelCloseOk {}),
+                _ => {}
+            }
+            return Ok(());
+        }
+        match frame {
+            Frame::Method(_, Method::ChannelClose(_)) => {
+                let mut channel = self.channels.remove(&id).expect("channel looked up above");
+                channel.release(&mut self.ctx);
+                self.ctx.send(id, ChannelCloseOk {});
+                Ok(())
+            }
+            Frame::Method(_, Method::ChannelCloseOk(_)) => Ok(()),
+            frame => channel.handle_frame(&mut self.ctx, frame),
+        }
+    }
+
+    /// A channel exception: release the channel and send channel.close.
+    fn close_channel(&mut self, id: u16, error: AmqpError) {
+        tracing::debug!(conn = self.ctx.conn_id, channel = id, "channel error: {error}");
+        if let Some(channel) = self.channels.get_mut(&id) {
+            channel.release(&mut self.ctx);
+            channel.closing = true;
+        }
+        self.ctx.send(
+            id,
+            ChannelClose {
+                reply_code: error.code,
+                reply_text: ShortStr::from(error.text.as_str()),
+                class_id: error.class_id,
+                method_id: error.method_id,
+            },
+        );
+    }
+
+    /// A connection exception: release everything and send connection.close.
+    fn close_connection(&mut self, error: AmqpError) {
+        tracing::info!(conn = self.ctx.conn_id, "closing connection: {error}");
+        self.release_channels();
+        self.ctx.send(0, close_method(&error));
+        self.state = State::Closing(Instant::now() + CLOSE_OK_TIMEOUT);
+    }
+
+    fn handle_outbound(&mut self, work: Outbound) {
+        match work {
+            Outbound::Deliver { consumer, queue, entry } => match self.channels.get_mut(&consumer.channel) {
+                Some(channel) if channel.accepts_delivery(&consumer) => {
+                    channel.deliver(&mut self.ctx, consumer, queue, entry);
+                }
+                _ => {
+                    consumer.release_credit(1);
+                    queue.return_undelivered(entry);
+                }
+            },
+            Outbound::ConsumerCancelled { channel, consumer_tag } => {
+                if let Some(channel) = self.channels.get_mut(&channel) {
+                    channel.consumer_cancelled_by_queue(&mut self.ctx, consumer_tag);
+                }
+            }
+            Outbound::Close { code, text } => {
+                if self.state == State::Open {
+                    self.close_connection(AmqpError::new(code, text));
+                }
+            }
+        }
+    }
+
+    fn release_channels(&mut self) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for id in ids {
+            if let Some(mut channel) = self.channels.remove(&id) {
+                channel.release(&mut self.ctx);
+            }
+        }
+    }
+
+    /// Final clean-up: channels released, exclusive queues deleted, and
+    /// deliveries still in the inbox handed back to their queues.
+    fn release_everything(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) {
+        self.release_channels();
+        for queue in self.ctx.vhost.exclusive_queues_of(self.ctx.conn_id) {
+            self.ctx.vhost.delete_queue(&queue);
+        }
+        inbox.close();
+        while let Ok(work) = inbox.try_recv() {
+            if let Outbound::Deliver { consumer, queue, entry } = work {
+                consumer.release_credit(1);
+                queue.return_undelivered(entry);
+            }
+        }
+    }
+}

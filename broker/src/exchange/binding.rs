@@ -1,0 +1,50 @@
+//! A binding: an exchange's rule that sends matching messages to a queue or
+//! to another exchange.
+
+use std::sync::Arc;
+
+use warren_protocol::{FieldTable, ShortStr};
+
+use crate::queue::Queue;
+
+/// Where a binding leads.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    /// Exchange-to-exchange binding, by the destination exchange's name.
+    Exchange(ShortStr),
+}
+
+impl Destination {
+    pub fn name(&self) -> &ShortStr {
+        match self {
+            Destination::Queue(q) => &q.name,
+            Destination::Exchange(name) => name,
+        }
+    }
+}
+
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Destination::Queue(a), Destination::Queue(b)) => Arc::ptr_eq(a, b) || a.name == b.name,
+            (Destination::Exchange(a), Destination::Exchange(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub destination: Destination,
+    pub routing_key: ShortStr,
+    pub arguments: FieldTable,
+}
+
+impl Binding {
+    /// Whether two bindings are the same binding (same destination, key and
+    /// arguments), which makes a second bind a no-op.
+    pub fn same_as(&self, other: &Binding) -> bool {
+        self == other
+    }
+}

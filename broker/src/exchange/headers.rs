@@ -1,0 +1,108 @@
+//! The headers exchange: bindings match on the message's `headers` table
+//! instead of its routing key.
+//!
+//! A binding's arguments are its pattern, with `x-match` saying how:
+//! `all` (the default) needs every pattern entry to match, `any` at least
+//! one; `all-with-x` and `any-with-x` also consider pattern keys starting
+//! with `x-`, which the plain forms skip. As in RabbitMQ, an entry whose
+//! value is void matches on the key's presence alone, and a value of another
+//! type never matches (an integer 1 is not the string "1").
+
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+
+use super::{Binding, Destination, Route};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchKind {
+    All,
+    Any,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    kind: MatchKind,
+    entries: Vec<(ShortStr, FieldValue)>,
+    binding: Binding,
+}
+
+impl Pattern {
+    fn new(binding: Binding) -> Pattern {
+        let x_match = binding
+            .arguments
+            .get("x-match")
+            .and_then(|v| v.as_str())
+            .unwrap_or("all");
+        let (kind, with_x) = match x_match {
+            "any" => (MatchKind::Any, false),
+            "any-with-x" => (MatchKind::Any, true),
+            "all-with-x" => (MatchKind::All, true),
+            _ => (MatchKind::All, false),
+        };
+        let entries = binding
+            .arguments
+            .iter()
+            .filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.starts_with("x-")))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Pattern { kind, entries, binding }
+    }
+
+    fn matches(&self, headers: Option<&FieldTable>) -> bool {
+        let entry_matches = |(key, expected): &(ShortStr, FieldValue)| {
+            let Some(actual) = headers.and_then(|h| h.get(key)) else {
+                return false;
+            };
+            match expected {
+                FieldValue::Void => true,
+                _ => expected.type_tag() == actual.type_tag() && expected == actual,
+            }
+        };
+        match self.kind {
+            MatchKind::All => self.entries.iter().all(entry_matches),
+            MatchKind::Any => self.entries.iter().any(entry_matches),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct HeadersRouter {
+    patterns: Vec<Pattern>,
+}
+
+impl Route for HeadersRouter {
+    fn bind(&mut self, binding: Binding) -> bool {
+        if self.patterns.iter().any(|p| p.binding.same_as(&binding)) {
+            return false;
+        }
+        self.patterns.push(Pattern::new(binding));
+        true
+    }
+
+    fn unbind(&mut self, binding: &Binding) -> bool {
+        let before = self.patterns.len();
+        self.patterns.retain(|p| !p.binding.same_as(binding));
+        self.patterns.len() != before
+    }
+
+    fn remove_destination(&mut self, destination: &Destination) -> usize {
+        let before = self.patterns.len();
+        self.patterns.retain(|p| p.binding.destination != *destination);
+        before - self.patterns.len()
+    }
+
+    fn route(&self, _routing_key: &str, headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
+        for pattern in &self.patterns {
+            if pattern.matches(headers) {
+                found(&pattern.binding.destination);
+            }
+        }
+    }
+
+    fn bindings(&self) -> Vec<Binding> {
+        self.patterns.iter().map(|p| p.binding.clone()).collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}

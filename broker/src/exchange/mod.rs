@@ -1,0 +1,195 @@
+//! Exchanges: where publishes arrive and how they find their queues.
+//!
+//! Each exchange type keeps its bindings in the structure that makes its
+//! routing fast (a hash map for direct, a list for fanout, a trie for topic,
+//! pattern lists for headers); one file per type. Bindings sit behind a
+//! read-write lock per exchange, so routing takes only a shared read lock.
+
+mod binding;
+mod direct;
+mod fanout;
+mod headers;
+mod topic;
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use warren_protocol::{FieldTable, ShortStr};
+
+pub use binding::{Binding, Destination};
+use direct::DirectRouter;
+use fanout::FanoutRouter;
+use headers::HeadersRouter;
+use topic::TopicRouter;
+
+use crate::queue::Queue;
+
+/// The four exchange types of AMQP 0-9-1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(name: &str) -> Option<ExchangeKind> {
+        match name {
+            "direct" => Some(ExchangeKind::Direct),
+            "fanout" => Some(ExchangeKind::Fanout),
+            "topic" => Some(ExchangeKind::Topic),
+            "headers" => Some(ExchangeKind::Headers),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+/// The routing structure of one exchange type.
+///
+/// Every router answers the same questions; `Router` just forwards to the
+/// type's own file.
+pub(crate) trait Route {
+    /// Adds a binding; false if it already existed.
+    fn bind(&mut self, binding: Binding) -> bool;
+    /// Removes a binding; false if it did not exist.
+    fn unbind(&mut self, binding: &Binding) -> bool;
+    /// Removes every binding to `destination`, returning how many.
+    fn remove_destination(&mut self, destination: &Destination) -> usize;
+    /// Calls `found` for each destination the message matches (possibly
+    /// more than once for one destination).
+    fn route(&self, routing_key: &str, headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination));
+    fn bindings(&self) -> Vec<Binding>;
+    fn is_empty(&self) -> bool;
+}
+
+#[derive(Debug)]
+enum Router {
+    Direct(DirectRouter),
+    Fanout(FanoutRouter),
+    Topic(TopicRouter),
+    Headers(HeadersRouter),
+}
+
+impl Router {
+    fn new(kind: ExchangeKind) -> Router {
+        match kind {
+            ExchangeKind::Direct => Router::Direct(DirectRouter::default()),
+            ExchangeKind::Fanout => Router::Fanout(FanoutRouter::default()),
+            ExchangeKind::Topic => Router::Topic(TopicRouter::default()),
+            ExchangeKind::Headers => Router::Headers(HeadersRouter::default()),
+        }
+    }
+
+    fn get(&self) -> &dyn Route {
+        match self {
+            Router::Direct(r) => r,
+            Router::Fanout(r) => r,
+            Router::Topic(r) => r,
+            Router::Headers(r) => r,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut dyn Route {
+        match self {
+            Router::Direct(r) => r,
+            Router::Fanout(r) => r,
+            Router::Topic(r) => r,
+            Router::Headers(r) => r,
+        }
+    }
+}
+
+/// The declared properties of an exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeSettings {
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    pub name: ShortStr,
+    pub settings: ExchangeSettings,
+    /// From the `alternate-exchange` argument: where unroutable messages go.
+    pub alternate_exchange: Option<ShortStr>,
+    router: RwLock<Router>,
+}
+
+impl Exchange {
+    pub fn new(name: ShortStr, settings: ExchangeSettings) -> Arc<Exchange> {
+        let alternate_exchange = settings
+            .arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
+            .map(ShortStr::from);
+        Arc::new(Exchange {
+            name,
+            router: RwLock::new(Router::new(settings.kind)),
+            settings,
+            alternate_exchange,
+        })
+    }
+
+    pub fn kind(&self) -> ExchangeKind {
+        self.settings.kind
+    }
+
+    pub fn bind(&self, binding: Binding) -> bool {
+        self.router.write().get_mut().bind(binding)
+    }
+
+    pub fn unbind(&self, binding: &Binding) -> bool {
+        self.router.write().get_mut().unbind(binding)
+    }
+
+    pub fn remove_destination(&self, destination: &Destination) -> usize {
+        self.router.write().get_mut().remove_destination(destination)
+    }
+
+    pub fn has_bindings(&self) -> bool {
+        !self.router.read().get().is_empty()
+    }
+
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.router.read().get().bindings()
+    }
+
+    /// Finds the destinations of a message. Queues are added to `queues`
+    /// (without duplicates); exchanges to route through next go to `exchanges`.
+    pub fn route(
+        &self,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<Queue>>,
+        exchanges: &mut Vec<ShortStr>,
+    ) {
+        self.router
+            .read()
+            .get()
+            .route(routing_key, headers, &mut |destination| match destination {
+                Destination::Queue(q) => {
+                    if !queues.iter().any(|known| Arc::ptr_eq(known, q)) {
+                        queues.push(q.clone());
+                    }
+                }
+                Destination::Exchange(name) => {
+                    if !exchanges.contains(name) {
+                        exchanges.push(name.clone());
+                    }
+                }
+            });
+    }
+}

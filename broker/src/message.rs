@@ -1,0 +1,36 @@
+//! A published message, shared by every queue it was routed to.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_protocol::{ContentHeader, ShortStr};
+
+/// What a publisher sent: the exchange and routing key it was published
+/// with, its content header and its body. Immutable once routed; queues and
+/// deliveries share it through an `Arc`, and its body is never copied.
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    pub header: ContentHeader,
+    pub body: Bytes,
+}
+
+impl Message {
+    pub fn new(exchange: ShortStr, routing_key: ShortStr, header: ContentHeader, body: Bytes) -> Arc<Message> {
+        Arc::new(Message {
+            exchange,
+            routing_key,
+            header,
+            body,
+        })
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.header.properties().is_persistent()
+    }
+
+    pub fn body_size(&self) -> usize {
+        self.body.len()
+    }
+}

@@ -1,0 +1,109 @@
+//! A consumer as a queue sees it: where to send deliveries, and how many it
+//! may still take under its prefetch limits.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use warren_protocol::{FieldTable, ShortStr};
+
+use crate::connection::handle::ConnectionHandle;
+
+/// A prefetch window: how many deliveries may be unacknowledged at once.
+///
+/// `limit` 0 means unlimited. The queue takes credit when it hands a message
+/// to a consumer; the channel gives it back on ack, nack or reject. Credit is
+/// taken with a compare-and-swap so two queues feeding the same channel never
+/// overshoot a shared (global) window.
+#[derive(Debug, Default)]
+pub struct Credit {
+    limit: AtomicU32,
+    in_flight: AtomicU32,
+}
+
+impl Credit {
+    pub fn new(limit: u32) -> Self {
+        Credit {
+            limit: AtomicU32::new(limit),
+            in_flight: AtomicU32::new(0),
+        }
+    }
+
+    pub fn set_limit(&self, limit: u32) {
+        self.limit.store(limit, Ordering::Release);
+    }
+
+    pub fn has_limit(&self) -> bool {
+        self.limit.load(Ordering::Acquire) != 0
+    }
+
+    pub fn has_room(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        limit == 0 || self.in_flight.load(Ordering::Acquire) < limit
+    }
+
+    /// Takes one unit if the window has room.
+    pub fn try_take(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        if limit == 0 {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            return true;
+        }
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub fn give_back(&self, n: u32) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
+    }
+}
+
+/// One `basic.consume` on a queue.
+#[derive(Debug)]
+pub struct Consumer {
+    pub tag: ShortStr,
+    pub channel: u16,
+    pub connection: ConnectionHandle,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub arguments: FieldTable,
+    /// Per-consumer prefetch (basic.qos global=false).
+    pub credit: Credit,
+    /// The channel-wide prefetch (basic.qos global=true), shared by the
+    /// channel's consumers.
+    pub channel_credit: Arc<Credit>,
+    /// Cleared when the consumer is cancelled; deliveries already on their
+    /// way are then requeued by the channel.
+    pub active: AtomicBool,
+}
+
+impl Consumer {
+    /// Takes credit for one delivery from both windows, or none.
+    pub fn try_take_credit(&self) -> bool {
+        if self.no_ack {
+            return true;
+        }
+        if !self.credit.try_take() {
+            return false;
+        }
+        if !self.channel_credit.try_take() {
+            self.credit.give_back(1);
+            return false;
+        }
+        true
+    }
+
+    /// Returns credit for deliveries that were acked, nacked or requeued.
+    pub fn release_credit(&self, n: u32) {
+        if !self.no_ack {
+            self.credit.give_back(n);
+            self.channel_credit.give_back(n);
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+}

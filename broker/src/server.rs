@@ -1,0 +1,100 @@
+//! Accepting connections, and starting and stopping a broker.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::connection;
+
+/// A broker that is accepting connections.
+pub struct RunningBroker {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    accept_loop: JoinHandle<()>,
+    connections: TaskTracker,
+}
+
+impl RunningBroker {
+    /// The address it listens on (with the real port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An `amqp://` URL for guest on the default vhost.
+    pub fn amqp_url(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.addr.ip().to_string()
+        };
+        format!("amqp://guest:guest@{host}:{}/%2f", self.addr.port())
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Closes every connection with 320 CONNECTION_FORCED and stops
+    /// accepting; returns once connections are gone (or after a grace period).
+    pub async fn shutdown(self) {
+        self.broker.begin_shutdown();
+        let _ = self.accept_loop.await;
+        self.connections.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+
+    /// Waits until the broker stops (after `Broker::begin_shutdown`).
+    pub async fn wait(self) {
+        let _ = self.accept_loop.await;
+        self.connections.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.wait()).await;
+    }
+}
+
+/// Binds the listener and starts accepting connections in the background.
+pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let broker = Broker::new(config);
+    let connections = TaskTracker::new();
+    let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));
+    tracing::info!(%addr, "Warren is ready to accept AMQP connections on {addr}");
+    Ok(RunningBroker {
+        addr,
+        broker,
+        accept_loop,
+        connections,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, connections: TaskTracker) {
+    let mut shutdown = broker.shutdown_signal();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    connections.spawn(connection::serve(broker.clone(), socket, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, don't spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = Broker::stopping(&mut shutdown) => break,
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! A virtual host: its own exchanges, queues and bindings, apart from every
+//! other vhost's. Declarations, deletions and binding changes are checked
+//! here with RabbitMQ's rules and reply texts; routing follows exchange-to-
+//! exchange bindings and alternate exchanges.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+
+use crate::connection::handle::ConnectionId;
+use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
+use crate::queue::{Queue, QueueSettings};
+
+/// Queue arguments whose values must match on redeclaration (others are
+/// ignored, as in RabbitMQ).
+const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-queue-master-locator",
+];
+
+pub struct VHost {
+    pub name: Arc<str>,
+    exchanges: DashMap<ShortStr, Arc<Exchange>>,
+    queues: DashMap<ShortStr, Arc<Queue>>,
+}
+
+/// What `declare_queue` did.
+pub struct QueueDeclared {
+    pub queue: Arc<Queue>,
+    pub created: bool,
+}
+
+impl VHost {
+    pub fn new(name: &str) -> VHost {
+        let vhost = VHost {
+            name: name.into(),
+            exchanges: DashMap::new(),
+            queues: DashMap::new(),
+        };
+        let builtin = [
+            ("", ExchangeKind::Direct),
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ];
+        for (name, kind) in builtin {
+            let settings = ExchangeSettings {
+                kind,
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::new(),
+            };
+            vhost
+                .exchanges
+                .insert(ShortStr::from(name), Exchange::new(name.into(), settings));
+        }
+        vhost
+    }
+
+    // ---- exchanges -------------------------------------------------------
+
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| e.clone())
+    }
+
+    pub fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        self.exchange(name)
+            .ok_or_else(|| AmqpError::no_such("exchange", name, &self.name))
+    }
+
+    /// exchange.declare (not passive). `kind` is already known to be valid.
+    pub fn declare_exchange(&self, name: &ShortStr, settings: ExchangeSettings) -> AmqpResult<Arc<Exchange>> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let existing = match self.exchanges.entry(name.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                if name.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format!(
+                        "exchange name '{name}' contains reserved prefix 'amq.*'"
+                    )));
+                }
+                let exchange = Exchange::new(name.clone(), settings);
+                slot.insert(exchange.clone());
+                return Ok(exchange);
+            }
+        };
+        self.check_exchange_equivalence(&existing, &settings)?;
+        Ok(existing)
+    }
+
+    fn check_exchange_equivalence(&self, x: &Exchange, wanted: &ExchangeSettings) -> AmqpResult<()> {
+        let what = format!("exchange '{}' in vhost '{}'", x.name, self.name);
+        let current = &x.settings;
+        if current.kind != wanted.kind {
+            return Err(inequivalent("type", &what, wanted.kind.as_str(), current.kind.as_str()));
+        }
+        for (field, received, now) in [
+            ("durable", wanted.durable, current.durable),
+            ("auto_delete", wanted.auto_delete, current.auto_delete),
+            ("internal", wanted.internal, current.internal),
+        ] {
+            if received != now {
+                return Err(inequivalent(field, &what, received, now));
+            }
+        }
+        check_args_equivalence(&current.arguments, &wanted.arguments, &["alternate-exchange"], &what)
+    }
+
+    /// exchange.delete. Deleting a missing exchange succeeds, as in RabbitMQ.
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
+            )));
+        }
+        let Some(exchange) = self.exchange(name) else {
+            return Ok(());
+        };
+        if if_unused && exchange.has_bindings() {
+            return Err(AmqpError::precondition_failed(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.exchanges.remove(name);
+        // Bindings that lead to it from other exchanges go too.
+        let destination = Destination::Exchange(exchange.name.clone());
+        self.remove_bindings_to(&destination);
+        Ok(())
+    }
+
+    /// Removes every binding that leads to `destination`, and auto-deletes
+    /// exchanges left without bindings.
+    fn remove_bindings_to(&self, destination: &Destination) {
+        let mut emptied = Vec::new();
+        for x in self.exchanges.iter() {
+            if x.remove_destination(destination) > 0 && x.settings.auto_delete && !x.has_bindings() {
+                emptied.push(x.name.clone());
+            }
+        }
+        for name in emptied {
+            let _ = self.delete_exchange(&name, false);
+        }
+    }
+
+    /// queue.bind and exchange.bind.
+    pub fn bind(
+        &self,
+        source: &str,
+        destination: Destination,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
+        let exchange = self.exchange_or_404(source)?;
+        exchange.bind(Binding {
+            destination,
+            routing_key,
+            arguments,
+        });
+        Ok(())
+    }
+
+    /// queue.unbind and exchange.unbind. Unbinding what is not bound succeeds.
+    pub fn unbind(
+        &self,
+        source: &str,
+        destination: Destination,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> AmqpResult<()> {
+        let exchange = self.exchange_or_404(source)?;
+        let binding = Binding {
+            destination,
+            routing_key,
+            arguments,
+        };
+        if exchange.unbind(&binding) && exchange.settings.auto_delete && !exchange.has_bindings() {
+            let _ = self.delete_exchange(&exchange.name, false);
+        }
+        Ok(())
+    }
+
+    // ---- queues ----------------------------------------------------------
+
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.get(name).map(|q| q.clone())
+    }
+
+    pub fn queue_or_404(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+        self.queue(name)
+            .ok_or_else(|| AmqpError::no_such("queue", name, &self.name))
+    }
+
+    /// queue.declare (not passive), with RabbitMQ's exclusivity and
+    /// equivalence checks on an existing queue.
+    pub fn declare_queue(&self, name: &ShortStr, settings: QueueSettings) -> AmqpResult<QueueDeclared> {
+        let existing = match self.queues.entry(name.clone()) {
+            dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                let queue = Queue::new(name.clone(), self.name.clone(), settings);
+                slot.insert(queue.clone());
+                return Ok(QueueDeclared { queue, created: true });
+            }
+        };
+        if existing.settings.exclusive_owner != settings.exclusive_owner {
+            return Err(self.locked(name));
+        }
+        let what = format!("queue '{name}' in vhost '{}'", self.name);
+        if existing.settings.durable != settings.durable {
+            return Err(inequivalent(
+                "durable",
+                &what,
+                settings.durable,
+                existing.settings.durable,
+            ));
+        }
+        if existing.settings.auto_delete != settings.auto_delete {
+            return Err(inequivalent(
+                "auto_delete",
+                &what,
+                settings.auto_delete,
+                existing.settings.auto_delete,
+            ));
+        }
+        check_args_equivalence(
+            &existing.settings.arguments,
+            &settings.arguments,
+            EQUIVALENCE_CHECKED_QUEUE_ARGS,
+            &what,
+        )?;
+        Ok(QueueDeclared {
+            queue: existing,
+            created: false,
+        })
+    }
+
+    /// The 405 for using another connection's exclusive queue.
+    pub fn locked(&self, name: &str) -> AmqpError {
+        AmqpError::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be originally \
+             declared on another connection or the exclusive property value does not match that of the \
+             original declaration.",
+            self.name
+        ))
+    }
+
+    /// Checks a connection may use a queue (it is not another's exclusive one).
+    pub fn check_exclusive_access(&self, queue: &Queue, connection: ConnectionId) -> AmqpResult<()> {
+        match queue.settings.exclusive_owner {
+            Some(owner) if owner != connection => Err(self.locked(&queue.name)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a queue and its bindings; returns its ready message count.
+    pub fn delete_queue(&self, queue: &Arc<Queue>) -> usize {
+        let removed = self
+            .queues
+            .remove_if(&queue.name, |_, q| Arc::ptr_eq(q, queue))
+            .is_some();
+        if !removed {
+            return 0;
+        }
+        self.remove_bindings_to(&Destination::Queue(queue.clone()));
+        queue.delete()
+    }
+
+    // ---- routing ---------------------------------------------------------
+
+    /// Finds the queues a message published to `exchange` reaches, following
+    /// exchange-to-exchange bindings and alternate exchanges. `queues` comes
+    /// in empty and holds each queue once on return.
+    pub fn route(
+        &self,
+        exchange: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<Queue>>,
+    ) {
+        if exchange.name.is_empty() {
+            if let Some(q) = self.queues.get(routing_key) {
+                queues.push(q.clone());
+            }
+            return;
+        }
+        let mut next = Vec::new();
+        exchange.route(routing_key, headers, queues, &mut next);
+        if queues.is_empty() && next.is_empty() {
+            if let Some(ae) = &exchange.alternate_exchange {
+                next.push(ae.clone());
+            }
+        }
+        if next.is_empty() {
+            // The common case: one exchange, no further hops.
+            return;
+        }
+        let mut visited: Vec<ShortStr> = vec![exchange.name.clone()];
+        while let Some(name) = next.pop() {
+            if visited.contains(&name) {
+                continue;
+            }
+            visited.push(name.clone());
+            let Some(x) = self.exchange(&name) else {
+                continue;
+            };
+            let (queues_before, next_before) = (queues.len(), next.len());
+            x.route(routing_key, headers, queues, &mut next);
+            if queues.len() == queues_before && next.len() == next_before {
+                if let Some(ae) = &x.alternate_exchange {
+                    next.push(ae.clone());
+                }
+            }
+        }
+    }
+
+    /// Exclusive queues owned by a connection, to delete when it closes.
+    pub fn exclusive_queues_of(&self, connection: ConnectionId) -> Vec<Arc<Queue>> {
+        self.queues
+            .iter()
+            .filter(|q| q.settings.exclusive_owner == Some(connection))
+            .map(|q| q.clone())
+            .collect()
+    }
+}
+
+fn default_exchange_refused() -> AmqpError {
+    AmqpError::access_refused("operation not permitted on the default exchange")
+}
+
+fn inequivalent(
+    field: &str,
+    what: &str,
+    received: impl std::fmt::Display,
+    current: impl std::fmt::Display,
+) -> AmqpError {
+    AmqpError::precondition_failed(format!(
+        "inequivalent arg '{field}' for {what}: received '{received}' but current is '{current}'"
+    ))
+}
+
+/// Compares the listed arguments of an existing entity and a redeclaration,
+/// the way RabbitMQ does: integers of any width are one type class.
+fn check_args_equivalence(current: &FieldTable, received: &FieldTable, keys: &[&str], what: &str) -> AmqpResult<()> {
+    for key in keys {
+        let (now, new) = (current.get(key), received.get(key));
+        let same = match (now, new) {
+            (None, None) => true,
+            (Some(a), Some(b)) => match (a.as_i64(), b.as_i64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            },
+            _ => false,
+        };
+        if !same {
+            return Err(AmqpError::precondition_failed(format!(
+                "inequivalent arg '{key}' for {what}: received {} but current is {}",
+                describe_arg(new),
+                describe_arg(now)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// RabbitMQ's wording for an argument value in equivalence errors.
+fn describe_arg(value: Option<&FieldValue>) -> String {
+    let Some(value) = value else {
+        return "none".to_string();
+    };
+    let (shown, type_name) = match value {
+        FieldValue::Bool(b) => (b.to_string(), "bool"),
+        FieldValue::I8(v) => (v.to_string(), "byte"),
+        FieldValue::U8(v) => (v.to_string(), "unsignedbyte"),
+        FieldValue::I16(v) => (v.to_string(), "short"),
+        FieldValue::U16(v) => (v.to_string(), "unsignedshort"),
+        FieldValue::I32(v) => (v.to_string(), "signedint"),
+        FieldValue::U32(v) => (v.to_string(), "unsignedint"),
+        FieldValue::I64(v) => (v.to_string(), "long"),
+        FieldValue::U64(v) => (v.to_string(), "unsignedlong"),
+        FieldValue::F32(v) => (v.to_string(), "float"),
+        FieldValue::F64(v) => (v.to_string(), "double"),
+        FieldValue::Decimal(s, v) => (format!("{{{s},{v}}}"), "decimal"),
+        FieldValue::LongStr(b) => (String::from_utf8_lossy(b).into_owned(), "longstr"),
+        FieldValue::ByteArray(b) => (String::from_utf8_lossy(b).into_owned(), "binary"),
+        FieldValue::Array(_) => ("[...]".to_string(), "array"),
+        FieldValue::Timestamp(v) => (v.to_string(), "timestamp"),
+        FieldValue::Table(_) => ("[...]".to_string(), "table"),
+        FieldValue::Void => ("undefined".to_string(), "void"),
+    };
+    format!("the value '{shown}' of type '{type_name}'")
+}
