@@ -10,8 +10,16 @@ use std::ops::Deref;
 /// It shares the buffer it was decoded from (a routing key in a publish is a
 /// slice of the frame, not a copy). Decoding checks UTF-8 once, so `as_str`
 /// is free afterwards.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ShortStr(Bytes);
+
+/// Hashes as the `str` it holds, so maps keyed by `ShortStr` can be looked
+/// up with a plain `&str` (required by the `Borrow<str>` impl).
+impl std::hash::Hash for ShortStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
 
 impl ShortStr {
     pub const MAX_LEN: usize = 255;

@@ -5,6 +5,7 @@
 //! common case) pops from the front and `multiple` drains a prefix.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
@@ -18,12 +19,15 @@ pub(crate) struct Unacked {
     pub entry: QueueEntry,
     /// The consumer it went to; None for basic.get.
     pub consumer: Option<Arc<Consumer>>,
+    /// When it was delivered, for the consumer (ack) timeout.
+    pub delivered_at: Instant,
 }
 
 impl Channel {
     /// Records a delivery that needs an ack and returns its tag.
     pub(super) fn track_unacked(
         &mut self,
+        ctx: &ConnCtx,
         tag: u64,
         queue: Arc<Queue>,
         entry: QueueEntry,
@@ -34,7 +38,23 @@ impl Channel {
             queue,
             entry,
             consumer,
+            delivered_at: ctx.now,
         });
+    }
+
+    /// RabbitMQ's consumer timeout: the 406 to close the channel with if its
+    /// oldest unacknowledged delivery has waited longer than `timeout`.
+    pub fn ack_timeout_expired(&self, now: Instant, timeout: Duration) -> Option<AmqpError> {
+        let oldest = self.unacked.front()?;
+        if now.saturating_duration_since(oldest.delivered_at) <= timeout {
+            return None;
+        }
+        Some(AmqpError::precondition_failed(format!(
+            "delivery acknowledgement on channel {} timed out. Timeout value used: {} ms. \
+             This timeout value can be configured, see consumers doc guide to learn more",
+            self.id,
+            timeout.as_millis()
+        )))
     }
 
     /// Removes the deliveries an ack/nack/reject refers to, or fails with

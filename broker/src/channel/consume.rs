@@ -140,7 +140,7 @@ impl Channel {
             ctx.frame_max,
         );
         if !m.no_ack {
-            self.track_unacked(tag, queue, entry, None);
+            self.track_unacked(ctx, tag, queue, entry, None);
         }
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Channel {
             ctx.frame_max,
         );
         if !consumer.no_ack {
-            self.track_unacked(tag, queue, entry, Some(consumer));
+            self.track_unacked(ctx, tag, queue, entry, Some(consumer));
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct ConnCtx {
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with publisher confirms waiting to be sent.
     pub confirms_pending: Vec<u16>,
+    /// The time, read once per batch of work rather than per message.
+    pub now: std::time::Instant,
 }
 
 impl ConnCtx {

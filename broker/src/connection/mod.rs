@@ -71,6 +71,7 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
             user: session.user,
             route_scratch: Vec::new(),
             confirms_pending: Vec::new(),
+            now: Instant::now(),
         },
         channels: HashMap::new(),
         channel_max: session.channel_max,
@@ -170,11 +171,15 @@ impl Connection {
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
         let heartbeat = Duration::from_secs(heartbeat.into());
-        let tick = if heartbeat.is_zero() {
-            Duration::from_secs(1)
-        } else {
-            (heartbeat / 2).max(Duration::from_millis(100))
-        };
+        let consumer_timeout = self.ctx.broker.config.consumer_timeout;
+        let mut tick = Duration::from_secs(1);
+        if !heartbeat.is_zero() {
+            tick = tick.min(heartbeat / 2);
+        }
+        if let Some(timeout) = consumer_timeout {
+            tick = tick.min(timeout / 4);
+        }
+        let tick = tick.max(Duration::from_millis(50));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_received = Instant::now();
@@ -188,6 +193,7 @@ impl Connection {
                 break;
             }
             let backlog = self.writer.backlog.clone();
+            self.ctx.now = Instant::now();
             tokio::select! {
                 read = reader.read_buf(&mut read_buf), if backlog.bytes() <= writer::HIGH_WATER_MARK => match read {
                     Ok(0) | Err(_) => break,
@@ -210,6 +216,10 @@ impl Connection {
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();
+                    self.ctx.now = now;
+                    if let Some(timeout) = consumer_timeout {
+                        self.enforce_consumer_timeout(now, timeout);
+                    }
                     if let State::Closing(deadline) = self.state {
                         if now >= deadline {
                             break;
@@ -363,6 +373,24 @@ impl Connection {
             }
             Frame::Method(_, Method::ChannelCloseOk(_)) => Ok(()),
             frame => channel.handle_frame(&mut self.ctx, frame),
+        }
+    }
+
+    /// Closes channels whose oldest delivery has waited too long for its ack;
+    /// their unacknowledged messages return to the queues.
+    fn enforce_consumer_timeout(&mut self, now: Instant, timeout: Duration) {
+        if self.state != State::Open {
+            return;
+        }
+        let expired: Vec<(u16, AmqpError)> = self
+            .channels
+            .values()
+            .filter(|c| !c.closing)
+            .filter_map(|c| c.ack_timeout_expired(now, timeout).map(|e| (c.id, e)))
+            .collect();
+        for (id, error) in expired {
+            tracing::warn!(conn = self.ctx.conn_id, channel = id, "consumer ack timeout");
+            self.close_channel(id, error);
         }
     }
 
