@@ -11,7 +11,7 @@ use warren_protocol::{FieldTable, FieldValue, ShortStr};
 use crate::connection::handle::ConnectionId;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
-use crate::queue::{Queue, QueueSettings};
+use crate::queue::{type_name, Queue, QueueArguments, QueueSettings};
 
 /// Queue arguments whose values must match on redeclaration (others are
 /// ignored, as in RabbitMQ).
@@ -100,6 +100,15 @@ impl VHost {
                         "exchange name '{name}' contains reserved prefix 'amq.*'"
                     )));
                 }
+                if let Some(ae) = settings.arguments.get("alternate-exchange") {
+                    if ae.as_str().is_none() {
+                        return Err(AmqpError::precondition_failed(format!(
+                            "invalid type '{}' for arg 'alternate-exchange' in exchange '{name}' in vhost '{}'",
+                            type_name(ae),
+                            self.name
+                        )));
+                    }
+                }
                 let exchange = Exchange::new(name.clone(), settings);
                 slot.insert(exchange.clone());
                 return Ok(exchange);
@@ -185,15 +194,12 @@ impl VHost {
         Ok(())
     }
 
-    /// queue.unbind and exchange.unbind. Unbinding what is not bound succeeds.
-    pub fn unbind(
-        &self,
-        source: &str,
-        destination: Destination,
-        routing_key: ShortStr,
-        arguments: FieldTable,
-    ) -> AmqpResult<()> {
-        let exchange = self.exchange_or_404(source)?;
+    /// queue.unbind and exchange.unbind. Unbinding what is not bound, or
+    /// from or to something that does not exist, succeeds, as in RabbitMQ.
+    pub fn unbind(&self, source: &str, destination: Destination, routing_key: ShortStr, arguments: FieldTable) {
+        let Some(exchange) = self.exchange(source) else {
+            return;
+        };
         let binding = Binding {
             destination,
             routing_key,
@@ -202,7 +208,6 @@ impl VHost {
         if exchange.unbind(&binding) && exchange.settings.auto_delete && !exchange.has_bindings() {
             let _ = self.delete_exchange(&exchange.name, false);
         }
-        Ok(())
     }
 
     // ---- queues ----------------------------------------------------------
@@ -222,7 +227,15 @@ impl VHost {
         let existing = match self.queues.entry(name.clone()) {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
-                let queue = Queue::new(name.clone(), self.name.clone(), settings);
+                let what = format!("queue '{name}' in vhost '{}'", self.name);
+                let args = QueueArguments::parse(
+                    &settings.arguments,
+                    &what,
+                    settings.durable,
+                    settings.exclusive_owner.is_some(),
+                    settings.auto_delete,
+                )?;
+                let queue = Queue::new(name.clone(), self.name.clone(), settings, args);
                 slot.insert(queue.clone());
                 return Ok(QueueDeclared { queue, created: true });
             }
@@ -363,54 +376,62 @@ fn inequivalent(
     ))
 }
 
-/// Compares the listed arguments of an existing entity and a redeclaration,
-/// the way RabbitMQ does: integers of any width are one type class.
+/// Compares the listed arguments of an existing entity and a redeclaration
+/// the way RabbitMQ does: integers of any width form one type class, and the
+/// reply text shows plain values when only the value differs.
 fn check_args_equivalence(current: &FieldTable, received: &FieldTable, keys: &[&str], what: &str) -> AmqpResult<()> {
     for key in keys {
         let (now, new) = (current.get(key), received.get(key));
-        let same = match (now, new) {
-            (None, None) => true,
-            (Some(a), Some(b)) => match (a.as_i64(), b.as_i64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => a == b,
-            },
-            _ => false,
+        let (received_text, current_text) = match (now, new) {
+            (None, None) => continue,
+            (Some(a), Some(b)) if type_class(a) == type_class(b) => {
+                let same = match (a.as_i64(), b.as_i64()) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => a == b,
+                };
+                if same {
+                    continue;
+                }
+                (format!("'{}'", show_value(b)), format!("'{}'", show_value(a)))
+            }
+            (now, new) => (describe_arg(new), describe_arg(now)),
         };
-        if !same {
-            return Err(AmqpError::precondition_failed(format!(
-                "inequivalent arg '{key}' for {what}: received {} but current is {}",
-                describe_arg(new),
-                describe_arg(now)
-            )));
-        }
+        return Err(AmqpError::precondition_failed(format!(
+            "inequivalent arg '{key}' for {what}: received {received_text} but current is {current_text}"
+        )));
     }
     Ok(())
 }
 
-/// RabbitMQ's wording for an argument value in equivalence errors.
+/// Integers of every width compare as one class, as do the two floats.
+fn type_class(value: &FieldValue) -> &'static str {
+    match value {
+        v if v.as_i64().is_some() => "int",
+        FieldValue::U64(_) => "int",
+        FieldValue::F32(_) | FieldValue::F64(_) => "float",
+        other => type_name(other),
+    }
+}
+
+fn show_value(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::F32(v) => v.to_string(),
+        FieldValue::F64(v) => v.to_string(),
+        FieldValue::Decimal(s, v) => format!("{{{s},{v}}}"),
+        FieldValue::LongStr(b) | FieldValue::ByteArray(b) => String::from_utf8_lossy(b).into_owned(),
+        FieldValue::Array(_) | FieldValue::Table(_) => "[...]".to_string(),
+        FieldValue::Timestamp(v) => v.to_string(),
+        FieldValue::Void => "undefined".to_string(),
+        FieldValue::U64(v) => v.to_string(),
+        v => v.as_i64().map(|n| n.to_string()).unwrap_or_default(),
+    }
+}
+
+/// RabbitMQ's wording for an argument value with its type, or "none".
 fn describe_arg(value: Option<&FieldValue>) -> String {
-    let Some(value) = value else {
-        return "none".to_string();
-    };
-    let (shown, type_name) = match value {
-        FieldValue::Bool(b) => (b.to_string(), "bool"),
-        FieldValue::I8(v) => (v.to_string(), "byte"),
-        FieldValue::U8(v) => (v.to_string(), "unsignedbyte"),
-        FieldValue::I16(v) => (v.to_string(), "short"),
-        FieldValue::U16(v) => (v.to_string(), "unsignedshort"),
-        FieldValue::I32(v) => (v.to_string(), "signedint"),
-        FieldValue::U32(v) => (v.to_string(), "unsignedint"),
-        FieldValue::I64(v) => (v.to_string(), "long"),
-        FieldValue::U64(v) => (v.to_string(), "unsignedlong"),
-        FieldValue::F32(v) => (v.to_string(), "float"),
-        FieldValue::F64(v) => (v.to_string(), "double"),
-        FieldValue::Decimal(s, v) => (format!("{{{s},{v}}}"), "decimal"),
-        FieldValue::LongStr(b) => (String::from_utf8_lossy(b).into_owned(), "longstr"),
-        FieldValue::ByteArray(b) => (String::from_utf8_lossy(b).into_owned(), "binary"),
-        FieldValue::Array(_) => ("[...]".to_string(), "array"),
-        FieldValue::Timestamp(v) => (v.to_string(), "timestamp"),
-        FieldValue::Table(_) => ("[...]".to_string(), "table"),
-        FieldValue::Void => ("undefined".to_string(), "void"),
-    };
-    format!("the value '{shown}' of type '{type_name}'")
+    match value {
+        None => "none".to_string(),
+        Some(v) => format!("the value '{}' of type '{}'", show_value(v), type_name(v)),
+    }
 }

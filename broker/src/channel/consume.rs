@@ -46,6 +46,16 @@ impl Channel {
         } else {
             m.consumer_tag
         };
+        if let Some(priority) = m.arguments.get("x-priority") {
+            if priority.as_i64().is_none() {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
+                    queue.name,
+                    ctx.vhost.name,
+                    crate::queue::type_name(priority)
+                )));
+            }
+        }
         if self.consumers.contains_key(tag.as_str()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }

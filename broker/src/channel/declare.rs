@@ -23,7 +23,7 @@ impl Channel {
         } else {
             let Some(kind) = ExchangeKind::parse(&m.kind) else {
                 return Err(AmqpError::command_invalid(format!(
-                    "unknown exchange type '{}'",
+                    "invalid exchange type '{}'",
                     m.kind
                 )));
             };
@@ -70,8 +70,11 @@ impl Channel {
     }
 
     pub(super) fn exchange_unbind(&mut self, ctx: &mut ConnCtx, m: ExchangeUnbind) -> AmqpResult<()> {
-        let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination)?;
-        ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments)?;
+        if m.source.is_empty() || m.destination.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let destination = Destination::Exchange(m.destination.clone());
+        ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments);
         if !m.nowait {
             ctx.send(self.id, ExchangeUnbindOk {});
         }
@@ -142,8 +145,17 @@ impl Channel {
     }
 
     pub(super) fn queue_unbind(&mut self, ctx: &mut ConnCtx, m: QueueUnbind) -> AmqpResult<()> {
-        let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue)?;
-        ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments)?;
+        if m.exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let name = self.queue_name(&m.queue)?;
+        let Some(queue) = ctx.vhost.queue(&name) else {
+            ctx.send(self.id, QueueUnbindOk {});
+            return Ok(());
+        };
+        ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+        let destination = Destination::Queue(queue);
+        ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments);
         ctx.send(self.id, QueueUnbindOk {});
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! each message to the consumer's connection, which assigns delivery tags and
 //! writes frames. No task runs per queue.
 
+mod arguments;
 mod consumer;
 mod entry;
 mod messages;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use warren_protocol::{FieldTable, ShortStr};
 
+pub use arguments::{type_name, Overflow, QueueArguments, QueueType};
 pub use consumer::{Consumer, Credit};
 pub use entry::QueueEntry;
 use messages::MessageList;
@@ -38,6 +40,8 @@ pub struct Queue {
     pub name: ShortStr,
     pub vhost: Arc<str>,
     pub settings: QueueSettings,
+    /// The typed form of `settings.arguments`.
+    pub args: QueueArguments,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
 }
@@ -62,11 +66,12 @@ pub enum ConsumeRefusal {
 }
 
 impl Queue {
-    pub fn new(name: ShortStr, vhost: Arc<str>, settings: QueueSettings) -> Arc<Queue> {
+    pub fn new(name: ShortStr, vhost: Arc<str>, settings: QueueSettings, args: QueueArguments) -> Arc<Queue> {
         Arc::new(Queue {
             name,
             vhost,
             settings,
+            args,
             state: Mutex::new(QueueState::default()),
             deleted: AtomicBool::new(false),
         })

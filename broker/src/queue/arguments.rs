@@ -1,0 +1,259 @@
+//! Queue arguments (`x-message-ttl`, `x-max-length`, `x-queue-type`, …):
+//! validated as RabbitMQ validates them at declaration, with its reply texts,
+//! and parsed once into typed settings.
+
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+
+use crate::error::{AmqpError, AmqpResult};
+
+/// The queue types a client may ask for with `x-queue-type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    /// On one node, a durable queue with quorum semantics (delivery limits
+    /// and counts).
+    Quorum,
+}
+
+impl QueueType {
+    fn internal_name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+        }
+    }
+
+    /// Arguments this queue type understands; others starting with `x-`
+    /// that some queue type knows are refused.
+    fn supports(self, key: &str) -> bool {
+        const COMMON: &[&str] = &[
+            "x-expires",
+            "x-message-ttl",
+            "x-dead-letter-exchange",
+            "x-dead-letter-routing-key",
+            "x-max-length",
+            "x-max-length-bytes",
+            "x-overflow",
+            "x-single-active-consumer",
+            "x-queue-type",
+            "x-consumer-timeout",
+        ];
+        COMMON.contains(&key)
+            || match self {
+                QueueType::Classic => ["x-max-priority", "x-queue-mode", "x-queue-version"].contains(&key),
+                QueueType::Quorum => ["x-delivery-limit", "x-quorum-initial-group-size"].contains(&key),
+            }
+    }
+}
+
+/// What happens when a length limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    #[default]
+    DropHead,
+    RejectPublish,
+    RejectPublishDlx,
+}
+
+/// Typed queue settings from the declaration's arguments.
+#[derive(Debug, Clone, Default)]
+pub struct QueueArguments {
+    pub queue_type: QueueType,
+    pub message_ttl: Option<u64>,
+    pub expires: Option<u64>,
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    pub dead_letter_exchange: Option<ShortStr>,
+    pub dead_letter_routing_key: Option<ShortStr>,
+    pub max_priority: Option<u8>,
+    pub single_active_consumer: bool,
+    pub delivery_limit: Option<u64>,
+    pub consumer_timeout: Option<u64>,
+}
+
+/// Arguments some queue type knows: only these are checked against the
+/// declared type (unknown `x-` arguments are accepted, as in RabbitMQ).
+const KNOWN: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-max-priority",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-delivery-limit",
+    "x-quorum-initial-group-size",
+    "x-consumer-timeout",
+];
+
+/// RabbitMQ's largest timer value (ms) for TTLs and expiry.
+const MAX_EXPIRY_TIMER: i64 = 4_294_967_295;
+
+/// Erlang's name for a field value's type, as RabbitMQ prints it.
+pub fn type_name(value: &FieldValue) -> &'static str {
+    match value {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::U64(_) => "unsignedlong",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal(..) => "decimal",
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::ByteArray(_) => "binary",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
+    }
+}
+
+struct Checker<'a> {
+    what: &'a str,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: &str, reason: impl std::fmt::Display) -> AmqpError {
+        AmqpError::precondition_failed(format!("invalid arg '{key}' for {}: {reason}", self.what))
+    }
+
+    fn integer(&self, key: &str, value: &FieldValue) -> AmqpResult<i64> {
+        value
+            .as_i64()
+            .ok_or_else(|| self.invalid(key, format!("\"expected integer, got {}\"", type_name(value))))
+    }
+
+    fn non_negative(&self, key: &str, value: &FieldValue) -> AmqpResult<u64> {
+        let n = self.integer(key, value)?;
+        u64::try_from(n).map_err(|_| self.invalid(key, format!("{{value_negative,{n}}}")))
+    }
+
+    fn expiry(&self, key: &str, value: &FieldValue) -> AmqpResult<u64> {
+        let n = self.non_negative(key, value)?;
+        if n as i64 > MAX_EXPIRY_TIMER {
+            return Err(self.invalid(key, format!("{{value_too_large,{n},{MAX_EXPIRY_TIMER}}}")));
+        }
+        Ok(n)
+    }
+
+    fn string(&self, key: &str, value: &FieldValue) -> AmqpResult<ShortStr> {
+        value
+            .as_str()
+            .map(ShortStr::from)
+            .ok_or_else(|| self.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))))
+    }
+}
+
+impl QueueArguments {
+    /// Validates the arguments of a new queue. `what` is "queue 'q' in vhost '/'".
+    pub fn parse(args: &FieldTable, what: &str, durable: bool, exclusive: bool, auto_delete: bool) -> AmqpResult<Self> {
+        let check = Checker { what };
+        let mut parsed = QueueArguments::default();
+        if let Some(value) = args.get("x-queue-type") {
+            parsed.queue_type = match value.as_str() {
+                Some("classic") => QueueType::Classic,
+                Some("quorum") => QueueType::Quorum,
+                Some(other) => {
+                    return Err(check.invalid("x-queue-type", format!("\"unsupported queue type '{other}'\"")))
+                }
+                None => {
+                    return Err(check.invalid("x-queue-type", format!("{{unacceptable_type,{}}}", type_name(value))))
+                }
+            };
+        }
+        if let Some(value) = args.get("x-dead-letter-exchange") {
+            if value.as_str().is_none() {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-exchange' in {what}",
+                    type_name(value)
+                )));
+            }
+        }
+        for (key, value) in args.iter() {
+            let key = key.as_str();
+            match key {
+                "x-message-ttl" => parsed.message_ttl = Some(check.expiry(key, value)?),
+                "x-expires" => {
+                    let n = check.expiry(key, value)?;
+                    if n == 0 {
+                        return Err(check.invalid(key, "{value_zero,0}"));
+                    }
+                    parsed.expires = Some(n);
+                }
+                "x-max-length" => parsed.max_length = Some(check.non_negative(key, value)?),
+                "x-max-length-bytes" => parsed.max_length_bytes = Some(check.non_negative(key, value)?),
+                "x-delivery-limit" => parsed.delivery_limit = Some(check.non_negative(key, value)?),
+                "x-consumer-timeout" => parsed.consumer_timeout = Some(check.non_negative(key, value)?),
+                "x-max-priority" => {
+                    let n = check.non_negative(key, value)?;
+                    if n > 255 {
+                        return Err(check.invalid(key, format!("{{max_value_exceeded,{n}}}")));
+                    }
+                    parsed.max_priority = Some(n as u8);
+                }
+                "x-overflow" => {
+                    parsed.overflow = match check.string(key, value)?.as_str() {
+                        "drop-head" => Overflow::DropHead,
+                        "reject-publish" => Overflow::RejectPublish,
+                        "reject-publish-dlx" => Overflow::RejectPublishDlx,
+                        _ => return Err(check.invalid(key, "invalid_overflow")),
+                    }
+                }
+                "x-dead-letter-exchange" => parsed.dead_letter_exchange = Some(check.string(key, value)?),
+                "x-dead-letter-routing-key" => {
+                    let rk = check.string(key, value)?;
+                    if args.get("x-dead-letter-exchange").is_none() {
+                        return Err(check.invalid(key, "routing_key_but_no_dlx_defined"));
+                    }
+                    parsed.dead_letter_routing_key = Some(rk);
+                }
+                "x-single-active-consumer" => {
+                    parsed.single_active_consumer = value
+                        .as_bool()
+                        .ok_or_else(|| check.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))))?;
+                }
+                _ => {}
+            }
+        }
+        let queue_type = parsed.queue_type;
+        if let Some(key) = args
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| KNOWN.contains(k) && !queue_type.supports(k))
+        {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid arg '{key}' for {what} of queue type {}",
+                queue_type.internal_name()
+            )));
+        }
+        if queue_type == QueueType::Quorum {
+            let refused = if exclusive {
+                Some("exclusive-owner")
+            } else if !durable {
+                Some("non-durable")
+            } else if auto_delete {
+                Some("auto-delete")
+            } else {
+                None
+            };
+            if let Some(property) = refused {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid property '{property}' for {what}"
+                )));
+            }
+        }
+        Ok(parsed)
+    }
+}
