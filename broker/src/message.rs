@@ -30,6 +30,13 @@ impl Message {
         self.header.properties().is_persistent()
     }
 
+    /// The per-message TTL from the `expiration` property, in milliseconds.
+    /// The channel refuses invalid values at publish, so anything else here
+    /// is treated as no TTL.
+    pub fn expiration_ms(&self) -> Option<u64> {
+        self.header.properties().expiration.as_ref()?.parse().ok()
+    }
+
     pub fn body_size(&self) -> usize {
         self.body.len()
     }

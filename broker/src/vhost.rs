@@ -223,7 +223,7 @@ impl VHost {
 
     /// queue.declare (not passive), with RabbitMQ's exclusivity and
     /// equivalence checks on an existing queue.
-    pub fn declare_queue(&self, name: &ShortStr, settings: QueueSettings) -> AmqpResult<QueueDeclared> {
+    pub fn declare_queue(self: &Arc<Self>, name: &ShortStr, settings: QueueSettings) -> AmqpResult<QueueDeclared> {
         let existing = match self.queues.entry(name.clone()) {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
@@ -235,7 +235,7 @@ impl VHost {
                     settings.exclusive_owner.is_some(),
                     settings.auto_delete,
                 )?;
-                let queue = Queue::new(name.clone(), self.name.clone(), settings, args);
+                let queue = Queue::new(name.clone(), self, settings, args);
                 slot.insert(queue.clone());
                 return Ok(QueueDeclared { queue, created: true });
             }
@@ -266,6 +266,7 @@ impl VHost {
             EQUIVALENCE_CHECKED_QUEUE_ARGS,
             &what,
         )?;
+        existing.touch();
         Ok(QueueDeclared {
             queue: existing,
             created: false,

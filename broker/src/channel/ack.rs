@@ -140,7 +140,8 @@ impl Channel {
         for (queue, entries) in per_queue {
             match requeue {
                 Some(true) => queue.requeue(entries),
-                _ => queue.kick(),
+                Some(false) => queue.reject(entries),
+                None => queue.kick(),
             }
         }
         if self.channel_credit.has_limit() {

@@ -65,6 +65,7 @@ impl Channel {
             connection: ctx.handle.clone(),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
+            priority: m.arguments.get("x-priority").and_then(FieldValue::as_i64).unwrap_or(0),
             arguments: m.arguments,
             credit: Credit::new(self.consumer_prefetch),
             channel_credit: self.channel_credit.clone(),
@@ -140,15 +141,7 @@ impl Channel {
             routing_key: entry.message.routing_key.clone(),
             message_count: remaining as u32,
         });
-        let message = entry.message.clone();
-        encode_content(
-            &mut ctx.out,
-            self.id,
-            &method,
-            &message.header,
-            &message.body,
-            ctx.frame_max,
-        );
+        write_content(ctx, self.id, &method, &queue, &entry);
         if !m.no_ack {
             self.track_unacked(ctx, tag, queue, entry, None);
         }
@@ -176,15 +169,7 @@ impl Channel {
             exchange: entry.message.exchange.clone(),
             routing_key: entry.message.routing_key.clone(),
         });
-        let message = &entry.message;
-        encode_content(
-            &mut ctx.out,
-            self.id,
-            &method,
-            &message.header,
-            &message.body,
-            ctx.frame_max,
-        );
+        write_content(ctx, self.id, &method, &queue, &entry);
         if !consumer.no_ack {
             self.track_unacked(ctx, tag, queue, entry, Some(consumer));
         }
@@ -195,4 +180,36 @@ impl Channel {
         self.next_delivery_tag += 1;
         tag
     }
+}
+
+/// Writes a delivery's method, header and body. Messages from a quorum
+/// queue carry `x-delivery-count` (0 on the first delivery, as RabbitMQ
+/// 3.10 sends); all others go out with the header bytes exactly as published.
+fn write_content(ctx: &mut ConnCtx, channel: u16, method: &Method, queue: &Queue, entry: &QueueEntry) {
+    let message = &entry.message;
+    if queue.is_quorum() {
+        let header = with_delivery_count(&message.header, entry.delivery_count);
+        encode_content(&mut ctx.out, channel, method, &header, &message.body, ctx.frame_max);
+    } else {
+        encode_content(
+            &mut ctx.out,
+            channel,
+            method,
+            &message.header,
+            &message.body,
+            ctx.frame_max,
+        );
+    }
+}
+
+/// A copy of the header with `x-delivery-count` set, as quorum queues report
+/// how often a message was delivered before.
+fn with_delivery_count(header: &ContentHeader, count: u32) -> ContentHeader {
+    let mut header = header.clone();
+    let properties = header.properties_mut();
+    properties
+        .headers
+        .get_or_insert_with(FieldTable::new)
+        .insert("x-delivery-count", FieldValue::I64(i64::from(count)));
+    header
 }

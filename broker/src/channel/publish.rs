@@ -14,7 +14,7 @@ use super::content::PendingContent;
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{Enqueued, Queue};
 
 /// Publisher-confirm bookkeeping of a channel in confirm mode.
 #[derive(Debug, Default)]
@@ -57,6 +57,9 @@ impl Channel {
                 )));
             }
         }
+        if let Some(expiration) = &header.properties().expiration {
+            check_expiration(expiration)?;
+        }
         let message = Message::new(publish.exchange, publish.routing_key, header, body);
         let mut queues = std::mem::take(&mut ctx.route_scratch);
         queues.clear();
@@ -81,8 +84,9 @@ impl Channel {
         queues: &[Arc<Queue>],
         mandatory: bool,
     ) {
+        let mut rejected = false;
         for queue in queues {
-            queue.publish(message.clone());
+            rejected |= queue.publish(message.clone()) == Enqueued::Rejected;
         }
         if queues.is_empty() && mandatory {
             let method = Method::BasicReturn(BasicReturn {
@@ -100,13 +104,30 @@ impl Channel {
                 ctx.frame_max,
             );
         }
-        if let Some(confirm) = self.confirm.as_mut() {
-            confirm.next_seq += 1;
-            confirm.unsent_upto = confirm.next_seq;
-            confirm.unsent += 1;
-            if confirm.unsent == 1 {
-                ctx.confirms_pending.push(self.id);
-            }
+        if self.confirm.is_none() {
+            return;
+        }
+        if rejected {
+            // Acks owed for earlier publishes go first, then this nack.
+            self.flush_confirms(ctx);
+        }
+        let Some(confirm) = self.confirm.as_mut() else {
+            return;
+        };
+        confirm.next_seq += 1;
+        if rejected {
+            let nack = BasicNack {
+                delivery_tag: confirm.next_seq,
+                multiple: false,
+                requeue: false,
+            };
+            ctx.send(self.id, nack);
+            return;
+        }
+        confirm.unsent_upto = confirm.next_seq;
+        confirm.unsent += 1;
+        if confirm.unsent == 1 {
+            ctx.confirms_pending.push(self.id);
         }
     }
 
@@ -137,5 +158,19 @@ impl Channel {
             ctx.send(self.id, ConfirmSelectOk {});
         }
         Ok(())
+    }
+}
+
+/// Validates the `expiration` property as RabbitMQ does: a non-negative
+/// integer number of milliseconds, written in decimal.
+fn check_expiration(expiration: &ShortStr) -> AmqpResult<()> {
+    match expiration.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(()),
+        Ok(n) => Err(AmqpError::precondition_failed(format!(
+            "invalid expiration '{expiration}': {{value_negative,{n}}}"
+        ))),
+        Err(_) => Err(AmqpError::precondition_failed(format!(
+            "invalid expiration '{expiration}': no_integer"
+        ))),
     }
 }

@@ -69,6 +69,8 @@ pub struct Consumer {
     pub no_ack: bool,
     pub exclusive: bool,
     pub arguments: FieldTable,
+    /// `x-priority`: higher-priority consumers are served first.
+    pub priority: i64,
     /// Per-consumer prefetch (basic.qos global=false).
     pub credit: Credit,
     /// The channel-wide prefetch (basic.qos global=true), shared by the
@@ -93,6 +95,11 @@ impl Consumer {
             return false;
         }
         true
+    }
+
+    /// Whether both windows have room, without taking any.
+    pub fn has_credit(&self) -> bool {
+        self.no_ack || (self.credit.has_room() && self.channel_credit.has_room())
     }
 
     /// Returns credit for deliveries that were acked, nacked or requeued.

@@ -1,6 +1,7 @@
 //! A message's place in one queue.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::message::Message;
 
@@ -12,4 +13,16 @@ pub struct QueueEntry {
     pub message: Arc<Message>,
     pub offset: u64,
     pub redelivered: bool,
+    /// How many times it was delivered and came back (quorum semantics).
+    pub delivery_count: u32,
+    /// Its priority level in a priority queue (0 otherwise).
+    pub priority: u8,
+    /// When its TTL (queue or per-message, whichever is sooner) runs out.
+    pub expires_at: Option<Instant>,
+}
+
+impl QueueEntry {
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }

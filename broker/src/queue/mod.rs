@@ -1,30 +1,44 @@
 //! Queues: ready messages, consumers, and the dispatch that moves one to the
-//! other.
+//! other, plus the features that live beside them: TTLs and expiry
+//! (`expiry.rs`), dead-lettering (`dead_letter.rs`), length limits,
+//! priorities (`messages.rs`), delivery limits, single active consumer and
+//! consumer priorities.
 //!
 //! A queue's state sits behind one mutex, taken by publishers to enqueue and
 //! by channels to ack, get or requeue. Dispatch runs inside that lock: it
-//! picks consumers round-robin among those with prefetch credit and hands
-//! each message to the consumer's connection, which assigns delivery tags and
-//! writes frames. No task runs per queue.
+//! picks a consumer with prefetch credit (highest priority first,
+//! round-robin among equals) and hands the message to the consumer's
+//! connection, which assigns delivery tags and writes frames. Dead letters
+//! are collected under the lock and published after it is released, so two
+//! queues dead-lettering into each other never wait on each other's locks.
 
 mod arguments;
 mod consumer;
+pub mod dead_letter;
 mod entry;
+mod expiry;
 mod messages;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use warren_protocol::{FieldTable, ShortStr};
 
 pub use arguments::{type_name, Overflow, QueueArguments, QueueType};
 pub use consumer::{Consumer, Credit};
+pub use dead_letter::DeathReason;
 pub use entry::QueueEntry;
 use messages::MessageList;
 
 use crate::connection::handle::{ConnectionId, Outbound};
 use crate::message::Message;
+use crate::vhost::VHost;
+
+/// Quorum queues' delivery limit when none is declared (RabbitMQ 4).
+pub const QUORUM_DEFAULT_DELIVERY_LIMIT: u64 = 20;
 
 /// The declared properties of a queue, fixed at declaration.
 #[derive(Debug, Clone)]
@@ -35,18 +49,29 @@ pub struct QueueSettings {
     pub arguments: FieldTable,
 }
 
-#[derive(Debug)]
 pub struct Queue {
     pub name: ShortStr,
-    pub vhost: Arc<str>,
+    pub vhost_name: Arc<str>,
     pub settings: QueueSettings,
     /// The typed form of `settings.arguments`.
     pub args: QueueArguments,
+    /// The vhost, to route dead letters and to delete itself on expiry.
+    vhost: Weak<VHost>,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
+    /// The expiry timer: started on first need, woken when deadlines move.
+    timer_started: AtomicBool,
+    timer_wake: Arc<Notify>,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 struct QueueState {
     ready: MessageList,
     consumers: Vec<Arc<Consumer>>,
@@ -55,7 +80,12 @@ struct QueueState {
     next_offset: u64,
     /// Set once a consumer has attached, for auto-delete.
     had_consumers: bool,
+    /// Last declare, get or consumer change, for `x-expires`.
+    last_used: Instant,
 }
+
+/// Messages that died under the lock, to dead-letter after it.
+type Dead = Vec<(QueueEntry, DeathReason)>;
 
 /// Why a consumer could not attach.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,16 +95,38 @@ pub enum ConsumeRefusal {
     ExclusiveInUse,
 }
 
+/// What became of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Refused by `x-overflow` reject-publish(-dlx): the publisher gets a nack.
+    Rejected,
+}
+
 impl Queue {
-    pub fn new(name: ShortStr, vhost: Arc<str>, settings: QueueSettings, args: QueueArguments) -> Arc<Queue> {
-        Arc::new(Queue {
+    pub fn new(name: ShortStr, vhost: &Arc<VHost>, settings: QueueSettings, args: QueueArguments) -> Arc<Queue> {
+        let queue = Arc::new(Queue {
             name,
-            vhost,
+            vhost_name: vhost.name.clone(),
+            vhost: Arc::downgrade(vhost),
+            state: Mutex::new(QueueState {
+                ready: MessageList::new(args.max_priority),
+                consumers: Vec::new(),
+                next_consumer: 0,
+                next_offset: 0,
+                had_consumers: false,
+                last_used: Instant::now(),
+            }),
             settings,
             args,
-            state: Mutex::new(QueueState::default()),
             deleted: AtomicBool::new(false),
-        })
+            timer_started: AtomicBool::new(false),
+            timer_wake: Arc::new(Notify::new()),
+        });
+        if queue.args.expires.is_some() {
+            queue.ensure_timer();
+        }
+        queue
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -83,6 +135,18 @@ impl Queue {
 
     pub fn is_exclusive(&self) -> bool {
         self.settings.exclusive_owner.is_some()
+    }
+
+    pub fn is_quorum(&self) -> bool {
+        self.args.queue_type == QueueType::Quorum
+    }
+
+    /// How many times a message may come back before it is dead-lettered.
+    pub fn delivery_limit(&self) -> Option<u64> {
+        match self.args.queue_type {
+            QueueType::Quorum => Some(self.args.delivery_limit.unwrap_or(QUORUM_DEFAULT_DELIVERY_LIMIT)),
+            QueueType::Classic => None,
+        }
     }
 
     pub fn message_count(&self) -> usize {
@@ -98,30 +162,132 @@ impl Queue {
         self.state.lock().consumers.len()
     }
 
+    /// Notes a use of the queue (redeclaration, get), for `x-expires`.
+    pub fn touch(&self) {
+        if self.args.expires.is_some() {
+            self.state.lock().last_used = Instant::now();
+            self.timer_wake.notify_one();
+        }
+    }
+
+    /// The deadline a new message gets from the queue TTL and its own
+    /// `expiration` (already validated by the channel).
+    fn expiry_for(&self, message: &Message, now: Instant) -> Option<Instant> {
+        let per_message = message.expiration_ms();
+        let ttl = match (self.args.message_ttl, per_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        Some(now + Duration::from_millis(ttl))
+    }
+
     /// Enqueues a newly published message and dispatches what it can.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
+        let now = Instant::now();
+        let expires_at = self.expiry_for(&message, now);
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
+        if self.args.overflow != Overflow::DropHead && self.would_overflow(&state, &message) {
+            drop(state);
+            if self.args.overflow == Overflow::RejectPublishDlx {
+                let entry = self.entry(message, 0, None);
+                self.dead_letter(vec![(entry, DeathReason::MaxLen)]);
+            }
+            return Enqueued::Rejected;
+        }
         let offset = state.next_offset;
         state.next_offset += 1;
-        state.ready.push_back(QueueEntry {
+        let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
+        let new_head = state.ready.push_back(QueueEntry {
             message,
             offset,
             redelivered: false,
+            delivery_count: 0,
+            priority,
+            expires_at,
         });
-        self.dispatch(&mut state);
+        self.dispatch(&mut state, now, &mut dead);
+        self.enforce_length_limit(&mut state, &mut dead);
+        if expires_at.is_some() {
+            Self::expire_heads(&mut state, now, &mut dead);
+            if new_head {
+                self.timer_wake.notify_one();
+            }
+        }
+        drop(state);
+        if expires_at.is_some() {
+            self.ensure_timer();
+        }
+        self.dead_letter(dead);
+        Enqueued::Accepted
+    }
+
+    fn entry(&self, message: Arc<Message>, offset: u64, expires_at: Option<Instant>) -> QueueEntry {
+        QueueEntry {
+            message,
+            offset,
+            redelivered: false,
+            delivery_count: 0,
+            priority: 0,
+            expires_at,
+        }
+    }
+
+    /// reject-publish: would this message take the queue over a limit?
+    fn would_overflow(&self, state: &QueueState, message: &Message) -> bool {
+        let over_count = self.args.max_length.is_some_and(|max| state.ready.len() as u64 >= max);
+        let over_bytes = self
+            .args
+            .max_length_bytes
+            .is_some_and(|max| (state.ready.bytes() + message.body_size()) as u64 > max);
+        over_count || over_bytes
+    }
+
+    /// drop-head: drops the oldest messages until the queue is within its limits.
+    fn enforce_length_limit(&self, state: &mut QueueState, dead: &mut Dead) {
+        let (max_len, max_bytes) = (self.args.max_length, self.args.max_length_bytes);
+        if max_len.is_none() && max_bytes.is_none() {
+            return;
+        }
+        while max_len.is_some_and(|m| state.ready.len() as u64 > m)
+            || max_bytes.is_some_and(|m| state.ready.bytes() as u64 > m)
+        {
+            let Some(entry) = state.ready.pop_oldest_lowest() else {
+                break;
+            };
+            dead.push((entry, DeathReason::MaxLen));
+        }
     }
 
     /// Puts delivered-but-unacknowledged messages back, marked redelivered.
+    /// A message returned more often than the delivery limit is
+    /// dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = QueueEntry>) {
         if self.is_deleted() {
             return;
         }
+        let limit = self.delivery_limit();
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
         for mut entry in entries {
             entry.redelivered = true;
-            state.ready.requeue(entry);
+            entry.delivery_count += 1;
+            if limit.is_some_and(|l| u64::from(entry.delivery_count) > l) {
+                dead.push((entry, DeathReason::DeliveryLimit));
+            } else {
+                state.ready.requeue(entry);
+            }
         }
-        self.dispatch(&mut state);
+        self.dispatch(&mut state, Instant::now(), &mut dead);
+        drop(state);
+        self.dead_letter(dead);
+    }
+
+    /// basic.reject / basic.nack without requeue: the messages die here.
+    pub fn reject(self: &Arc<Self>, entries: Vec<QueueEntry>) {
+        let dead = entries.into_iter().map(|e| (e, DeathReason::Rejected)).collect();
+        self.dead_letter(dead);
+        self.kick();
     }
 
     /// Hands a message back that never reached its consumer (it was cancelled
@@ -130,24 +296,36 @@ impl Queue {
         if self.is_deleted() {
             return;
         }
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
         state.ready.requeue(entry);
-        self.dispatch(&mut state);
+        self.dispatch(&mut state, Instant::now(), &mut dead);
+        drop(state);
+        self.dead_letter(dead);
     }
 
     /// Tries again to dispatch, e.g. after acks freed prefetch credit.
     pub fn kick(self: &Arc<Self>) {
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
         if !state.ready.is_empty() {
-            self.dispatch(&mut state);
+            self.dispatch(&mut state, Instant::now(), &mut dead);
         }
+        drop(state);
+        self.dead_letter(dead);
     }
 
-    /// basic.get: the next ready message and how many remain after it.
-    pub fn get(&self) -> Option<(QueueEntry, usize)> {
+    /// basic.get: the next live message and how many remain after it.
+    pub fn get(self: &Arc<Self>) -> Option<(QueueEntry, usize)> {
+        let now = Instant::now();
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
-        let entry = state.ready.pop_front()?;
-        Some((entry, state.ready.len()))
+        state.last_used = now;
+        let entry = Self::pop_live(&mut state, now, &mut dead);
+        let remaining = state.ready.len();
+        drop(state);
+        self.dead_letter(dead);
+        Some((entry?, remaining))
     }
 
     pub fn purge(&self) -> usize {
@@ -155,28 +333,49 @@ impl Queue {
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
+        let mut dead = Dead::new();
         let mut state = self.state.lock();
         if state.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !state.consumers.is_empty()) {
             return Err(ConsumeRefusal::ExclusiveInUse);
         }
         state.consumers.push(consumer);
         state.had_consumers = true;
-        self.dispatch(&mut state);
+        state.last_used = Instant::now();
+        self.dispatch(&mut state, Instant::now(), &mut dead);
+        drop(state);
+        self.dead_letter(dead);
         Ok(())
     }
 
     /// Detaches a consumer. Returns true when the queue should now be
     /// auto-deleted (it is auto-delete and its last consumer went).
-    pub fn remove_consumer(&self, consumer: &Arc<Consumer>) -> bool {
+    pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>) -> bool {
         let mut state = self.state.lock();
+        let before = state.consumers.len();
         state.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
-        self.settings.auto_delete && state.had_consumers && state.consumers.is_empty()
+        if state.consumers.len() == before {
+            return false;
+        }
+        state.last_used = Instant::now();
+        let auto_delete = self.settings.auto_delete && state.had_consumers && state.consumers.is_empty();
+        // With a single active consumer, the next one takes over now.
+        let mut dead = Dead::new();
+        if !auto_delete {
+            self.dispatch(&mut state, Instant::now(), &mut dead);
+        }
+        drop(state);
+        self.dead_letter(dead);
+        if self.args.expires.is_some() {
+            self.timer_wake.notify_one();
+        }
+        auto_delete
     }
 
     /// Marks the queue deleted, tells its consumers, and returns how many
     /// ready messages it held.
     pub fn delete(&self) -> usize {
         self.deleted.store(true, Ordering::Release);
+        self.timer_wake.notify_one();
         let mut state = self.state.lock();
         for consumer in state.consumers.drain(..) {
             consumer.active.store(false, Ordering::Release);
@@ -188,16 +387,29 @@ impl Queue {
         state.ready.purge()
     }
 
-    /// Moves ready messages to consumers with credit, round-robin.
-    fn dispatch(self: &Arc<Self>, state: &mut QueueState) {
+    /// The next message that has not expired; expired ones go to `dead`.
+    fn pop_live(state: &mut QueueState, now: Instant, dead: &mut Dead) -> Option<QueueEntry> {
+        while let Some(entry) = state.ready.pop_front() {
+            if entry.is_expired(now) {
+                dead.push((entry, DeathReason::Expired));
+            } else {
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Moves ready messages to consumers with credit.
+    fn dispatch(self: &Arc<Self>, state: &mut QueueState, now: Instant, dead: &mut Dead) {
         while !state.ready.is_empty() && !state.consumers.is_empty() {
-            let Some(index) = Self::next_consumer_with_credit(state) else {
-                return;
-            };
-            let Some(entry) = state.ready.pop_front() else {
+            let Some(index) = self.next_consumer_with_credit(state) else {
                 return;
             };
             let consumer = state.consumers[index].clone();
+            let Some(entry) = Self::pop_live(state, now, dead) else {
+                consumer.release_credit(1);
+                return;
+            };
             let delivery = Outbound::Deliver {
                 consumer: consumer.clone(),
                 queue: self.clone(),
@@ -212,18 +424,71 @@ impl Queue {
         }
     }
 
-    /// Finds the next consumer in round-robin order that can take a message,
-    /// and takes its credit.
-    fn next_consumer_with_credit(state: &mut QueueState) -> Option<usize> {
+    /// Picks the consumer for the next message and takes its credit: with a
+    /// single active consumer only the first may receive; otherwise the
+    /// highest `x-priority` among those with credit, round-robin among equals.
+    fn next_consumer_with_credit(&self, state: &mut QueueState) -> Option<usize> {
+        if self.args.single_active_consumer {
+            let first = state.consumers.first()?;
+            return (first.is_active() && first.try_take_credit()).then_some(0);
+        }
         let n = state.consumers.len();
+        let top = state
+            .consumers
+            .iter()
+            .filter(|c| c.is_active() && c.has_credit())
+            .map(|c| c.priority)
+            .max()?;
         for step in 0..n {
             let index = (state.next_consumer + step) % n;
             let consumer = &state.consumers[index];
-            if consumer.is_active() && consumer.try_take_credit() {
+            if consumer.priority == top && consumer.is_active() && consumer.try_take_credit() {
                 state.next_consumer = (index + 1) % n;
                 return Some(index);
             }
         }
         None
+    }
+
+    /// Publishes messages that died here to the dead-letter exchange, if the
+    /// queue has one (otherwise they are dropped, as in RabbitMQ).
+    fn dead_letter(&self, dead: Dead) {
+        if dead.is_empty() {
+            return;
+        }
+        let Some(dlx) = &self.args.dead_letter_exchange else {
+            return;
+        };
+        let Some(vhost) = self.vhost.upgrade() else {
+            return;
+        };
+        let Some(exchange) = vhost.exchange(dlx) else {
+            tracing::debug!(queue = %self.name, "dead-letter exchange '{dlx}' does not exist; message dropped");
+            return;
+        };
+        let mut targets = Vec::new();
+        for (entry, reason) in dead {
+            let (message, keys) = dead_letter::dead_letter_message(
+                &entry.message,
+                reason,
+                &self.name,
+                dlx,
+                self.args.dead_letter_routing_key.as_ref(),
+            );
+            targets.clear();
+            let headers = message.header.properties().headers.as_ref();
+            for key in &keys {
+                vhost.route(&exchange, key, headers, &mut targets);
+            }
+            for (i, queue) in targets.iter().enumerate() {
+                if targets[..i].iter().any(|q| Arc::ptr_eq(q, queue)) {
+                    continue;
+                }
+                if reason != DeathReason::Rejected && dead_letter::is_automatic_cycle(&queue.name, &message) {
+                    continue;
+                }
+                queue.publish(message.clone());
+            }
+        }
     }
 }

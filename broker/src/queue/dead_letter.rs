@@ -1,0 +1,147 @@
+//! Dead-lettering: turning a message that died in a queue into a new
+//! message for the queue's dead-letter exchange, with RabbitMQ's `x-death`
+//! history, and detecting dead-letter cycles.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use warren_protocol::{FieldTable, FieldValue, ShortStr};
+
+use crate::message::Message;
+
+/// Why a message was dead-lettered, as written in `x-death`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    /// basic.reject or basic.nack with requeue=false.
+    Rejected,
+    /// Its TTL ran out.
+    Expired,
+    /// A length limit dropped it.
+    MaxLen,
+    /// It was returned more often than `x-delivery-limit` allows.
+    DeliveryLimit,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
+        }
+    }
+}
+
+/// The routing keys a message was published with: its routing key and any
+/// `CC` header (`BCC` is never kept).
+fn original_routing_keys(message: &Message) -> Vec<FieldValue> {
+    let mut keys = vec![FieldValue::from(message.routing_key.as_str())];
+    let headers = message.header.properties().headers.as_ref();
+    if let Some(cc) = headers.and_then(|h| h.get("CC")).and_then(FieldValue::as_array) {
+        keys.extend(cc.iter().filter(|v| v.as_str().is_some()).cloned());
+    }
+    keys
+}
+
+/// Builds the message to publish to the dead-letter exchange, and the
+/// routing keys to route it with.
+pub fn dead_letter_message(
+    message: &Message,
+    reason: DeathReason,
+    queue: &ShortStr,
+    dead_letter_exchange: &ShortStr,
+    dead_letter_routing_key: Option<&ShortStr>,
+) -> (Arc<Message>, Vec<ShortStr>) {
+    let routing_keys = original_routing_keys(message);
+    let mut header = message.header.clone();
+    let properties = header.properties_mut();
+    let original_expiration = properties.expiration.take();
+    let mut headers = properties.headers.take().unwrap_or_default();
+    headers.remove("BCC");
+
+    let mut deaths: Vec<FieldValue> = match headers.remove("x-death") {
+        Some(FieldValue::Array(deaths)) => deaths,
+        _ => Vec::new(),
+    };
+    let same_death = |d: &FieldValue| {
+        d.as_table().is_some_and(|t| {
+            t.get("queue").and_then(FieldValue::as_str) == Some(queue.as_str())
+                && t.get("reason").and_then(FieldValue::as_str) == Some(reason.as_str())
+        })
+    };
+    let entry = match deaths.iter().position(same_death) {
+        Some(index) => {
+            // The same death again: count it and move it to the front.
+            let FieldValue::Table(mut table) = deaths.remove(index) else {
+                unreachable!("matched a table above")
+            };
+            let count = table.get("count").and_then(FieldValue::as_i64).unwrap_or(0);
+            table.insert("count", FieldValue::I64(count + 1));
+            table
+        }
+        None => {
+            let mut table = FieldTable::new();
+            table.insert("count", FieldValue::I64(1));
+            table.insert("reason", reason.as_str().into());
+            table.insert("queue", queue.as_str().into());
+            table.insert("time", FieldValue::Timestamp(now_secs()));
+            table.insert("exchange", message.exchange.as_str().into());
+            table.insert("routing-keys", FieldValue::Array(routing_keys.clone()));
+            if let Some(expiration) = &original_expiration {
+                table.insert("original-expiration", expiration.as_str().into());
+            }
+            table
+        }
+    };
+    deaths.insert(0, FieldValue::Table(entry));
+    for (key, value) in [
+        ("x-first-death-reason", reason.as_str()),
+        ("x-first-death-queue", queue.as_str()),
+        ("x-first-death-exchange", message.exchange.as_str()),
+    ] {
+        if headers.get(key).is_none() {
+            headers.insert(key, value.into());
+        }
+    }
+    headers.insert("x-death", FieldValue::Array(deaths));
+    properties.headers = Some(headers);
+
+    let keys: Vec<ShortStr> = match dead_letter_routing_key {
+        Some(key) => vec![key.clone()],
+        None => routing_keys
+            .iter()
+            .filter_map(FieldValue::as_str)
+            .map(ShortStr::from)
+            .collect(),
+    };
+    let routing_key = keys.first().cloned().unwrap_or_default();
+    let dead = Message::new(dead_letter_exchange.clone(), routing_key, header, message.body.clone());
+    (dead, keys)
+}
+
+/// Whether dead-lettering into `queue` would close a cycle with no rejection
+/// in it (which RabbitMQ drops rather than loop forever). `deaths` is the
+/// new message's `x-death`, most recent first.
+pub fn is_automatic_cycle(queue: &str, message: &Message) -> bool {
+    let headers = message.header.properties().headers.as_ref();
+    let Some(deaths) = headers.and_then(|h| h.get("x-death")).and_then(FieldValue::as_array) else {
+        return false;
+    };
+    fn queue_of(d: &FieldValue) -> Option<&str> {
+        d.as_table().and_then(|t| t.get("queue")).and_then(FieldValue::as_str)
+    }
+    let Some(end) = deaths.iter().position(|d| queue_of(d) == Some(queue)) else {
+        return false;
+    };
+    deaths[..=end].iter().all(|d| {
+        d.as_table()
+            .and_then(|t| t.get("reason"))
+            .and_then(FieldValue::as_str)
+            .is_some_and(|reason| reason != "rejected")
+    })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

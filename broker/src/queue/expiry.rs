@@ -1,0 +1,86 @@
+//! Time-based queue features: message TTL (`x-message-ttl` and the
+//! `expiration` property) and queue expiry (`x-expires`).
+//!
+//! Each queue that needs it gets one timer task, not one per message: it
+//! sleeps until the soonest deadline (the expiry of a level's head, or the
+//! moment the unused queue expires), acts, and sleeps again. It holds only a
+//! weak reference, so it ends with the queue.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::{Dead, DeathReason, Queue, QueueState};
+
+impl Queue {
+    /// Starts the timer task if it is not running yet.
+    pub(super) fn ensure_timer(self: &Arc<Self>) {
+        if self.timer_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(run_timer(Arc::downgrade(self), self.timer_wake.clone()));
+    }
+
+    /// Moves expired messages at the heads into `dead`.
+    pub(super) fn expire_heads(state: &mut QueueState, now: Instant, dead: &mut Dead) {
+        let mut expired = Vec::new();
+        state.ready.take_expired_heads(now, &mut expired);
+        dead.extend(expired.into_iter().map(|e| (e, DeathReason::Expired)));
+    }
+
+    /// Expires what is due; returns the next deadline, and whether the queue
+    /// itself has expired and must be deleted.
+    fn on_timer(self: &Arc<Self>, now: Instant) -> (Option<Instant>, bool) {
+        let mut dead = Dead::new();
+        let mut state = self.state.lock();
+        Self::expire_heads(&mut state, now, &mut dead);
+        let mut next = state.ready.next_expiry();
+        let mut queue_expired = false;
+        if let Some(expires) = self.args.expires {
+            if state.consumers.is_empty() {
+                let at = state.last_used + Duration::from_millis(expires);
+                if at <= now {
+                    queue_expired = true;
+                } else {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        drop(state);
+        self.dead_letter(dead);
+        (next, queue_expired)
+    }
+}
+
+async fn run_timer(queue: Weak<Queue>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let next = {
+            let Some(queue) = queue.upgrade() else {
+                return;
+            };
+            if queue.is_deleted() {
+                return;
+            }
+            let (next, expired) = queue.on_timer(Instant::now());
+            if expired {
+                if let Some(vhost) = queue.vhost.upgrade() {
+                    tracing::debug!(queue = %queue.name, "queue expired (x-expires)");
+                    vhost.delete_queue(&queue);
+                }
+                return;
+            }
+            next
+        };
+        match next {
+            Some(deadline) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
+}
