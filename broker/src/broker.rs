@@ -7,6 +7,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::watch;
 
+use crate::channel::ReplyTarget;
 use crate::config::BrokerConfig;
 use crate::connection::handle::{ConnectionHandle, ConnectionId};
 use crate::vhost::VHost;
@@ -18,6 +19,8 @@ pub struct Broker {
     users: HashMap<String, String>,
     next_connection_id: AtomicU64,
     connections: DashMap<ConnectionId, ConnectionHandle>,
+    /// Direct reply-to addresses and the channels they reach.
+    reply_targets: DashMap<String, ReplyTarget>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
 }
@@ -36,6 +39,7 @@ impl Broker {
             users,
             next_connection_id: AtomicU64::new(1),
             connections: DashMap::new(),
+            reply_targets: DashMap::new(),
             shutdown,
         })
     }
@@ -67,6 +71,18 @@ impl Broker {
 
     pub fn unregister(&self, id: ConnectionId) {
         self.connections.remove(&id);
+    }
+
+    pub fn register_reply_target(&self, key: String, target: ReplyTarget) {
+        self.reply_targets.insert(key, target);
+    }
+
+    pub fn unregister_reply_target(&self, key: &str) {
+        self.reply_targets.remove(key);
+    }
+
+    pub fn reply_target(&self, key: &str) -> Option<ReplyTarget> {
+        self.reply_targets.get(key).map(|t| t.clone())
     }
 
     pub fn connection_count(&self) -> usize {

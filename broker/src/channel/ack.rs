@@ -42,18 +42,19 @@ impl Channel {
         });
     }
 
-    /// RabbitMQ's consumer timeout: the 406 to close the channel with if its
-    /// oldest unacknowledged delivery has waited longer than `timeout`.
-    pub fn ack_timeout_expired(&self, now: Instant, timeout: Duration) -> Option<AmqpError> {
-        let oldest = self.unacked.front()?;
-        if now.saturating_duration_since(oldest.delivered_at) <= timeout {
-            return None;
-        }
+    /// RabbitMQ's consumer timeout: the 406 to close the channel with if a
+    /// delivery has waited for its ack longer than its queue's
+    /// `x-consumer-timeout`, or the broker-wide `default` if it has none.
+    pub fn ack_timeout_expired(&self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
+        let expired = self.unacked.iter().find_map(|u| {
+            let timeout = u.queue.args.consumer_timeout.map(Duration::from_millis).or(default)?;
+            (now.saturating_duration_since(u.delivered_at) > timeout).then_some(timeout)
+        })?;
         Some(AmqpError::precondition_failed(format!(
             "delivery acknowledgement on channel {} timed out. Timeout value used: {} ms. \
              This timeout value can be configured, see consumers doc guide to learn more",
             self.id,
-            timeout.as_millis()
+            expired.as_millis()
         )))
     }
 

@@ -40,6 +40,14 @@ impl Channel {
     }
 
     pub(super) fn basic_consume(&mut self, ctx: &mut ConnCtx, m: BasicConsume) -> AmqpResult<()> {
+        if m.queue.as_str() == super::direct_reply::REPLY_QUEUE {
+            let tag = if m.consumer_tag.is_empty() {
+                names::consumer_tag()
+            } else {
+                m.consumer_tag.clone()
+            };
+            return self.consume_replies(ctx, m, tag);
+        }
         let queue = self.usable_queue(ctx, &m.queue)?;
         let tag = if m.consumer_tag.is_empty() {
             names::consumer_tag()
@@ -94,6 +102,8 @@ impl Channel {
     pub(super) fn basic_cancel(&mut self, ctx: &mut ConnCtx, m: BasicCancel) -> AmqpResult<()> {
         if let Some(c) = self.consumers.remove(m.consumer_tag.as_str()) {
             self.detach_consumer(ctx, &c);
+        } else {
+            self.cancel_replies(ctx, &m.consumer_tag);
         }
         if !m.nowait {
             ctx.send(
@@ -175,7 +185,7 @@ impl Channel {
         }
     }
 
-    fn next_tag(&mut self) -> u64 {
+    pub(super) fn next_tag(&mut self) -> u64 {
         let tag = self.next_delivery_tag;
         self.next_delivery_tag += 1;
         tag

@@ -3,7 +3,7 @@
 
 use warren_protocol::*;
 
-use super::{Channel, ConnCtx};
+use super::{direct_reply, Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Destination, ExchangeKind, ExchangeSettings};
 use crate::names;
@@ -82,6 +82,17 @@ impl Channel {
     }
 
     pub(super) fn queue_declare(&mut self, ctx: &mut ConnCtx, m: QueueDeclare) -> AmqpResult<()> {
+        if m.passive && direct_reply::is_reply_address(ctx, &m.queue) {
+            if !m.nowait {
+                let ok = QueueDeclareOk {
+                    queue: m.queue,
+                    message_count: 0,
+                    consumer_count: 0,
+                };
+                ctx.send(self.id, ok);
+            }
+            return Ok(());
+        }
         let queue = if m.passive {
             let name = self.queue_name(&m.queue)?;
             let queue = ctx.vhost.queue_or_404(&name)?;

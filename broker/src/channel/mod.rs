@@ -10,6 +10,7 @@ mod ack;
 mod consume;
 mod content;
 mod declare;
+mod direct_reply;
 mod publish;
 mod tx;
 
@@ -28,6 +29,8 @@ use crate::vhost::VHost;
 pub(crate) use ack::Unacked;
 use consume::ChannelConsumer;
 use content::PendingContent;
+use direct_reply::ReplyConsumer;
+pub use direct_reply::ReplyTarget;
 use publish::ConfirmState;
 use tx::TxState;
 
@@ -71,6 +74,8 @@ pub(crate) struct Channel {
     tx: Option<TxState>,
     /// The queue an empty queue name refers to (the last one declared).
     last_queue: Option<ShortStr>,
+    /// The consumer of `amq.rabbitmq.reply-to`, if any.
+    reply_consumer: Option<ReplyConsumer>,
 }
 
 impl Channel {
@@ -87,6 +92,7 @@ impl Channel {
             confirm: None,
             tx: None,
             last_queue: None,
+            reply_consumer: None,
         }
     }
 
@@ -164,6 +170,7 @@ impl Channel {
     pub fn release(&mut self, ctx: &mut ConnCtx) {
         self.content = None;
         self.tx = None;
+        self.release_replies(ctx);
         let consumers: Vec<ChannelConsumer> = self.consumers.drain().map(|(_, c)| c).collect();
         for consumer in consumers {
             self.detach_consumer(ctx, &consumer);

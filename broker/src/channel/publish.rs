@@ -11,7 +11,7 @@ use bytes::Bytes;
 use warren_protocol::*;
 
 use super::content::PendingContent;
-use super::{Channel, ConnCtx};
+use super::{direct_reply, Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::queue::{Enqueued, Queue};
@@ -39,7 +39,7 @@ impl Channel {
         &mut self,
         ctx: &mut ConnCtx,
         publish: BasicPublish,
-        header: ContentHeader,
+        mut header: ContentHeader,
         body: Bytes,
     ) -> AmqpResult<()> {
         let exchange = ctx.vhost.exchange_or_404(&publish.exchange)?;
@@ -60,7 +60,13 @@ impl Channel {
         if let Some(expiration) = &header.properties().expiration {
             check_expiration(expiration)?;
         }
+        self.rewrite_reply_to(&mut header)?;
         let message = Message::new(publish.exchange, publish.routing_key, header, body);
+        if exchange.name.is_empty() && message.routing_key.starts_with(direct_reply::REPLY_PREFIX) {
+            let delivered = direct_reply::route_reply(ctx, &message.routing_key, &message);
+            self.deliver_to_queues(ctx, &message, &[], publish.mandatory && !delivered);
+            return Ok(());
+        }
         let mut queues = std::mem::take(&mut ctx.route_scratch);
         queues.clear();
         let headers = message.header.properties().headers.as_ref();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use warren_protocol::ShortStr;
 
+use crate::message::Message;
 use crate::queue::{Consumer, Queue, QueueEntry};
 
 /// Identifies a connection, e.g. as the owner of exclusive queues.
@@ -22,6 +23,12 @@ pub enum Outbound {
     },
     /// A queue was deleted under a consumer: send basic.cancel.
     ConsumerCancelled { channel: u16, consumer_tag: ShortStr },
+    /// A direct reply-to reply for a channel's reply consumer.
+    DirectReply {
+        channel: u16,
+        consumer_tag: ShortStr,
+        message: Arc<Message>,
+    },
     /// The broker is shutting down (or an admin closed the connection).
     Close { code: u16, text: String },
 }

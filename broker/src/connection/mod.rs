@@ -179,6 +179,9 @@ impl Connection {
         if let Some(timeout) = consumer_timeout {
             tick = tick.min(timeout / 4);
         }
+        // Queues may set shorter timeouts (x-consumer-timeout); they are
+        // enforced to within this tick.
+        tick = tick.min(Duration::from_millis(250));
         let tick = tick.max(Duration::from_millis(50));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,9 +220,7 @@ impl Connection {
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     self.ctx.now = now;
-                    if let Some(timeout) = consumer_timeout {
-                        self.enforce_consumer_timeout(now, timeout);
-                    }
+                    self.enforce_consumer_timeout(now, consumer_timeout);
                     if let State::Closing(deadline) = self.state {
                         if now >= deadline {
                             break;
@@ -378,7 +379,7 @@ impl Connection {
 
     /// Closes channels whose oldest delivery has waited too long for its ack;
     /// their unacknowledged messages return to the queues.
-    fn enforce_consumer_timeout(&mut self, now: Instant, timeout: Duration) {
+    fn enforce_consumer_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         if self.state != State::Open {
             return;
         }
@@ -434,6 +435,15 @@ impl Connection {
             Outbound::ConsumerCancelled { channel, consumer_tag } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
                     channel.consumer_cancelled_by_queue(&mut self.ctx, consumer_tag);
+                }
+            }
+            Outbound::DirectReply {
+                channel,
+                consumer_tag,
+                message,
+            } => {
+                if let Some(channel) = self.channels.get_mut(&channel) {
+                    channel.deliver_reply(&mut self.ctx, &consumer_tag, &message);
                 }
             }
             Outbound::Close { code, text } => {
