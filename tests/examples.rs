@@ -42,3 +42,8 @@ fn run_example(name: &str) {
 fn hello_world() {
     run_example("hello_world");
 }
+
+#[test]
+fn retry_dead_letter() {
+    run_example("retry_dead_letter");
+}
