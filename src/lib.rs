@@ -28,6 +28,7 @@ pub fn ephemeral_config() -> BrokerConfig {
     BrokerConfig {
         listen: "127.0.0.1:0".parse().expect("valid literal address"),
         data_dir: std::env::temp_dir().join(unique),
+        remove_data_dir_on_shutdown: true,
         ..BrokerConfig::default()
     }
 }

@@ -1,15 +1,20 @@
-//! The broker's shared state: vhosts, users and live connections.
+//! The broker's shared state: vhosts, users, live connections, direct
+//! reply-to addresses, and the durable store.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
+use warren_store::{SledStore, Store};
 
 use crate::channel::ReplyTarget;
 use crate::config::BrokerConfig;
 use crate::connection::handle::{ConnectionHandle, ConnectionId};
+use crate::durability::Durability;
+use crate::recovery;
 use crate::vhost::VHost;
 
 /// State every connection shares.
@@ -21,39 +26,62 @@ pub struct Broker {
     connections: DashMap<ConnectionId, ConnectionHandle>,
     /// Direct reply-to addresses and the channels they reach.
     reply_targets: DashMap<String, ReplyTarget>,
+    durability: Arc<Durability>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
 }
 
+fn io_error(e: warren_store::StoreError) -> io::Error {
+    io::Error::other(e)
+}
+
 impl Broker {
-    pub fn new(config: BrokerConfig) -> Arc<Broker> {
-        let vhosts = DashMap::new();
-        for name in &config.vhosts {
-            vhosts.insert(name.clone(), Arc::new(VHost::new(name)));
-        }
+    /// Opens the data directory, recovers what it holds, and creates the
+    /// configured vhosts.
+    pub fn open(config: BrokerConfig) -> io::Result<Arc<Broker>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Arc::new(SledStore::open(&config.data_dir).map_err(io_error)?);
+        let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Broker {
-            config,
-            vhosts,
+        let broker = Arc::new(Broker {
+            vhosts: DashMap::new(),
             users,
             next_connection_id: AtomicU64::new(1),
             connections: DashMap::new(),
             reply_targets: DashMap::new(),
+            durability,
             shutdown,
-        })
+            config,
+        });
+        recovery::recover(&broker, &store).map_err(io_error)?;
+        for name in broker.config.vhosts.clone() {
+            broker.add_vhost(&name);
+        }
+        Ok(broker)
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.get(name).map(|v| v.clone())
     }
 
-    /// Adds a vhost if it does not exist yet.
+    /// Adds a vhost if it does not exist yet (and records it in the store).
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
+        if let Some(vhost) = self.vhost(name) {
+            return vhost;
+        }
+        if let Err(e) = self.durability.store().save_vhost(name) {
+            tracing::error!("saving vhost '{name}' failed: {e}");
+        }
+        self.durability.wrote();
         self.vhosts
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(VHost::new(name)))
+            .or_insert_with(|| Arc::new(VHost::new(name, Some(self.durability.clone()))))
             .clone()
+    }
+
+    pub fn durability(&self) -> &Arc<Durability> {
+        &self.durability
     }
 
     /// Checks a user's password.

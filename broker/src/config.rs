@@ -30,6 +30,8 @@ pub struct BrokerConfig {
     pub guest_remote_access: bool,
     /// How long a client has to finish the connection handshake.
     pub handshake_timeout: Duration,
+    /// Delete `data_dir` when the broker shuts down (for tests).
+    pub remove_data_dir_on_shutdown: bool,
 }
 
 impl Default for BrokerConfig {
@@ -46,6 +48,7 @@ impl Default for BrokerConfig {
             vhosts: vec!["/".into()],
             guest_remote_access: false,
             handshake_timeout: Duration::from_secs(10),
+            remove_data_dir_on_shutdown: false,
         }
     }
 }

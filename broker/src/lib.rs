@@ -8,11 +8,13 @@ pub mod broker;
 pub mod channel;
 pub mod config;
 pub mod connection;
+pub mod durability;
 pub mod error;
 pub mod exchange;
 pub mod message;
 mod names;
 pub mod queue;
+mod recovery;
 pub mod server;
 pub mod vhost;
 

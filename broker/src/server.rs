@@ -53,6 +53,10 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after the shutdown grace period");
         }
+        self.broker.durability().stop();
+        if self.broker.config.remove_data_dir_on_shutdown {
+            let _ = std::fs::remove_dir_all(&self.broker.config.data_dir);
+        }
     }
 
     /// Waits until the broker stops (after `Broker::begin_shutdown`).
@@ -60,14 +64,15 @@ impl RunningBroker {
         let _ = self.accept_loop.await;
         self.connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.wait()).await;
+        self.broker.durability().stop();
     }
 }
 
 /// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
-    let listener = TcpListener::bind(config.listen).await?;
+    let broker = Broker::open(config)?;
+    let listener = TcpListener::bind(broker.config.listen).await?;
     let addr = listener.local_addr()?;
-    let broker = Broker::new(config);
     let connections = TaskTracker::new();
     let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));
     tracing::info!(%addr, "Warren is ready to accept AMQP connections on {addr}");

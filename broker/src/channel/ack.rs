@@ -142,7 +142,7 @@ impl Channel {
             match requeue {
                 Some(true) => queue.requeue(entries),
                 Some(false) => queue.reject(entries),
-                None => queue.kick(),
+                None => queue.ack(entries),
             }
         }
         if self.channel_credit.has_limit() {

@@ -48,6 +48,8 @@ pub(crate) struct ConnCtx {
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with publisher confirms waiting to be sent.
     pub confirms_pending: Vec<u16>,
+    /// Channels with confirms waiting for the store to sync.
+    pub sync_waiting: Vec<u16>,
     /// The time, read once per batch of work rather than per message.
     pub now: std::time::Instant,
 }

@@ -24,6 +24,9 @@ pub(crate) struct ConfirmState {
     /// Publishes confirmed but whose ack is not yet written, and the last one.
     unsent: u32,
     unsent_upto: u64,
+    /// Publishes written to disk, in order, with the epoch whose sync makes
+    /// them durable (0 for ones that only wait behind them).
+    waiting_for_disk: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl Channel {
@@ -90,9 +93,13 @@ impl Channel {
         queues: &[Arc<Queue>],
         mandatory: bool,
     ) {
-        let mut rejected = false;
+        let (mut rejected, mut stored) = (false, false);
         for queue in queues {
-            rejected |= queue.publish(message.clone()) == Enqueued::Rejected;
+            match queue.publish(message.clone()) {
+                Enqueued::Rejected => rejected = true,
+                Enqueued::Stored => stored = true,
+                Enqueued::Accepted => {}
+            }
         }
         if queues.is_empty() && mandatory {
             let method = Method::BasicReturn(BasicReturn {
@@ -110,9 +117,15 @@ impl Channel {
                 ctx.frame_max,
             );
         }
-        if self.confirm.is_none() {
-            return;
+        if self.confirm.is_some() {
+            self.confirm_publish(ctx, rejected, stored);
         }
+    }
+
+    /// Confirms a publish: a nack if a queue refused it; an ack after the
+    /// next sync if it was written to disk; otherwise an ack at the next
+    /// flush. Acks never overtake an earlier publish still waiting for disk.
+    fn confirm_publish(&mut self, ctx: &mut ConnCtx, rejected: bool, stored: bool) {
         if rejected {
             // Acks owed for earlier publishes go first, then this nack.
             self.flush_confirms(ctx);
@@ -121,20 +134,68 @@ impl Channel {
             return;
         };
         confirm.next_seq += 1;
+        let seq = confirm.next_seq;
         if rejected {
-            let nack = BasicNack {
-                delivery_tag: confirm.next_seq,
-                multiple: false,
-                requeue: false,
-            };
-            ctx.send(self.id, nack);
+            ctx.send(
+                self.id,
+                BasicNack {
+                    delivery_tag: seq,
+                    multiple: false,
+                    requeue: false,
+                },
+            );
             return;
         }
-        confirm.unsent_upto = confirm.next_seq;
+        if stored || !confirm.waiting_for_disk.is_empty() {
+            let epoch = if stored {
+                let durability = ctx.broker.durability();
+                let epoch = durability.wrote();
+                durability.request_sync();
+                epoch
+            } else {
+                0
+            };
+            if confirm.waiting_for_disk.is_empty() {
+                ctx.sync_waiting.push(self.id);
+            }
+            confirm.waiting_for_disk.push_back((seq, epoch));
+            return;
+        }
+        confirm.unsent_upto = seq;
         confirm.unsent += 1;
         if confirm.unsent == 1 {
             ctx.confirms_pending.push(self.id);
         }
+    }
+
+    /// The store synced up to `epoch`: acks the publishes that waited for it.
+    /// Returns whether publishes are still waiting.
+    pub fn release_durable(&mut self, ctx: &mut ConnCtx, epoch: u64) -> bool {
+        self.flush_confirms(ctx);
+        let Some(confirm) = self.confirm.as_mut() else {
+            return false;
+        };
+        let mut released = 0;
+        let mut last = 0;
+        while let Some(&(seq, needed)) = confirm.waiting_for_disk.front() {
+            if needed > epoch {
+                break;
+            }
+            confirm.waiting_for_disk.pop_front();
+            released += 1;
+            last = seq;
+        }
+        let still_waiting = !confirm.waiting_for_disk.is_empty();
+        if released > 0 {
+            ctx.send(
+                self.id,
+                BasicAck {
+                    delivery_tag: last,
+                    multiple: released > 1,
+                },
+            );
+        }
+        still_waiting
     }
 
     /// Writes the coalesced ack for publishes confirmed since the last flush.

@@ -71,6 +71,7 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
             user: session.user,
             route_scratch: Vec::new(),
             confirms_pending: Vec::new(),
+            sync_waiting: Vec::new(),
             now: Instant::now(),
         },
         channels: HashMap::new(),
@@ -170,6 +171,7 @@ impl Connection {
         heartbeat: u16,
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
+        let mut durable = self.ctx.broker.durability().subscribe();
         let heartbeat = Duration::from_secs(heartbeat.into());
         let consumer_timeout = self.ctx.broker.config.consumer_timeout;
         let mut tick = Duration::from_secs(1);
@@ -217,6 +219,12 @@ impl Connection {
                         }
                     }
                 }
+                changed = durable.changed(), if !self.ctx.sync_waiting.is_empty() => {
+                    if changed.is_ok() {
+                        let epoch = *durable.borrow_and_update();
+                        self.release_durable(epoch);
+                    }
+                }
                 _ = ticker.tick() => {
                     let now = Instant::now();
                     self.ctx.now = now;
@@ -260,6 +268,18 @@ impl Connection {
                 self.state = State::Closed;
             }
             *last_sent = Instant::now();
+        }
+    }
+
+    /// Sends the confirms that waited for the store to sync up to `epoch`.
+    fn release_durable(&mut self, epoch: u64) {
+        let waiting = std::mem::take(&mut self.ctx.sync_waiting);
+        for id in waiting {
+            if let Some(channel) = self.channels.get_mut(&id) {
+                if channel.release_durable(&mut self.ctx, epoch) {
+                    self.ctx.sync_waiting.push(id);
+                }
+            }
         }
     }
 

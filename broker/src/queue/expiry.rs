@@ -13,7 +13,7 @@ use super::{Dead, DeathReason, Queue, QueueState};
 
 impl Queue {
     /// Starts the timer task if it is not running yet.
-    pub(super) fn ensure_timer(self: &Arc<Self>) {
+    pub(crate) fn ensure_timer(self: &Arc<Self>) {
         if self.timer_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }

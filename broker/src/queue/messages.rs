@@ -103,12 +103,10 @@ impl MessageList {
         self.levels.iter().filter_map(|l| l.front()?.expires_at).min()
     }
 
-    /// Removes every ready message, returning how many there were.
-    pub fn purge(&mut self) -> usize {
-        let n = self.len;
-        self.levels.iter_mut().for_each(VecDeque::clear);
+    /// Removes and returns every ready message.
+    pub fn drain(&mut self) -> Vec<QueueEntry> {
         self.len = 0;
         self.bytes = 0;
-        n
+        self.levels.iter_mut().flat_map(|level| level.drain(..)).collect()
     }
 }

@@ -18,6 +18,7 @@ pub mod dead_letter;
 mod entry;
 mod expiry;
 mod messages;
+mod persistence;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -34,6 +35,7 @@ pub use entry::QueueEntry;
 use messages::MessageList;
 
 use crate::connection::handle::{ConnectionId, Outbound};
+use crate::durability::Durability;
 use crate::message::Message;
 use crate::vhost::VHost;
 
@@ -57,6 +59,8 @@ pub struct Queue {
     pub args: QueueArguments,
     /// The vhost, to route dead letters and to delete itself on expiry.
     vhost: Weak<VHost>,
+    /// For a durable queue: where its persistent messages are stored.
+    persistence: Option<Persistence>,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
     /// The expiry timer: started on first need, woken when deadlines move.
@@ -87,6 +91,13 @@ struct QueueState {
 /// Messages that died under the lock, to dead-letter after it.
 type Dead = Vec<(QueueEntry, DeathReason)>;
 
+/// A durable queue's link to the store.
+pub struct Persistence {
+    pub durability: Arc<Durability>,
+    /// The queue's id in the store.
+    pub id: u64,
+}
+
 /// Why a consumer could not attach.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConsumeRefusal {
@@ -99,16 +110,25 @@ pub enum ConsumeRefusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Accepted,
+    /// Accepted and written to the store: a confirm waits for the next sync.
+    Stored,
     /// Refused by `x-overflow` reject-publish(-dlx): the publisher gets a nack.
     Rejected,
 }
 
 impl Queue {
-    pub fn new(name: ShortStr, vhost: &Arc<VHost>, settings: QueueSettings, args: QueueArguments) -> Arc<Queue> {
+    pub fn new(
+        name: ShortStr,
+        vhost: &Arc<VHost>,
+        settings: QueueSettings,
+        args: QueueArguments,
+        persistence: Option<Persistence>,
+    ) -> Arc<Queue> {
         let queue = Arc::new(Queue {
             name,
             vhost_name: vhost.name.clone(),
             vhost: Arc::downgrade(vhost),
+            persistence,
             state: Mutex::new(QueueState {
                 ready: MessageList::new(args.max_priority),
                 consumers: Vec::new(),
@@ -172,7 +192,7 @@ impl Queue {
 
     /// The deadline a new message gets from the queue TTL and its own
     /// `expiration` (already validated by the channel).
-    fn expiry_for(&self, message: &Message, now: Instant) -> Option<Instant> {
+    pub(crate) fn expiry_for(&self, message: &Message, now: Instant) -> Option<Instant> {
         let per_message = message.expiration_ms();
         let ttl = match (self.args.message_ttl, per_message) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -196,6 +216,10 @@ impl Queue {
             return Enqueued::Rejected;
         }
         let offset = state.next_offset;
+        let stored = match self.persist(&message, offset) {
+            Ok(stored) => stored,
+            Err(()) => return Enqueued::Rejected,
+        };
         state.next_offset += 1;
         let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
         let new_head = state.ready.push_back(QueueEntry {
@@ -219,7 +243,11 @@ impl Queue {
             self.ensure_timer();
         }
         self.dead_letter(dead);
-        Enqueued::Accepted
+        if stored {
+            Enqueued::Stored
+        } else {
+            Enqueued::Accepted
+        }
     }
 
     fn entry(&self, message: Arc<Message>, offset: u64, expires_at: Option<Instant>) -> QueueEntry {
@@ -275,12 +303,23 @@ impl Queue {
             if limit.is_some_and(|l| u64::from(entry.delivery_count) > l) {
                 dead.push((entry, DeathReason::DeliveryLimit));
             } else {
+                if limit.is_some() {
+                    self.persist_delivery_count(&entry);
+                }
                 state.ready.requeue(entry);
             }
         }
         self.dispatch(&mut state, Instant::now(), &mut dead);
         drop(state);
         self.dead_letter(dead);
+    }
+
+    /// basic.ack: the messages are done with.
+    pub fn ack(self: &Arc<Self>, entries: Vec<QueueEntry>) {
+        for entry in &entries {
+            self.forget(entry);
+        }
+        self.kick();
     }
 
     /// basic.reject / basic.nack without requeue: the messages die here.
@@ -323,13 +362,20 @@ impl Queue {
         state.last_used = now;
         let entry = Self::pop_live(&mut state, now, &mut dead);
         let remaining = state.ready.len();
+        if let Some(entry) = &entry {
+            self.mark_delivered(entry);
+        }
         drop(state);
         self.dead_letter(dead);
         Some((entry?, remaining))
     }
 
     pub fn purge(&self) -> usize {
-        self.state.lock().ready.purge()
+        let purged = self.state.lock().ready.drain();
+        for entry in &purged {
+            self.forget(entry);
+        }
+        purged.len()
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
@@ -384,7 +430,10 @@ impl Queue {
                 consumer_tag: consumer.tag.clone(),
             });
         }
-        state.ready.purge()
+        let ready = state.ready.drain();
+        drop(state);
+        self.drop_from_store(&ready);
+        ready.len()
     }
 
     /// The next message that has not expired; expired ones go to `dead`.
@@ -410,6 +459,7 @@ impl Queue {
                 consumer.release_credit(1);
                 return;
             };
+            self.mark_delivered(&entry);
             let delivery = Outbound::Deliver {
                 consumer: consumer.clone(),
                 queue: self.clone(),
@@ -456,6 +506,13 @@ impl Queue {
         if dead.is_empty() {
             return;
         }
+        self.publish_dead_letters(&dead);
+        for (entry, _) in &dead {
+            self.forget(entry);
+        }
+    }
+
+    fn publish_dead_letters(&self, dead: &Dead) {
         let Some(dlx) = &self.args.dead_letter_exchange else {
             return;
         };
@@ -467,7 +524,7 @@ impl Queue {
             return;
         };
         let mut targets = Vec::new();
-        for (entry, reason) in dead {
+        for &(ref entry, reason) in dead {
             let (message, keys) = dead_letter::dead_letter_message(
                 &entry.message,
                 reason,

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
 use crate::connection::handle::ConnectionId;
+use crate::durability::Durability;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
 use crate::queue::{type_name, Queue, QueueArguments, QueueSettings};
@@ -34,8 +35,12 @@ const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
     "x-queue-master-locator",
 ];
 
+pub mod definitions;
+
 pub struct VHost {
     pub name: Arc<str>,
+    /// Where durable definitions go; None keeps everything in memory.
+    durability: Option<Arc<Durability>>,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
@@ -47,9 +52,10 @@ pub struct QueueDeclared {
 }
 
 impl VHost {
-    pub fn new(name: &str) -> VHost {
+    pub fn new(name: &str, durability: Option<Arc<Durability>>) -> VHost {
         let vhost = VHost {
             name: name.into(),
+            durability,
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };
@@ -110,6 +116,7 @@ impl VHost {
                     }
                 }
                 let exchange = Exchange::new(name.clone(), settings);
+                self.persist_exchange(&exchange)?;
                 slot.insert(exchange.clone());
                 return Ok(exchange);
             }
@@ -156,9 +163,11 @@ impl VHost {
                 self.name
             )));
         }
-        self.exchanges.remove(name);
         // Bindings that lead to it from other exchanges go too.
         let destination = Destination::Exchange(exchange.name.clone());
+        self.unpersist_bindings_to(&destination);
+        self.unpersist_exchange(&exchange);
+        self.exchanges.remove(name);
         self.remove_bindings_to(&destination);
         Ok(())
     }
@@ -186,11 +195,13 @@ impl VHost {
         arguments: FieldTable,
     ) -> AmqpResult<()> {
         let exchange = self.exchange_or_404(source)?;
-        exchange.bind(Binding {
+        let binding = Binding {
             destination,
             routing_key,
             arguments,
-        });
+        };
+        self.persist_binding(source, &binding)?;
+        exchange.bind(binding);
         Ok(())
     }
 
@@ -205,6 +216,7 @@ impl VHost {
             routing_key,
             arguments,
         };
+        self.unpersist_binding(source, &binding);
         if exchange.unbind(&binding) && exchange.settings.auto_delete && !exchange.has_bindings() {
             let _ = self.delete_exchange(&exchange.name, false);
         }
@@ -235,7 +247,8 @@ impl VHost {
                     settings.exclusive_owner.is_some(),
                     settings.auto_delete,
                 )?;
-                let queue = Queue::new(name.clone(), self, settings, args);
+                let persistence = self.persist_queue(name, &settings)?;
+                let queue = Queue::new(name.clone(), self, settings, args, persistence);
                 slot.insert(queue.clone());
                 return Ok(QueueDeclared { queue, created: true });
             }
@@ -300,7 +313,9 @@ impl VHost {
         if !removed {
             return 0;
         }
-        self.remove_bindings_to(&Destination::Queue(queue.clone()));
+        let destination = Destination::Queue(queue.clone());
+        self.unpersist_bindings_to(&destination);
+        self.remove_bindings_to(&destination);
         queue.delete()
     }
 

@@ -1,0 +1,148 @@
+//! Group commit: many writes, one fsync, then the confirms.
+//!
+//! Every write to the store belongs to an epoch. A flusher thread closes the
+//! current epoch, syncs the store, and announces the epoch as durable; a
+//! publisher confirm waits for the epoch its message was written in. Under
+//! load the flusher syncs back to back and each sync covers every publish
+//! that arrived meanwhile, so confirms cost one fsync per batch, not per
+//! message. Writes made without a waiting confirm (acks, transient work)
+//! reach disk within [`IDLE_SYNC_INTERVAL`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+use warren_store::Store;
+
+/// Longest time a write waits for disk when nobody asked for a sync.
+pub const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+
+pub struct Durability {
+    store: Arc<dyn Store>,
+    /// The epoch writes made now belong to.
+    write_epoch: AtomicU64,
+    /// The highest epoch known to be on disk.
+    durable: watch::Sender<u64>,
+    sync_requested: Mutex<bool>,
+    wake: Condvar,
+    /// Set when something was written since the last sync.
+    dirty: AtomicBool,
+    stopping: AtomicBool,
+    /// Per durable queue: every offset below this was delivered at least once.
+    delivered_marks: DashMap<u64, u64>,
+    /// Set after a sync failed: publishes needing disk are refused.
+    failed: AtomicBool,
+}
+
+impl Durability {
+    /// Wraps a store and starts its flusher thread.
+    pub fn start(store: Arc<dyn Store>) -> Arc<Durability> {
+        let (durable, _) = watch::channel(0);
+        let durability = Arc::new(Durability {
+            store,
+            write_epoch: AtomicU64::new(1),
+            durable,
+            sync_requested: Mutex::new(false),
+            wake: Condvar::new(),
+            dirty: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            delivered_marks: DashMap::new(),
+            failed: AtomicBool::new(false),
+        });
+        let flusher = durability.clone();
+        std::thread::Builder::new()
+            .name("warren-flusher".into())
+            .spawn(move || flusher.run())
+            .expect("spawn flusher thread");
+        durability
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// Notes that the store was written to; returns the epoch to wait for.
+    pub fn wrote(&self) -> u64 {
+        self.dirty.store(true, Ordering::Release);
+        self.write_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a sync soon (a confirm is waiting on it).
+    pub fn request_sync(&self) {
+        let mut requested = self.sync_requested.lock();
+        if !*requested {
+            *requested = true;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Watches the durable epoch.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Records a delivery from a durable queue (see `Store::save_delivered_mark`).
+    pub fn mark_delivered(&self, queue: u64, offset: u64) {
+        let mut mark = self.delivered_marks.entry(queue).or_insert(0);
+        if *mark <= offset {
+            *mark = offset + 1;
+        }
+    }
+
+    pub fn forget_queue(&self, queue: u64) {
+        self.delivered_marks.remove(&queue);
+    }
+
+    /// Syncs once more and stops the flusher (at shutdown).
+    pub fn stop(&self) {
+        self.sync_now();
+        self.stopping.store(true, Ordering::Release);
+        let _guard = self.sync_requested.lock();
+        self.wake.notify_one();
+    }
+
+    fn run(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::Acquire) {
+            {
+                let mut requested = self.sync_requested.lock();
+                if !*requested {
+                    self.wake.wait_for(&mut requested, IDLE_SYNC_INTERVAL);
+                }
+                *requested = false;
+            }
+            if self.dirty.load(Ordering::Acquire) {
+                self.sync_now();
+            }
+        }
+    }
+
+    /// Closes the current epoch and makes it durable.
+    fn sync_now(&self) {
+        self.dirty.store(false, Ordering::Release);
+        let epoch = self.write_epoch.fetch_add(1, Ordering::SeqCst);
+        for mark in self.delivered_marks.iter() {
+            if let Err(e) = self.store.save_delivered_mark(*mark.key(), *mark.value()) {
+                tracing::error!("saving delivery marks failed: {e}");
+            }
+        }
+        match self.store.sync() {
+            Ok(()) => {
+                self.failed.store(false, Ordering::Release);
+                self.durable.send_replace(epoch);
+            }
+            Err(e) => {
+                tracing::error!("sync to disk failed: {e}; publishes that need disk are refused");
+                self.failed.store(true, Ordering::Release);
+                self.dirty.store(true, Ordering::Release);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Persisting a vhost's definitions: durable exchanges, durable queues and
+//! the bindings between durable entities, as RabbitMQ keeps them. Transient
+//! entities (and bindings touching one) are never written.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use warren_protocol::FieldTable;
+use warren_store::{BindingRecord, ExchangeRecord, QueueRecord};
+
+use super::VHost;
+use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::{Binding, Destination, Exchange};
+use crate::queue::{Persistence, QueueSettings};
+
+pub fn encode_table(table: &FieldTable) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    table.encode(&mut buf);
+    buf.to_vec()
+}
+
+/// Reads a table written by `encode_table` (length prefix included).
+pub fn decode_table(bytes: &[u8]) -> FieldTable {
+    let body = Bytes::copy_from_slice(bytes.get(4..).unwrap_or_default());
+    FieldTable::decode(&body, 0).unwrap_or_default()
+}
+
+fn store_error(e: warren_store::StoreError) -> AmqpError {
+    tracing::error!("store write failed: {e}");
+    AmqpError::internal_error(format!("store write failed: {e}"))
+}
+
+impl VHost {
+    pub(super) fn persist_exchange(&self, exchange: &Exchange) -> AmqpResult<()> {
+        let Some(durability) = &self.durability else {
+            return Ok(());
+        };
+        if !exchange.settings.durable {
+            return Ok(());
+        }
+        let record = ExchangeRecord {
+            vhost: self.name.to_string(),
+            name: exchange.name.to_string(),
+            kind: exchange.kind().as_str().to_string(),
+            auto_delete: exchange.settings.auto_delete,
+            internal: exchange.settings.internal,
+            arguments: encode_table(&exchange.settings.arguments),
+        };
+        durability.store().save_exchange(&record).map_err(store_error)?;
+        durability.wrote();
+        Ok(())
+    }
+
+    pub(super) fn unpersist_exchange(&self, exchange: &Exchange) {
+        let Some(durability) = &self.durability else {
+            return;
+        };
+        if exchange.settings.durable {
+            for binding in exchange.bindings() {
+                self.unpersist_binding(&exchange.name, &binding);
+            }
+            if let Err(e) = durability.store().delete_exchange(&self.name, &exchange.name) {
+                tracing::error!("store write failed: {e}");
+            }
+            durability.wrote();
+        }
+    }
+
+    /// A new durable queue's place in the store.
+    pub(super) fn persist_queue(&self, name: &str, settings: &QueueSettings) -> AmqpResult<Option<Persistence>> {
+        let Some(durability) = &self.durability else {
+            return Ok(None);
+        };
+        if !settings.durable {
+            return Ok(None);
+        }
+        let store = durability.store();
+        let id = store.next_id().map_err(store_error)?;
+        let record = QueueRecord {
+            vhost: self.name.to_string(),
+            name: name.to_string(),
+            id,
+            auto_delete: settings.auto_delete,
+            arguments: encode_table(&settings.arguments),
+        };
+        store.save_queue(&record).map_err(store_error)?;
+        durability.wrote();
+        Ok(Some(Persistence {
+            durability: durability.clone(),
+            id,
+        }))
+    }
+
+    fn is_durable(&self, destination: &Destination) -> bool {
+        match destination {
+            Destination::Queue(q) => q.settings.durable,
+            Destination::Exchange(name) => self.exchange(name).is_some_and(|x| x.settings.durable),
+        }
+    }
+
+    fn binding_record(&self, source: &str, binding: &Binding) -> Option<BindingRecord> {
+        self.durability.as_ref()?;
+        let source_durable = self.exchange(source).is_some_and(|x| x.settings.durable);
+        if !source_durable || !self.is_durable(&binding.destination) {
+            return None;
+        }
+        let destination_kind = match binding.destination {
+            Destination::Queue(_) => "queue",
+            Destination::Exchange(_) => "exchange",
+        };
+        Some(BindingRecord {
+            vhost: self.name.to_string(),
+            source: source.to_string(),
+            destination_kind: destination_kind.to_string(),
+            destination: binding.destination.name().to_string(),
+            routing_key: binding.routing_key.to_string(),
+            arguments: encode_table(&binding.arguments),
+        })
+    }
+
+    pub(super) fn persist_binding(&self, source: &str, binding: &Binding) -> AmqpResult<()> {
+        let (Some(durability), Some(record)) = (&self.durability, self.binding_record(source, binding)) else {
+            return Ok(());
+        };
+        durability.store().save_binding(&record).map_err(store_error)?;
+        durability.wrote();
+        Ok(())
+    }
+
+    pub(super) fn unpersist_binding(&self, source: &str, binding: &Binding) {
+        let (Some(durability), Some(record)) = (&self.durability, self.binding_record(source, binding)) else {
+            return;
+        };
+        if let Err(e) = durability.store().delete_binding(&record) {
+            tracing::error!("store write failed: {e}");
+        }
+        durability.wrote();
+    }
+
+    /// Forgets the stored bindings that lead to `destination`.
+    pub(super) fn unpersist_bindings_to(&self, destination: &Destination) {
+        if self.durability.is_none() || !self.is_durable(destination) {
+            return;
+        }
+        let sources: Vec<Arc<Exchange>> = self.exchanges.iter().map(|x| x.clone()).collect();
+        for source in sources {
+            for binding in source.bindings().iter().filter(|b| b.destination == *destination) {
+                self.unpersist_binding(&source.name, binding);
+            }
+        }
+    }
+}
+
+/// Rebuilding a vhost from stored definitions at start (nothing is written
+/// back: it is already in the store).
+impl VHost {
+    pub fn restore_exchange(&self, record: &ExchangeRecord) {
+        let Some(kind) = crate::exchange::ExchangeKind::parse(&record.kind) else {
+            tracing::warn!(
+                "stored exchange '{}' has unknown type '{}'; skipped",
+                record.name,
+                record.kind
+            );
+            return;
+        };
+        let settings = crate::exchange::ExchangeSettings {
+            kind,
+            durable: true,
+            auto_delete: record.auto_delete,
+            internal: record.internal,
+            arguments: decode_table(&record.arguments),
+        };
+        let name = warren_protocol::ShortStr::from(record.name.as_str());
+        self.exchanges.insert(name.clone(), Exchange::new(name, settings));
+    }
+
+    pub fn restore_queue(self: &Arc<Self>, record: &QueueRecord) -> Option<Arc<crate::queue::Queue>> {
+        let durability = self.durability.clone()?;
+        let settings = QueueSettings {
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: record.auto_delete,
+            arguments: decode_table(&record.arguments),
+        };
+        let what = format!("queue '{}' in vhost '{}'", record.name, self.name);
+        let args =
+            match crate::queue::QueueArguments::parse(&settings.arguments, &what, true, false, record.auto_delete) {
+                Ok(args) => args,
+                Err(e) => {
+                    tracing::warn!("stored {what} has invalid arguments ({e}); recovered without them");
+                    Default::default()
+                }
+            };
+        let name = warren_protocol::ShortStr::from(record.name.as_str());
+        let persistence = Persistence {
+            durability,
+            id: record.id,
+        };
+        let queue = crate::queue::Queue::new(name.clone(), self, settings, args, Some(persistence));
+        self.queues.insert(name, queue.clone());
+        Some(queue)
+    }
+
+    pub fn restore_binding(&self, record: &BindingRecord) {
+        let Some(source) = self.exchange(&record.source) else {
+            return;
+        };
+        let destination = match record.destination_kind.as_str() {
+            "queue" => match self.queue(&record.destination) {
+                Some(q) => Destination::Queue(q),
+                None => return,
+            },
+            _ => Destination::Exchange(record.destination.as_str().into()),
+        };
+        source.bind(Binding {
+            destination,
+            routing_key: record.routing_key.as_str().into(),
+            arguments: decode_table(&record.arguments),
+        });
+    }
+}
