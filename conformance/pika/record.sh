@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Re-records the expected outputs from a RabbitMQ 3.10 listening on PORT
+# (default 5673; see shared/reference.md for running one beside Warren).
+set -euo pipefail
+cd "$(dirname "$0")"
+port="${1:-5673}"
+for script in *.py; do
+    name="${script%.py}"
+    python3 "$script" "$port" > "expected/$name.txt"
+    echo "recorded expected/$name.txt"
+done

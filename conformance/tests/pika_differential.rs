@@ -1,0 +1,67 @@
+//! Differential conformance through a second client, pika (Python): each
+//! script in `conformance/pika/` exercises many scenarios and prints their
+//! outcomes (reply codes and texts, headers, orders, counts) with generated
+//! names masked. `conformance/pika/expected/` holds what the same scripts
+//! printed against RabbitMQ 3.10 (re-record with `conformance/pika/record.sh`);
+//! Warren must print exactly the same.
+//!
+//! Needs python3 with pika (`pip install pika`); .ci/run installs it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn pika_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pika")
+}
+
+fn port_of(url: &str) -> String {
+    let after_at = url.rsplit('@').next().unwrap_or(url);
+    let host_port = after_at.split('/').next().unwrap_or(after_at);
+    host_port.rsplit(':').next().unwrap_or("5672").to_string()
+}
+
+fn run_script(name: &str) {
+    let url = warren_conformance::broker_url();
+    let script = pika_dir().join(format!("{name}.py"));
+    let expected_path = pika_dir().join("expected").join(format!("{name}.txt"));
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(port_of(&url))
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e} (python3 with pika is required)"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name}.py failed ({}); is pika installed (pip install pika)?\n{stderr}",
+        output.status
+    );
+    let actual = String::from_utf8_lossy(&output.stdout);
+    let expected = std::fs::read_to_string(&expected_path).expect("expected output recorded from RabbitMQ");
+    let mismatches: Vec<String> = expected
+        .lines()
+        .zip(actual.lines())
+        .filter(|(e, a)| e != a)
+        .map(|(e, a)| format!("  RabbitMQ: {e}\n  Warren:   {a}"))
+        .collect();
+    assert!(
+        mismatches.is_empty() && expected.lines().count() == actual.lines().count(),
+        "{name}: Warren differs from RabbitMQ:\n{}\n(full output:\n{actual})",
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn error_codes_and_texts_match_rabbitmq() {
+    run_script("errors");
+}
+
+#[test]
+fn queue_features_match_rabbitmq() {
+    run_script("queue_features");
+}
+
+#[test]
+fn direct_reply_to_matches_rabbitmq() {
+    run_script("direct_reply");
+}
