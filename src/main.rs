@@ -11,6 +11,12 @@ use clap::Parser;
 use serde::Deserialize;
 use warren::BrokerConfig;
 
+/// mimalloc instead of the system allocator: the broker allocates and frees
+/// many small buffers across threads, where glibc's malloc showed up as
+/// 10-15% of CPU time in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Warren: an AMQP 0-9-1 message broker, a drop-in replacement for RabbitMQ.
 ///
 /// Every option can also be set in a TOML file given with --config (same

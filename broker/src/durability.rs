@@ -20,6 +20,11 @@ use warren_store::Store;
 /// Longest time a write waits for disk when nobody asked for a sync.
 pub const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Shortest time between two syncs: a sync requested sooner waits the rest,
+/// so that under load each sync covers a batch of publishes instead of a
+/// handful (a sync costs CPU in the store, not just disk time).
+pub const MIN_SYNC_SPACING: Duration = Duration::from_millis(2);
+
 pub struct Durability {
     store: Arc<dyn Store>,
     /// The epoch writes made now belong to.
@@ -109,7 +114,12 @@ impl Durability {
     }
 
     fn run(self: Arc<Self>) {
+        let mut last_sync = std::time::Instant::now();
         while !self.stopping.load(Ordering::Acquire) {
+            let since = last_sync.elapsed();
+            if since < MIN_SYNC_SPACING {
+                std::thread::sleep(MIN_SYNC_SPACING - since);
+            }
             {
                 let mut requested = self.sync_requested.lock();
                 if !*requested {
@@ -118,6 +128,7 @@ impl Durability {
                 *requested = false;
             }
             if self.dirty.load(Ordering::Acquire) {
+                last_sync = std::time::Instant::now();
                 self.sync_now();
             }
         }
@@ -132,7 +143,10 @@ impl Durability {
                 tracing::error!("saving delivery marks failed: {e}");
             }
         }
-        match self.store.sync() {
+        let started = std::time::Instant::now();
+        let synced = self.store.sync();
+        tracing::trace!(epoch, "store sync took {:?}", started.elapsed());
+        match synced {
             Ok(()) => {
                 self.failed.store(false, Ordering::Release);
                 self.durable.send_replace(epoch);

@@ -1,0 +1,146 @@
+//! A consumer: receives deliveries, measures latency from the timestamp in
+//! each body, counts every (producer, sequence) it sees for the loss and
+//! duplicate check, and acks (one by one, or every N with `multiple`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use warren_protocol::*;
+
+use crate::client::Client;
+use crate::producer::HEADER_LEN;
+use crate::stats::{histogram, nanos_since, Counters};
+
+pub struct ConsumerConfig {
+    pub queue: String,
+    pub auto_ack: bool,
+    pub prefetch: u16,
+    /// Ack with `multiple` every this many deliveries (1: ack each).
+    pub multiple_ack: u64,
+}
+
+pub struct ConsumerResult {
+    pub latency: Histogram<u64>,
+    /// Per producer, how often each sequence number was received.
+    pub seen: Vec<Vec<u8>>,
+}
+
+pub async fn run(
+    mut client: Client,
+    config: ConsumerConfig,
+    counters: Arc<Counters>,
+    done: Arc<AtomicBool>,
+    start: Instant,
+) -> anyhow::Result<ConsumerResult> {
+    if !config.auto_ack && config.prefetch > 0 {
+        client
+            .rpc(BasicQos {
+                prefetch_count: config.prefetch,
+                ..Default::default()
+            })
+            .await?;
+    }
+    client
+        .rpc(BasicConsume {
+            queue: config.queue.as_str().into(),
+            no_ack: config.auto_ack,
+            ..Default::default()
+        })
+        .await?;
+    let Client { mut reader, mut writer } = client;
+    let mut result = ConsumerResult {
+        latency: histogram(),
+        seen: Vec::new(),
+    };
+    let mut unacked = 0u64;
+    let mut last_tag = 0u64;
+    let mut body = Vec::new();
+    let mut expecting = 0usize;
+    let mut in_delivery = false;
+    loop {
+        let frame = match tokio::time::timeout(Duration::from_millis(20), reader.next()).await {
+            Ok(frame) => frame?,
+            Err(_) => {
+                // Idle: ack what is pending, and stop once told and drained.
+                if unacked > 0 {
+                    writer.method(BasicAck {
+                        delivery_tag: last_tag,
+                        multiple: true,
+                    });
+                    writer.flush().await?;
+                    unacked = 0;
+                }
+                if done.load(Ordering::Relaxed) {
+                    return Ok(result);
+                }
+                continue;
+            }
+        };
+        match frame {
+            Frame::Method(_, Method::BasicDeliver(d)) => {
+                last_tag = d.delivery_tag;
+                in_delivery = true;
+                body.clear();
+            }
+            Frame::Method(_, Method::ChannelClose(c)) => {
+                anyhow::bail!("channel closed by broker: {} {}", c.reply_code, c.reply_text)
+            }
+            Frame::Header(_, h) if in_delivery => {
+                expecting = h.body_size as usize;
+                if expecting == 0 {
+                    in_delivery = false;
+                }
+            }
+            Frame::Body(_, chunk) if in_delivery => {
+                body.extend_from_slice(&chunk);
+                if body.len() >= expecting {
+                    in_delivery = false;
+                    record(&body, &mut result, start);
+                    counters.consumed.fetch_add(1, Ordering::Relaxed);
+                    if !config.auto_ack {
+                        unacked += 1;
+                        if unacked >= config.multiple_ack {
+                            writer.method(BasicAck {
+                                delivery_tag: last_tag,
+                                multiple: config.multiple_ack > 1,
+                            });
+                            unacked = 0;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        if writer.pending() > 16 * 1024 || (writer.pending() > 0 && reader_idle_hint(&body)) {
+            writer.flush().await?;
+        }
+    }
+}
+
+/// Acks are flushed at the end of each delivery batch; the body buffer being
+/// complete is the cheap signal that one delivery just finished.
+fn reader_idle_hint(body: &[u8]) -> bool {
+    !body.is_empty()
+}
+
+fn record(body: &[u8], result: &mut ConsumerResult, start: Instant) {
+    if body.len() < HEADER_LEN {
+        return;
+    }
+    let producer = u32::from_be_bytes(body[0..4].try_into().unwrap_or_default()) as usize;
+    let seq = u64::from_be_bytes(body[4..12].try_into().unwrap_or_default()) as usize;
+    let sent = u64::from_be_bytes(body[12..20].try_into().unwrap_or_default());
+    let _ = result
+        .latency
+        .record((nanos_since(start).saturating_sub(sent) / 1000).max(1));
+    if result.seen.len() <= producer {
+        result.seen.resize(producer + 1, Vec::new());
+    }
+    let seen = &mut result.seen[producer];
+    if seen.len() <= seq {
+        seen.resize((seq + 1).max(seen.len() * 2), 0);
+    }
+    seen[seq] = seen[seq].saturating_add(1);
+}
