@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
-use warren_store::{SledStore, Store};
+use warren_store::{LazySledStore, Store};
 
 use crate::channel::ReplyTarget;
 use crate::config::BrokerConfig;
@@ -40,7 +40,7 @@ impl Broker {
     /// configured vhosts.
     pub fn open(config: BrokerConfig) -> io::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = Arc::new(SledStore::open(&config.data_dir).map_err(io_error)?);
+        let store = Arc::new(LazySledStore::new(config.data_dir.clone()));
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
         let (shutdown, _) = watch::channel(false);
@@ -54,7 +54,9 @@ impl Broker {
             shutdown,
             config,
         });
-        recovery::recover(&broker, &store).map_err(io_error)?;
+        if store.exists() {
+            recovery::recover(&broker, store.get().map_err(io_error)?).map_err(io_error)?;
+        }
         for name in broker.config.vhosts.clone() {
             broker.add_vhost(&name);
         }
@@ -65,15 +67,12 @@ impl Broker {
         self.vhosts.get(name).map(|v| v.clone())
     }
 
-    /// Adds a vhost if it does not exist yet (and records it in the store).
+    /// Adds a vhost if it does not exist yet. (Vhosts come from the
+    /// configuration, or from the stored definitions that name them.)
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         if let Some(vhost) = self.vhost(name) {
             return vhost;
         }
-        if let Err(e) = self.durability.store().save_vhost(name) {
-            tracing::error!("saving vhost '{name}' failed: {e}");
-        }
-        self.durability.wrote();
         self.vhosts
             .entry(name.to_string())
             .or_insert_with(|| Arc::new(VHost::new(name, Some(self.durability.clone()))))

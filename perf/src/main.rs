@@ -43,9 +43,12 @@ struct Args {
     /// producers spread over the queues), direct, fanout, topic or headers.
     #[arg(long, default_value = "default")]
     exchange_type: String,
-    /// Routing key for publishes (and bindings) with a named exchange.
+    /// Routing key for publishes with a named exchange.
     #[arg(long, default_value = "perf.key")]
     routing_key: String,
+    /// Binding key of the queues (default: the routing key).
+    #[arg(long)]
+    binding_key: Option<String>,
     /// Extra topic bindings with mixed `*`/`#` patterns that do not match.
     #[arg(long, default_value_t = 0)]
     topic_bindings: u32,
@@ -154,7 +157,7 @@ async fn declare(args: &Args, uri: &Uri) -> anyhow::Result<String> {
             .rpc(QueueBind {
                 queue: queue_name(args, i).as_str().into(),
                 exchange: exchange.as_str().into(),
-                routing_key: args.routing_key.as_str().into(),
+                routing_key: args.binding_key.as_deref().unwrap_or(&args.routing_key).into(),
                 arguments: binding_args,
                 ..Default::default()
             })
@@ -296,7 +299,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let published: u64 = producers.iter().map(|p| p.published).sum();
     if args.consumers > 0 {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let target = published * expected_copies;
         while counters.consumed.load(Ordering::Relaxed) < target && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,9 +11,11 @@
 //! [`SledStore`] is the implementation, on sled. Its types stay behind the
 //! trait so another backend can be added.
 
+mod lazy;
 mod records;
 mod sled_store;
 
+pub use lazy::LazySledStore;
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord};
 pub use sled_store::SledStore;
 

@@ -90,3 +90,19 @@ fn refuses_a_different_format_version() {
         other => panic!("expected a version error, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn lazy_store_opens_only_when_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let lazy = LazySledStore::new(dir.path().to_path_buf());
+    assert!(!lazy.exists());
+    lazy.sync().unwrap();
+    assert_eq!(lazy.size_on_disk().unwrap(), 0);
+    assert!(!lazy.exists(), "syncing an unopened store creates nothing");
+    lazy.save_queue(&queue(1)).unwrap();
+    lazy.sync().unwrap();
+    assert!(lazy.exists(), "the first write opens (creates) the store");
+    drop(lazy);
+    let reopened = SledStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.definitions().unwrap().queues, vec![queue(1)]);
+}
