@@ -183,6 +183,27 @@ impl Client {
         Ok(())
     }
 
+    /// Closes the connection politely and waits for close-ok, so the broker
+    /// reads everything sent before it (dropping the socket instead can
+    /// reset it and lose unread publishes).
+    pub async fn close(writer: &mut FrameWriter, reader: &mut FrameReader) -> io::Result<()> {
+        encode_method(
+            writer.buf.buf(),
+            0,
+            &Method::ConnectionClose(ConnectionClose {
+                reply_code: 200,
+                reply_text: ShortStr::from_static("bye"),
+                ..Default::default()
+            }),
+        );
+        writer.flush().await?;
+        loop {
+            if let Frame::Method(0, Method::ConnectionCloseOk(_)) = reader.next().await? {
+                return Ok(());
+            }
+        }
+    }
+
     /// Sends a method on channel 1 and waits for the reply.
     pub async fn rpc(&mut self, method: impl Into<Method>) -> io::Result<Method> {
         self.writer.method(method);

@@ -73,6 +73,7 @@ pub async fn run(
                     unacked = 0;
                 }
                 if done.load(Ordering::Relaxed) {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), Client::close(&mut writer, &mut reader)).await;
                     return Ok(result);
                 }
                 continue;

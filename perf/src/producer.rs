@@ -55,6 +55,8 @@ struct ConfirmTracker {
     results: std::sync::Mutex<(Vec<bool>, Histogram<u64>)>,
     progress: Notify,
     confirmed_upto: std::sync::atomic::AtomicU64,
+    /// Set when the producer is done and the reader should hand back the socket.
+    finished: AtomicBool,
 }
 
 pub async fn run(
@@ -73,9 +75,15 @@ pub async fn run(
         results: std::sync::Mutex::new((Vec::new(), histogram())),
         progress: Notify::new(),
         confirmed_upto: 0.into(),
+        finished: AtomicBool::new(false),
     });
     let Client { reader, mut writer } = client;
-    let confirm_task = confirms.then(|| tokio::spawn(read_confirms(reader, tracker.clone(), counters.clone(), start)));
+    let (confirm_task, mut reader) = if confirms {
+        let task = tokio::spawn(read_confirms(reader, tracker.clone(), counters.clone(), start));
+        (Some(task), None)
+    } else {
+        (None, Some(reader))
+    };
 
     let mut properties = BasicProperties::default();
     if config.persistent {
@@ -135,8 +143,10 @@ pub async fn run(
         while tracker.confirmed_upto.load(Ordering::Acquire) < seq && Instant::now() < deadline {
             let _ = tokio::time::timeout(Duration::from_millis(50), tracker.progress.notified()).await;
         }
-        task.abort();
-        let _ = task.await;
+        tracker.finished.store(true, Ordering::Release);
+        if let Ok(Ok(mut reader)) = task.await {
+            let _ = tokio::time::timeout(Duration::from_secs(5), Client::close(&mut writer, &mut reader)).await;
+        }
         let (mut confirmed, latency) = std::mem::replace(
             &mut *tracker.results.lock().expect("not poisoned"),
             (Vec::new(), histogram()),
@@ -147,6 +157,9 @@ pub async fn run(
             confirmed,
             confirm_latency: latency,
         });
+    }
+    if let Some(reader) = reader.as_mut() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), Client::close(&mut writer, reader)).await;
     }
     Ok(ProducerResult {
         published: seq,
@@ -161,11 +174,18 @@ async fn read_confirms(
     tracker: Arc<ConfirmTracker>,
     counters: Arc<Counters>,
     start: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FrameReader> {
     let mut settled: Vec<bool> = Vec::new();
     let mut settled_upto = 0u64; // tags 1..=settled_upto are all settled
     loop {
-        let (tag, multiple, ack) = match reader.next_method().await? {
+        let next = tokio::time::timeout(Duration::from_millis(50), reader.next_method()).await;
+        if tracker.finished.load(Ordering::Acquire) {
+            return Ok(reader);
+        }
+        let Ok(next) = next else {
+            continue;
+        };
+        let (tag, multiple, ack) = match next? {
             Method::BasicAck(a) => (a.delivery_tag, a.multiple, true),
             Method::BasicNack(n) => (n.delivery_tag, n.multiple, false),
             _ => continue,
