@@ -369,3 +369,38 @@ async fn repeated_sigkill_under_load_loses_no_confirmed_message() {
     );
     warren.stop();
 }
+
+#[tokio::test]
+async fn sigterm_closes_connections_with_320_and_exits() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let (connection, ch) = channel(&warren).await;
+    ch.queue_declare("stay".into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut consumer = ch
+        .basic_consume("stay".into(), "".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    warren.stop();
+    // The consumer ends with the broker's connection.close: 320 CONNECTION_FORCED.
+    let end = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .unwrap();
+    let error = match end {
+        Some(Err(e)) => e,
+        other => panic!("expected the connection to be closed by the broker, got {other:?}"),
+    };
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(e) => {
+            assert_eq!(e.get_id(), 320);
+            assert_eq!(
+                e.get_message().as_str(),
+                "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+            );
+        }
+        other => panic!("expected connection.close 320, got {other:?}"),
+    }
+    assert!(!connection.status().connected());
+}

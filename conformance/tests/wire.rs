@@ -234,3 +234,55 @@ async fn many_channels_on_one_connection() {
     .await;
     assert!(matches!(raw.method().await, Method::ConnectionCloseOk(_)));
 }
+
+#[tokio::test]
+async fn heartbeats_are_sent_and_a_silent_client_is_disconnected() {
+    let mut raw = Raw::connect().await;
+    raw.send(PROTOCOL_HEADER).await;
+    assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
+    raw.send_method(
+        0,
+        ConnectionStartOk {
+            mechanism: "PLAIN".into(),
+            response: Bytes::from_static(b"\0guest\0guest"),
+            locale: "en_US".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let Method::ConnectionTune(tune) = raw.method().await else {
+        panic!("expected connection.tune")
+    };
+    // Ask for a 1 s heartbeat, then never send anything again.
+    raw.send_method(
+        0,
+        ConnectionTuneOk {
+            channel_max: tune.channel_max,
+            frame_max: tune.frame_max,
+            heartbeat: 1,
+        },
+    )
+    .await;
+    raw.send_method(
+        0,
+        ConnectionOpen {
+            virtual_host: "/".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
+    let started = std::time::Instant::now();
+    let mut heartbeats = 0;
+    while let Some(frame) = raw.frame().await {
+        if let Frame::Heartbeat(0) = frame {
+            heartbeats += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(heartbeats >= 1, "the broker sends heartbeats");
+    assert!(
+        elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(5),
+        "a client silent for two intervals is disconnected (after {elapsed:?})"
+    );
+}
