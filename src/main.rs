@@ -51,6 +51,10 @@ struct Cli {
     /// Largest message body accepted, in bytes [default: 16777216].
     #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE")]
     max_message_size: Option<usize>,
+    /// Block publishers while the data directory's disk has less free space
+    /// than this, in bytes [default: 50000000, as RabbitMQ].
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
+    disk_free_limit: Option<u64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -64,6 +68,7 @@ struct FileConfig {
     frame_max: Option<u32>,
     channel_max: Option<u16>,
     max_message_size: Option<usize>,
+    disk_free_limit: Option<u64>,
 }
 
 impl Cli {
@@ -96,6 +101,9 @@ impl Cli {
         }
         if let Some(v) = self.max_message_size.or(file.max_message_size) {
             config.max_message_size = v;
+        }
+        if let Some(v) = self.disk_free_limit.or(file.disk_free_limit) {
+            config.disk_free_limit = v;
         }
         Ok(config)
     }

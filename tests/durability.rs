@@ -49,12 +49,21 @@ impl Warren {
     }
 
     /// SIGTERM: a graceful shutdown.
-    fn stop(mut self) {
+    fn stop(self) {
+        self.stop_async();
+        self.wait_exit();
+    }
+
+    /// Sends SIGTERM without waiting.
+    fn stop_async(&self) {
         Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
+    }
+
+    fn wait_exit(mut self) {
         let started = Instant::now();
         while self.child.try_wait().unwrap().is_none() {
             assert!(
@@ -370,37 +379,91 @@ async fn repeated_sigkill_under_load_loses_no_confirmed_message() {
     warren.stop();
 }
 
+/// Opens an AMQP connection by hand, so the test sees exactly which frames
+/// the broker sends (a client library may race its own socket handling).
+async fn raw_open(port: u16) -> (tokio::net::TcpStream, bytes::BytesMut) {
+    use tokio::io::AsyncWriteExt;
+    use warren_protocol::*;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    socket.write_all(PROTOCOL_HEADER).await.unwrap();
+    raw_method(&mut socket, &mut buf).await;
+    let start_ok = ConnectionStartOk {
+        mechanism: "PLAIN".into(),
+        response: bytes::Bytes::from_static(b"\0guest\0guest"),
+        locale: "en_US".into(),
+        ..Default::default()
+    };
+    for method in [
+        Method::from(start_ok),
+        ConnectionTuneOk {
+            channel_max: 2047,
+            frame_max: 131_072,
+            heartbeat: 0,
+        }
+        .into(),
+        ConnectionOpen {
+            virtual_host: "/".into(),
+            ..Default::default()
+        }
+        .into(),
+    ] {
+        let mut out = bytes::BytesMut::new();
+        encode_method(&mut out, 0, &method);
+        socket.write_all(&out).await.unwrap();
+        if matches!(method, Method::ConnectionStartOk(_) | Method::ConnectionOpen(_)) {
+            raw_method(&mut socket, &mut buf).await;
+        }
+    }
+    (socket, buf)
+}
+
+async fn raw_method(socket: &mut tokio::net::TcpStream, buf: &mut bytes::BytesMut) -> Option<warren_protocol::Method> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(warren_protocol::Frame::Method(_, m)) = warren_protocol::decode_frame(buf, 0).unwrap() {
+            return Some(m);
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read_buf(buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            return None;
+        }
+    }
+}
+
 #[tokio::test]
 async fn sigterm_closes_connections_with_320_and_exits() {
-    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use warren_protocol::*;
     let dir = tempfile::tempdir().unwrap();
     let warren = Warren::start(dir.path());
-    let (connection, ch) = channel(&warren).await;
-    ch.queue_declare("stay".into(), durable(), FieldTable::default())
-        .await
-        .unwrap();
-    let mut consumer = ch
-        .basic_consume("stay".into(), "".into(), Default::default(), FieldTable::default())
-        .await
-        .unwrap();
-    warren.stop();
-    // The consumer ends with the broker's connection.close: 320 CONNECTION_FORCED.
-    let end = tokio::time::timeout(Duration::from_secs(5), consumer.next())
-        .await
-        .unwrap();
-    let error = match end {
-        Some(Err(e)) => e,
-        other => panic!("expected the connection to be closed by the broker, got {other:?}"),
-    };
-    match error.kind() {
-        lapin::ErrorKind::ProtocolError(e) => {
-            assert_eq!(e.get_id(), 320);
+    let (mut socket, mut buf) = raw_open(warren.port).await;
+    let started = Instant::now();
+    warren.stop_async();
+    let close = raw_method(&mut socket, &mut buf).await;
+    match close {
+        Some(Method::ConnectionClose(c)) => {
+            assert_eq!(c.reply_code, 320);
             assert_eq!(
-                e.get_message().as_str(),
+                c.reply_text.as_str(),
                 "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
             );
         }
         other => panic!("expected connection.close 320, got {other:?}"),
     }
-    assert!(!connection.status().connected());
+    let mut out = bytes::BytesMut::new();
+    encode_method(&mut out, 0, &ConnectionCloseOk {}.into());
+    socket.write_all(&out).await.unwrap();
+    assert!(
+        raw_method(&mut socket, &mut buf).await.is_none(),
+        "then the socket is closed"
+    );
+    warren.wait_exit();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "graceful shutdown is prompt"
+    );
 }

@@ -48,7 +48,8 @@ fn topic(c: &mut Criterion) {
         };
         v.bind("t", q, pattern.into(), FieldTable::new()).unwrap();
     }
-    v.bind("t", queue(&v, "target"), "orders.#".into(), FieldTable::new()).unwrap();
+    v.bind("t", queue(&v, "target"), "orders.#".into(), FieldTable::new())
+        .unwrap();
     let x = v.exchange("t").unwrap();
     let mut found = Vec::new();
     c.bench_function("topic: route one key among 10,000 bindings", |b| {
@@ -68,7 +69,8 @@ fn headers(c: &mut Criterion) {
         args.insert("x-match", FieldValue::from(if i % 2 == 0 { "all" } else { "any" }));
         args.insert("region", FieldValue::from(format!("r{}", i % 10)));
         args.insert("kind", FieldValue::from(format!("k{i}")));
-        v.bind("h", queue(&v, &format!("q{i}")), ShortStr::default(), args).unwrap();
+        v.bind("h", queue(&v, &format!("q{i}")), ShortStr::default(), args)
+            .unwrap();
     }
     let x = v.exchange("h").unwrap();
     let mut message_headers = FieldTable::new();
@@ -88,7 +90,8 @@ fn fanout(c: &mut Criterion) {
     let v = vhost();
     exchange(&v, "f", ExchangeKind::Fanout);
     for i in 0..100 {
-        v.bind("f", queue(&v, &format!("q{i}")), ShortStr::default(), FieldTable::new()).unwrap();
+        v.bind("f", queue(&v, &format!("q{i}")), ShortStr::default(), FieldTable::new())
+            .unwrap();
     }
     let x = v.exchange("f").unwrap();
     let mut found = Vec::new();

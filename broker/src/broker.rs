@@ -29,6 +29,8 @@ pub struct Broker {
     durability: Arc<Durability>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
+    /// The disk alarm: true while free disk space is below the limit.
+    disk_alarm: watch::Sender<bool>,
 }
 
 fn io_error(e: warren_store::StoreError) -> io::Error {
@@ -44,6 +46,7 @@ impl Broker {
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
         let (shutdown, _) = watch::channel(false);
+        let (disk_alarm, _) = watch::channel(false);
         let broker = Arc::new(Broker {
             vhosts: DashMap::new(),
             users,
@@ -52,6 +55,7 @@ impl Broker {
             reply_targets: DashMap::new(),
             durability,
             shutdown,
+            disk_alarm,
             config,
         });
         if store.exists() {
@@ -129,6 +133,35 @@ impl Broker {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// Watches the disk alarm.
+    pub fn disk_alarm(&self) -> watch::Receiver<bool> {
+        self.disk_alarm.subscribe()
+    }
+
+    /// Checks free space on the data directory's disk and raises or clears
+    /// the alarm. Returns whether it is raised.
+    pub fn check_disk(&self) -> bool {
+        let raised = match fs4::available_space(&self.config.data_dir) {
+            Ok(free) => free < self.config.disk_free_limit,
+            Err(e) => {
+                tracing::warn!("cannot read free disk space: {e}");
+                false
+            }
+        };
+        let was = self.disk_alarm.send_replace(raised);
+        if raised != was {
+            if raised {
+                tracing::warn!(
+                    limit = self.config.disk_free_limit,
+                    "disk alarm: free disk space below the limit; publishers are blocked"
+                );
+            } else {
+                tracing::info!("disk alarm cleared; publishers are unblocked");
+            }
+        }
+        raised
     }
 
     /// Tells every connection to close with 320 CONNECTION_FORCED.

@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub guest_remote_access: bool,
     /// How long a client has to finish the connection handshake.
     pub handshake_timeout: Duration,
+    /// Below this many free bytes on the data directory's disk, publishing
+    /// connections are blocked (RabbitMQ's disk alarm; its default 50 MB).
+    pub disk_free_limit: u64,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
 }
@@ -48,6 +51,7 @@ impl Default for BrokerConfig {
             vhosts: vec!["/".into()],
             guest_remote_access: false,
             handshake_timeout: Duration::from_secs(10),
+            disk_free_limit: 50_000_000,
             remove_data_dir_on_shutdown: false,
         }
     }

@@ -50,6 +50,8 @@ pub(crate) struct ConnCtx {
     pub confirms_pending: Vec<u16>,
     /// Channels with confirms waiting for the store to sync.
     pub sync_waiting: Vec<u16>,
+    /// Set once the connection publishes; the disk alarm blocks only these.
+    pub has_published: bool,
     /// The time, read once per batch of work rather than per message.
     pub now: std::time::Instant,
 }

@@ -30,10 +30,11 @@ pub(crate) struct ConfirmState {
 }
 
 impl Channel {
-    pub(super) fn basic_publish(&mut self, _ctx: &mut ConnCtx, m: BasicPublish) -> AmqpResult<()> {
+    pub(super) fn basic_publish(&mut self, ctx: &mut ConnCtx, m: BasicPublish) -> AmqpResult<()> {
         if m.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
         }
+        ctx.has_published = true;
         self.content = Some(PendingContent::new(m));
         Ok(())
     }

@@ -72,6 +72,7 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
             route_scratch: Vec::new(),
             confirms_pending: Vec::new(),
             sync_waiting: Vec::new(),
+            has_published: false,
             now: Instant::now(),
         },
         channels: HashMap::new(),
@@ -172,6 +173,8 @@ impl Connection {
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
         let mut durable = self.ctx.broker.durability().subscribe();
+        let mut disk_alarm = self.ctx.broker.disk_alarm();
+        let mut blocked = false;
         let heartbeat = Duration::from_secs(heartbeat.into());
         let consumer_timeout = self.ctx.broker.config.consumer_timeout;
         let mut tick = Duration::from_secs(1);
@@ -199,8 +202,17 @@ impl Connection {
             }
             let backlog = self.writer.backlog.clone();
             self.ctx.now = Instant::now();
+            // A publishing connection is not read while the disk alarm is
+            // raised (RabbitMQ's blocking), so its publishes wait in TCP.
+            let alarm = *disk_alarm.borrow();
+            if alarm != blocked && (self.ctx.has_published || !alarm) {
+                blocked = alarm;
+                self.notify_blocked(blocked);
+                self.flush(&mut last_sent);
+            }
+            let reading = backlog.bytes() <= writer::HIGH_WATER_MARK && !blocked;
             tokio::select! {
-                read = reader.read_buf(&mut read_buf), if backlog.bytes() <= writer::HIGH_WATER_MARK => match read {
+                read = reader.read_buf(&mut read_buf), if reading => match read {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
                         last_received = Instant::now();
@@ -208,6 +220,7 @@ impl Connection {
                     }
                 },
                 _ = backlog.wait_below_high_water(), if backlog.bytes() > writer::HIGH_WATER_MARK => {}
+                _ = disk_alarm.changed() => {}
                 work = inbox.recv() => {
                     if let Some(work) = work {
                         self.handle_outbound(work);
@@ -268,6 +281,23 @@ impl Connection {
                 self.state = State::Closed;
             }
             *last_sent = Instant::now();
+        }
+    }
+
+    /// connection.blocked / unblocked, for clients that asked for them.
+    fn notify_blocked(&mut self, blocked: bool) {
+        if !self.ctx.caps.connection_blocked {
+            return;
+        }
+        if blocked {
+            self.ctx.send(
+                0,
+                ConnectionBlocked {
+                    reason: ShortStr::from_static("low on disk"),
+                },
+            );
+        } else {
+            self.ctx.send(0, ConnectionUnblocked {});
         }
     }
 
