@@ -47,3 +47,28 @@ fn hello_world() {
 fn retry_dead_letter() {
     run_example("retry_dead_letter");
 }
+
+#[test]
+fn work_queues() {
+    run_example("work_queues");
+}
+
+#[test]
+fn publish_subscribe() {
+    run_example("publish_subscribe");
+}
+
+#[test]
+fn routing() {
+    run_example("routing");
+}
+
+#[test]
+fn topics() {
+    run_example("topics");
+}
+
+#[test]
+fn rpc() {
+    run_example("rpc");
+}
