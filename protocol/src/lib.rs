@@ -6,6 +6,8 @@
 //! read buffer) and every malformed input becomes a [`ProtocolError`] that
 //! carries the reply code the broker must send.
 
+#[cfg(feature = "arbitrary")]
+pub mod arbitrary;
 pub mod constants;
 pub mod error;
 pub mod field_table;

@@ -97,6 +97,27 @@ macro_rules! methods {
                 Ok(method)
             }
 
+            /// A proptest strategy producing every method with arbitrary arguments.
+            #[cfg(feature = "arbitrary")]
+            pub fn arbitrary() -> proptest::strategy::BoxedStrategy<Method> {
+                use proptest::strategy::Strategy;
+                use crate::arbitrary::Arbitrary;
+                proptest::strategy::Union::new(vec![
+                    $(
+                        // The leading Just(()) makes methods without arguments a strategy too.
+                        (proptest::strategy::Just(()), $(<$ty as Arbitrary>::strategy(),)*)
+                            .prop_map(|((), $($field,)*)| Method::$variant($variant { $($field,)* }))
+                            .boxed(),
+                    )*
+                ])
+                .boxed()
+            }
+
+            /// Every method, with default arguments.
+            pub fn all_defaults() -> Vec<Method> {
+                vec![$(Method::$variant($variant::default()),)*]
+            }
+
             /// Appends class id, method id and arguments.
             pub fn encode(&self, buf: &mut BytesMut) {
                 let (class_id, method_id) = self.ids();
