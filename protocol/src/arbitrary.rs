@@ -76,11 +76,52 @@ pub fn field_value() -> BoxedStrategy<FieldValue> {
         .boxed()
 }
 
+/// Tables as any encoder writes them canonically: unique keys in sorted
+/// order (amq-protocol keeps tables in a BTreeMap), and no `L` values
+/// (amq-protocol reads `L` as signed and writes it back as `l`). Used for
+/// method arguments, so method encodings can be compared byte for byte.
 impl Arbitrary for FieldTable {
     fn strategy() -> BoxedStrategy<Self> {
-        proptest::collection::vec((ShortStr::strategy(), field_value()), 0..8)
-            .prop_map(FieldTable)
+        proptest::collection::btree_map("[a-z-]{1,12}", field_value(), 0..8)
+            .prop_map(|entries| {
+                FieldTable(
+                    entries
+                        .into_iter()
+                        .filter(|(_, v)| !contains_u64(v))
+                        .map(|(k, v)| (ShortStr::from(k), canonical(v)))
+                        .collect(),
+                )
+            })
             .boxed()
+    }
+}
+
+/// Any table: duplicate-free but in any order, every value type included.
+pub fn any_table() -> BoxedStrategy<FieldTable> {
+    proptest::collection::vec((ShortStr::strategy(), field_value()), 0..8)
+        .prop_map(FieldTable)
+        .boxed()
+}
+
+fn contains_u64(value: &FieldValue) -> bool {
+    match value {
+        FieldValue::U64(_) => true,
+        FieldValue::Array(values) => values.iter().any(contains_u64),
+        FieldValue::Table(t) => t.iter().any(|(_, v)| contains_u64(v)),
+        _ => false,
+    }
+}
+
+/// Sorts and de-duplicates the keys of nested tables.
+fn canonical(value: FieldValue) -> FieldValue {
+    match value {
+        FieldValue::Array(values) => FieldValue::Array(values.into_iter().map(canonical).collect()),
+        FieldValue::Table(t) => {
+            let sorted: std::collections::BTreeMap<ShortStr, FieldValue> =
+                t.0.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            FieldValue::Table(FieldTable(sorted.into_iter().collect()))
+        }
+        other => other,
     }
 }
 

@@ -62,7 +62,7 @@ proptest! {
     }
 
     #[test]
-    fn nested_field_tables_round_trip(table in FieldTable::strategy()) {
+    fn nested_field_tables_round_trip(table in warren_protocol::arbitrary::any_table()) {
         let mut buf = BytesMut::new();
         table.encode(&mut buf);
         let body = Bytes::copy_from_slice(&buf[4..]);
