@@ -88,8 +88,11 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
             buf[total - 1]
         )));
     }
-    let frame = buf.split_to(total).freeze();
-    let payload = frame.slice(7..total - 1);
+    // Split the payload off without the 7 header bytes and the frame end,
+    // so it is the only shared reference made (each costs an atomic).
+    buf.advance(7);
+    let payload = buf.split_to(size).freeze();
+    buf.advance(1);
     let decoded = match kind {
         frame_type::METHOD => Frame::Method(channel, Method::decode(&payload)?),
         frame_type::HEADER => Frame::Header(channel, ContentHeader::decode(&payload)?),
