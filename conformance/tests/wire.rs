@@ -286,3 +286,68 @@ async fn heartbeats_are_sent_and_a_silent_client_is_disconnected() {
         "a client silent for two intervals is disconnected (after {elapsed:?})"
     );
 }
+
+#[tokio::test]
+async fn server_properties_announce_rabbitmqs_capabilities_and_mechanisms() {
+    let mut raw = Raw::connect().await;
+    raw.send(PROTOCOL_HEADER).await;
+    let Method::ConnectionStart(start) = raw.method().await else {
+        panic!("expected connection.start")
+    };
+    assert_eq!((start.version_major, start.version_minor), (0, 9));
+    let mechanisms = String::from_utf8_lossy(&start.mechanisms).to_string();
+    assert!(mechanisms.split(' ').any(|m| m == "PLAIN"), "{mechanisms}");
+    assert!(mechanisms.split(' ').any(|m| m == "AMQPLAIN"), "{mechanisms}");
+    let capabilities = start
+        .server_properties
+        .get("capabilities")
+        .and_then(FieldValue::as_table)
+        .expect("a capabilities table");
+    for capability in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        assert_eq!(
+            capabilities.get(capability),
+            Some(&FieldValue::Bool(true)),
+            "{capability}"
+        );
+    }
+    for key in ["product", "version", "platform"] {
+        assert!(start.server_properties.get(key).is_some(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn amqplain_login_works() {
+    let mut raw = Raw::connect().await;
+    raw.send(PROTOCOL_HEADER).await;
+    assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
+    let mut credentials = FieldTable::new();
+    credentials.insert("LOGIN", FieldValue::from("guest"));
+    credentials.insert("PASSWORD", FieldValue::from("guest"));
+    let mut encoded = BytesMut::new();
+    credentials.encode(&mut encoded);
+    raw.send_method(
+        0,
+        ConnectionStartOk {
+            mechanism: "AMQPLAIN".into(),
+            // The table without its length prefix, as clients send it.
+            response: Bytes::copy_from_slice(&encoded[4..]),
+            locale: "en_US".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(raw.method().await, Method::ConnectionTune(_)),
+        "AMQPLAIN accepted"
+    );
+}

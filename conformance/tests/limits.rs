@@ -1,0 +1,146 @@
+//! What RabbitMQ refuses, refused the same way (through lapin): immediate
+//! publishes and channel.flow(active=false) are 540 NOT_IMPLEMENTED and
+//! close the connection; a body over the maximum message size is 406 and
+//! closes only the channel.
+
+use std::sync::OnceLock;
+
+use lapin::options::*;
+use lapin::BasicProperties;
+use warren_conformance::lapin_util::*;
+
+#[tokio::test]
+async fn immediate_publish_is_not_implemented() {
+    let (connection, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    let options = BasicPublishOptions {
+        immediate: true,
+        ..Default::default()
+    };
+    let _ = ch
+        .basic_publish(
+            "".into(),
+            q.as_str().into(),
+            options,
+            b"now",
+            BasicProperties::default(),
+        )
+        .await;
+    // The connection.close arrives asynchronously; the next call fails with it.
+    let error = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect_err("connection closed");
+    assert_eq!(reply_of(&error), (540, "NOT_IMPLEMENTED - immediate=true".to_string()));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!connection.status().connected(), "540 closes the connection");
+}
+
+#[tokio::test]
+async fn channel_flow_off_is_not_implemented() {
+    let (connection, ch) = channel().await;
+    let error = ch
+        .channel_flow(ChannelFlowOptions { active: false })
+        .await
+        .expect_err("refused");
+    assert_eq!(reply_of(&error), (540, "NOT_IMPLEMENTED - active=false".to_string()));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!connection.status().connected(), "540 closes the connection");
+}
+
+#[tokio::test]
+async fn a_body_over_the_maximum_message_size_is_refused_with_406() {
+    // A broker of its own with a 1 KiB limit (RabbitMQ's is configured the same way).
+    static URL: OnceLock<String> = OnceLock::new();
+    let url = URL
+        .get_or_init(|| {
+            let mut config = warren::ephemeral_config();
+            config.max_message_size = 1024;
+            warren_conformance::start_background_broker(config)
+        })
+        .clone();
+    let connection = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    let q = temp_queue(&ch).await;
+    publish(&ch, "", &q, &[1u8; 1024]).await;
+    let _ = ch
+        .basic_publish(
+            "".into(),
+            q.as_str().into(),
+            Default::default(),
+            &[1u8; 1025],
+            BasicProperties::default(),
+        )
+        .await;
+    let error = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect_err("channel closed");
+    assert_eq!(
+        reply_of(&error),
+        (
+            406,
+            "PRECONDITION_FAILED - message size 1025 is larger than configured max size 1024".to_string()
+        )
+    );
+    // Only the channel: the connection still works, and the message at the limit arrived.
+    let other = connection.create_channel().await.unwrap();
+    assert_eq!(drain(&other, &q).await.len(), 1);
+}
+
+#[tokio::test]
+async fn vhosts_keep_their_exchanges_and_queues_apart() {
+    static URL: OnceLock<String> = OnceLock::new();
+    let url = URL
+        .get_or_init(|| {
+            let mut config = warren::ephemeral_config();
+            config.vhosts = vec!["/".into(), "tenant".into()];
+            warren_conformance::start_background_broker(config)
+        })
+        .clone();
+    let other_vhost = url.replace("/%2f", "/tenant");
+    let default = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let tenant = lapin::Connection::connect(&other_vhost, Default::default())
+        .await
+        .unwrap();
+    let (a, b) = (
+        default.create_channel().await.unwrap(),
+        tenant.create_channel().await.unwrap(),
+    );
+    a.queue_declare("shared-name".into(), Default::default(), Default::default())
+        .await
+        .unwrap();
+    b.queue_declare("shared-name".into(), Default::default(), Default::default())
+        .await
+        .unwrap();
+    publish(&a, "", "shared-name", b"for /").await;
+    publish(&b, "", "shared-name", b"for tenant").await;
+    assert_eq!(drain(&a, "shared-name").await, ["for /"]);
+    assert_eq!(drain(&b, "shared-name").await, ["for tenant"]);
+    let missing = b
+        .exchange_declare(
+            "only-in-default".into(),
+            lapin::ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await;
+    assert!(missing.is_err());
+}
