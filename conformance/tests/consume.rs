@@ -285,19 +285,7 @@ async fn auto_delete_queue_goes_with_its_last_consumer() {
     ch.basic_cancel("only".into(), BasicCancelOptions::default())
         .await
         .unwrap();
-    let probe = connect().await.create_channel().await.unwrap();
-    let gone = probe
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect_err("auto-deleted");
-    assert_eq!(reply_of(&gone).0, 404);
+    assert_queue_gone(&q, "auto-deleted").await;
 }
 
 #[tokio::test]
@@ -312,19 +300,7 @@ async fn exclusive_queue_is_deleted_when_its_connection_closes() {
         .expect_err("another connection may not consume");
     assert_eq!(reply_of(&locked).0, 405);
     owner.close(200, "bye".into()).await.unwrap();
-    let probe = connect().await.create_channel().await.unwrap();
-    let gone = probe
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect_err("exclusive queue deleted with its connection");
-    assert_eq!(reply_of(&gone).0, 404);
+    assert_queue_gone(&q, "exclusive queue deleted with its connection").await;
 }
 
 #[tokio::test]
@@ -371,4 +347,18 @@ async fn server_named_queue_and_passive_counts() {
         0,
         "all three are delivered (unacked), none ready"
     );
+}
+
+/// Checks from a fresh connection that a queue no longer exists (404).
+async fn assert_queue_gone(queue: &str, why: &str) {
+    let probe = connect().await.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let gone = probe
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .expect_err(why);
+    assert_eq!(reply_of(&gone).0, 404, "{why}");
 }

@@ -64,8 +64,13 @@ impl Raw {
         }
     }
 
-    /// Protocol header, start-ok (guest), tune-ok, open: an open connection.
+    /// Protocol header, start-ok (guest), tune-ok, open: an open connection
+    /// without heartbeats.
     async fn open() -> Raw {
+        Raw::open_with_heartbeat(0).await
+    }
+
+    async fn open_with_heartbeat(heartbeat: u16) -> Raw {
         let mut raw = Raw::connect().await;
         raw.send(PROTOCOL_HEADER).await;
         assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
@@ -92,7 +97,7 @@ impl Raw {
             ConnectionTuneOk {
                 channel_max: tune.channel_max,
                 frame_max: tune.frame_max,
-                heartbeat: 0,
+                heartbeat,
             },
         )
         .await;
@@ -237,41 +242,8 @@ async fn many_channels_on_one_connection() {
 
 #[tokio::test]
 async fn heartbeats_are_sent_and_a_silent_client_is_disconnected() {
-    let mut raw = Raw::connect().await;
-    raw.send(PROTOCOL_HEADER).await;
-    assert!(matches!(raw.method().await, Method::ConnectionStart(_)));
-    raw.send_method(
-        0,
-        ConnectionStartOk {
-            mechanism: "PLAIN".into(),
-            response: Bytes::from_static(b"\0guest\0guest"),
-            locale: "en_US".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    let Method::ConnectionTune(tune) = raw.method().await else {
-        panic!("expected connection.tune")
-    };
     // Ask for a 1 s heartbeat, then never send anything again.
-    raw.send_method(
-        0,
-        ConnectionTuneOk {
-            channel_max: tune.channel_max,
-            frame_max: tune.frame_max,
-            heartbeat: 1,
-        },
-    )
-    .await;
-    raw.send_method(
-        0,
-        ConnectionOpen {
-            virtual_host: "/".into(),
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
+    let mut raw = Raw::open_with_heartbeat(1).await;
     let started = std::time::Instant::now();
     let mut heartbeats = 0;
     while let Some(frame) = raw.frame().await {
