@@ -47,7 +47,9 @@ impl Message {
     /// The channel refuses invalid values at publish, so anything else here
     /// is treated as no TTL.
     pub fn expiration_ms(&self) -> Option<u64> {
-        self.header.properties().expiration.as_ref()?.parse().ok()
+        let text = self.header.properties().expiration.as_ref()?;
+        // Validated at publish: only "-0" can carry a minus sign.
+        text.trim_start_matches(['+', '-']).parse().ok()
     }
 
     pub fn body_size(&self) -> usize {

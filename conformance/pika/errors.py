@@ -136,6 +136,13 @@ case('consumer priority wrong', lambda c, ch: (lambda q: ch.basic_consume(q, lam
 def user_id(c, ch):
     ch.basic_publish('', 'x', b'x', pika.BasicProperties(user_id='bob')); ch.queue_declare('', exclusive=True)
 case('user_id mismatch', user_id)
+def bad_expiration(value):
+    def run(c, ch):
+        ch.basic_publish('', 'nowhere', b'x', pika.BasicProperties(expiration=value)); ch.queue_declare('', exclusive=True)
+    return run
+for value in ['abc', '-5', '1.5', '99999999999', '315360000000', '315360000001', '9999999999999999',
+              '18446744073709551615', '+7', '007', '-0', '']:
+    case(f'expiration {value!r}', bad_expiration(value))
 def ex_cap(c, ch): ch.exchange_declare(u('x'), 'direct', arguments={'alternate-exchange': 5})
 case('alternate exchange wrong type', ex_cap)
 def max_ch(c, ch):

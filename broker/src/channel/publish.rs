@@ -229,16 +229,44 @@ impl Channel {
     }
 }
 
-/// Validates the `expiration` property as RabbitMQ does: a non-negative
-/// integer number of milliseconds, written in decimal.
+/// RabbitMQ's largest per-message expiration: ten years, in milliseconds.
+const MAX_EXPIRATION_MS: &str = "315360000000";
+
+/// Validates the `expiration` property as RabbitMQ does (Erlang's
+/// `string:to_integer`, then its ten-year bound): a leading integer with
+/// nothing after it, not negative, not above the bound. The reply texts are
+/// RabbitMQ's, including where Erlang's printer wraps a long term.
 fn check_expiration(expiration: &ShortStr) -> AmqpResult<()> {
-    match expiration.parse::<i64>() {
-        Ok(n) if n >= 0 => Ok(()),
-        Ok(n) => Err(AmqpError::precondition_failed(format!(
-            "invalid expiration '{expiration}': {{value_negative,{n}}}"
-        ))),
-        Err(_) => Err(AmqpError::precondition_failed(format!(
-            "invalid expiration '{expiration}': no_integer"
-        ))),
+    let text = expiration.as_str();
+    let negative = text.starts_with('-');
+    let sign_len = usize::from(text.starts_with(['-', '+']));
+    let digits = text[sign_len..].bytes().take_while(u8::is_ascii_digit).count();
+    let prefix = format!("invalid expiration '{expiration}': ");
+    let invalid = |reason: String| Err(AmqpError::precondition_failed(format!("{prefix}{reason}")));
+    if digits == 0 {
+        return invalid("no_integer".into());
     }
+    let rest = &text[sign_len + digits..];
+    if !rest.is_empty() {
+        return invalid(format!("{{leftover_string,\"{rest}\"}}"));
+    }
+    // The integer as Erlang prints it: no '+', no leading zeros.
+    let magnitude = text[sign_len..sign_len + digits].trim_start_matches('0');
+    let magnitude = if magnitude.is_empty() { "0" } else { magnitude };
+    if negative && magnitude != "0" {
+        return invalid(format!("{{value_negative,-{magnitude}}}"));
+    }
+    let too_large = magnitude.len() > MAX_EXPIRATION_MS.len()
+        || (magnitude.len() == MAX_EXPIRATION_MS.len() && magnitude > MAX_EXPIRATION_MS);
+    if too_large {
+        let flat = format!("{{value_too_large,{magnitude}}}");
+        // Erlang's ~p breaks a term that would pass column 80 after the
+        // first element, indenting to the column after the brace.
+        if prefix.chars().count() + flat.len() > 80 {
+            let indent = " ".repeat(prefix.chars().count() + 1);
+            return invalid(format!("{{value_too_large,\n{indent}{magnitude}}}"));
+        }
+        return invalid(flat);
+    }
+    Ok(())
 }

@@ -198,7 +198,8 @@ impl Queue {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }?;
-        Some(now + Duration::from_millis(ttl))
+        // An expiration too far to represent never comes.
+        now.checked_add(Duration::from_millis(ttl))
     }
 
     /// Enqueues a newly published message and dispatches what it can.
