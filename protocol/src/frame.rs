@@ -132,14 +132,24 @@ pub fn encode_heartbeat(buf: &mut BytesMut) {
     buf.put_slice(&[frame_type::HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
 }
 
-/// Any frame, for tests and tools; the broker uses the specific encoders.
-pub fn encode_frame(out: &mut WriteBuffer, frame: &Frame, frame_max: u32) {
+/// Any one frame, as it was (a body frame stays one frame, even empty);
+/// for tests and tools. The broker uses the specific encoders.
+pub fn encode_frame(out: &mut WriteBuffer, frame: &Frame) {
     match frame {
         Frame::Method(c, m) => encode_method(out.buf(), *c, m),
         Frame::Header(c, h) => encode_header(out.buf(), *c, h),
-        Frame::Body(c, b) => encode_body(out, *c, b, frame_max),
+        Frame::Body(c, b) => put_body_frame(out, *c, b.clone()),
         Frame::Heartbeat(_) => encode_heartbeat(out.buf()),
     }
+}
+
+fn put_body_frame(out: &mut WriteBuffer, channel: u16, payload: Bytes) {
+    let buf = out.buf();
+    buf.put_u8(frame_type::BODY);
+    buf.put_u16(channel);
+    buf.put_u32(payload.len() as u32);
+    out.put_shared(payload);
+    out.buf().put_u8(FRAME_END);
 }
 
 /// Writes a message body as body frames of at most `frame_max` bytes each,
@@ -153,12 +163,7 @@ pub fn encode_body(out: &mut WriteBuffer, channel: u16, body: &Bytes, frame_max:
     let mut offset = 0;
     while offset < body.len() {
         let len = (body.len() - offset).min(max_payload);
-        let buf = out.buf();
-        buf.put_u8(frame_type::BODY);
-        buf.put_u16(channel);
-        buf.put_u32(len as u32);
-        out.put_shared(body.slice(offset..offset + len));
-        out.buf().put_u8(FRAME_END);
+        put_body_frame(out, channel, body.slice(offset..offset + len));
         offset += len;
     }
 }

@@ -36,7 +36,7 @@ fn ours_then_theirs(ours: &[u8]) {
     let mut buf = BytesMut::from(&theirs[..]);
     let decoded = decode_frame(&mut buf, 0).unwrap().expect("a whole frame");
     let mut again = WriteBuffer::new();
-    encode_frame(&mut again, &decoded, 0);
+    encode_frame(&mut again, &decoded);
     assert_eq!(&again.to_bytes()[..], ours);
 }
 

@@ -148,3 +148,15 @@ fn unknown_methods_and_malformed_arguments_are_errors() {
     let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 6, 0, 50, 0, 10, 0, 0, 0xCE][..]);
     assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 502);
 }
+
+#[test]
+fn an_empty_body_frame_re_encodes_as_one_frame() {
+    // Found by the fuzzer: a zero-length body frame is legal on the wire,
+    // and encoding the decoded frame must give it back, not nothing.
+    let frame = Frame::Body(4, Bytes::new());
+    let mut out = WriteBuffer::new();
+    encode_frame(&mut out, &frame);
+    let bytes = out.to_bytes();
+    assert_eq!(&bytes[..], &[3, 0, 4, 0, 0, 0, 0, 0xCE]);
+    assert_eq!(decode_all(BytesMut::from(&bytes[..])), vec![frame]);
+}
