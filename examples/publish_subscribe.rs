@@ -3,6 +3,8 @@
 //! subscriber receives every message.
 //!
 //! Run a broker (`cargo run --release`), then `cargo run --example publish_subscribe`.
+//! Set `AMQP_URL` to point elsewhere. Exits non-zero unless each subscriber
+//! gets every message once, in order, and nothing else.
 
 use std::time::Duration;
 
@@ -82,6 +84,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if got != expected {
                 return Err(format!("subscriber {i} expected {expected:?}, got {got:?}").into());
             }
+        }
+        if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(200), subscriber.next()).await {
+            let extra = extra?;
+            return Err(format!("subscriber {i} got an extra {:?}", String::from_utf8_lossy(&extra.data)).into());
         }
     }
     channel.exchange_delete("logs".into(), Default::default()).await?;

@@ -4,6 +4,8 @@
 //! callback queue and matches the replies by correlation id.
 //!
 //! Run a broker (`cargo run --release`), then `cargo run --example rpc`.
+//! Set `AMQP_URL` to point elsewhere. Exits non-zero unless every request
+//! gets one reply, with its correlation id and the right value.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -121,6 +123,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if value != want {
             return Err(format!("{id}: got {value}, expected {want}").into());
         }
+    }
+    if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(200), replies.next()).await {
+        let extra = extra?;
+        return Err(format!("extra reply {:?}", extra.properties.correlation_id()).into());
     }
     server.queue_delete(RPC_QUEUE.into(), Default::default()).await?;
     connection.close(200, "Bye".into()).await?;
