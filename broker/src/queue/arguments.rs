@@ -27,24 +27,37 @@ impl QueueType {
     /// Arguments this queue type understands; others starting with `x-`
     /// that some queue type knows are refused.
     fn supports(self, key: &str) -> bool {
-        const COMMON: &[&str] = &[
-            "x-expires",
-            "x-message-ttl",
-            "x-dead-letter-exchange",
-            "x-dead-letter-routing-key",
-            "x-max-length",
-            "x-max-length-bytes",
-            "x-overflow",
-            "x-single-active-consumer",
-            "x-queue-type",
-            "x-consumer-timeout",
-        ];
-        COMMON.contains(&key)
+        COMMON_ARGS.contains(&key)
             || match self {
-                QueueType::Classic => ["x-max-priority", "x-queue-mode", "x-queue-version"].contains(&key),
-                QueueType::Quorum => ["x-delivery-limit", "x-quorum-initial-group-size"].contains(&key),
+                QueueType::Classic => CLASSIC_ONLY_ARGS.contains(&key),
+                QueueType::Quorum => QUORUM_ONLY_ARGS.contains(&key),
             }
     }
+}
+
+/// Arguments every queue type takes.
+const COMMON_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-consumer-timeout",
+];
+const CLASSIC_ONLY_ARGS: &[&str] = &["x-max-priority", "x-queue-mode", "x-queue-version"];
+const QUORUM_ONLY_ARGS: &[&str] = &["x-delivery-limit", "x-quorum-initial-group-size"];
+
+/// Whether some queue type knows the argument: only these are checked
+/// against the declared type (unknown `x-` arguments are accepted, as in
+/// RabbitMQ).
+fn is_known(key: &str) -> bool {
+    [COMMON_ARGS, CLASSIC_ONLY_ARGS, QUORUM_ONLY_ARGS]
+        .iter()
+        .any(|list| list.contains(&key))
 }
 
 /// What happens when a length limit is reached.
@@ -72,26 +85,6 @@ pub struct QueueArguments {
     pub delivery_limit: Option<u64>,
     pub consumer_timeout: Option<u64>,
 }
-
-/// Arguments some queue type knows: only these are checked against the
-/// declared type (unknown `x-` arguments are accepted, as in RabbitMQ).
-const KNOWN: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-max-priority",
-    "x-queue-mode",
-    "x-queue-version",
-    "x-delivery-limit",
-    "x-quorum-initial-group-size",
-    "x-consumer-timeout",
-];
 
 /// RabbitMQ's largest timer value (ms) for TTLs and expiry.
 const MAX_EXPIRY_TIMER: i64 = 4_294_967_295;
@@ -231,7 +224,7 @@ impl QueueArguments {
         if let Some(key) = args
             .iter()
             .map(|(k, _)| k.as_str())
-            .find(|k| KNOWN.contains(k) && !queue_type.supports(k))
+            .find(|k| is_known(k) && !queue_type.supports(k))
         {
             return Err(AmqpError::precondition_failed(format!(
                 "invalid arg '{key}' for {what} of queue type {}",
