@@ -74,38 +74,92 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     let total = size + FRAME_OVERHEAD;
     if frame_max != 0 && total > frame_max as usize {
+        // RabbitMQ's text: the frame's type, its payload (not read yet) and
+        // the payload size against the largest payload allowed.
         return Err(ProtocolError::frame(format!(
-            "frame size {total} exceeds negotiated frame_max {frame_max}"
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
+            frame_max as usize - FRAME_OVERHEAD
         )));
     }
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Make room for the rest of the frame, but never more than a bounded
+        // amount on the word of an unchecked length (frame_max 0 = no limit).
+        let missing = total - buf.len();
+        buf.reserve(if frame_max == 0 {
+            missing.min(MAX_UNCHECKED_RESERVE)
+        } else {
+            missing
+        });
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {
         return Err(ProtocolError::frame(format!(
-            "frame end octet was 0x{:02x}, expected 0xce",
+            "type {kind}, all octets = {}: {{invalid_frame_end_marker,{}}}",
+            erlang_binary(&buf[7..total - 1]),
             buf[total - 1]
         )));
     }
-    // Split the payload off without the 7 header bytes and the frame end,
-    // so it is the only shared reference made (each costs an atomic).
+    // Each payload is split off without the 7 header bytes and the frame
+    // end, and is the only shared reference made for it (each costs an
+    // atomic); the frame is consumed before its payload is decoded.
     buf.advance(7);
-    let payload = buf.split_to(size).freeze();
-    buf.advance(1);
     let decoded = match kind {
-        frame_type::METHOD => Frame::Method(channel, Method::decode(&payload)?),
-        frame_type::HEADER => Frame::Header(channel, ContentHeader::decode(&payload)?),
-        frame_type::BODY => Frame::Body(channel, payload),
-        frame_type::HEARTBEAT => Frame::Heartbeat(channel),
+        frame_type::METHOD => {
+            let payload = buf.split_to(size).freeze();
+            buf.advance(1);
+            Frame::Method(channel, Method::decode(&payload)?)
+        }
+        frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
+            // class-id, weight and body-size are read in place; only the
+            // property list is split off, and kept as the raw properties.
+            let class_id = u16::from_be_bytes([buf[0], buf[1]]);
+            let body_size = u64::from_be_bytes(buf[4..12].try_into().expect("8 bytes"));
+            buf.advance(ContentHeader::FIXED_LEN);
+            let raw = buf.split_to(size - ContentHeader::FIXED_LEN).freeze();
+            buf.advance(1);
+            Frame::Header(channel, ContentHeader::from_raw_properties(class_id, body_size, raw)?)
+        }
+        frame_type::HEADER => {
+            buf.advance(size + 1);
+            return Err(ProtocolError::syntax("truncated content header"));
+        }
+        frame_type::BODY => {
+            let payload = buf.split_to(size).freeze();
+            buf.advance(1);
+            Frame::Body(channel, payload)
+        }
+        frame_type::HEARTBEAT => {
+            buf.advance(size + 1);
+            Frame::Heartbeat(channel)
+        }
         other => {
+            let octets = erlang_binary(&buf[..size]);
+            buf.advance(size + 1);
             return Err(ProtocolError::new(
                 reply_code::FRAME_ERROR,
-                format!("unknown frame type {other}"),
-            ))
+                format!("type {other}, all octets = {octets}: unknown_frame"),
+            ));
         }
     };
     Ok(Some(decoded))
+}
+
+/// The most `decode_frame` reserves for a partial frame when no frame_max
+/// bounds its length: a peer's length field alone must not size an allocation.
+const MAX_UNCHECKED_RESERVE: usize = 128 * 1024;
+
+/// Bytes as Erlang prints a binary in RabbitMQ's frame errors: `<<"text">>`
+/// when every byte is printable, `<<1,2,3>>` otherwise.
+fn erlang_binary(bytes: &[u8]) -> String {
+    if !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    {
+        return format!("<<\"{}\">>", String::from_utf8_lossy(bytes));
+    }
+    let numbers: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    format!("<<{}>>", numbers.join(","))
 }
 
 /// Writes a frame around whatever `payload` appends.
@@ -139,7 +193,9 @@ pub fn encode_frame(out: &mut WriteBuffer, frame: &Frame) {
         Frame::Method(c, m) => encode_method(out.buf(), *c, m),
         Frame::Header(c, h) => encode_header(out.buf(), *c, h),
         Frame::Body(c, b) => put_body_frame(out, *c, b.clone()),
-        Frame::Heartbeat(_) => encode_heartbeat(out.buf()),
+        // On the channel it came on: only channel 0 is legal (the broker
+        // checks), but a decoded frame must re-encode as it was.
+        Frame::Heartbeat(c) => put_frame(out.buf(), frame_type::HEARTBEAT, *c, |_| {}),
     }
 }
 

@@ -117,6 +117,14 @@ impl BasicProperties {
 
     /// Parses a flags word (and any continuation words) and the properties.
     pub fn decode(r: &mut Reader<'_>) -> Result<BasicProperties> {
+        let mut properties = BasicProperties::default();
+        properties.decode_into(r)?;
+        Ok(properties)
+    }
+
+    /// Like `decode`, writing into `self` (all `None`) so a boxed set is
+    /// filled in place rather than built on the stack and copied.
+    fn decode_into(&mut self, r: &mut Reader<'_>) -> Result<()> {
         let flags = r.u16()?;
         let mut more = flags & CONTINUATION != 0;
         while more {
@@ -132,29 +140,34 @@ impl BasicProperties {
             return Err(ProtocolError::syntax("unknown basic property flag set"));
         }
         let has = |bit: u16| flags & bit != 0;
-        let short = |r: &mut Reader<'_>, bit: u16| -> Result<Option<ShortStr>> {
+        let short = |r: &mut Reader<'_>, bit: u16, slot: &mut Option<ShortStr>| -> Result<()> {
             if has(bit) {
-                r.short_str().map(Some)
-            } else {
-                Ok(None)
+                *slot = Some(r.short_str()?);
             }
+            Ok(())
         };
-        Ok(BasicProperties {
-            content_type: short(r, CONTENT_TYPE)?,
-            content_encoding: short(r, CONTENT_ENCODING)?,
-            headers: if has(HEADERS) { Some(r.table()?) } else { None },
-            delivery_mode: if has(DELIVERY_MODE) { Some(r.u8()?) } else { None },
-            priority: if has(PRIORITY) { Some(r.u8()?) } else { None },
-            correlation_id: short(r, CORRELATION_ID)?,
-            reply_to: short(r, REPLY_TO)?,
-            expiration: short(r, EXPIRATION)?,
-            message_id: short(r, MESSAGE_ID)?,
-            timestamp: if has(TIMESTAMP) { Some(r.u64()?) } else { None },
-            kind: short(r, TYPE)?,
-            user_id: short(r, USER_ID)?,
-            app_id: short(r, APP_ID)?,
-            cluster_id: short(r, CLUSTER_ID)?,
-        })
+        short(r, CONTENT_TYPE, &mut self.content_type)?;
+        short(r, CONTENT_ENCODING, &mut self.content_encoding)?;
+        if has(HEADERS) {
+            self.headers = Some(r.table()?);
+        }
+        if has(DELIVERY_MODE) {
+            self.delivery_mode = Some(r.u8()?);
+        }
+        if has(PRIORITY) {
+            self.priority = Some(r.u8()?);
+        }
+        short(r, CORRELATION_ID, &mut self.correlation_id)?;
+        short(r, REPLY_TO, &mut self.reply_to)?;
+        short(r, EXPIRATION, &mut self.expiration)?;
+        short(r, MESSAGE_ID, &mut self.message_id)?;
+        if has(TIMESTAMP) {
+            self.timestamp = Some(r.u64()?);
+        }
+        short(r, TYPE, &mut self.kind)?;
+        short(r, USER_ID, &mut self.user_id)?;
+        short(r, APP_ID, &mut self.app_id)?;
+        short(r, CLUSTER_ID, &mut self.cluster_id)
     }
 }
 
@@ -163,7 +176,10 @@ impl BasicProperties {
 pub struct ContentHeader {
     pub class_id: u16,
     pub body_size: u64,
-    properties: BasicProperties,
+    /// Boxed so that a header, and every `Frame`, stays small: frames are
+    /// moved by value from the decoder to their handler, and an inline
+    /// 368-byte property set made every one of those moves a large memcpy.
+    properties: Box<BasicProperties>,
     /// The property list exactly as received (flags included), while it
     /// still matches `properties`.
     raw_properties: Option<Bytes>,
@@ -174,7 +190,7 @@ impl ContentHeader {
         ContentHeader {
             class_id,
             body_size,
-            properties,
+            properties: Box::new(properties),
             raw_properties: None,
         }
     }
@@ -189,14 +205,24 @@ impl ContentHeader {
         &mut self.properties
     }
 
+    /// Bytes before the property list: class-id, weight and body-size.
+    pub(crate) const FIXED_LEN: usize = 12;
+
     /// Decodes the payload of a header frame.
     pub fn decode(payload: &Bytes) -> Result<ContentHeader> {
         let mut r = Reader::new(payload);
         let class_id = r.u16()?;
         let _weight = r.u16()?;
         let body_size = r.u64()?;
-        let start = r.position();
-        let properties = BasicProperties::decode(&mut r)?;
+        Self::from_raw_properties(class_id, body_size, payload.slice(r.position()..))
+    }
+
+    /// Parses a property list (flags included), keeping its bytes.
+    #[inline]
+    pub(crate) fn from_raw_properties(class_id: u16, body_size: u64, raw: Bytes) -> Result<ContentHeader> {
+        let mut r = Reader::new(&raw);
+        let mut properties = Box::<BasicProperties>::default();
+        properties.decode_into(&mut r)?;
         if r.remaining() != 0 {
             return Err(ProtocolError::syntax("content header has trailing bytes"));
         }
@@ -204,7 +230,7 @@ impl ContentHeader {
             class_id,
             body_size,
             properties,
-            raw_properties: Some(payload.slice(start..)),
+            raw_properties: Some(raw),
         })
     }
 
