@@ -79,8 +79,14 @@ impl Channel {
             channel_credit: self.channel_credit.clone(),
             active: AtomicBool::new(true),
         });
-        // consume-ok is written now; deliveries the queue starts sending
-        // arrive through the connection's inbox, so they come after it.
+        if queue.add_consumer(consumer.clone()).is_err() {
+            return Err(AmqpError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                queue.name, ctx.vhost.name
+            )));
+        }
+        // Deliveries the queue starts sending arrive through the
+        // connection's inbox, so this consume-ok is written before them.
         if !m.nowait {
             ctx.send(
                 self.id,
@@ -88,12 +94,6 @@ impl Channel {
                     consumer_tag: tag.clone(),
                 },
             );
-        }
-        if queue.add_consumer(consumer.clone()).is_err() {
-            return Err(AmqpError::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                queue.name, ctx.vhost.name
-            )));
         }
         self.consumers.insert(tag, ChannelConsumer { consumer, queue });
         Ok(())

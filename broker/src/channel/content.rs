@@ -31,6 +31,15 @@ impl PendingContent {
         }
     }
 
+    /// RabbitMQ's text for a frame that is not the content it waits for.
+    pub fn expectation(&self) -> &'static str {
+        if self.header.is_some() {
+            "expected content body, got non content body frame instead"
+        } else {
+            "expected content header for class 60, got non content header frame instead"
+        }
+    }
+
     fn received(&self) -> usize {
         match &self.body {
             Body::Empty => 0,
@@ -112,9 +121,10 @@ impl Channel {
         };
         let expected = header.body_size as usize;
         if pending.received() + chunk.len() > expected {
-            return Err(AmqpError::frame_error(format!(
-                "content body is longer than the {expected} bytes its header announced"
-            )));
+            // RabbitMQ does not complain about a body frame longer than the
+            // header announced: it keeps waiting for the rest of the body,
+            // and whatever frame comes next is the unexpected one.
+            return Ok(());
         }
         pending.append(chunk, expected);
         if pending.received() == expected {

@@ -22,10 +22,7 @@ impl Channel {
             ctx.vhost.exchange_or_404(&m.exchange)?;
         } else {
             let Some(kind) = ExchangeKind::parse(&m.kind) else {
-                return Err(AmqpError::command_invalid(format!(
-                    "invalid exchange type '{}'",
-                    m.kind
-                )));
+                return Err(AmqpError::command_invalid(unknown_exchange_type(&m.kind)));
             };
             let settings = ExchangeSettings {
                 kind,
@@ -211,5 +208,28 @@ impl Channel {
             );
         }
         Ok(())
+    }
+}
+
+/// RabbitMQ's text for an exchange type it does not have. It depends on
+/// whether the name is already an atom in RabbitMQ's Erlang VM ("invalid",
+/// e.g. 'foo') or not ("unknown", e.g. 'no-such-type'); a few common words
+/// that are atoms there are listed, everything else is "unknown".
+fn unknown_exchange_type(kind: &str) -> String {
+    const ERLANG_ATOMS: &[&str] = &[
+        "foo",
+        "bar",
+        "undefined",
+        "error",
+        "ok",
+        "true",
+        "false",
+        "none",
+        "invalid",
+    ];
+    if ERLANG_ATOMS.contains(&kind) {
+        format!("invalid exchange type '{kind}'")
+    } else {
+        format!("unknown exchange type '{kind}'")
     }
 }

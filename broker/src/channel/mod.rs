@@ -104,11 +104,8 @@ impl Channel {
     pub fn handle_frame(&mut self, ctx: &mut ConnCtx, frame: Frame) -> AmqpResult<()> {
         match frame {
             Frame::Method(_, method) => {
-                if self.content.is_some() {
-                    return Err(AmqpError::unexpected_frame(format!(
-                        "expected content header for class 60, got non content header frame instead (method {})",
-                        method.name()
-                    )));
+                if let Some(pending) = &self.content {
+                    return Err(AmqpError::unexpected_frame(pending.expectation()));
                 }
                 let ids = method.ids();
                 self.handle_method(ctx, method).map_err(|e| e.on_method(ids))
@@ -161,10 +158,8 @@ impl Channel {
             Method::TxCommit(_) => self.tx_commit(ctx),
             Method::TxRollback(_) => self.tx_rollback(ctx),
 
-            other => Err(AmqpError::command_invalid(format!(
-                "unimplemented method '{}' from client",
-                other.name()
-            ))),
+            // Server-side methods and connection methods on a channel.
+            _ => Err(AmqpError::command_invalid("unimplemented method")),
         }
     }
 

@@ -224,9 +224,10 @@ fn authenticate(
         "PLAIN" => parse_plain(&start_ok.response),
         "AMQPLAIN" => parse_amqplain(&start_ok.response),
         _ => {
-            return Err(HandshakeError::Refuse(AmqpError::access_refused(format!(
-                "unsupported authentication mechanism '{mechanism}'"
-            ))))
+            // RabbitMQ refuses an unknown mechanism with a 503 it only logs
+            // during the handshake: the client sees the socket close.
+            tracing::warn!(%peer, "unsupported authentication mechanism '{mechanism}'");
+            return Err(HandshakeError::Gone);
         }
     };
     let accepted = credentials.as_ref().is_some_and(|(user, password)| {

@@ -322,6 +322,12 @@ impl Connection {
                 Err(e) => {
                     tracing::info!(conn = self.ctx.conn_id, "protocol error from client: {e}");
                     read_buf.clear();
+                    if e.code == reply_code::COMMAND_INVALID {
+                        // An unknown method: RabbitMQ's reader cannot parse
+                        // it and drops the socket without connection.close.
+                        self.state = State::Closed;
+                        break;
+                    }
                     match self.state {
                         State::Open => self.close_connection(e.into()),
                         _ => self.state = State::Closed,
@@ -385,14 +391,15 @@ impl Connection {
 
     fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
         if let Frame::Heartbeat(_) = frame {
-            return Err(AmqpError::frame_error("heartbeat frame on a non-zero channel"));
+            return Err(AmqpError::unexpected_frame("type 8, all octets = <<>>"));
         }
         let Some(channel) = self.channels.get_mut(&id) else {
             return match frame {
                 Frame::Method(_, Method::ChannelOpen(_)) => {
-                    if id > self.channel_max {
+                    if self.channels.len() >= usize::from(self.channel_max) {
                         return Err(AmqpError::not_allowed(format!(
-                            "number of channels opened ({id}) has reached the negotiated channel_max ({})",
+                            "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                            self.channels.len(),
                             self.channel_max
                         ))
                         .on_method((20, 10)));

@@ -52,8 +52,10 @@ impl Pattern {
             let Some(actual) = headers.and_then(|h| h.get(key)) else {
                 return false;
             };
-            match expected {
-                FieldValue::Void => true,
+            match (expected, expected.as_i64(), actual.as_i64()) {
+                (FieldValue::Void, ..) => true,
+                // RabbitMQ 3.10 matches integers of any width by value.
+                (_, Some(e), Some(a)) => e == a,
                 _ => expected.type_tag() == actual.type_tag() && expected == actual,
             }
         };
