@@ -1,47 +1,13 @@
-//! What RabbitMQ refuses, refused the same way (through lapin): immediate
-//! publishes and channel.flow(active=false) are 540 NOT_IMPLEMENTED and
-//! close the connection; a body over the maximum message size is 406 and
-//! closes only the channel.
+//! What RabbitMQ refuses, refused the same way (through lapin):
+//! channel.flow(active=false) is 540 NOT_IMPLEMENTED and closes the
+//! connection; a body over the maximum message size is 406 and closes only
+//! the channel. (Immediate publishes are in publish.rs.)
 
 use std::sync::OnceLock;
 
 use lapin::options::*;
 use lapin::BasicProperties;
 use warren_conformance::lapin_util::*;
-
-#[tokio::test]
-async fn immediate_publish_is_not_implemented() {
-    let (connection, ch) = channel().await;
-    let q = temp_queue(&ch).await;
-    let options = BasicPublishOptions {
-        immediate: true,
-        ..Default::default()
-    };
-    let _ = ch
-        .basic_publish(
-            "".into(),
-            q.as_str().into(),
-            options,
-            b"now",
-            BasicProperties::default(),
-        )
-        .await;
-    // The connection.close arrives asynchronously; the next call fails with it.
-    let error = ch
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect_err("connection closed");
-    assert_eq!(reply_of(&error), (540, "NOT_IMPLEMENTED - immediate=true".to_string()));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!connection.status().connected(), "540 closes the connection");
-}
 
 #[tokio::test]
 async fn channel_flow_off_is_not_implemented() {

@@ -1,81 +1,224 @@
-//! Publishing through lapin: mandatory returns, publisher confirms, all
-//! properties and nested headers intact, bodies of every size class, and
-//! transactions.
+//! Publishing: mandatory returns, refusals (missing or internal exchange,
+//! immediate, user_id, expiration), all properties and nested headers
+//! intact, and bodies of every size class.
 
+use std::time::Duration;
+
+use lapin::message::BasicReturnMessage;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
-
-use lapin::BasicProperties;
+use lapin::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel};
 use warren_conformance::lapin_util::*;
 
-#[tokio::test]
-async fn unroutable_mandatory_message_is_returned_then_confirmed() {
-    let (_c, ch) = channel().await;
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let confirm = ch
-        .basic_publish(
-            "amq.direct".into(),
-            "no-such-binding".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            b"lost?",
-            BasicProperties::default(),
-        )
+async fn publish_opts(ch: &Channel, exchange: &str, key: &str, options: BasicPublishOptions, body: &[u8]) {
+    ch.basic_publish(exchange.into(), key.into(), options, body, BasicProperties::default())
+        .bounded()
         .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(confirm.is_ack(), "a returned message is still confirmed");
-    let returned = confirm.take_message().expect("basic.return before the ack");
-    assert_eq!(returned.reply_code, 312);
-    assert_eq!(returned.reply_text.as_str(), "NO_ROUTE");
-    assert_eq!(returned.delivery.data, b"lost?");
+        .expect("publish");
+}
+
+/// The basic.returns lapin collected on a channel without confirms (they
+/// arrive asynchronously: polls for up to 2 s until `n` are there).
+async fn returns(ch: &Channel, n: usize) -> Vec<BasicReturnMessage> {
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.extend(ch.wait_for_confirms().bounded().await.unwrap());
+        if got.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    got
 }
 
 #[tokio::test]
-async fn confirms_ack_every_publish() {
+async fn an_unroutable_mandatory_message_is_returned_with_312() {
     let (_c, ch) = channel().await;
-    let q = temp_queue(&ch).await;
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let mut confirms = Vec::new();
-    for i in 0..200u32 {
-        let c = ch
-            .basic_publish(
-                "".into(),
-                q.as_str().into(),
-                Default::default(),
-                &i.to_be_bytes(),
-                BasicProperties::default(),
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
+    let missing = unique("missing");
+    publish_opts(&ch, "", &missing, mandatory, b"to no queue").await;
+    publish_opts(&ch, "amq.direct", "no-binding", mandatory, b"to no binding").await;
+    publish_opts(&ch, "amq.direct", "no-binding", Default::default(), b"dropped").await;
+    let got = returns(&ch, 2).await;
+    let summary: Vec<(u16, String, String, String, Vec<u8>)> = got
+        .iter()
+        .map(|r| {
+            (
+                r.reply_code,
+                r.reply_text.to_string(),
+                r.delivery.exchange.to_string(),
+                r.delivery.routing_key.to_string(),
+                r.delivery.data.clone(),
             )
-            .await
-            .unwrap();
-        confirms.push(c);
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                312,
+                "NO_ROUTE".to_string(),
+                "".to_string(),
+                missing.clone(),
+                b"to no queue".to_vec()
+            ),
+            (
+                312,
+                "NO_ROUTE".to_string(),
+                "amq.direct".to_string(),
+                "no-binding".to_string(),
+                b"to no binding".to_vec()
+            ),
+        ],
+        "a non-mandatory unroutable message is dropped silently"
+    );
+}
+
+#[tokio::test]
+async fn a_returned_message_keeps_its_properties() {
+    let (_c, ch) = channel().await;
+    let props = every_property();
+    ch.basic_publish(
+        "amq.topic".into(),
+        "nobody.listens".into(),
+        BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        },
+        b"back",
+        props.clone(),
+    )
+    .bounded()
+    .await
+    .unwrap();
+    let got = returns(&ch, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].delivery.properties, props);
+}
+
+#[tokio::test]
+async fn publishing_to_a_missing_exchange_is_404() {
+    let (connection, ch) = channel().await;
+    let mut watch = watch(&ch).await;
+    let missing = unique("missing");
+    publish(&ch, &missing, "k", b"lost").await;
+    assert_eq!(
+        closed_with(&mut watch).await,
+        (404, format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"))
+    );
+    assert_only_channel_closed(&connection, &ch).await;
+}
+
+#[tokio::test]
+async fn immediate_publishing_is_a_540_connection_error() {
+    let (connection, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    let mut watch = watch(&ch).await;
+    let immediate = BasicPublishOptions {
+        immediate: true,
+        ..Default::default()
+    };
+    publish_opts(&ch, "", &q, immediate, b"now").await;
+    assert_eq!(
+        closed_with(&mut watch).await,
+        (540, "NOT_IMPLEMENTED - immediate=true".to_string())
+    );
+    assert_connection_closed(&connection).await;
+}
+
+#[tokio::test]
+async fn a_user_id_other_than_the_login_is_406() {
+    let (connection, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    publish_with(
+        &ch,
+        "",
+        &q,
+        b"me",
+        BasicProperties::default().with_user_id("guest".into()),
+    )
+    .await;
+    assert_eq!(drain(&ch, &q).await, ["me"], "the authenticated user is fine");
+    let mut watch = watch(&ch).await;
+    publish_with(
+        &ch,
+        "",
+        &q,
+        b"not me",
+        BasicProperties::default().with_user_id("bob".into()),
+    )
+    .await;
+    assert_eq!(
+        closed_with(&mut watch).await,
+        (
+            406,
+            "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'".to_string()
+        )
+    );
+    assert_only_channel_closed(&connection, &ch).await;
+}
+
+#[tokio::test]
+async fn an_invalid_expiration_is_406() {
+    for (expiration, reason) in [
+        ("abc", "no_integer"),
+        ("-5", "{value_negative,-5}"),
+        ("1.5", "{leftover_string,\".5\"}"),
+        ("315360000001", "{value_too_large,315360000001}"),
+    ] {
+        let (connection, ch) = channel().await;
+        let mut watch = watch(&ch).await;
+        let props = BasicProperties::default().with_expiration(expiration.into());
+        publish_with(&ch, "", &unique("nowhere"), b"x", props).await;
+        assert_eq!(
+            closed_with(&mut watch).await,
+            (
+                406,
+                format!("PRECONDITION_FAILED - invalid expiration '{expiration}': {reason}")
+            ),
+            "expiration {expiration:?}"
+        );
+        assert_only_channel_closed(&connection, &ch).await;
     }
-    for c in confirms {
-        assert!(c.await.unwrap().is_ack());
-    }
-    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
-    assert_eq!(drain(&ch, &q).await.len(), 200);
 }
 
 fn every_property() -> BasicProperties {
     let mut nested = FieldTable::default();
     nested.insert("inner".into(), AMQPValue::LongString("deep".into()));
+    nested.insert("n".into(), AMQPValue::LongLongInt(-1));
     let mut headers = FieldTable::default();
     headers.insert("string".into(), AMQPValue::LongString("text".into()));
     headers.insert("int".into(), AMQPValue::LongInt(-42));
     headers.insert("long".into(), AMQPValue::LongLongInt(1 << 40));
     headers.insert("bool".into(), AMQPValue::Boolean(true));
+    headers.insert("false".into(), AMQPValue::Boolean(false));
     headers.insert("double".into(), AMQPValue::Double(2.5));
+    headers.insert("float".into(), AMQPValue::Float(1.5));
+    headers.insert("byte".into(), AMQPValue::ShortShortInt(-7));
+    headers.insert("ubyte".into(), AMQPValue::ShortShortUInt(200));
+    headers.insert("short".into(), AMQPValue::ShortInt(-300));
+    headers.insert("ushort".into(), AMQPValue::ShortUInt(60_000));
+    headers.insert("uint".into(), AMQPValue::LongUInt(4_000_000_000));
+    headers.insert(
+        "decimal".into(),
+        AMQPValue::DecimalValue(DecimalValue {
+            scale: 2,
+            value: 12_345,
+        }),
+    );
+    headers.insert("timestamp".into(), AMQPValue::Timestamp(1_700_000_000));
     headers.insert("bytes".into(), AMQPValue::ByteArray(vec![0u8, 1, 255].into()));
-    headers.insert("table".into(), AMQPValue::FieldTable(nested));
+    headers.insert("table".into(), AMQPValue::FieldTable(nested.clone()));
     headers.insert(
         "array".into(),
         AMQPValue::FieldArray(FieldArray::from(vec![
             AMQPValue::LongInt(1),
             AMQPValue::LongString("two".into()),
+            AMQPValue::FieldTable(nested),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::Boolean(false)])),
         ])),
     );
     headers.insert("void".into(), AMQPValue::Void);
@@ -102,21 +245,44 @@ async fn all_fourteen_properties_and_nested_headers_arrive_intact() {
     let q = temp_queue(&ch).await;
     let sent = every_property();
     publish_with(&ch, "", &q, b"{}", sent.clone()).await;
+    publish_with(&ch, "", &q, b"{}", sent.clone()).await;
     let got = ch
         .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .bounded()
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(got.delivery.properties, sent);
+    assert_eq!(got.delivery.properties, sent, "through basic.get");
+    assert_eq!(got.delivery.exchange.as_str(), "");
+    assert_eq!(got.delivery.routing_key.as_str(), q);
+    let mut consumer = consume(&ch, &q, "", true).await;
+    let delivered = next(&mut consumer).await;
+    assert_eq!(delivered.properties, sent, "through basic.deliver");
+    assert!(!delivered.redelivered);
+}
+
+#[tokio::test]
+async fn no_properties_arrive_as_no_properties() {
+    let (_c, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    publish(&ch, "", &q, b"bare").await;
+    let got = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .bounded()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.delivery.properties, BasicProperties::default());
 }
 
 #[tokio::test]
 async fn bodies_of_every_size_arrive_intact() {
-    let (_c, ch) = channel().await;
+    let (connection, ch) = channel().await;
+    let frame_max = connection.configuration().frame_max() as usize;
     let q = temp_queue(&ch).await;
-    // Empty, one byte, exactly one full frame (frame_max 131072 minus the
-    // 8 bytes of framing), one byte more, and 1 MiB (many frames).
-    let sizes = [0usize, 1, 131_064, 131_065, 1 << 20];
+    // Empty, one byte, exactly one full frame (frame_max minus the 8 bytes
+    // of framing), one byte more, and 1 MiB (many frames).
+    let sizes = [0usize, 1, frame_max - 8, frame_max - 7, 1 << 20];
     for &size in &sizes {
         let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         publish(&ch, "", &q, &body).await;
@@ -124,6 +290,7 @@ async fn bodies_of_every_size_arrive_intact() {
     for &size in &sizes {
         let got = ch
             .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+            .bounded()
             .await
             .unwrap()
             .unwrap();
@@ -131,36 +298,12 @@ async fn bodies_of_every_size_arrive_intact() {
         assert_eq!(got.delivery.data.len(), size);
         assert!(got.delivery.data == expected, "body of {size} bytes corrupted");
     }
-}
-
-#[tokio::test]
-async fn transactions_commit_and_roll_back_publishes_and_acks() {
-    let (_c, ch) = channel().await;
-    let q = temp_queue(&ch).await;
-    publish(&ch, "", &q, b"before").await;
-    ch.tx_select().await.unwrap();
-    publish(&ch, "", &q, b"rolled back").await;
-    ch.tx_rollback().await.unwrap();
-    publish(&ch, "", &q, b"committed").await;
-    let before = ch
-        .basic_get(q.as_str().into(), Default::default())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(before.delivery.data, b"before");
-    assert_eq!(
-        before.message_count, 0,
-        "nothing published in the transaction is visible before the commit"
-    );
-    ch.tx_commit().await.unwrap();
-    // An ack inside a transaction takes effect only at commit.
-    before.delivery.ack(BasicAckOptions::default()).await.unwrap();
-    ch.tx_rollback().await.unwrap();
-    ch.basic_recover(BasicRecoverOptions { requeue: true }).await.unwrap();
-    let bodies = drain(&ch, &q).await;
-    assert_eq!(
-        bodies,
-        ["before", "committed"],
-        "the rolled-back ack left 'before' unacked, recover requeued it"
-    );
+    // The same through a consumer.
+    let mut consumer = consume(&ch, &q, "", true).await;
+    for &size in &sizes {
+        let body: Vec<u8> = (0..size).map(|i| (i % 13) as u8).collect();
+        publish(&ch, "", &q, &body).await;
+        let got = next(&mut consumer).await;
+        assert!(got.data == body, "delivered body of {size} bytes corrupted");
+    }
 }

@@ -1,36 +1,25 @@
-//! Exchanges and routing through lapin: direct, fanout, topic (`*`, `#`),
-//! headers (all/any, typed values), exchange-to-exchange bindings and
-//! alternate exchanges.
+//! Routing: the default exchange, direct, fanout, topic (`*`, `#`, empty
+//! words) and headers (all/any, the -with-x variants, typed values), one
+//! copy per queue however many bindings match, and unbinding.
 
-use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
 use warren_conformance::lapin_util::*;
 
-async fn exchange(channel: &Channel, kind: ExchangeKind, args: FieldTable) -> String {
-    let name = unique("x");
-    let options = ExchangeDeclareOptions {
-        auto_delete: false,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(name.as_str().into(), kind, options, args)
+async fn delete(ch: &Channel, x: &str) {
+    ch.exchange_delete(x.into(), Default::default())
+        .bounded()
         .await
         .unwrap();
-    name
 }
 
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            args,
-        )
-        .await
-        .unwrap();
+#[tokio::test]
+async fn the_default_exchange_routes_by_queue_name() {
+    let (_c, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    publish(&ch, "", &q, b"direct to queue").await;
+    publish(&ch, "", &unique("missing"), b"nowhere").await;
+    assert_eq!(drain(&ch, &q).await, ["direct to queue"]);
 }
 
 #[tokio::test]
@@ -41,33 +30,72 @@ async fn direct_routes_by_exact_key_and_unbind_stops_it() {
     bind(&ch, &qa, &x, "a", FieldTable::default()).await;
     bind(&ch, &qb, &x, "b", FieldTable::default()).await;
     bind(&ch, &qb, &x, "a", FieldTable::default()).await;
+    // Binding twice with the same key is one binding.
+    bind(&ch, &qb, &x, "a", FieldTable::default()).await;
     publish(&ch, &x, "a", b"1").await;
     publish(&ch, &x, "b", b"2").await;
     publish(&ch, &x, "c", b"3").await;
+    publish(&ch, &x, "A", b"4").await;
     assert_eq!(drain(&ch, &qa).await, ["1"]);
     assert_eq!(drain(&ch, &qb).await, ["1", "2"]);
     ch.queue_unbind(qb.as_str().into(), x.as_str().into(), "a".into(), FieldTable::default())
+        .bounded()
         .await
         .unwrap();
-    publish(&ch, &x, "a", b"4").await;
-    assert_eq!(drain(&ch, &qa).await, ["4"]);
-    assert!(drain(&ch, &qb).await.is_empty());
-    ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
+    publish(&ch, &x, "a", b"5").await;
+    assert_eq!(drain(&ch, &qa).await, ["5"]);
+    assert!(drain(&ch, &qb).await.is_empty(), "unbound");
+    // Unbinding what is not bound is fine.
+    ch.queue_unbind(
+        qb.as_str().into(),
+        x.as_str().into(),
+        "zzz".into(),
+        FieldTable::default(),
+    )
+    .bounded()
+    .await
+    .expect("unbind of a missing binding");
+    delete(&ch, &x).await;
 }
 
 #[tokio::test]
-async fn fanout_reaches_every_bound_queue_whatever_the_key() {
+async fn fanout_reaches_every_bound_queue_once_whatever_the_key() {
     let (_c, ch) = channel().await;
     let x = exchange(&ch, ExchangeKind::Fanout, FieldTable::default()).await;
     let queues = [temp_queue(&ch).await, temp_queue(&ch).await, temp_queue(&ch).await];
     for q in &queues {
         bind(&ch, q, &x, "ignored", FieldTable::default()).await;
     }
+    // A second binding with another key does not mean a second copy.
+    bind(&ch, &queues[0], &x, "other", FieldTable::default()).await;
     publish(&ch, &x, "anything", b"hello").await;
     for q in &queues {
         assert_eq!(drain(&ch, q).await, ["hello"]);
     }
-    ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
+    ch.queue_unbind(
+        queues[0].as_str().into(),
+        x.as_str().into(),
+        "ignored".into(),
+        FieldTable::default(),
+    )
+    .bounded()
+    .await
+    .unwrap();
+    publish(&ch, &x, "", b"again").await;
+    assert_eq!(drain(&ch, &queues[0]).await, ["again"], "still bound with 'other'");
+    ch.queue_unbind(
+        queues[0].as_str().into(),
+        x.as_str().into(),
+        "other".into(),
+        FieldTable::default(),
+    )
+    .bounded()
+    .await
+    .unwrap();
+    publish(&ch, &x, "", b"last").await;
+    assert!(drain(&ch, &queues[0]).await.is_empty());
+    assert_eq!(drain(&ch, &queues[1]).await, ["again", "last"]);
+    delete(&ch, &x).await;
 }
 
 #[tokio::test]
@@ -75,16 +103,22 @@ async fn topic_patterns_match_as_in_rabbitmq() {
     let (_c, ch) = channel().await;
     let x = exchange(&ch, ExchangeKind::Topic, FieldTable::default()).await;
     let cases: &[(&str, &[&str], &[&str])] = &[
+        ("a.b.c", &["a.b.c"], &["a.b", "a.b.c.d", "a.B.c"]),
         ("a.*.c", &["a.b.c", "a..c"], &["a.c", "a.b.b.c", "a.b"]),
-        ("#", &["a", "a.b.c", ""], &[]),
-        ("a.#", &["a", "a.b", "a.b.c"], &["b.a", "ab"]),
-        ("#.c", &["c", "a.c", "a.b.c"], &["c.a"]),
-        ("a.#.c", &["a.c", "a.b.c", "a.b.b.c"], &["a.b", "b.c"]),
-        ("*", &["a"], &["a.b", ""]),
-        ("*.*", &["a.b", "."], &["a", "a.b.c"]),
-        ("", &[""], &["a"]),
-        ("a.*.#", &["a.b", "a.b.c"], &["a"]),
+        ("#", &["a", "a.b.c", "", ".", "a..b"], &[]),
+        ("a.#", &["a", "a.b", "a.b.c", "a."], &["b.a", "ab", ""]),
+        ("#.c", &["c", "a.c", "a.b.c", ".c"], &["c.a", "ac"]),
+        ("a.#.c", &["a.c", "a.b.c", "a.b.b.c", "a..c"], &["a.b", "b.c", "ac"]),
+        ("*", &["a"], &["a.b", ".", ""]),
+        ("*.*", &["a.b", ".", "a.", ".b"], &["a", "a.b.c", ""]),
+        ("", &[""], &["a", "."]),
+        ("a.*.#", &["a.b", "a.b.c", "a."], &["a"]),
+        ("*.#", &["a", "a.b", "."], &[""]),
+        ("#.#", &["a", "a.b", ""], &[]),
+        ("a.#.#.b", &["a.b", "a.x.b", "a.x.y.b"], &["a", "b"]),
+        ("#.*", &["a", "a.b", "."], &[""]),
     ];
+    let mut wrong = Vec::new();
     for (pattern, matching, not_matching) in cases {
         let q = temp_queue(&ch).await;
         bind(&ch, &q, &x, pattern, FieldTable::default()).await;
@@ -93,37 +127,66 @@ async fn topic_patterns_match_as_in_rabbitmq() {
         }
         let got = drain(&ch, &q).await;
         let expected: Vec<String> = matching.iter().map(|s| s.to_string()).collect();
-        assert_eq!(got, expected, "pattern {pattern:?}");
+        if got != expected {
+            wrong.push(format!("pattern {pattern:?}: expected {expected:?}, got {got:?}"));
+        }
     }
-    ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
-}
-
-fn table(entries: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in entries {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn text(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    delete(&ch, &x).await;
 }
 
 #[tokio::test]
-async fn headers_exchange_all_any_and_typed_values() {
+async fn topic_overlapping_patterns_deliver_one_copy_and_unbind_stops_routing() {
+    let (_c, ch) = channel().await;
+    let x = exchange(&ch, ExchangeKind::Topic, FieldTable::default()).await;
+    let q = temp_queue(&ch).await;
+    for pattern in ["a.*", "#", "a.b", "*.b"] {
+        bind(&ch, &q, &x, pattern, FieldTable::default()).await;
+    }
+    publish(&ch, &x, "a.b", b"once").await;
+    assert_eq!(drain(&ch, &q).await, ["once"]);
+    for pattern in ["a.*", "#", "a.b"] {
+        ch.queue_unbind(
+            q.as_str().into(),
+            x.as_str().into(),
+            pattern.into(),
+            FieldTable::default(),
+        )
+        .bounded()
+        .await
+        .unwrap();
+    }
+    publish(&ch, &x, "a.b", b"via *.b").await;
+    publish(&ch, &x, "a.c", b"unbound").await;
+    assert_eq!(drain(&ch, &q).await, ["via *.b"]);
+    delete(&ch, &x).await;
+}
+
+/// Publishes one message per `(body, headers)` to `x`.
+async fn send_all(ch: &Channel, x: &str, messages: &[(&str, FieldTable)]) {
+    for (name, headers) in messages {
+        let props = BasicProperties::default().with_headers(headers.clone());
+        publish_with(ch, x, "", name.as_bytes(), props).await;
+    }
+}
+
+#[tokio::test]
+async fn headers_exchange_all_and_any() {
     let (_c, ch) = channel().await;
     let x = exchange(&ch, ExchangeKind::Headers, FieldTable::default()).await;
-    let all = temp_queue(&ch).await;
-    let any = temp_queue(&ch).await;
-    let typed = temp_queue(&ch).await;
-    let with_x = temp_queue(&ch).await;
+    let [all, any, default, empty] = [
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+    ];
+    let ab = [("a", text("1")), ("b", text("2"))];
     bind(
         &ch,
         &all,
         &x,
         "",
-        table(&[("x-match", text("all")), ("a", text("1")), ("b", text("2"))]),
+        table(&[("x-match", text("all")), ab[0].clone(), ab[1].clone()]),
     )
     .await;
     bind(
@@ -131,131 +194,151 @@ async fn headers_exchange_all_any_and_typed_values() {
         &any,
         &x,
         "",
-        table(&[("x-match", text("any")), ("a", text("1")), ("b", text("2"))]),
+        table(&[("x-match", text("any")), ab[0].clone(), ab[1].clone()]),
     )
     .await;
-    bind(&ch, &typed, &x, "", table(&[("n", AMQPValue::LongInt(5))])).await;
-    bind(
+    // Without x-match the match is "all".
+    bind(&ch, &default, &x, "ignored key", table(&ab)).await;
+    // No header to match: every message matches.
+    bind(&ch, &empty, &x, "", FieldTable::default()).await;
+    send_all(
         &ch,
-        &with_x,
         &x,
-        "",
-        table(&[("x-match", text("any-with-x")), ("x-tag", text("t"))]),
+        &[
+            ("both", table(&ab)),
+            ("both+extra", table(&[ab[0].clone(), ab[1].clone(), ("c", text("3"))])),
+            ("only-a", table(&[ab[0].clone()])),
+            ("wrong-b", table(&[("a", text("1")), ("b", text("3"))])),
+            ("none", FieldTable::default()),
+        ],
     )
     .await;
-    let send = |name: &'static str, headers: FieldTable| {
-        let ch = ch.clone();
-        let x = x.clone();
-        async move {
-            publish_with(
-                &ch,
-                &x,
-                "",
-                name.as_bytes(),
-                BasicProperties::default().with_headers(headers),
-            )
-            .await;
-        }
-    };
-    send("both", table(&[("a", text("1")), ("b", text("2"))])).await;
-    send("only-a", table(&[("a", text("1"))])).await;
-    send("wrong-b", table(&[("a", text("1")), ("b", text("3"))])).await;
-    send("int-5", table(&[("n", AMQPValue::LongInt(5))])).await;
-    send("string-5", table(&[("n", text("5"))])).await;
-    send("x-tag", table(&[("x-tag", text("t"))])).await;
-    assert_eq!(drain(&ch, &all).await, ["both"]);
-    assert_eq!(drain(&ch, &any).await, ["both", "only-a", "wrong-b"]);
-    assert_eq!(drain(&ch, &typed).await, ["int-5"], "a string never matches an integer");
-    assert_eq!(drain(&ch, &with_x).await, ["x-tag"]);
-    ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
+    publish(&ch, &x, "", b"no headers at all").await;
+    assert_eq!(drain(&ch, &all).await, ["both", "both+extra"]);
+    assert_eq!(drain(&ch, &default).await, ["both", "both+extra"]);
+    assert_eq!(drain(&ch, &any).await, ["both", "both+extra", "only-a", "wrong-b"]);
+    assert_eq!(
+        drain(&ch, &empty).await,
+        ["both", "both+extra", "only-a", "wrong-b", "none", "no headers at all"]
+    );
+    delete(&ch, &x).await;
 }
 
 #[tokio::test]
-async fn exchange_to_exchange_bindings_including_a_cycle() {
+async fn headers_exchange_ignores_x_headers_unless_with_x() {
     let (_c, ch) = channel().await;
-    let upstream = exchange(&ch, ExchangeKind::Topic, FieldTable::default()).await;
-    let downstream = exchange(&ch, ExchangeKind::Fanout, FieldTable::default()).await;
-    let q = temp_queue(&ch).await;
-    ch.exchange_bind(
-        downstream.as_str().into(),
-        upstream.as_str().into(),
-        "orders.#".into(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    // A cycle back upstream must not loop or duplicate.
-    ch.exchange_bind(
-        upstream.as_str().into(),
-        downstream.as_str().into(),
-        "".into(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    bind(&ch, &q, &downstream, "", FieldTable::default()).await;
-    publish(&ch, &upstream, "orders.new", b"routed").await;
-    publish(&ch, &upstream, "invoices.new", b"not routed").await;
-    assert_eq!(drain(&ch, &q).await, ["routed"]);
-    ch.exchange_unbind(
-        downstream.as_str().into(),
-        upstream.as_str().into(),
-        "orders.#".into(),
-        Default::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    publish(&ch, &upstream, "orders.new", b"after unbind").await;
-    assert!(drain(&ch, &q).await.is_empty());
-    for x in [upstream, downstream] {
-        ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn alternate_exchange_takes_unroutable_messages() {
-    let (_c, ch) = channel().await;
-    let alternate = exchange(&ch, ExchangeKind::Fanout, FieldTable::default()).await;
-    let main = exchange(
-        &ch,
-        ExchangeKind::Direct,
-        table(&[("alternate-exchange", text(&alternate))]),
-    )
-    .await;
-    let (routed, unrouted) = (temp_queue(&ch).await, temp_queue(&ch).await);
-    bind(&ch, &routed, &main, "known", FieldTable::default()).await;
-    bind(&ch, &unrouted, &alternate, "", FieldTable::default()).await;
-    publish(&ch, &main, "known", b"a").await;
-    publish(&ch, &main, "unknown", b"b").await;
-    assert_eq!(drain(&ch, &routed).await, ["a"]);
-    assert_eq!(drain(&ch, &unrouted).await, ["b"]);
-    for x in [main, alternate] {
-        ch.exchange_delete(x.as_str().into(), Default::default()).await.unwrap();
-    }
-}
-
-#[tokio::test]
-async fn default_exchange_routes_by_queue_name_and_amq_exchanges_exist() {
-    let (_c, ch) = channel().await;
-    let q = temp_queue(&ch).await;
-    publish(&ch, "", &q, b"direct to queue").await;
-    assert_eq!(drain(&ch, &q).await, ["direct to queue"]);
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    for (name, kind) in [
-        ("amq.direct", ExchangeKind::Direct),
-        ("amq.fanout", ExchangeKind::Fanout),
-        ("amq.topic", ExchangeKind::Topic),
-        ("amq.headers", ExchangeKind::Headers),
-        ("amq.match", ExchangeKind::Headers),
+    let x = exchange(&ch, ExchangeKind::Headers, FieldTable::default()).await;
+    let [all, any, all_x, any_x] = [
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+    ];
+    let tag = ("x-tag", text("t"));
+    let a = ("a", text("1"));
+    for (q, mode) in [
+        (&all, "all"),
+        (&any, "any"),
+        (&all_x, "all-with-x"),
+        (&any_x, "any-with-x"),
     ] {
-        ch.exchange_declare(name.into(), kind, passive, FieldTable::default())
-            .await
-            .unwrap_or_else(|e| panic!("{name} exists: {e}"));
+        bind(
+            &ch,
+            q,
+            &x,
+            "",
+            table(&[("x-match", text(mode)), tag.clone(), a.clone()]),
+        )
+        .await;
     }
+    send_all(
+        &ch,
+        &x,
+        &[
+            ("x-tag only", table(std::slice::from_ref(&tag))),
+            ("a only", table(std::slice::from_ref(&a))),
+            ("both", table(&[tag.clone(), a.clone()])),
+            ("wrong x-tag", table(&[("x-tag", text("u")), a.clone()])),
+        ],
+    )
+    .await;
+    // Without -with-x, binding arguments starting with "x-" are ignored.
+    assert_eq!(drain(&ch, &all).await, ["a only", "both", "wrong x-tag"]);
+    assert_eq!(drain(&ch, &any).await, ["a only", "both", "wrong x-tag"]);
+    assert_eq!(drain(&ch, &all_x).await, ["both"]);
+    assert_eq!(
+        drain(&ch, &any_x).await,
+        ["x-tag only", "a only", "both", "wrong x-tag"]
+    );
+    delete(&ch, &x).await;
+}
+
+#[tokio::test]
+async fn headers_exchange_compares_typed_values() {
+    let (_c, ch) = channel().await;
+    let x = exchange(&ch, ExchangeKind::Headers, FieldTable::default()).await;
+    let [int, string, void, boolean] = [
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+        temp_queue(&ch).await,
+    ];
+    bind(&ch, &int, &x, "", table(&[("n", AMQPValue::LongInt(5))])).await;
+    bind(&ch, &string, &x, "", table(&[("n", text("5"))])).await;
+    // A void binding value only asks for the header to be present.
+    bind(&ch, &void, &x, "", table(&[("n", AMQPValue::Void)])).await;
+    bind(&ch, &boolean, &x, "", table(&[("b", AMQPValue::Boolean(true))])).await;
+    send_all(
+        &ch,
+        &x,
+        &[
+            ("int 5", table(&[("n", AMQPValue::LongInt(5))])),
+            ("long 5", table(&[("n", AMQPValue::LongLongInt(5))])),
+            ("string 5", table(&[("n", text("5"))])),
+            ("int 6", table(&[("n", AMQPValue::LongInt(6))])),
+            ("bool true", table(&[("b", AMQPValue::Boolean(true))])),
+            ("bool false", table(&[("b", AMQPValue::Boolean(false))])),
+        ],
+    )
+    .await;
+    assert_eq!(
+        drain(&ch, &int).await,
+        ["int 5", "long 5"],
+        "integers of any width compare by value; a string never matches an integer"
+    );
+    assert_eq!(drain(&ch, &string).await, ["string 5"]);
+    assert_eq!(drain(&ch, &void).await, ["int 5", "long 5", "string 5", "int 6"]);
+    assert_eq!(drain(&ch, &boolean).await, ["bool true"]);
+    delete(&ch, &x).await;
+}
+
+#[tokio::test]
+async fn headers_unbind_needs_the_same_arguments() {
+    let (_c, ch) = channel().await;
+    let x = exchange(&ch, ExchangeKind::Headers, FieldTable::default()).await;
+    let q = temp_queue(&ch).await;
+    let args = table(&[("x-match", text("any")), ("a", text("1"))]);
+    bind(&ch, &q, &x, "", args.clone()).await;
+    let headers = table(&[("a", text("1"))]);
+    send_all(&ch, &x, &[("bound", headers.clone())]).await;
+    assert_eq!(drain(&ch, &q).await, ["bound"]);
+    // Other arguments name another (missing) binding: nothing changes.
+    ch.queue_unbind(
+        q.as_str().into(),
+        x.as_str().into(),
+        "".into(),
+        table(&[("a", text("1"))]),
+    )
+    .bounded()
+    .await
+    .unwrap();
+    send_all(&ch, &x, &[("still bound", headers.clone())]).await;
+    assert_eq!(drain(&ch, &q).await, ["still bound"]);
+    ch.queue_unbind(q.as_str().into(), x.as_str().into(), "".into(), args)
+        .bounded()
+        .await
+        .unwrap();
+    send_all(&ch, &x, &[("unbound", headers)]).await;
+    assert!(drain(&ch, &q).await.is_empty());
+    delete(&ch, &x).await;
 }
