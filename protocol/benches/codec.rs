@@ -2,7 +2,8 @@
 //! body) at 16 B, 1 KiB and 64 KiB, with warren-protocol and, in the same
 //! groups, with amq-protocol's parser and generator.
 //!
-//! `cargo bench -p warren-protocol --bench codec`
+//! `cargo bench -p warren-protocol --bench codec -- --warm-up-time 1 --measurement-time 3`
+//! (figures in protocol/README.md).
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, AMQPClass, BasicProperties as AmqProperties};

@@ -40,7 +40,12 @@ fn decode_pieces(pieces: &[&[u8]]) -> Outcome {
             match decode_frame(&mut buf, FRAME_MAX) {
                 Ok(Some(frame)) => frames.push(check_round_trip(&frame)),
                 Ok(None) => break,
-                Err(e) => return Outcome { frames, error: Some(e.code) },
+                Err(e) => {
+                    return Outcome {
+                        frames,
+                        error: Some(e.code),
+                    }
+                }
             }
         }
     }
