@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
-use warren_store::{LazySledStore, Store};
+use warren_store::{LazySledStore, Store, StoreOptions};
 
 use crate::channel::ReplyTarget;
 use crate::config::BrokerConfig;
@@ -42,7 +42,7 @@ impl Broker {
     /// configured vhosts.
     pub fn open(config: BrokerConfig) -> io::Result<Arc<Broker>> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = Arc::new(LazySledStore::new(config.data_dir.clone()));
+        let store = Arc::new(LazySledStore::new(config.data_dir.clone(), StoreOptions::default()));
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
         let (shutdown, _) = watch::channel(false);

@@ -6,7 +6,8 @@
 //! load the flusher syncs back to back and each sync covers every publish
 //! that arrived meanwhile, so confirms cost one fsync per batch, not per
 //! message. Writes made without a waiting confirm (acks, transient work)
-//! reach disk within [`IDLE_SYNC_INTERVAL`].
+//! reach disk within [`IDLE_SYNC_INTERVAL`]. Between syncs, about once a
+//! second, the flusher also lets the store compact its message files.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,11 @@ pub const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// so that under load each sync covers a batch of publishes instead of a
 /// handful (a sync costs CPU in the store, not just disk time).
 pub const MIN_SYNC_SPACING: Duration = Duration::from_millis(2);
+
+/// How often the flusher looks for disk space to give back.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one round of maintenance may take.
+const MAINTENANCE_BUDGET: Duration = Duration::from_millis(20);
 
 pub struct Durability {
     store: Arc<dyn Store>,
@@ -67,6 +73,11 @@ impl Durability {
 
     pub fn store(&self) -> &dyn Store {
         &*self.store
+    }
+
+    /// The store, for messages that keep a reference to their stored body.
+    pub fn shared_store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Notes that the store was written to; returns the epoch to wait for.
@@ -115,7 +126,12 @@ impl Durability {
 
     fn run(self: Arc<Self>) {
         let mut last_sync = std::time::Instant::now();
+        let mut last_maintenance = std::time::Instant::now();
         while !self.stopping.load(Ordering::Acquire) {
+            if last_maintenance.elapsed() >= MAINTENANCE_INTERVAL {
+                last_maintenance = std::time::Instant::now();
+                self.maintain();
+            }
             let since = last_sync.elapsed();
             if since < MIN_SYNC_SPACING {
                 std::thread::sleep(MIN_SYNC_SPACING - since);
@@ -130,6 +146,26 @@ impl Durability {
             if self.dirty.load(Ordering::Acquire) {
                 last_sync = std::time::Instant::now();
                 self.sync_now();
+            }
+        }
+    }
+
+    /// Gives disk space back (compaction), for at most a few milliseconds
+    /// so confirms waiting for the next sync are not held up long.
+    fn maintain(&self) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < MAINTENANCE_BUDGET {
+            match self.store.maintain() {
+                Ok(0) => break,
+                Ok(moved) => {
+                    tracing::debug!(moved, "compacted a message segment");
+                    // The emptied segment goes at the next sync.
+                    self.dirty.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    tracing::error!("store maintenance failed: {e}");
+                    break;
+                }
             }
         }
     }

@@ -1,11 +1,11 @@
 //! A published message, shared by every queue it was routed to, and its
 //! form in the store.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use warren_protocol::{ContentHeader, ShortStr};
+use warren_store::{Store, StoreResult};
 
 /// What a publisher sent: the exchange and routing key it was published
 /// with, its content header and its body. Immutable once routed; queues and
@@ -16,12 +16,31 @@ pub struct Message {
     pub routing_key: ShortStr,
     pub header: ContentHeader,
     pub body: Bytes,
-    /// Its id in the store, once a durable queue stored it. The body is
+    /// Its body in the store, once a durable queue stored it. The body is
     /// stored once, however many durable queues hold the message.
-    pub store_id: OnceLock<u64>,
-    /// How many durable queue entries refer to the stored body; the last
-    /// one to go deletes it.
-    pub store_refs: AtomicU32,
+    pub stored: OnceLock<StoredBody>,
+}
+
+/// This in-memory message's reference to its stored body: the body stays
+/// on disk while the message is in memory anywhere (a queue's window, a
+/// delivery waiting for its ack), even once no queue index holds it.
+pub struct StoredBody {
+    pub id: u64,
+    store: Arc<dyn Store>,
+}
+
+impl Drop for StoredBody {
+    fn drop(&mut self) {
+        self.store.release_message(self.id);
+    }
+}
+
+impl std::fmt::Debug for StoredBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredBody")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Version byte of the stored form.
@@ -34,8 +53,7 @@ impl Message {
             routing_key,
             header,
             body,
-            store_id: OnceLock::new(),
-            store_refs: AtomicU32::new(0),
+            stored: OnceLock::new(),
         })
     }
 
@@ -56,22 +74,31 @@ impl Message {
         self.body.len()
     }
 
-    /// Adds a reference from a durable queue entry.
-    pub fn add_store_ref(&self) {
-        self.store_refs.fetch_add(1, Ordering::AcqRel);
+    /// The id of its stored body, storing it first if no queue has yet.
+    pub fn store_body(&self, store: &Arc<dyn Store>) -> StoreResult<u64> {
+        if let Some(stored) = self.stored.get() {
+            return Ok(stored.id);
+        }
+        let head = self.stored_head();
+        let id = store.append_message(&[&head, &self.body])?;
+        let body = StoredBody {
+            id,
+            store: store.clone(),
+        };
+        // Routing stores a message from one task at a time, so the cell is
+        // empty here; if it were not, `body` is dropped and released.
+        Ok(self.stored.get_or_init(|| body).id)
     }
 
-    /// Drops a reference; true if it was the last (delete the stored body).
-    pub fn release_store_ref(&self) -> bool {
-        self.store_refs
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok_and(|before| before == 1)
+    /// The id of its stored body, if it has one.
+    pub fn store_id(&self) -> Option<u64> {
+        self.stored.get().map(|s| s.id)
     }
 
-    /// The stored form: version, exchange, routing key, header frame payload
-    /// (length-prefixed), body.
-    pub fn encode_for_store(&self) -> Vec<u8> {
-        let mut buf = BytesMut::with_capacity(self.body.len() + 128);
+    /// What the store keeps in front of the body: version, exchange,
+    /// routing key, header frame payload (length-prefixed).
+    fn stored_head(&self) -> Vec<u8> {
+        let mut buf = BytesMut::with_capacity(96);
         buf.put_u8(STORED_FORMAT);
         for s in [&self.exchange, &self.routing_key] {
             buf.put_u8(s.len() as u8);
@@ -81,12 +108,30 @@ impl Message {
         self.header.encode(&mut header);
         buf.put_u32(header.len() as u32);
         buf.put_slice(&header);
-        buf.put_slice(&self.body);
         buf.to_vec()
     }
 
-    /// Reads a stored message back; None if the bytes are not a valid one.
-    pub fn decode_from_store(bytes: Vec<u8>) -> Option<Arc<Message>> {
+    /// Reads a message back from the store, holding a reference to its body
+    /// there. None if it is no longer stored or its bytes are not a message.
+    pub fn load_from_store(store: &Arc<dyn Store>, id: u64) -> StoreResult<Option<Arc<Message>>> {
+        let Some(bytes) = store.message(id)? else {
+            return Ok(None);
+        };
+        let Some(message) = Message::decode_from_store(bytes) else {
+            return Ok(None);
+        };
+        if !store.retain_message(id) {
+            return Ok(None);
+        }
+        let _ = message.stored.set(StoredBody {
+            id,
+            store: store.clone(),
+        });
+        Ok(Some(message))
+    }
+
+    /// Parses the stored form; None if the bytes are not a valid one.
+    fn decode_from_store(bytes: Vec<u8>) -> Option<Arc<Message>> {
         let bytes = Bytes::from(bytes);
         if *bytes.first()? != STORED_FORMAT {
             return None;

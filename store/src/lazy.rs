@@ -9,18 +9,20 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use crate::records::*;
-use crate::{SledStore, Store, StoreResult};
+use crate::{SledStore, Store, StoreOptions, StoreResult};
 
 pub struct LazySledStore {
     dir: PathBuf,
+    options: StoreOptions,
     inner: OnceLock<SledStore>,
     opening: Mutex<()>,
 }
 
 impl LazySledStore {
-    pub fn new(dir: PathBuf) -> LazySledStore {
+    pub fn new(dir: PathBuf, options: StoreOptions) -> LazySledStore {
         LazySledStore {
             dir,
+            options,
             inner: OnceLock::new(),
             opening: Mutex::new(()),
         }
@@ -40,7 +42,7 @@ impl LazySledStore {
         if let Some(store) = self.inner.get() {
             return Ok(store);
         }
-        let store = SledStore::open(&self.dir)?;
+        let store = SledStore::open_with(&self.dir, self.options)?;
         Ok(self.inner.get_or_init(|| store))
     }
 }
@@ -73,23 +75,38 @@ impl Store for LazySledStore {
     fn next_id(&self) -> StoreResult<u64> {
         self.get()?.next_id()
     }
-    fn save_message(&self, id: u64, bytes: &[u8]) -> StoreResult<()> {
-        self.get()?.save_message(id, bytes)
+    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<u64> {
+        self.get()?.append_message(parts)
     }
-    fn delete_message(&self, id: u64) -> StoreResult<()> {
-        self.get()?.delete_message(id)
+    /// Messages exist only once the store is open.
+    fn retain_message(&self, id: u64) -> bool {
+        self.inner.get().is_some_and(|s| s.retain_message(id))
+    }
+    fn release_message(&self, id: u64) {
+        if let Some(store) = self.inner.get() {
+            store.release_message(id)
+        }
     }
     fn message(&self, id: u64) -> StoreResult<Option<Vec<u8>>> {
         self.get()?.message(id)
     }
-    fn save_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
-        self.get()?.save_entry(queue, offset, entry)
+    fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+        self.get()?.add_entry(queue, offset, entry)
     }
-    fn delete_entry(&self, queue: u64, offset: u64) -> StoreResult<()> {
-        self.get()?.delete_entry(queue, offset)
+    fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+        self.get()?.update_entry(queue, offset, entry)
     }
-    fn entries(&self, queue: u64) -> StoreResult<Vec<(u64, EntryRecord)>> {
-        self.get()?.entries(queue)
+    fn remove_entry(&self, queue: u64, offset: u64) -> StoreResult<()> {
+        self.get()?.remove_entry(queue, offset)
+    }
+    fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
+        self.get()?.remove_entries_from(queue, from)
+    }
+    fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
+        self.get()?.entries(queue, from, limit)
+    }
+    fn recovered_queue(&self, queue: u64) -> QueueSummary {
+        self.inner.get().map(|s| s.recovered_queue(queue)).unwrap_or_default()
     }
     fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()> {
         self.get()?.save_delivered_mark(queue, offset)
@@ -102,6 +119,12 @@ impl Store for LazySledStore {
         match self.inner.get() {
             Some(store) => store.sync(),
             None => Ok(()),
+        }
+    }
+    fn maintain(&self) -> StoreResult<u64> {
+        match self.inner.get() {
+            Some(store) => store.maintain(),
+            None => Ok(0),
         }
     }
     fn size_on_disk(&self) -> StoreResult<u64> {

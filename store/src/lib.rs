@@ -1,31 +1,38 @@
 //! Durability for Warren: what survives a restart or a crash.
 //!
 //! The broker talks to a [`Store`]: definitions (vhosts, durable exchanges,
-//! durable queues, bindings between durable entities) and persistent
-//! messages in durable queues. Message bodies are stored once however many
-//! queues hold them; each queue keeps an index of (offset → message id).
-//! Writes are buffered until [`Store::sync`], which makes everything written
-//! before it durable (fsync); the broker groups many publishes into one sync
-//! (group commit) before it confirms them.
+//! durable queues, bindings between durable entities), the index of every
+//! durable queue, and message bodies. A body is stored once however many
+//! queues hold it, and reference-counted: each queue index entry and each
+//! in-memory copy of the message holds it, and the last to let go frees its
+//! space. Writes are buffered until [`Store::sync`], which makes everything
+//! written before it durable (fsync); the broker groups many publishes into
+//! one sync (group commit) before it confirms them.
 //!
-//! [`SledStore`] is the implementation, on sled. Its types stay behind the
-//! trait so another backend can be added.
+//! [`SledStore`] is the implementation: definitions and queue indexes on
+//! sled, bodies in append-only segment files beside it (`segments.rs`; why,
+//! in store/README.md). sled's types stay behind the trait so another
+//! backend can be added.
 
 mod lazy;
 mod records;
+mod segments;
 mod sled_store;
 
 pub use lazy::LazySledStore;
-pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord};
-pub use sled_store::SledStore;
+pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
+pub use segments::SegmentStats;
+pub use sled_store::{SledStore, StoreOptions};
 
 /// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]
     Backend(#[from] sled::Error),
+    #[error("message store error: {0}")]
+    Io(#[from] std::io::Error),
     #[error("corrupt record: {0}")]
     Corrupt(String),
     #[error("data directory has format version {found}, this build reads version {expected}")]
@@ -40,28 +47,48 @@ pub trait Store: Send + Sync + 'static {
     fn save_exchange(&self, record: &ExchangeRecord) -> StoreResult<()>;
     fn delete_exchange(&self, vhost: &str, name: &str) -> StoreResult<()>;
     fn save_queue(&self, record: &QueueRecord) -> StoreResult<()>;
-    /// Deletes a queue's definition and its message index.
+    /// Deletes a queue's definition and its index, releasing its messages.
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()>;
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn delete_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn definitions(&self) -> StoreResult<Definitions>;
 
-    /// A fresh id for a queue or a message, never reused.
+    /// A fresh queue id, never reused.
     fn next_id(&self) -> StoreResult<u64>;
-    fn save_message(&self, id: u64, bytes: &[u8]) -> StoreResult<()>;
-    fn delete_message(&self, id: u64) -> StoreResult<()>;
+
+    /// Stores a message body (given in parts, stored one after the other)
+    /// and returns its id, with one reference held by the caller.
+    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<u64>;
+    /// Takes another reference to a stored message; false if it is gone.
+    fn retain_message(&self, id: u64) -> bool;
+    /// Drops a reference; the last one frees the body's space.
+    fn release_message(&self, id: u64);
     fn message(&self, id: u64) -> StoreResult<Option<Vec<u8>>>;
-    fn save_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
-    fn delete_entry(&self, queue: u64, offset: u64) -> StoreResult<()>;
-    /// A queue's index in offset order.
-    fn entries(&self, queue: u64) -> StoreResult<Vec<(u64, EntryRecord)>>;
+
+    /// Adds a queue index entry; it holds a reference to its message.
+    fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
+    /// Rewrites an entry in place (its delivery count).
+    fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
+    /// Removes an entry, releasing its message.
+    fn remove_entry(&self, queue: u64, offset: u64) -> StoreResult<()>;
+    /// Removes every entry at or above `from`, releasing their messages;
+    /// returns how many there were.
+    fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64>;
+    /// Up to `limit` entries of a queue at or above offset `from`, in order.
+    fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>>;
+    /// What the queue's index held when the store was opened.
+    fn recovered_queue(&self, queue: u64) -> QueueSummary;
     /// Records that every message of `queue` below `offset` was delivered at
     /// least once, so they come back redelivered after a crash.
     fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()>;
     fn delivered_mark(&self, queue: u64) -> StoreResult<u64>;
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, then deletes the body
+    /// files that held nothing live any more.
     fn sync(&self) -> StoreResult<()>;
+    /// Background work that gives disk space back (compaction); returns
+    /// the bytes it moved. Called regularly by the broker's flusher.
+    fn maintain(&self) -> StoreResult<u64>;
     /// Bytes the store occupies on disk.
     fn size_on_disk(&self) -> StoreResult<u64>;
 }

@@ -36,29 +36,60 @@ pub struct BindingRecord {
     pub arguments: Vec<u8>,
 }
 
-/// A message's place in a durable queue.
+/// A message's place in a durable queue: the index entry under
+/// (queue id, offset). It carries what the queue needs to account for the
+/// message while its body stays on disk (paged out): its size and its
+/// expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRecord {
+    /// The id of the stored body ([`crate::Store::append_message`]).
     pub message: u64,
+    /// How many times it was delivered and came back (quorum queues).
     pub delivery_count: u32,
+    /// The body's size in bytes, for length limits in bytes.
+    pub body_size: u64,
+    /// When its TTL runs out, in milliseconds since the Unix epoch (0: never).
+    pub expires_at_ms: u64,
+    /// A transient message written only because its queue was paging to
+    /// disk: it does not survive a restart.
+    pub transient: bool,
 }
 
+const ENTRY_BYTES: usize = 8 + 4 + 8 + 8 + 1;
+
 impl EntryRecord {
-    pub(crate) fn to_bytes(self) -> [u8; 12] {
-        let mut out = [0; 12];
+    pub(crate) fn to_bytes(self) -> [u8; ENTRY_BYTES] {
+        let mut out = [0; ENTRY_BYTES];
         out[..8].copy_from_slice(&self.message.to_be_bytes());
-        out[8..].copy_from_slice(&self.delivery_count.to_be_bytes());
+        out[8..12].copy_from_slice(&self.delivery_count.to_be_bytes());
+        out[12..20].copy_from_slice(&self.body_size.to_be_bytes());
+        out[20..28].copy_from_slice(&self.expires_at_ms.to_be_bytes());
+        out[28] = u8::from(self.transient);
         out
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<EntryRecord> {
-        let message = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let delivery_count = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
+        let u64_at = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
         Some(EntryRecord {
-            message,
-            delivery_count,
+            message: u64_at(0)?,
+            delivery_count: u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?),
+            body_size: u64_at(12)?,
+            expires_at_ms: u64_at(20)?,
+            transient: *bytes.get(28)? != 0,
         })
     }
+}
+
+/// What the store found of one durable queue's index when it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Entries (ready or unacknowledged messages) it holds.
+    pub count: u64,
+    /// Their body bytes.
+    pub bytes: u64,
+    /// The lowest offset held, and one past the highest.
+    pub first_offset: u64,
+    pub next_offset: u64,
 }
 
 /// Everything needed to rebuild the broker's topology at start.

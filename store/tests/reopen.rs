@@ -13,6 +13,16 @@ fn queue(id: u64) -> QueueRecord {
     }
 }
 
+fn entry(message: u64, delivery_count: u32) -> EntryRecord {
+    EntryRecord {
+        message,
+        delivery_count,
+        body_size: 4,
+        expires_at_ms: 0,
+        transient: false,
+    }
+}
+
 #[test]
 fn definitions_and_messages_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,17 +50,16 @@ fn definitions_and_messages_survive_reopen() {
             arguments: vec![],
         };
         store.save_binding(&binding).unwrap();
-        store.save_message(100, b"body").unwrap();
+        let id = store.append_message(&[b"bo", b"dy"]).unwrap();
         for offset in [3u64, 1, 2] {
-            let entry = EntryRecord {
-                message: 100,
-                delivery_count: offset as u32,
-            };
-            store.save_entry(7, offset, &entry).unwrap();
+            store.add_entry(7, offset, &entry(id, offset as u32)).unwrap();
         }
-        store.delete_entry(7, 2).unwrap();
+        store.add_entry(8, 0, &entry(id, 0)).unwrap();
+        store.remove_entry(7, 2).unwrap();
+        store.update_entry(7, 3, &entry(id, 9)).unwrap();
         store.save_delivered_mark(7, 2).unwrap();
         store.delete_queue("/", "q8", 8).unwrap();
+        store.release_message(id);
         store.sync().unwrap();
     }
     let store = SledStore::open(dir.path()).unwrap();
@@ -60,17 +69,21 @@ fn definitions_and_messages_survive_reopen() {
     assert_eq!(defs.exchanges[0].arguments, vec![1, 2, 3]);
     assert_eq!(defs.queues, vec![queue(7)]);
     assert_eq!(defs.bindings.len(), 1);
-    let entries = store.entries(7).unwrap();
+    let entries = store.entries(7, 0, 100).unwrap();
     let offsets: Vec<u64> = entries.iter().map(|(o, _)| *o).collect();
     assert_eq!(
         offsets,
         vec![1, 3],
         "entries come back in offset order, deleted ones gone"
     );
-    assert_eq!(entries[1].1.delivery_count, 3);
-    assert_eq!(store.message(100).unwrap().as_deref(), Some(&b"body"[..]));
+    assert_eq!(entries[1].1.delivery_count, 9, "an updated entry keeps its new count");
+    let id = entries[0].1.message;
+    assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"body"[..]));
     assert_eq!(store.delivered_mark(7).unwrap(), 2);
-    assert!(store.entries(8).unwrap().is_empty());
+    assert!(store.entries(8, 0, 100).unwrap().is_empty());
+    let summary = store.recovered_queue(7);
+    assert_eq!((summary.count, summary.bytes), (2, 8));
+    assert_eq!((summary.first_offset, summary.next_offset), (1, 4));
     assert!(store.next_id().unwrap() > 0);
 }
 
@@ -94,7 +107,7 @@ fn refuses_a_different_format_version() {
 #[test]
 fn lazy_store_opens_only_when_written() {
     let dir = tempfile::tempdir().unwrap();
-    let lazy = LazySledStore::new(dir.path().to_path_buf());
+    let lazy = LazySledStore::new(dir.path().to_path_buf(), StoreOptions::default());
     assert!(!lazy.exists());
     lazy.sync().unwrap();
     assert_eq!(lazy.size_on_disk().unwrap(), 0);

@@ -19,6 +19,10 @@ pub struct QueueEntry {
     pub priority: u8,
     /// When its TTL (queue or per-message, whichever is sooner) runs out.
     pub expires_at: Option<Instant>,
+    /// Whether this queue's index in the store holds it (a persistent
+    /// message in a durable queue, or any message a durable queue paged
+    /// out), so that acking it must remove it there.
+    pub in_store: bool,
 }
 
 impl QueueEntry {

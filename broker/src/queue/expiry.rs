@@ -24,9 +24,17 @@ impl Queue {
     }
 
     /// Moves expired messages at the heads into `dead`.
-    pub(super) fn expire_heads(state: &mut QueueState, now: Instant, dead: &mut Dead) {
+    pub(super) fn expire_heads(&self, state: &mut QueueState, now: Instant, dead: &mut Dead) {
         let mut expired = Vec::new();
-        state.ready.take_expired_heads(now, &mut expired);
+        loop {
+            let before = expired.len();
+            state.ready.take_expired_heads(now, &mut expired);
+            // The window's expired heads may hide a paged tail behind them.
+            self.refill_if_low(state);
+            if expired.len() == before {
+                break;
+            }
+        }
         dead.extend(expired.into_iter().map(|e| (e, DeathReason::Expired)));
     }
 
@@ -35,7 +43,7 @@ impl Queue {
     fn on_timer(self: &Arc<Self>, now: Instant) -> (Option<Instant>, bool) {
         let mut dead = Dead::new();
         let mut state = self.state.lock();
-        Self::expire_heads(&mut state, now, &mut dead);
+        self.expire_heads(&mut state, now, &mut dead);
         let mut next = state.ready.next_expiry();
         let mut queue_expired = false;
         if let Some(expires) = self.args.expires {

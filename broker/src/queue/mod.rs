@@ -2,7 +2,7 @@
 //! other, plus the features that live beside them: TTLs and expiry
 //! (`expiry.rs`), dead-lettering (`dead_letter.rs`), length limits,
 //! priorities (`messages.rs`), delivery limits, single active consumer and
-//! consumer priorities.
+//! consumer priorities, and paging to disk (`paging.rs`).
 //!
 //! A queue's state sits behind one mutex, taken by publishers to enqueue and
 //! by channels to ack, get or requeue. Dispatch runs inside that lock: it
@@ -18,6 +18,7 @@ pub mod dead_letter;
 mod entry;
 mod expiry;
 mod messages;
+mod paging;
 mod persistence;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,7 @@ pub use consumer::{Consumer, Credit};
 pub use dead_letter::DeathReason;
 pub use entry::QueueEntry;
 use messages::MessageList;
+use paging::PagedTail;
 
 use crate::connection::handle::{ConnectionId, Outbound};
 use crate::durability::Durability;
@@ -77,7 +79,10 @@ impl std::fmt::Debug for Queue {
 }
 
 struct QueueState {
+    /// Ready messages in memory (all of them, unless the queue pages).
     ready: MessageList,
+    /// Ready messages after those, on disk only.
+    paged: PagedTail,
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin continues.
     next_consumer: usize,
@@ -86,6 +91,17 @@ struct QueueState {
     had_consumers: bool,
     /// Last declare, get or consumer change, for `x-expires`.
     last_used: Instant,
+}
+
+impl QueueState {
+    /// Ready messages, in memory and on disk.
+    fn ready_count(&self) -> u64 {
+        self.ready.len() as u64 + self.paged.count
+    }
+
+    fn ready_bytes(&self) -> u64 {
+        self.ready.bytes() as u64 + self.paged.bytes
+    }
 }
 
 /// Messages that died under the lock, to dead-letter after it.
@@ -131,6 +147,7 @@ impl Queue {
             persistence,
             state: Mutex::new(QueueState {
                 ready: MessageList::new(args.max_priority),
+                paged: PagedTail::default(),
                 consumers: Vec::new(),
                 next_consumer: 0,
                 next_offset: 0,
@@ -170,12 +187,12 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> usize {
-        self.state.lock().ready.len()
+        self.state.lock().ready_count() as usize
     }
 
     /// Total body bytes of the ready messages.
     pub fn message_bytes(&self) -> usize {
-        self.state.lock().ready.bytes()
+        self.state.lock().ready_bytes() as usize
     }
 
     pub fn consumer_count(&self) -> usize {
@@ -217,24 +234,33 @@ impl Queue {
             return Enqueued::Rejected;
         }
         let offset = state.next_offset;
-        let stored = match self.persist(&message, offset) {
-            Ok(stored) => stored,
-            Err(()) => return Enqueued::Rejected,
-        };
+        let page_out = self.should_page_out(&state);
+        let persistent = message.is_persistent();
+        let in_store = self.persistence.is_some() && (persistent || page_out);
+        if in_store && self.persist(&message, offset, expires_at, now).is_err() {
+            return Enqueued::Rejected;
+        }
         state.next_offset += 1;
-        let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
-        let new_head = state.ready.push_back(QueueEntry {
-            message,
-            offset,
-            redelivered: false,
-            delivery_count: 0,
-            priority,
-            expires_at,
-        });
+        let stored = in_store && persistent;
+        let mut new_head = false;
+        if page_out {
+            state.paged.push(offset, message.body_size());
+        } else {
+            let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
+            new_head = state.ready.push_back(QueueEntry {
+                message,
+                offset,
+                redelivered: false,
+                delivery_count: 0,
+                priority,
+                expires_at,
+                in_store,
+            });
+        }
         self.dispatch(&mut state, now, &mut dead);
         self.enforce_length_limit(&mut state, &mut dead);
         if expires_at.is_some() {
-            Self::expire_heads(&mut state, now, &mut dead);
+            self.expire_heads(&mut state, now, &mut dead);
             if new_head {
                 self.timer_wake.notify_one();
             }
@@ -259,16 +285,17 @@ impl Queue {
             delivery_count: 0,
             priority: 0,
             expires_at,
+            in_store: false,
         }
     }
 
     /// reject-publish: would this message take the queue over a limit?
     fn would_overflow(&self, state: &QueueState, message: &Message) -> bool {
-        let over_count = self.args.max_length.is_some_and(|max| state.ready.len() as u64 >= max);
+        let over_count = self.args.max_length.is_some_and(|max| state.ready_count() >= max);
         let over_bytes = self
             .args
             .max_length_bytes
-            .is_some_and(|max| (state.ready.bytes() + message.body_size()) as u64 > max);
+            .is_some_and(|max| state.ready_bytes() + message.body_size() as u64 > max);
         over_count || over_bytes
     }
 
@@ -278,13 +305,12 @@ impl Queue {
         if max_len.is_none() && max_bytes.is_none() {
             return;
         }
-        while max_len.is_some_and(|m| state.ready.len() as u64 > m)
-            || max_bytes.is_some_and(|m| state.ready.bytes() as u64 > m)
-        {
+        while max_len.is_some_and(|m| state.ready_count() > m) || max_bytes.is_some_and(|m| state.ready_bytes() > m) {
             let Some(entry) = state.ready.pop_oldest_lowest() else {
                 break;
             };
             dead.push((entry, DeathReason::MaxLen));
+            self.refill_if_low(state);
         }
     }
 
@@ -361,8 +387,8 @@ impl Queue {
         let mut dead = Dead::new();
         let mut state = self.state.lock();
         state.last_used = now;
-        let entry = Self::pop_live(&mut state, now, &mut dead);
-        let remaining = state.ready.len();
+        let entry = self.pop_live(&mut state, now, &mut dead);
+        let remaining = state.ready_count() as usize;
         if let Some(entry) = &entry {
             self.mark_delivered(entry);
         }
@@ -372,11 +398,24 @@ impl Queue {
     }
 
     pub fn purge(&self) -> usize {
-        let purged = self.state.lock().ready.drain();
+        let mut state = self.state.lock();
+        let purged = state.ready.drain();
+        let paged = std::mem::take(&mut state.paged.count);
+        state.paged.bytes = 0;
+        let paged_from = state.paged.from;
+        drop(state);
         for entry in &purged {
             self.forget(entry);
         }
-        purged.len()
+        if paged > 0 {
+            if let Some(p) = &self.persistence {
+                if let Err(e) = p.durability.store().remove_entries_from(p.id, paged_from) {
+                    tracing::error!(queue = %self.name, "purging the store failed: {e}");
+                }
+                p.durability.wrote();
+            }
+        }
+        purged.len() + paged as usize
     }
 
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
@@ -432,14 +471,16 @@ impl Queue {
             });
         }
         let ready = state.ready.drain();
+        let paged = std::mem::take(&mut state.paged.count);
         drop(state);
-        self.drop_from_store(&ready);
-        ready.len()
+        self.drop_from_store();
+        ready.len() + paged as usize
     }
 
     /// The next message that has not expired; expired ones go to `dead`.
-    fn pop_live(state: &mut QueueState, now: Instant, dead: &mut Dead) -> Option<QueueEntry> {
+    fn pop_live(&self, state: &mut QueueState, now: Instant, dead: &mut Dead) -> Option<QueueEntry> {
         while let Some(entry) = state.ready.pop_front() {
+            self.refill_if_low(state);
             if entry.is_expired(now) {
                 dead.push((entry, DeathReason::Expired));
             } else {
@@ -456,7 +497,7 @@ impl Queue {
                 return;
             };
             let consumer = state.consumers[index].clone();
-            let Some(entry) = Self::pop_live(state, now, dead) else {
+            let Some(entry) = self.pop_live(state, now, dead) else {
                 consumer.release_credit(1);
                 return;
             };

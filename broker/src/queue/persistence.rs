@@ -1,58 +1,53 @@
-//! Durable queues: writing persistent messages to the store, removing them
-//! once they are acked or dead, and recovering them at start.
+//! Durable queues and the store: writing a queue's index entries (and a
+//! message's body, the first time any queue stores it), removing them once
+//! messages are acked or dead, and remembering deliveries.
 //!
-//! Only persistent messages (delivery-mode 2) in durable queues are stored,
-//! as in RabbitMQ. The body is stored once per message; each queue adds an
-//! index entry (offset → message id), and the last entry to go deletes the
-//! body.
+//! Persistent messages (delivery-mode 2) in durable queues are stored, as in
+//! RabbitMQ; so is any message a durable queue pages out (`paging.rs`),
+//! flagged transient if it is. The body is stored once per message and
+//! reference-counted by the store: each index entry holds it, and so does
+//! the in-memory message (`message::StoredBody`).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use warren_store::EntryRecord;
 
+use super::paging::unix_ms;
 use super::{Queue, QueueEntry};
 use crate::message::Message;
 
 impl Queue {
-    /// Whether this queue stores this message.
-    fn stores(&self, message: &Message) -> bool {
-        self.persistence.is_some() && message.is_persistent()
-    }
-
-    /// Stores a new message's entry (and its body, the first time).
-    /// Ok(true) when something was written; Err when the store refused.
-    pub(super) fn persist(&self, message: &Arc<Message>, offset: u64) -> Result<bool, ()> {
+    /// Writes a message's index entry at `offset` (and its body if it has
+    /// none yet). Err when the store is failing or refused the write.
+    pub(super) fn persist(
+        &self,
+        message: &Arc<Message>,
+        offset: u64,
+        expires_at: Option<Instant>,
+        now: Instant,
+    ) -> Result<(), ()> {
         let Some(p) = &self.persistence else {
-            return Ok(false);
+            return Err(());
         };
-        if !message.is_persistent() {
-            return Ok(false);
-        }
         if p.durability.is_failed() {
             return Err(());
         }
-        let store = p.durability.store();
-        let result = (|| {
-            let id = match message.store_id.get() {
-                Some(id) => *id,
-                None => {
-                    let id = store.next_id()?;
-                    store.save_message(id, &message.encode_for_store())?;
-                    let _ = message.store_id.set(id);
-                    id
-                }
-            };
-            let entry = EntryRecord {
+        let store = p.durability.shared_store();
+        let result = message.store_body(store).and_then(|id| {
+            let record = EntryRecord {
                 message: id,
                 delivery_count: 0,
+                body_size: message.body_size() as u64,
+                expires_at_ms: expires_at.map_or(0, |at| unix_ms(at, now)),
+                transient: !message.is_persistent(),
             };
-            store.save_entry(p.id, offset, &entry)
-        })();
+            store.add_entry(p.id, offset, &record)
+        });
         match result {
             Ok(()) => {
-                message.add_store_ref();
                 p.durability.wrote();
-                Ok(true)
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(queue = %self.name, "storing a message failed: {e}");
@@ -61,42 +56,28 @@ impl Queue {
         }
     }
 
-    /// Removes a message's entry for good (acked, dead, purged), and its
-    /// body if no other queue still holds it.
+    /// Removes a message's entry for good (acked, dead, purged); the store
+    /// frees its body once nothing else holds it.
     pub(super) fn forget(&self, entry: &QueueEntry) {
-        let (Some(p), Some(&id)) = (&self.persistence, entry.message.store_id.get()) else {
+        let Some(p) = &self.persistence else {
             return;
         };
-        if !self.stores(&entry.message) {
+        if !entry.in_store {
             return;
         }
-        let store = p.durability.store();
-        let mut result = store.delete_entry(p.id, entry.offset);
-        if entry.message.release_store_ref() {
-            result = result.and_then(|()| store.delete_message(id));
-        }
-        if let Err(e) = result {
+        if let Err(e) = p.durability.store().remove_entry(p.id, entry.offset) {
             tracing::error!(queue = %self.name, "removing a message from the store failed: {e}");
         }
         p.durability.wrote();
     }
 
-    /// Drops bodies whose last reference was a ready message of this queue
-    /// (the index itself goes with the queue's definition).
-    pub(super) fn drop_from_store(&self, entries: &[QueueEntry]) {
+    /// Deletes the queue's definition and whole index from the store.
+    pub(super) fn drop_from_store(&self) {
         let Some(p) = &self.persistence else {
             return;
         };
-        let store = p.durability.store();
-        if let Err(e) = store.delete_queue(&self.vhost_name, &self.name, p.id) {
+        if let Err(e) = p.durability.store().delete_queue(&self.vhost_name, &self.name, p.id) {
             tracing::error!(queue = %self.name, "deleting the queue from the store failed: {e}");
-        }
-        for entry in entries {
-            if let Some(&id) = entry.message.store_id.get() {
-                if self.stores(&entry.message) && entry.message.release_store_ref() {
-                    let _ = store.delete_message(id);
-                }
-            }
         }
         p.durability.forget_queue(p.id);
         p.durability.wrote();
@@ -106,7 +87,7 @@ impl Queue {
     /// marked redelivered after a crash.
     pub(super) fn mark_delivered(&self, entry: &QueueEntry) {
         if let Some(p) = &self.persistence {
-            if self.stores(&entry.message) {
+            if entry.in_store {
                 p.durability.mark_delivered(p.id, entry.offset);
             }
         }
@@ -114,41 +95,19 @@ impl Queue {
 
     /// Keeps a quorum queue's delivery count across restarts.
     pub(super) fn persist_delivery_count(&self, entry: &QueueEntry) {
-        let (Some(p), Some(&id)) = (&self.persistence, entry.message.store_id.get()) else {
+        let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
             return;
         };
+        let now = Instant::now();
         let record = EntryRecord {
             message: id,
             delivery_count: entry.delivery_count,
+            body_size: entry.message.body_size() as u64,
+            expires_at_ms: entry.expires_at.map_or(0, |at| unix_ms(at, now)),
+            transient: !entry.message.is_persistent(),
         };
-        if p.durability.store().save_entry(p.id, entry.offset, &record).is_ok() {
+        if p.durability.store().update_entry(p.id, entry.offset, &record).is_ok() {
             p.durability.wrote();
-        }
-    }
-
-    /// Loads messages recovered from the store at start, in offset order:
-    /// (offset, message, delivered before?, delivery count).
-    pub fn restore(&self, recovered: Vec<(u64, Arc<Message>, bool, u32)>) {
-        let now = std::time::Instant::now();
-        let mut state = self.state.lock();
-        for (offset, message, redelivered, delivery_count) in recovered {
-            state.next_offset = state.next_offset.max(offset + 1);
-            let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
-            let expires_at = self.expiry_for(&message, now);
-            message.add_store_ref();
-            state.ready.push_back(QueueEntry {
-                message,
-                offset,
-                redelivered,
-                delivery_count,
-                priority,
-                expires_at,
-            });
-        }
-        let has_ttl = state.ready.next_expiry().is_some();
-        drop(state);
-        if has_ttl {
-            self.timer_wake.notify_one();
         }
     }
 

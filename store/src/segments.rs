@@ -1,0 +1,589 @@
+//! Message bodies in append-only segment files.
+//!
+//! sled gives no space back under publish/ack churn (store/README.md has
+//! the measurement), so bodies live here instead: files of about
+//! `segment_bytes` each under `messages/`, written only at their end. A
+//! record is `[payload length u32][crc32 u32][message id u64][payload]`,
+//! big-endian, the checksum covering the id and the payload.
+//!
+//! What is live is counted in memory: every stored message has a
+//! reference count (one per queue index entry, plus one per in-memory copy
+//! of the message), and every segment the bytes of its live records. Space
+//! comes back two ways:
+//! - a segment none of whose records is referenced any more is deleted
+//!   after the next sync (so the index deletions that freed it are on disk
+//!   first);
+//! - a sealed segment that is more than half garbage and has not changed
+//!   for a while (one old unacknowledged message among thousands acked:
+//!   the case that pins whole files in LavinMQ) is compacted: its live
+//!   records are copied to the end of the active segment and the old file
+//!   then goes as above.
+//!
+//! Nothing here is durable until [`SegmentStore::sync`]. After a crash the
+//! tail of the last segment may be torn: opening scans every segment,
+//! checks each record's checksum and stops reading a segment at the first
+//! record that is cut short or does not check, so what follows is never
+//! believed. Writing always continues in a new segment after opening.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// The first bytes of every segment file: a name and the format version.
+const MAGIC: &[u8; 8] = b"WRNSEG\x00\x01";
+/// Length, checksum and id in front of every payload.
+const RECORD_HEADER: u64 = 16;
+/// Appends collect in memory and reach the file in writes of about this size.
+const WRITE_BUFFER: usize = 512 * 1024;
+
+/// Where a message's record is, and who still needs it.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    segment: u32,
+    /// Offset of the record (its header) in the segment.
+    pos: u32,
+    /// Payload length.
+    len: u32,
+    refs: u32,
+}
+
+impl Location {
+    fn record_bytes(&self) -> u64 {
+        RECORD_HEADER + u64::from(self.len)
+    }
+}
+
+struct Segment {
+    file: Arc<File>,
+    /// Bytes in the file (header and records), buffered ones included.
+    size: u64,
+    /// Bytes of records still referenced.
+    live_bytes: u64,
+    live_records: u64,
+    /// The last time one of its records was released or added.
+    changed: Instant,
+}
+
+struct Inner {
+    next_id: u64,
+    locations: HashMap<u64, Location>,
+    segments: BTreeMap<u32, Segment>,
+    /// The segment appends go to.
+    active: u32,
+    /// How much of the active segment is in its file; the rest is `buffer`.
+    written: u64,
+    buffer: Vec<u8>,
+    /// Sealed segments not yet synced.
+    unsynced: Vec<Arc<File>>,
+    /// A segment file was created since the last sync (the directory needs one).
+    created: bool,
+    /// Segments with no live record, deleted after the next sync.
+    dead: Vec<u32>,
+}
+
+/// Figures for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentStats {
+    pub segments: usize,
+    pub messages: usize,
+    pub file_bytes: u64,
+    pub live_bytes: u64,
+}
+
+pub struct SegmentStore {
+    dir: PathBuf,
+    segment_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+fn segment_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:010}.seg"))
+}
+
+fn checksum(id: u64, parts: &[&[u8]]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&id.to_be_bytes());
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize()
+}
+
+/// What reading one segment at start found.
+struct Scanned {
+    file: File,
+    size: u64,
+    /// (id, record position, payload length), in file order.
+    records: Vec<(u64, u32, u32)>,
+}
+
+impl SegmentStore {
+    /// Opens the segments in `dir` (creating it), reading every record's
+    /// place. Nothing counts as referenced until [`Self::retain_recovered`];
+    /// [`Self::finish_recovery`] then frees what no one claimed.
+    pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<SegmentStore> {
+        fs::create_dir_all(dir)?;
+        let mut numbers: Vec<u32> = fs::read_dir(dir)?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name();
+                name.to_str()?.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut inner = Inner {
+            next_id: 1,
+            locations: HashMap::new(),
+            segments: BTreeMap::new(),
+            active: 0,
+            written: 0,
+            buffer: Vec::with_capacity(WRITE_BUFFER),
+            unsynced: Vec::new(),
+            created: false,
+            dead: Vec::new(),
+        };
+        let now = Instant::now();
+        for number in numbers {
+            let scanned = scan_segment(dir, number)?;
+            for &(id, pos, len) in &scanned.records {
+                // A record copied by compaction appears twice; the later copy wins.
+                inner.locations.insert(
+                    id,
+                    Location {
+                        segment: number,
+                        pos,
+                        len,
+                        refs: 0,
+                    },
+                );
+                inner.next_id = inner.next_id.max(id + 1);
+            }
+            inner.segments.insert(
+                number,
+                Segment {
+                    file: Arc::new(scanned.file),
+                    size: scanned.size,
+                    live_bytes: 0,
+                    live_records: 0,
+                    changed: now,
+                },
+            );
+            inner.active = number;
+        }
+        let store = SegmentStore {
+            dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(RECORD_HEADER + MAGIC.len() as u64),
+            inner: Mutex::new(inner),
+        };
+        // Never append to a file a crash may have torn: start a new one.
+        let mut inner = store.inner.lock();
+        let next = if inner.segments.is_empty() { 1 } else { inner.active + 1 };
+        store.start_segment(&mut inner, next)?;
+        drop(inner);
+        Ok(store)
+    }
+
+    /// At start: an index entry refers to this message. False if no intact
+    /// record of it exists (the entry must go).
+    pub fn retain_recovered(&self, id: u64) -> bool {
+        let mut inner = self.inner.lock();
+        inner.next_id = inner.next_id.max(id + 1);
+        match inner.locations.get_mut(&id) {
+            Some(location) => {
+                location.refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// At start, once every index entry was counted: forgets unreferenced
+    /// records, counts what is live per segment and deletes segments that
+    /// hold nothing live. Returns how many records were garbage.
+    pub fn finish_recovery(&self) -> io::Result<usize> {
+        let mut inner = self.inner.lock();
+        let before = inner.locations.len();
+        inner.locations.retain(|_, l| l.refs > 0);
+        let garbage = before - inner.locations.len();
+        let Inner {
+            locations, segments, ..
+        } = &mut *inner;
+        for location in locations.values() {
+            if let Some(segment) = segments.get_mut(&location.segment) {
+                segment.live_bytes += location.record_bytes();
+                segment.live_records += 1;
+            }
+        }
+        let active = inner.active;
+        let empty: Vec<u32> = inner
+            .segments
+            .iter()
+            .filter(|(&n, s)| n != active && s.live_records == 0)
+            .map(|(&n, _)| n)
+            .collect();
+        drop(inner);
+        self.remove_segments(&empty)?;
+        Ok(garbage)
+    }
+
+    /// Appends a message (its payload given in parts, written one after the
+    /// other) and returns its new id, with one reference: the caller's.
+    pub fn append(&self, parts: &[&[u8]]) -> io::Result<u64> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(len).map_err(|_| io::Error::other("message too large to store"))?;
+        let mut inner = self.inner.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let (segment, pos) = self.append_record(&mut inner, id, len, parts)?;
+        inner.locations.insert(
+            id,
+            Location {
+                segment,
+                pos,
+                len,
+                refs: 1,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Writes one record at the end of the active segment (rolling to a new
+    /// one when it is full) and counts it live there.
+    fn append_record(&self, inner: &mut Inner, id: u64, len: u32, parts: &[&[u8]]) -> io::Result<(u32, u32)> {
+        let record = RECORD_HEADER + u64::from(len);
+        let active_size = inner.segments.get(&inner.active).map_or(0, |s| s.size);
+        if active_size > MAGIC.len() as u64 && active_size + record > self.segment_bytes {
+            self.roll(inner)?;
+        }
+        let active = inner.active;
+        let segment = inner
+            .segments
+            .get_mut(&active)
+            .ok_or_else(|| io::Error::other("no active segment"))?;
+        let pos = u32::try_from(segment.size).map_err(|_| io::Error::other("segment too large"))?;
+        segment.size += record;
+        segment.live_bytes += record;
+        segment.live_records += 1;
+        segment.changed = Instant::now();
+        inner.buffer.extend_from_slice(&len.to_be_bytes());
+        inner.buffer.extend_from_slice(&checksum(id, parts).to_be_bytes());
+        inner.buffer.extend_from_slice(&id.to_be_bytes());
+        for part in parts {
+            inner.buffer.extend_from_slice(part);
+        }
+        if inner.buffer.len() >= WRITE_BUFFER {
+            write_buffer(inner)?;
+        }
+        Ok((active, pos))
+    }
+
+    /// Seals the active segment and starts the next.
+    fn roll(&self, inner: &mut Inner) -> io::Result<()> {
+        write_buffer(inner)?;
+        let sealed = inner.active;
+        if let Some(segment) = inner.segments.get(&sealed) {
+            inner.unsynced.push(segment.file.clone());
+            if segment.live_records == 0 {
+                inner.dead.push(sealed);
+            }
+        }
+        self.start_segment(inner, sealed + 1)
+    }
+
+    fn start_segment(&self, inner: &mut Inner, number: u32) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(segment_path(&self.dir, number))?;
+        file.write_all_at(MAGIC, 0)?;
+        inner.segments.insert(
+            number,
+            Segment {
+                file: Arc::new(file),
+                size: MAGIC.len() as u64,
+                live_bytes: 0,
+                live_records: 0,
+                changed: Instant::now(),
+            },
+        );
+        inner.active = number;
+        inner.written = MAGIC.len() as u64;
+        inner.created = true;
+        Ok(())
+    }
+
+    /// Another holder of a stored message. False if it is not stored.
+    pub fn retain(&self, id: u64) -> bool {
+        match self.inner.lock().locations.get_mut(&id) {
+            Some(location) => {
+                location.refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A holder lets go; the last one frees the record's space.
+    pub fn release(&self, id: u64) {
+        let mut inner = self.inner.lock();
+        let Some(location) = inner.locations.get_mut(&id) else {
+            return;
+        };
+        location.refs = location.refs.saturating_sub(1);
+        if location.refs > 0 {
+            return;
+        }
+        let location = *location;
+        inner.locations.remove(&id);
+        let active = inner.active;
+        if let Some(segment) = inner.segments.get_mut(&location.segment) {
+            segment.live_bytes -= location.record_bytes().min(segment.live_bytes);
+            segment.live_records = segment.live_records.saturating_sub(1);
+            segment.changed = Instant::now();
+            if segment.live_records == 0 && location.segment != active {
+                inner.dead.push(location.segment);
+            }
+        }
+    }
+
+    /// A stored message's payload, or None if it is not stored.
+    pub fn read(&self, id: u64) -> io::Result<Option<Vec<u8>>> {
+        let inner = self.inner.lock();
+        let Some(&location) = inner.locations.get(&id) else {
+            return Ok(None);
+        };
+        let payload_at = u64::from(location.pos) + RECORD_HEADER;
+        let len = location.len as usize;
+        if location.segment == inner.active && payload_at >= inner.written {
+            // Still in the write buffer.
+            let start = (payload_at - inner.written) as usize;
+            return Ok(inner.buffer.get(start..start + len).map(<[u8]>::to_vec));
+        }
+        let file = match inner.segments.get(&location.segment) {
+            Some(segment) => segment.file.clone(),
+            None => return Ok(None),
+        };
+        drop(inner);
+        let mut payload = vec![0; len];
+        file.read_exact_at(&mut payload, payload_at)?;
+        let mut stored = [0; 4];
+        file.read_exact_at(&mut stored, u64::from(location.pos) + 4)?;
+        if u32::from_be_bytes(stored) != checksum(id, &[&payload]) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("message {id}: checksum mismatch in segment {}", location.segment),
+            ));
+        }
+        Ok(Some(payload))
+    }
+
+    /// Makes every append so far durable. Returns the segments that were
+    /// already dead before it, for the caller to delete with
+    /// [`Self::remove_segments`] once its own index is synced too.
+    pub fn sync(&self) -> io::Result<Vec<u32>> {
+        let mut inner = self.inner.lock();
+        write_buffer(&mut inner)?;
+        let mut files = std::mem::take(&mut inner.unsynced);
+        if let Some(segment) = inner.segments.get(&inner.active) {
+            files.push(segment.file.clone());
+        }
+        let created = std::mem::take(&mut inner.created);
+        let dead = std::mem::take(&mut inner.dead);
+        drop(inner);
+        for file in files {
+            file.sync_data()?;
+        }
+        if created {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(dead)
+    }
+
+    /// Deletes segment files (dead ones, after a sync).
+    pub fn remove_segments(&self, numbers: &[u32]) -> io::Result<()> {
+        for &number in numbers {
+            let mut inner = self.inner.lock();
+            // Something may have been copied in since (never: only the active
+            // segment is written), but check rather than lose a record.
+            if number == inner.active || inner.segments.get(&number).is_some_and(|s| s.live_records > 0) {
+                continue;
+            }
+            if inner.segments.remove(&number).is_some() {
+                drop(inner);
+                match fs::remove_file(segment_path(&self.dir, number)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compacts at most one segment: a sealed one more than half garbage
+    /// and unchanged for `idle`. Its live records are copied to the active
+    /// segment; the old file is dead afterwards. Returns the bytes copied.
+    pub fn compact(&self, idle: Duration) -> io::Result<u64> {
+        let candidate = {
+            let inner = self.inner.lock();
+            inner
+                .segments
+                .iter()
+                .filter(|(&n, s)| {
+                    n != inner.active && s.live_records > 0 && s.live_bytes * 2 < s.size && s.changed.elapsed() >= idle
+                })
+                .map(|(&n, s)| (n, s.file.clone(), s.size))
+                .next()
+        };
+        let Some((number, file, size)) = candidate else {
+            return Ok(0);
+        };
+        let mut contents = vec![0; size as usize];
+        file.read_exact_at(&mut contents, 0)?;
+        let mut copied = 0;
+        for (id, pos, len) in parse_records(&contents, number) {
+            let payload_at = pos as usize + RECORD_HEADER as usize;
+            let payload = &contents[payload_at..payload_at + len as usize];
+            let mut inner = self.inner.lock();
+            let Some(&location) = inner.locations.get(&id) else {
+                continue;
+            };
+            if location.segment != number || location.pos != pos {
+                continue;
+            }
+            let (segment, new_pos) = self.append_record(&mut inner, id, len, &[payload])?;
+            inner.locations.insert(
+                id,
+                Location {
+                    segment,
+                    pos: new_pos,
+                    ..location
+                },
+            );
+            let active = inner.active;
+            if let Some(old) = inner.segments.get_mut(&number) {
+                old.live_bytes -= location.record_bytes().min(old.live_bytes);
+                old.live_records = old.live_records.saturating_sub(1);
+                if old.live_records == 0 && number != active {
+                    inner.dead.push(number);
+                }
+            }
+            copied += location.record_bytes();
+        }
+        Ok(copied)
+    }
+
+    pub fn stats(&self) -> SegmentStats {
+        let inner = self.inner.lock();
+        SegmentStats {
+            segments: inner.segments.len(),
+            messages: inner.locations.len(),
+            file_bytes: inner.segments.values().map(|s| s.size).sum(),
+            live_bytes: inner.segments.values().map(|s| s.live_bytes).sum(),
+        }
+    }
+}
+
+/// Writes the buffered appends to the active segment's file.
+fn write_buffer(inner: &mut Inner) -> io::Result<()> {
+    if inner.buffer.is_empty() {
+        return Ok(());
+    }
+    let file = inner
+        .segments
+        .get(&inner.active)
+        .map(|s| s.file.clone())
+        .ok_or_else(|| io::Error::other("no active segment"))?;
+    file.write_all_at(&inner.buffer, inner.written)?;
+    inner.written += inner.buffer.len() as u64;
+    inner.buffer.clear();
+    Ok(())
+}
+
+/// Reads one segment at start: the place of every intact record, up to the
+/// first one that is cut short or fails its checksum.
+fn scan_segment(dir: &Path, number: u32) -> io::Result<Scanned> {
+    let file = OpenOptions::new().read(true).open(segment_path(dir, number))?;
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, &file);
+    let mut records = Vec::new();
+    let mut magic = [0; 8];
+    let mut pos = MAGIC.len() as u64;
+    if reader.read_exact(&mut magic).is_err() || &magic != MAGIC {
+        tracing_warn(number, 0, "not a segment file of this version; its records are ignored");
+        return Ok(Scanned {
+            file,
+            size: file_len,
+            records,
+        });
+    }
+    let mut payload = Vec::new();
+    let mut header = [0; RECORD_HEADER as usize];
+    while pos + RECORD_HEADER <= file_len {
+        reader.read_exact(&mut header)?;
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let id = u64::from_be_bytes([
+            header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15],
+        ]);
+        if pos + RECORD_HEADER + u64::from(len) > file_len {
+            tracing_warn(
+                number,
+                pos,
+                "record cut short (a crash during its write); the rest is ignored",
+            );
+            break;
+        }
+        payload.resize(len as usize, 0);
+        reader.read_exact(&mut payload)?;
+        if checksum(id, &[&payload]) != crc {
+            tracing_warn(number, pos, "record fails its checksum; the rest is ignored");
+            break;
+        }
+        let Ok(record_pos) = u32::try_from(pos) else {
+            break;
+        };
+        records.push((id, record_pos, len));
+        pos += RECORD_HEADER + u64::from(len);
+    }
+    Ok(Scanned {
+        file,
+        size: file_len,
+        records,
+    })
+}
+
+/// The records of a segment held in memory (for compaction), as
+/// (id, position, payload length), up to the first that does not check.
+fn parse_records(contents: &[u8], number: u32) -> Vec<(u64, u32, u32)> {
+    let mut records = Vec::new();
+    let mut pos = MAGIC.len();
+    while let Some(header) = contents.get(pos..pos + RECORD_HEADER as usize) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+        let id = u64::from_be_bytes([
+            header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15],
+        ]);
+        let start = pos + RECORD_HEADER as usize;
+        let Some(payload) = contents.get(start..start + len as usize) else {
+            break;
+        };
+        if checksum(id, &[payload]) != crc {
+            tracing_warn(number, pos as u64, "record fails its checksum during compaction");
+            break;
+        }
+        records.push((id, pos as u32, len));
+        pos = start + len as usize;
+    }
+    records
+}
+
+fn tracing_warn(segment: u32, pos: u64, what: &str) {
+    tracing::warn!(segment, pos, "message store: {what}");
+}

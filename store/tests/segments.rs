@@ -1,0 +1,254 @@
+//! Message bodies in segment files, through the store's public API on a
+//! real directory: reference counting, space given back (whole segments
+//! deleted, mostly-garbage ones compacted), and what a crash leaves.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use warren_store::*;
+
+const SEGMENT: u64 = 64 * 1024;
+
+fn options(compact_after: Duration) -> StoreOptions {
+    StoreOptions {
+        segment_bytes: SEGMENT,
+        compact_after,
+    }
+}
+
+fn queue(id: u64) -> QueueRecord {
+    QueueRecord {
+        vhost: "/".into(),
+        name: format!("q{id}"),
+        id,
+        auto_delete: false,
+        arguments: vec![],
+    }
+}
+
+fn entry(message: u64, body_size: u64) -> EntryRecord {
+    EntryRecord {
+        message,
+        delivery_count: 0,
+        body_size,
+        expires_at_ms: 0,
+        transient: false,
+    }
+}
+
+/// Stores `count` 1 KiB messages in queue `q` at offsets `first..`, each
+/// held by its entry only (the writer's own reference is released).
+fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<u64> {
+    (first..first + count)
+        .map(|offset| {
+            let body = vec![(offset % 251) as u8; 1024];
+            let id = store.append_message(&[&offset.to_be_bytes(), &body]).unwrap();
+            store.add_entry(q, offset, &entry(id, 1032)).unwrap();
+            store.release_message(id);
+            id
+        })
+        .collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("messages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    segment_files(dir).iter().map(|p| p.metadata().unwrap().len()).sum()
+}
+
+#[test]
+fn a_body_lives_while_anything_refers_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    store.save_queue(&queue(2)).unwrap();
+    let id = store.append_message(&[b"shared body"]).unwrap();
+    store.add_entry(1, 0, &entry(id, 11)).unwrap();
+    store.add_entry(2, 0, &entry(id, 11)).unwrap();
+    store.release_message(id);
+    store.remove_entry(1, 0).unwrap();
+    assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"shared body"[..]));
+    assert!(store.retain_message(id), "an in-memory copy can still take a reference");
+    store.remove_entry(2, 0).unwrap();
+    assert!(
+        store.message(id).unwrap().is_some(),
+        "the in-memory copy still holds it"
+    );
+    store.release_message(id);
+    assert_eq!(store.message(id).unwrap(), None, "the last reference freed it");
+    assert!(!store.retain_message(id));
+    assert!(
+        store.add_entry(1, 1, &entry(id, 11)).is_err(),
+        "an entry cannot refer to a freed body"
+    );
+}
+
+#[test]
+fn acked_segments_are_deleted_after_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    publish(&store, 1, 0, 1000);
+    store.sync().unwrap();
+    let full = dir_bytes(dir.path());
+    assert!(full > 1000 * 1024, "1,000 bodies are on disk ({full} bytes)");
+    assert!(segment_files(dir.path()).len() >= 10);
+    assert_eq!(store.remove_entries_from(1, 0).unwrap(), 1000);
+    store.sync().unwrap();
+    let after = dir_bytes(dir.path());
+    assert!(after <= SEGMENT, "only the active segment is left: {after} bytes");
+    assert_eq!(store.body_stats().messages, 0);
+}
+
+#[test]
+fn one_old_message_does_not_pin_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options(Duration::ZERO)).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    store.save_queue(&queue(2)).unwrap();
+    // One message stays in queue 1 while queue 2 churns through thousands.
+    let stuck = publish(&store, 1, 0, 1)[0];
+    let first_segment = segment_files(dir.path())[0].clone();
+    for round in 0..5 {
+        publish(&store, 2, round * 1000, 1000);
+        store.remove_entries_from(2, 0).unwrap();
+        while store.maintain().unwrap() > 0 {}
+        store.sync().unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert!(!files.contains(&first_segment), "the segment it was written to is gone");
+    assert_eq!(
+        files.len(),
+        1,
+        "the old message was compacted out of its segment, which then went: {files:?}"
+    );
+    assert!(dir_bytes(dir.path()) <= SEGMENT);
+    let body = store.message(stuck).unwrap().expect("the old message is still there");
+    assert_eq!(&body[..8], &0u64.to_be_bytes());
+    drop(store);
+    let store = SledStore::open_with(dir.path(), options(Duration::ZERO)).unwrap();
+    let entries = store.entries(1, 0, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        store.message(entries[0].1.message).unwrap().map(|b| b.len()),
+        Some(1032)
+    );
+}
+
+#[test]
+fn compaction_waits_until_a_segment_stops_changing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(3600))).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    publish(&store, 1, 0, 300);
+    for offset in 1..300 {
+        if offset % 10 != 0 {
+            store.remove_entry(1, offset).unwrap();
+        }
+    }
+    assert_eq!(
+        store.maintain().unwrap(),
+        0,
+        "segments drained a moment ago are left alone"
+    );
+}
+
+#[test]
+fn a_torn_tail_is_ignored_and_writing_continues_in_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = {
+        let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        let ids = publish(&store, 1, 0, 20);
+        store.sync().unwrap();
+        ids
+    };
+    // A crash during a write: half a record, then garbage, at the end of the last segment.
+    let last = segment_files(dir.path()).pop().unwrap();
+    let mut file = OpenOptions::new().append(true).open(&last).unwrap();
+    file.write_all(&[0, 0, 4, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 99, 7, 7])
+        .unwrap();
+    drop(file);
+    // And a record that is complete but fails its checksum, in the middle.
+    let first = segment_files(dir.path())[0].clone();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = 8 + 16 + 1032 + 16 + 100; // inside the second record's payload
+    bytes[at] ^= 0xFF;
+    std::fs::write(&first, &bytes).unwrap();
+
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    let entries = store.entries(1, 0, 100).unwrap();
+    let offsets: Vec<u64> = entries.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets[0], 0, "the record before the damage is intact");
+    assert!(
+        !offsets.contains(&1),
+        "the damaged record's entry was dropped: {offsets:?}"
+    );
+    for (offset, e) in &entries {
+        let body = store
+            .message(e.message)
+            .unwrap()
+            .expect("every entry left has its body");
+        assert_eq!(&body[..8], &offset.to_be_bytes());
+    }
+    assert_eq!(store.recovered_queue(1).count, entries.len() as u64);
+    let new_id = store.append_message(&[b"after"]).unwrap();
+    assert!(ids.iter().all(|&id| id < new_id), "ids are never reused");
+    store.sync().unwrap();
+    assert_eq!(store.message(new_id).unwrap().as_deref(), Some(&b"after"[..]));
+}
+
+#[test]
+fn transient_and_bodiless_entries_do_not_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        publish(&store, 1, 0, 3);
+        let id = store.append_message(&[b"transient"]).unwrap();
+        store
+            .add_entry(
+                1,
+                3,
+                &EntryRecord {
+                    transient: true,
+                    ..entry(id, 9)
+                },
+            )
+            .unwrap();
+        store.release_message(id);
+        store.sync().unwrap();
+    }
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    let offsets: Vec<u64> = store.entries(1, 0, 100).unwrap().iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, vec![0, 1, 2]);
+    assert_eq!(store.recovered_queue(1).count, 3);
+    assert_eq!(store.body_stats().messages, 3, "the transient body is garbage now");
+}
+
+#[test]
+fn paging_reads_a_queue_in_offset_order_from_any_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    store.save_queue(&queue(2)).unwrap();
+    publish(&store, 1, 0, 50);
+    publish(&store, 2, 0, 5);
+    let page: Vec<u64> = store.entries(1, 20, 10).unwrap().iter().map(|(o, _)| *o).collect();
+    assert_eq!(page, (20..30).collect::<Vec<_>>());
+    let tail: Vec<u64> = store.entries(1, 45, 100).unwrap().iter().map(|(o, _)| *o).collect();
+    assert_eq!(tail, (45..50).collect::<Vec<_>>(), "a page stops at the queue's end");
+    assert_eq!(store.remove_entries_from(1, 40).unwrap(), 10);
+    assert_eq!(store.entries(1, 0, 100).unwrap().len(), 40);
+    assert_eq!(store.entries(2, 0, 100).unwrap().len(), 5, "other queues are untouched");
+}
