@@ -56,8 +56,7 @@ impl Queue {
                 }
             }
         }
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
         (next, queue_expired)
     }
 }

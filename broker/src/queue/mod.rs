@@ -21,11 +21,12 @@ mod messages;
 mod paging;
 mod persistence;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use warren_protocol::{FieldTable, ShortStr};
 
@@ -65,6 +66,10 @@ pub struct Queue {
     persistence: Option<Persistence>,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
+    /// Messages that died here, waiting to be dead-lettered in the order
+    /// they died, and whether a thread is publishing them now.
+    dead_letters: Mutex<VecDeque<(QueueEntry, DeathReason)>>,
+    dead_lettering: AtomicBool,
     /// The expiry timer: started on first need, woken when deadlines move.
     timer_started: AtomicBool,
     timer_wake: Arc<Notify>,
@@ -157,6 +162,8 @@ impl Queue {
             settings,
             args,
             deleted: AtomicBool::new(false),
+            dead_letters: Mutex::new(VecDeque::new()),
+            dead_lettering: AtomicBool::new(false),
             timer_started: AtomicBool::new(false),
             timer_wake: Arc::new(Notify::new()),
         });
@@ -265,11 +272,10 @@ impl Queue {
                 self.timer_wake.notify_one();
             }
         }
-        drop(state);
+        self.unlock_and_dead_letter(state, dead);
         if expires_at.is_some() {
             self.ensure_timer();
         }
-        self.dead_letter(dead);
         if stored {
             Enqueued::Stored
         } else {
@@ -337,8 +343,7 @@ impl Queue {
             }
         }
         self.dispatch(&mut state, Instant::now(), &mut dead);
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
     }
 
     /// basic.ack: the messages are done with.
@@ -366,8 +371,7 @@ impl Queue {
         let mut state = self.state.lock();
         state.ready.requeue(entry);
         self.dispatch(&mut state, Instant::now(), &mut dead);
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
     }
 
     /// Tries again to dispatch, e.g. after acks freed prefetch credit.
@@ -377,8 +381,7 @@ impl Queue {
         if !state.ready.is_empty() {
             self.dispatch(&mut state, Instant::now(), &mut dead);
         }
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
     }
 
     /// basic.get: the next live message and how many remain after it.
@@ -392,8 +395,7 @@ impl Queue {
         if let Some(entry) = &entry {
             self.mark_delivered(entry);
         }
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
         Some((entry?, remaining))
     }
 
@@ -428,8 +430,7 @@ impl Queue {
         state.had_consumers = true;
         state.last_used = Instant::now();
         self.dispatch(&mut state, Instant::now(), &mut dead);
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
         Ok(())
     }
 
@@ -449,8 +450,7 @@ impl Queue {
         if !auto_delete {
             self.dispatch(&mut state, Instant::now(), &mut dead);
         }
-        drop(state);
-        self.dead_letter(dead);
+        self.unlock_and_dead_letter(state, dead);
         if self.args.expires.is_some() {
             self.timer_wake.notify_one();
         }
@@ -542,15 +542,52 @@ impl Queue {
         None
     }
 
-    /// Publishes messages that died here to the dead-letter exchange, if the
-    /// queue has one (otherwise they are dropped, as in RabbitMQ).
+    /// Releases the queue's lock and dead-letters what died under it. The
+    /// dead letters are queued before the lock goes, so they reach the
+    /// dead-letter exchange in the order they died, as from RabbitMQ's
+    /// single queue process, even when several threads expire, reject or
+    /// drop messages of this queue at once.
+    fn unlock_and_dead_letter(&self, state: MutexGuard<'_, QueueState>, dead: Dead) {
+        if dead.is_empty() {
+            return;
+        }
+        self.dead_letters.lock().extend(dead);
+        drop(state);
+        self.publish_queued_dead_letters();
+    }
+
+    /// Dead-letters messages that died without the queue's lock held.
     fn dead_letter(&self, dead: Dead) {
         if dead.is_empty() {
             return;
         }
-        self.publish_dead_letters(&dead);
-        for (entry, _) in &dead {
-            self.forget(entry);
+        self.dead_letters.lock().extend(dead);
+        self.publish_queued_dead_letters();
+    }
+
+    /// Publishes the queued dead letters to the dead-letter exchange, if the
+    /// queue has one (otherwise they are dropped, as in RabbitMQ). One thread
+    /// at a time does it, so the order holds; one that finds another at it
+    /// leaves its letters to that one. No lock is held while publishing, so
+    /// two queues dead-lettering into each other never wait on each other.
+    fn publish_queued_dead_letters(&self) {
+        while !self.dead_lettering.swap(true, Ordering::AcqRel) {
+            loop {
+                let batch: Dead = self.dead_letters.lock().drain(..).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                self.publish_dead_letters(&batch);
+                for (entry, _) in &batch {
+                    self.forget(entry);
+                }
+            }
+            self.dead_lettering.store(false, Ordering::Release);
+            // Letters queued between the last drain and the release above
+            // would otherwise wait for the next death.
+            if self.dead_letters.lock().is_empty() {
+                return;
+            }
         }
     }
 
