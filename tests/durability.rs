@@ -379,6 +379,190 @@ async fn repeated_sigkill_under_load_loses_no_confirmed_message() {
     warren.stop();
 }
 
+/// Publishes `count` numbered messages to `queue` with confirms; every
+/// fourth is transient.
+async fn publish_numbered(ch: &Channel, queue: &str, count: u32) {
+    let mut confirms = Vec::new();
+    for n in 0..count {
+        let properties = if n % 4 == 3 {
+            BasicProperties::default()
+        } else {
+            persistent()
+        };
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                &n.to_be_bytes(),
+                properties,
+            )
+            .await
+            .unwrap();
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.unwrap().is_ack());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_longer_than_memory_survives_a_crash_without_its_transient_messages() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    {
+        let (_connection, ch) = channel(&warren).await;
+        ch.queue_declare("long".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        // 10,000 messages: most of them beyond the in-memory window, on disk
+        // only, transient ones included (they were written only to page).
+        publish_numbered(&ch, "long", 10_000).await;
+        // Deliver the first 100 without acking them.
+        ch.basic_qos(100, Default::default()).await.unwrap();
+        let mut consumer = ch
+            .basic_consume("long".into(), "".into(), Default::default(), FieldTable::default())
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            consumer.next().await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    warren.crash();
+
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let got = drain(&ch, "long").await;
+    let numbers: Vec<u32> = got
+        .iter()
+        .map(|(b, _)| u32::from_be_bytes(b[..4].try_into().unwrap()))
+        .collect();
+    let expected: Vec<u32> = (0..10_000).filter(|n| n % 4 != 3).collect();
+    assert_eq!(
+        numbers.len(),
+        expected.len(),
+        "every persistent message, no transient one"
+    );
+    assert!(numbers == expected, "in publish order");
+    // The first 100 deliveries were 100 messages of both kinds; the
+    // persistent among them come back redelivered, the rest do not.
+    let redelivered = got.iter().take_while(|(_, r)| *r).count();
+    assert_eq!(redelivered, 75, "the 75 persistent messages delivered before the crash");
+    assert!(got[75..].iter().all(|(_, r)| !r));
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_space_comes_back_while_running_despite_an_old_unacked_message() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    for queue in ["old", "churn"] {
+        ch.queue_declare(queue.into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    ch.confirm_select(Default::default()).await.unwrap();
+    // One message that stays unacknowledged the whole time, at the head of
+    // its queue, written before everything else.
+    publish(&ch, "", "old", b"old message", persistent()).await;
+    ch.wait_for_confirms().await.unwrap();
+    let holder = _connection.create_channel().await.unwrap();
+    let mut held = holder
+        .basic_consume("old".into(), "".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    held.next().await.unwrap().unwrap();
+
+    // 80 MB of persistent messages through another queue, acked.
+    let body = vec![7u8; 4096];
+    let consumer_channel = _connection.create_channel().await.unwrap();
+    consumer_channel.basic_qos(500, Default::default()).await.unwrap();
+    let mut consumer = consumer_channel
+        .basic_consume("churn".into(), "".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let total = 20_000;
+    let consuming = tokio::spawn(async move {
+        for _ in 0..total {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            delivery.ack(Default::default()).await.unwrap();
+        }
+    });
+    let mut peak = 0;
+    for chunk in 0..total / 1000 {
+        let mut confirms = Vec::new();
+        for _ in 0..1000 {
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    "churn".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    persistent(),
+                )
+                .await
+                .unwrap();
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            assert!(confirm.await.unwrap().is_ack());
+        }
+        if chunk % 5 == 0 {
+            peak = peak.max(dir_size(&dir.path().join("messages")));
+        }
+    }
+    consuming.await.unwrap();
+    // Acked bodies go at the next sync; the segment the old message is in
+    // is compacted once it has been idle for a few seconds.
+    let started = Instant::now();
+    let mut size = dir_size(&dir.path().join("messages"));
+    while size > 9 * 1024 * 1024 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        size = dir_size(&dir.path().join("messages"));
+    }
+    eprintln!("message files: {peak} bytes at most while running, {size} bytes after");
+    assert!(
+        peak > 8 * 1024 * 1024,
+        "the churn filled more than one segment ({peak} bytes)"
+    );
+    assert!(
+        size <= 9 * 1024 * 1024,
+        "the message files shrink back to about one segment ({size} bytes)"
+    );
+    // The old message is still there, and still there after a crash.
+    drop(held);
+    holder.close(200, "bye".into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    warren.crash();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let got = drain(&ch, "old").await;
+    assert_eq!(got, vec![(b"old message".to_vec(), true)]);
+    assert!(drain(&ch, "churn").await.is_empty());
+}
+
 /// Opens an AMQP connection by hand, so the test sees exactly which frames
 /// the broker sends (a client library may race its own socket handling).
 async fn raw_open(port: u16) -> (tokio::net::TcpStream, bytes::BytesMut) {

@@ -109,6 +109,9 @@ impl Durability {
         let mut mark = self.delivered_marks.entry(queue).or_insert(0);
         if *mark <= offset {
             *mark = offset + 1;
+            // The mark reaches disk with the next sync, even if nothing else
+            // is written meanwhile.
+            self.dirty.store(true, Ordering::Release);
         }
     }
 

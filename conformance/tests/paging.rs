@@ -33,7 +33,11 @@ async fn durable_queue(channel: &Channel, arguments: FieldTable) -> String {
 async fn publish_numbered(channel: &Channel, queue: &str, first: u32, count: u32, transient_every: u32) {
     let mut confirms = Vec::with_capacity(count as usize);
     for n in first..first + count {
-        let mode = if transient_every > 0 && n % transient_every == 0 { 1 } else { 2 };
+        let mode = if transient_every > 0 && n % transient_every == 0 {
+            1
+        } else {
+            2
+        };
         let confirm = channel
             .basic_publish(
                 "".into(),
@@ -72,7 +76,11 @@ async fn count(channel: &Channel, queue: &str) -> u32 {
 /// back what was prefetched beyond `n`, in its place.
 async fn consume_and_ack(queue: &str, n: u32) -> Vec<String> {
     let (connection, channel) = channel().await;
-    channel.basic_qos(500, BasicQosOptions::default()).bounded().await.unwrap();
+    channel
+        .basic_qos(500, BasicQosOptions::default())
+        .bounded()
+        .await
+        .unwrap();
     let mut consumer = consume(&channel, queue, "", false).await;
     let mut bodies = Vec::with_capacity(n as usize);
     while bodies.len() < n as usize {
@@ -95,7 +103,10 @@ fn assert_numbered(bodies: &[String], expected: std::ops::Range<u32>, what: &str
     let expected = numbered(expected);
     if let Some(i) = (0..bodies.len().min(expected.len())).find(|&i| bodies[i] != expected[i]) {
         let around = &bodies[i.saturating_sub(2)..(i + 3).min(bodies.len())];
-        panic!("{what}: position {i} holds {} instead of {} (around it: {around:?})", bodies[i], expected[i]);
+        panic!(
+            "{what}: position {i} holds {} instead of {} (around it: {around:?})",
+            bodies[i], expected[i]
+        );
     }
     assert_eq!(bodies.len(), expected.len(), "{what}: how many");
 }
@@ -105,7 +116,11 @@ async fn a_long_durable_queue_delivers_everything_once_in_order() {
     let (_connection, channel) = confirming_channel().await;
     let queue = durable_queue(&channel, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 3).await;
-    assert_eq!(count(&channel, &queue).await, LONG, "the count includes messages on disk");
+    assert_eq!(
+        count(&channel, &queue).await,
+        LONG,
+        "the count includes messages on disk"
+    );
     let bodies = consume_and_ack(&queue, LONG).await;
     assert_numbered(&bodies, 0..LONG, "persistent and transient alike, in publish order");
     assert_eq!(count(&channel, &queue).await, 0);
@@ -219,7 +234,11 @@ async fn purge_counts_and_removes_messages_on_disk() {
     assert_eq!(purged, LONG);
     assert_eq!(count(&channel, &queue).await, 0);
     publish_numbered(&channel, &queue, LONG, 10, 0).await;
-    assert_numbered(&drain(&channel, &queue).await, LONG..LONG + 10, "nothing purged comes back");
+    assert_numbered(
+        &drain(&channel, &queue).await,
+        LONG..LONG + 10,
+        "nothing purged comes back",
+    );
     delete_queue(&queue).await;
 }
 
@@ -231,7 +250,11 @@ async fn unacked_messages_come_back_first_when_their_channel_closes() {
     {
         let connection = connect().await;
         let worker = connection.create_channel().bounded().await.unwrap();
-        worker.basic_qos(1_000, BasicQosOptions::default()).bounded().await.unwrap();
+        worker
+            .basic_qos(1_000, BasicQosOptions::default())
+            .bounded()
+            .await
+            .unwrap();
         let mut consumer = consume(&worker, &queue, "", false).await;
         for n in 0..1_000 {
             let delivery = next(&mut consumer).await;
