@@ -96,8 +96,8 @@ impl Store for LazySledStore {
     fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
         self.get()?.update_entry(queue, offset, entry)
     }
-    fn remove_entry(&self, queue: u64, offset: u64) -> StoreResult<()> {
-        self.get()?.remove_entry(queue, offset)
+    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()> {
+        self.get()?.remove_entry(queue, offset, message)
     }
     fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
         self.get()?.remove_entries_from(queue, from)

@@ -9,12 +9,13 @@
 //! written before it durable (fsync); the broker groups many publishes into
 //! one sync (group commit) before it confirms them.
 //!
-//! [`SledStore`] is the implementation: definitions and queue indexes on
-//! sled, bodies in append-only segment files beside it (`segments.rs`; why,
-//! in store/README.md). sled's types stay behind the trait so another
-//! backend can be added.
+//! [`SledStore`] is the implementation: definitions on sled, queue indexes
+//! in slot files (`queue_index.rs`) and bodies in append-only segment files
+//! (`segments.rs`) beside it; why, in store/README.md. sled's types stay
+//! behind the trait so another backend can be added.
 
 mod lazy;
+mod queue_index;
 mod records;
 mod segments;
 mod sled_store;
@@ -69,8 +70,8 @@ pub trait Store: Send + Sync + 'static {
     fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
     /// Rewrites an entry in place (its delivery count).
     fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
-    /// Removes an entry, releasing its message.
-    fn remove_entry(&self, queue: u64, offset: u64) -> StoreResult<()>;
+    /// Removes an entry (which refers to `message`), releasing the message.
+    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()>;
     /// Removes every entry at or above `from`, releasing their messages;
     /// returns how many there were.
     fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64>;

@@ -55,31 +55,6 @@ pub struct EntryRecord {
     pub transient: bool,
 }
 
-const ENTRY_BYTES: usize = 8 + 4 + 8 + 8 + 1;
-
-impl EntryRecord {
-    pub(crate) fn to_bytes(self) -> [u8; ENTRY_BYTES] {
-        let mut out = [0; ENTRY_BYTES];
-        out[..8].copy_from_slice(&self.message.to_be_bytes());
-        out[8..12].copy_from_slice(&self.delivery_count.to_be_bytes());
-        out[12..20].copy_from_slice(&self.body_size.to_be_bytes());
-        out[20..28].copy_from_slice(&self.expires_at_ms.to_be_bytes());
-        out[28] = u8::from(self.transient);
-        out
-    }
-
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<EntryRecord> {
-        let u64_at = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
-        Some(EntryRecord {
-            message: u64_at(0)?,
-            delivery_count: u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?),
-            body_size: u64_at(12)?,
-            expires_at_ms: u64_at(20)?,
-            transient: *bytes.get(28)? != 0,
-        })
-    }
-}
-
 /// What the store found of one durable queue's index when it opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueSummary {

@@ -1,10 +1,7 @@
-//! The sled implementation of [`Store`]: definitions and queue indexes in
-//! sled, message bodies in the segment files of `segments.rs`.
-//!
-//! One tree per kind of record. Keys are laid out so a queue's index is one
-//! contiguous range (queue id then offset, big-endian) and scans come back
-//! in offset order. sled's own periodic flush is turned off: durability
-//! points are the broker's calls to `sync`.
+//! The [`Store`] on disk: definitions (and delivery marks, queue ids) in
+//! sled, queue indexes in the slot files of `queue_index.rs`, message bodies
+//! in the segment files of `segments.rs`. sled's own periodic flush is
+//! turned off: durability points are the broker's calls to `sync`.
 //!
 //! Opening reads every index entry once: it counts the references to each
 //! stored body, drops entries whose body did not survive a crash (they were
@@ -18,6 +15,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::queue_index::QueueIndexes;
 use crate::records::*;
 use crate::segments::{SegmentStats, SegmentStore};
 use crate::{Store, StoreError, StoreResult, FORMAT_VERSION};
@@ -53,8 +51,8 @@ pub struct SledStore {
     exchanges: sled::Tree,
     queues: sled::Tree,
     bindings: sled::Tree,
-    entries: sled::Tree,
     delivered: sled::Tree,
+    indexes: QueueIndexes,
     bodies: SegmentStore,
     options: StoreOptions,
     /// Each queue's index as found at open.
@@ -67,23 +65,6 @@ fn name_key(vhost: &str, name: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(name.as_bytes());
     key
-}
-
-fn entry_key(queue: u64, offset: u64) -> [u8; 16] {
-    let mut key = [0; 16];
-    key[..8].copy_from_slice(&queue.to_be_bytes());
-    key[8..].copy_from_slice(&offset.to_be_bytes());
-    key
-}
-
-fn entry_key_parts(key: &[u8]) -> Option<(u64, u64)> {
-    let queue = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-    let offset = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
-    Some((queue, offset))
-}
-
-fn corrupt_entry() -> StoreError {
-    StoreError::Corrupt("queue index entry".into())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -128,60 +109,34 @@ impl SledStore {
                 db.flush()?;
             }
         }
-        let store = SledStore {
-            vhosts: db.open_tree("vhosts")?,
-            exchanges: db.open_tree("exchanges")?,
-            queues: db.open_tree("queues")?,
-            bindings: db.open_tree("bindings")?,
-            entries: db.open_tree("entries")?,
-            delivered: db.open_tree("delivered")?,
-            bodies: SegmentStore::open(&dir.join("messages"), options.segment_bytes)?,
-            options,
-            recovered: Mutex::new(HashMap::new()),
-            db,
-        };
-        store.recover_indexes()?;
-        Ok(store)
-    }
-
-    /// Reads every index entry once (see the module docs).
-    fn recover_indexes(&self) -> StoreResult<()> {
+        let queues = db.open_tree("queues")?;
         let mut queue_ids = HashSet::new();
-        for value in self.queues.iter().values() {
+        for value in queues.iter().values() {
             queue_ids.insert(from_json::<QueueRecord>(&value?)?.id);
         }
-        let mut summaries: HashMap<u64, QueueSummary> = HashMap::new();
-        let mut dropped = sled::Batch::default();
-        let mut dropped_count = 0usize;
-        for item in self.entries.iter() {
-            let (key, value) = item?;
-            let (queue, offset) = entry_key_parts(&key).ok_or_else(corrupt_entry)?;
-            let entry = EntryRecord::from_bytes(&value).ok_or_else(corrupt_entry)?;
-            if !queue_ids.contains(&queue) || entry.transient || !self.bodies.retain_recovered(entry.message) {
-                dropped.remove(key);
-                dropped_count += 1;
-                continue;
-            }
-            let summary = summaries.entry(queue).or_insert(QueueSummary {
-                first_offset: offset,
-                ..QueueSummary::default()
-            });
-            summary.count += 1;
-            summary.bytes += entry.body_size;
-            summary.next_offset = offset + 1;
-        }
-        self.entries.apply_batch(dropped)?;
-        let garbage = self.bodies.finish_recovery()?;
-        if dropped_count > 0 || garbage > 0 {
+        let bodies = SegmentStore::open(&dir.join("messages"), options.segment_bytes)?;
+        let mut keep = |entry: &EntryRecord| !entry.transient && bodies.retain_recovered(entry.message);
+        let (indexes, summaries, dropped) = QueueIndexes::open(&dir.join("queues"), &queue_ids, &mut keep)?;
+        let garbage = bodies.finish_recovery()?;
+        if dropped > 0 || garbage > 0 {
             tracing::info!(
-                dropped_entries = dropped_count,
+                dropped_entries = dropped,
                 unreferenced_bodies = garbage,
                 "store: dropped what did not survive (unconfirmed, transient or orphaned)"
             );
         }
-        self.db.flush()?;
-        *self.recovered.lock() = summaries;
-        Ok(())
+        Ok(SledStore {
+            vhosts: db.open_tree("vhosts")?,
+            exchanges: db.open_tree("exchanges")?,
+            queues,
+            bindings: db.open_tree("bindings")?,
+            delivered: db.open_tree("delivered")?,
+            indexes,
+            bodies,
+            options,
+            recovered: Mutex::new(summaries),
+            db,
+        })
     }
 
     /// Whether `dir` already holds a store.
@@ -194,20 +149,10 @@ impl SledStore {
         self.bodies.stats()
     }
 
-    /// Removes index entries in one batch and releases their messages.
-    fn remove_entries(&self, range: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>) -> StoreResult<u64> {
-        let mut batch = sled::Batch::default();
-        let mut messages = Vec::new();
-        for item in range {
-            let (key, value) = item?;
-            messages.push(EntryRecord::from_bytes(&value).ok_or_else(corrupt_entry)?.message);
-            batch.remove(key);
+    fn release_all(&self, entries: &[EntryRecord]) {
+        for entry in entries {
+            self.bodies.release(entry.message);
         }
-        self.entries.apply_batch(batch)?;
-        for &id in &messages {
-            self.bodies.release(id);
-        }
-        Ok(messages.len() as u64)
     }
 }
 
@@ -237,7 +182,7 @@ impl Store for SledStore {
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
         self.queues.remove(name_key(vhost, name))?;
         self.delivered.remove(id.to_be_bytes())?;
-        self.remove_entries(self.entries.scan_prefix(id.to_be_bytes()))?;
+        self.release_all(&self.indexes.delete(id)?);
         Ok(())
     }
 
@@ -292,7 +237,7 @@ impl Store for SledStore {
         if !self.bodies.retain(entry.message) {
             return Err(StoreError::Corrupt(format!("message {} is not stored", entry.message)));
         }
-        if let Err(e) = self.entries.insert(entry_key(queue, offset), &entry.to_bytes()) {
+        if let Err(e) = self.indexes.add(queue, offset, entry) {
             self.bodies.release(entry.message);
             return Err(e.into());
         }
@@ -300,33 +245,23 @@ impl Store for SledStore {
     }
 
     fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
-        self.entries.insert(entry_key(queue, offset), &entry.to_bytes())?;
-        Ok(())
+        Ok(self.indexes.update(queue, offset, entry)?)
     }
 
-    fn remove_entry(&self, queue: u64, offset: u64) -> StoreResult<()> {
-        if let Some(old) = self.entries.remove(entry_key(queue, offset))? {
-            let entry = EntryRecord::from_bytes(&old).ok_or_else(corrupt_entry)?;
-            self.bodies.release(entry.message);
-        }
+    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()> {
+        self.indexes.remove(queue, offset)?;
+        self.bodies.release(message);
         Ok(())
     }
 
     fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
-        self.remove_entries(self.entries.range(entry_key(queue, from)..=entry_key(queue, u64::MAX)))
+        let removed = self.indexes.remove_from(queue, from)?;
+        self.release_all(&removed);
+        Ok(removed.len() as u64)
     }
 
     fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
-        self.entries
-            .range(entry_key(queue, from)..=entry_key(queue, u64::MAX))
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                let (_, offset) = entry_key_parts(&key).ok_or_else(corrupt_entry)?;
-                let entry = EntryRecord::from_bytes(&value).ok_or_else(corrupt_entry)?;
-                Ok((offset, entry))
-            })
-            .collect()
+        Ok(self.indexes.entries(queue, from, limit)?)
     }
 
     fn recovered_queue(&self, queue: u64) -> QueueSummary {
@@ -351,6 +286,7 @@ impl Store for SledStore {
         // never points at a body that is not (entries written after the body
         // sync began belong to a later confirm epoch).
         let dead = self.bodies.sync()?;
+        self.indexes.sync()?;
         self.db.flush()?;
         self.bodies.remove_segments(&dead)?;
         Ok(())
@@ -361,6 +297,6 @@ impl Store for SledStore {
     }
 
     fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.db.size_on_disk()? + self.bodies.stats().file_bytes)
+        Ok(self.db.size_on_disk()? + self.indexes.file_bytes() + self.bodies.stats().file_bytes)
     }
 }

@@ -55,7 +55,7 @@ fn definitions_and_messages_survive_reopen() {
             store.add_entry(7, offset, &entry(id, offset as u32)).unwrap();
         }
         store.add_entry(8, 0, &entry(id, 0)).unwrap();
-        store.remove_entry(7, 2).unwrap();
+        store.remove_entry(7, 2, id).unwrap();
         store.update_entry(7, 3, &entry(id, 9)).unwrap();
         store.save_delivered_mark(7, 2).unwrap();
         store.delete_queue("/", "q8", 8).unwrap();
@@ -116,6 +116,18 @@ fn lazy_store_opens_only_when_written() {
     lazy.sync().unwrap();
     assert!(lazy.exists(), "the first write opens (creates) the store");
     drop(lazy);
-    let reopened = SledStore::open(dir.path()).unwrap();
+    // sled's background writer may hold the directory's lock for a moment
+    // after the last handle is dropped; a new process never sees that.
+    let started = std::time::Instant::now();
+    let reopened = loop {
+        match SledStore::open(dir.path()) {
+            Ok(store) => break store,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                eprintln!("reopen: {e}; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen failed: {e}"),
+        }
+    };
     assert_eq!(reopened.definitions().unwrap().queues, vec![queue(1)]);
 }

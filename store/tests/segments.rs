@@ -76,10 +76,10 @@ fn a_body_lives_while_anything_refers_to_it() {
     store.add_entry(1, 0, &entry(id, 11)).unwrap();
     store.add_entry(2, 0, &entry(id, 11)).unwrap();
     store.release_message(id);
-    store.remove_entry(1, 0).unwrap();
+    store.remove_entry(1, 0, id).unwrap();
     assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"shared body"[..]));
     assert!(store.retain_message(id), "an in-memory copy can still take a reference");
-    store.remove_entry(2, 0).unwrap();
+    store.remove_entry(2, 0, id).unwrap();
     assert!(
         store.message(id).unwrap().is_some(),
         "the in-memory copy still holds it"
@@ -150,10 +150,10 @@ fn compaction_waits_until_a_segment_stops_changing() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open_with(dir.path(), options(Duration::from_secs(3600))).unwrap();
     store.save_queue(&queue(1)).unwrap();
-    publish(&store, 1, 0, 300);
+    let ids = publish(&store, 1, 0, 300);
     for offset in 1..300 {
         if offset % 10 != 0 {
-            store.remove_entry(1, offset).unwrap();
+            store.remove_entry(1, offset, ids[offset as usize]).unwrap();
         }
     }
     assert_eq!(

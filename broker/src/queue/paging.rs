@@ -133,11 +133,11 @@ impl Queue {
             let message = match Message::load_from_store(store, record.message) {
                 Ok(Some(message)) => message,
                 Ok(None) => {
-                    self.drop_unreadable(offset, "missing or not a message".into());
+                    self.drop_unreadable(offset, record.message, "missing or not a message".into());
                     continue;
                 }
                 Err(e) => {
-                    self.drop_unreadable(offset, e.to_string());
+                    self.drop_unreadable(offset, record.message, e.to_string());
                     continue;
                 }
             };
@@ -161,10 +161,10 @@ impl Queue {
         }
     }
 
-    fn drop_unreadable(&self, offset: u64, why: String) {
+    fn drop_unreadable(&self, offset: u64, message: u64, why: String) {
         tracing::warn!(queue = %self.name, offset, "stored message cannot be read ({why}); dropped");
         if let Some(p) = &self.persistence {
-            let _ = p.durability.store().remove_entry(p.id, offset);
+            let _ = p.durability.store().remove_entry(p.id, offset, message);
             p.durability.wrote();
         }
     }

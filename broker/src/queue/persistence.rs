@@ -59,13 +59,10 @@ impl Queue {
     /// Removes a message's entry for good (acked, dead, purged); the store
     /// frees its body once nothing else holds it.
     pub(super) fn forget(&self, entry: &QueueEntry) {
-        let Some(p) = &self.persistence else {
+        let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
             return;
         };
-        if !entry.in_store {
-            return;
-        }
-        if let Err(e) = p.durability.store().remove_entry(p.id, entry.offset) {
+        if let Err(e) = p.durability.store().remove_entry(p.id, entry.offset, id) {
             tracing::error!(queue = %self.name, "removing a message from the store failed: {e}");
         }
         p.durability.wrote();

@@ -1,0 +1,459 @@
+//! Durable queues' indexes in slot files: one directory per queue under
+//! `queues/`, one file per [`SLOTS_PER_FILE`] offsets.
+//!
+//! Each offset of a queue has a fixed 64-byte slot: slot `offset %
+//! SLOTS_PER_FILE` of file `offset / SLOTS_PER_FILE` (the layout RabbitMQ's
+//! classic queues v2 use). Adding an entry writes its slot, removing one
+//! (ack) zeroes it, so nothing is ever rewritten elsewhere and a file whose
+//! entries are all gone is simply deleted. sled could not do this: a million
+//! index entries added and removed left it at 290 MiB on disk
+//! (store/README.md).
+//!
+//! Slot: `[1][flags][0 0][delivery count u32][offset u64][message u64]
+//! [body size u64][expires at ms u64][0 × 20][crc32 of bytes 0..60]`,
+//! big-endian. The offset and checksum make a torn or stale slot read as
+//! empty, so a crash can lose only entries written or removed after the
+//! last sync (unconfirmed publishes, or acks that come back).
+//!
+//! Writes are collected in memory per queue and written out (coalesced into
+//! runs) at [`QueueIndexes::sync`], or before a read of that queue, so a
+//! publish or an ack costs no system call of its own.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::records::{EntryRecord, QueueSummary};
+
+/// Offsets per index file (a file is 1 MiB).
+pub const SLOTS_PER_FILE: u64 = 16_384;
+const SLOT: usize = 64;
+const PRESENT: u8 = 1;
+const TRANSIENT: u8 = 1;
+
+fn encode_slot(offset: u64, entry: &EntryRecord) -> [u8; SLOT] {
+    let mut slot = [0; SLOT];
+    slot[0] = PRESENT;
+    slot[1] = if entry.transient { TRANSIENT } else { 0 };
+    slot[4..8].copy_from_slice(&entry.delivery_count.to_be_bytes());
+    slot[8..16].copy_from_slice(&offset.to_be_bytes());
+    slot[16..24].copy_from_slice(&entry.message.to_be_bytes());
+    slot[24..32].copy_from_slice(&entry.body_size.to_be_bytes());
+    slot[32..40].copy_from_slice(&entry.expires_at_ms.to_be_bytes());
+    let crc = crc32fast::hash(&slot[..60]);
+    slot[60..].copy_from_slice(&crc.to_be_bytes());
+    slot
+}
+
+/// The entry in a slot read at `offset`, if the slot holds a valid one.
+fn decode_slot(offset: u64, slot: &[u8]) -> Option<EntryRecord> {
+    let u64_at = |at: usize| u64::from_be_bytes(slot[at..at + 8].try_into().unwrap_or_default());
+    if slot.len() != SLOT || slot[0] != PRESENT || u64_at(8) != offset {
+        return None;
+    }
+    let crc = u32::from_be_bytes(slot[60..64].try_into().unwrap_or_default());
+    if crc32fast::hash(&slot[..60]) != crc {
+        return None;
+    }
+    Some(EntryRecord {
+        message: u64_at(16),
+        delivery_count: u32::from_be_bytes(slot[4..8].try_into().unwrap_or_default()),
+        body_size: u64_at(24),
+        expires_at_ms: u64_at(32),
+        transient: slot[1] & TRANSIENT != 0,
+    })
+}
+
+struct IndexFile {
+    file: Arc<File>,
+    /// Entries present in it.
+    live: u64,
+    /// Written since the last sync.
+    dirty: bool,
+}
+
+/// One queue's index.
+struct QueueIndex {
+    dir: PathBuf,
+    files: BTreeMap<u64, IndexFile>,
+    /// Slot writes not yet in the files: (offset, slot), in order.
+    pending: Vec<(u64, [u8; SLOT])>,
+    /// One past the highest offset ever added.
+    next_offset: u64,
+}
+
+impl QueueIndex {
+    fn file(&mut self, number: u64) -> io::Result<&mut IndexFile> {
+        if !self.files.contains_key(&number) {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.dir.join(format!("{number:010}.idx")))?;
+            self.files.insert(
+                number,
+                IndexFile {
+                    file: Arc::new(file),
+                    live: 0,
+                    dirty: true,
+                },
+            );
+        }
+        self.files
+            .get_mut(&number)
+            .ok_or_else(|| io::Error::other("index file vanished"))
+    }
+
+    /// Writes the pending slots to their files, coalescing runs of
+    /// consecutive offsets into one write.
+    fn write_pending(&mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut i = 0;
+        let mut run = Vec::new();
+        while i < pending.len() {
+            let (first, _) = pending[i];
+            let number = first / SLOTS_PER_FILE;
+            run.clear();
+            let mut offset = first;
+            while i < pending.len() && pending[i].0 == offset && offset / SLOTS_PER_FILE == number {
+                run.extend_from_slice(&pending[i].1);
+                offset += 1;
+                i += 1;
+            }
+            let position = (first % SLOTS_PER_FILE) * SLOT as u64;
+            let file = self.file(number)?;
+            file.dirty = true;
+            file.file.write_all_at(&run, position)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the valid entries of offsets `from..to`, in order, up to `limit`.
+    fn read(&mut self, from: u64, to: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
+        self.write_pending()?;
+        let mut found = Vec::new();
+        let mut offset = from;
+        let mut buffer = Vec::new();
+        while offset < to && found.len() < limit {
+            let number = offset / SLOTS_PER_FILE;
+            let file_end = (number + 1) * SLOTS_PER_FILE;
+            let Some(file) = self.files.get(&number) else {
+                offset = file_end;
+                continue;
+            };
+            // Read a chunk of slots at a time (at most 1,024 = 64 KiB).
+            let end = to.min(file_end).min(offset + 1024);
+            buffer.resize(((end - offset) as usize) * SLOT, 0);
+            let got = read_up_to(&file.file, &mut buffer, (offset % SLOTS_PER_FILE) * SLOT as u64)?;
+            for (i, slot) in buffer[..got - got % SLOT].chunks_exact(SLOT).enumerate() {
+                let at = offset + i as u64;
+                if let Some(entry) = decode_slot(at, slot) {
+                    found.push((at, entry));
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+            offset = end;
+        }
+        Ok(found)
+    }
+
+    /// Counts a removed entry out of its file.
+    fn removed(&mut self, offset: u64) {
+        if let Some(file) = self.files.get_mut(&(offset / SLOTS_PER_FILE)) {
+            file.live = file.live.saturating_sub(1);
+        }
+        self.pending.push((offset, [0; SLOT]));
+    }
+
+    /// Deletes files that hold no entry any more, except the one new
+    /// entries go to.
+    fn delete_empty_files(&mut self) -> io::Result<()> {
+        let head = self.next_offset / SLOTS_PER_FILE;
+        let empty: Vec<u64> = self
+            .files
+            .iter()
+            .filter(|(&n, f)| n != head && f.live == 0)
+            .map(|(&n, _)| n)
+            .collect();
+        for number in empty {
+            // Its pending writes (zeroes) need not be written any more.
+            self.pending.retain(|(offset, _)| offset / SLOTS_PER_FILE != number);
+            self.files.remove(&number);
+            match fs::remove_file(self.dir.join(format!("{number:010}.idx"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads as much of `buffer` as the file has at `position`.
+fn read_up_to(file: &File, buffer: &mut [u8], position: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buffer.len() {
+        match file.read_at(&mut buffer[got..], position + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Every durable queue's index.
+pub struct QueueIndexes {
+    dir: PathBuf,
+    queues: RwLock<HashMap<u64, Mutex<QueueIndex>>>,
+}
+
+impl QueueIndexes {
+    /// Opens the indexes under `dir`: for each queue in `known` reads every
+    /// slot once, keeping an entry if `keep` says so (its body is there and
+    /// it is not transient) and clearing it otherwise, and sums each queue
+    /// up. Directories of queues not in `known` are deleted.
+    pub fn open(
+        dir: &Path,
+        known: &HashSet<u64>,
+        keep: &mut dyn FnMut(&EntryRecord) -> bool,
+    ) -> io::Result<(QueueIndexes, HashMap<u64, QueueSummary>, usize)> {
+        fs::create_dir_all(dir)?;
+        let mut queues = HashMap::new();
+        let mut summaries = HashMap::new();
+        let mut dropped = 0;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !known.contains(&id) {
+                fs::remove_dir_all(&path)?;
+                continue;
+            }
+            let (index, summary, dropped_here) = recover_queue(path, keep)?;
+            dropped += dropped_here;
+            if summary.count > 0 {
+                summaries.insert(id, summary);
+            }
+            queues.insert(id, Mutex::new(index));
+        }
+        let indexes = QueueIndexes {
+            dir: dir.to_path_buf(),
+            queues: RwLock::new(queues),
+        };
+        Ok((indexes, summaries, dropped))
+    }
+
+    /// Runs `f` on a queue's index, creating it on first use.
+    fn with<T>(&self, queue: u64, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
+        {
+            let queues = self.queues.read();
+            if let Some(index) = queues.get(&queue) {
+                return f(&mut index.lock());
+            }
+        }
+        let dir = self.dir.join(queue.to_string());
+        fs::create_dir_all(&dir)?;
+        let mut queues = self.queues.write();
+        let index = queues.entry(queue).or_insert_with(|| {
+            Mutex::new(QueueIndex {
+                dir,
+                files: BTreeMap::new(),
+                pending: Vec::new(),
+                next_offset: 0,
+            })
+        });
+        let result = f(&mut index.lock());
+        result
+    }
+
+    pub fn add(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+        self.with(queue, |index| {
+            index.file(offset / SLOTS_PER_FILE)?.live += 1;
+            index.next_offset = index.next_offset.max(offset + 1);
+            index.pending.push((offset, encode_slot(offset, entry)));
+            Ok(())
+        })
+    }
+
+    pub fn update(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+        self.with(queue, |index| {
+            index.pending.push((offset, encode_slot(offset, entry)));
+            Ok(())
+        })
+    }
+
+    pub fn remove(&self, queue: u64, offset: u64) -> io::Result<()> {
+        self.with(queue, |index| {
+            index.removed(offset);
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` entries at or above `from`, in offset order.
+    pub fn entries(&self, queue: u64, from: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
+        self.with(queue, |index| {
+            let to = index.next_offset;
+            index.read(from, to, limit)
+        })
+    }
+
+    /// Removes every entry at or above `from`; returns them.
+    pub fn remove_from(&self, queue: u64, from: u64) -> io::Result<Vec<EntryRecord>> {
+        self.with(queue, |index| {
+            let to = index.next_offset;
+            let found = index.read(from, to, usize::MAX)?;
+            for &(offset, _) in &found {
+                index.removed(offset);
+            }
+            index.delete_empty_files()?;
+            Ok(found.into_iter().map(|(_, e)| e).collect())
+        })
+    }
+
+    /// Deletes a queue's whole index; returns the entries it held.
+    pub fn delete(&self, queue: u64) -> io::Result<Vec<EntryRecord>> {
+        let Some(index) = self.queues.write().remove(&queue) else {
+            return Ok(Vec::new());
+        };
+        let mut index = index.into_inner();
+        let to = index.next_offset;
+        let found = index.read(0, to, usize::MAX)?;
+        let dir = index.dir.clone();
+        drop(index);
+        fs::remove_dir_all(&dir).or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        Ok(found.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Writes every pending slot and makes the files durable; then deletes
+    /// files left without entries.
+    pub fn sync(&self) -> io::Result<()> {
+        let mut to_sync = Vec::new();
+        let queues = self.queues.read();
+        for index in queues.values() {
+            let mut index = index.lock();
+            if index.pending.is_empty() && !index.files.values().any(|f| f.dirty) {
+                continue;
+            }
+            index.write_pending()?;
+            for file in index.files.values_mut().filter(|f| f.dirty) {
+                file.dirty = false;
+                to_sync.push(file.file.clone());
+            }
+        }
+        drop(queues);
+        for file in to_sync {
+            file.sync_data()?;
+        }
+        let queues = self.queues.read();
+        for index in queues.values() {
+            index.lock().delete_empty_files()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of index files on disk.
+    pub fn file_bytes(&self) -> u64 {
+        let queues = self.queues.read();
+        queues
+            .values()
+            .map(|index| {
+                let index = index.lock();
+                index
+                    .files
+                    .values()
+                    .filter_map(|f| f.file.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+/// Reads one queue's index directory at start.
+fn recover_queue(
+    dir: PathBuf,
+    keep: &mut dyn FnMut(&EntryRecord) -> bool,
+) -> io::Result<(QueueIndex, QueueSummary, usize)> {
+    let mut numbers: Vec<u64> = fs::read_dir(&dir)?
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            name.to_str()?.strip_suffix(".idx")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    let mut index = QueueIndex {
+        dir,
+        files: BTreeMap::new(),
+        pending: Vec::new(),
+        next_offset: 0,
+    };
+    let mut summary = QueueSummary::default();
+    let mut dropped = 0;
+    let mut contents = Vec::new();
+    for number in numbers {
+        let path = index.dir.join(format!("{number:010}.idx"));
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        contents.clear();
+        contents.resize(SLOTS_PER_FILE as usize * SLOT, 0);
+        let got = read_up_to(&file, &mut contents, 0)?;
+        let mut live = 0;
+        let first = number * SLOTS_PER_FILE;
+        for (i, slot) in contents[..got - got % SLOT].chunks_exact(SLOT).enumerate() {
+            let offset = first + i as u64;
+            if slot[0] == 0 {
+                continue;
+            }
+            match decode_slot(offset, slot) {
+                Some(entry) if keep(&entry) => {
+                    live += 1;
+                    if summary.count == 0 {
+                        summary.first_offset = offset;
+                    }
+                    summary.count += 1;
+                    summary.bytes += entry.body_size;
+                    summary.next_offset = offset + 1;
+                }
+                _ => {
+                    // Torn, transient or without its body: clear it.
+                    dropped += 1;
+                    index.pending.push((offset, [0; SLOT]));
+                }
+            }
+        }
+        index.files.insert(
+            number,
+            IndexFile {
+                file: Arc::new(file),
+                live,
+                dirty: false,
+            },
+        );
+        index.next_offset = index.next_offset.max(first + (got / SLOT) as u64);
+    }
+    // New entries continue after everything ever written.
+    index.next_offset = index.next_offset.max(summary.next_offset);
+    index.write_pending()?;
+    index.delete_empty_files()?;
+    Ok((index, summary, dropped))
+}
