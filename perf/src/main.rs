@@ -85,6 +85,10 @@ struct Args {
     /// Idle connections to open first, each consuming from its own queue.
     #[arg(long, default_value_t = 0)]
     idle_connections: u32,
+    /// Keep what the queues already hold instead of deleting them first
+    /// (to consume a backlog left by an earlier run, e.g. with `-x 0`).
+    #[arg(long)]
+    keep_queues: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -115,12 +119,14 @@ async fn declare(args: &Args, uri: &Uri) -> anyhow::Result<String> {
     let arguments = queue_arguments(&args.queue_args)?;
     for i in 0..args.queues {
         let queue = queue_name(args, i);
-        client
-            .rpc(QueueDelete {
-                queue: queue.as_str().into(),
-                ..Default::default()
-            })
-            .await?;
+        if !args.keep_queues {
+            client
+                .rpc(QueueDelete {
+                    queue: queue.as_str().into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
         client
             .rpc(QueueDeclare {
                 queue: queue.as_str().into(),

@@ -18,6 +18,11 @@
 //! Writes are collected in memory per queue and written out (coalesced into
 //! runs) at [`QueueIndexes::sync`], or before a read of that queue, so a
 //! publish or an ack costs no system call of its own.
+//!
+//! Beside the slot files, `delivered` holds the queue's delivery mark
+//! (every offset below it was handed out at least once, so it comes back
+//! redelivered after a crash): the offset and its crc32, overwritten in
+//! place when it moved since the last sync.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -85,9 +90,55 @@ struct QueueIndex {
     pending: Vec<(u64, [u8; SLOT])>,
     /// One past the highest offset ever added.
     next_offset: u64,
+    /// The delivery mark, and whether it moved since the last sync.
+    delivered: u64,
+    delivered_dirty: bool,
+}
+
+const MARK_FILE: &str = "delivered";
+
+fn read_mark(dir: &Path) -> u64 {
+    let Ok(bytes) = fs::read(dir.join(MARK_FILE)) else {
+        return 0;
+    };
+    match (bytes.get(..8), bytes.get(8..12)) {
+        (Some(value), Some(crc)) if crc32fast::hash(value).to_be_bytes() == crc => {
+            u64::from_be_bytes(value.try_into().unwrap_or_default())
+        }
+        _ => 0,
+    }
 }
 
 impl QueueIndex {
+    fn new(dir: PathBuf) -> QueueIndex {
+        QueueIndex {
+            delivered: read_mark(&dir),
+            dir,
+            files: BTreeMap::new(),
+            pending: Vec::new(),
+            next_offset: 0,
+            delivered_dirty: false,
+        }
+    }
+
+    /// Writes the delivery mark if it moved; returns the file to sync.
+    fn write_mark(&mut self) -> io::Result<Option<File>> {
+        if !std::mem::take(&mut self.delivered_dirty) {
+            return Ok(None);
+        }
+        let mut bytes = [0; 12];
+        bytes[..8].copy_from_slice(&self.delivered.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[..8]);
+        bytes[8..].copy_from_slice(&crc.to_be_bytes());
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(MARK_FILE))?;
+        file.write_all_at(&bytes, 0)?;
+        Ok(Some(file))
+    }
+
     fn file(&mut self, number: u64) -> io::Result<&mut IndexFile> {
         if !self.files.contains_key(&number) {
             let file = OpenOptions::new()
@@ -269,14 +320,7 @@ impl QueueIndexes {
         let dir = self.dir.join(queue.to_string());
         fs::create_dir_all(&dir)?;
         let mut queues = self.queues.write();
-        let index = queues.entry(queue).or_insert_with(|| {
-            Mutex::new(QueueIndex {
-                dir,
-                files: BTreeMap::new(),
-                pending: Vec::new(),
-                next_offset: 0,
-            })
-        });
+        let index = queues.entry(queue).or_insert_with(|| Mutex::new(QueueIndex::new(dir)));
         let result = f(&mut index.lock());
         result
     }
@@ -288,6 +332,22 @@ impl QueueIndexes {
             index.pending.push((offset, encode_slot(offset, entry)));
             Ok(())
         })
+    }
+
+    /// Moves the delivery mark (written at the next sync).
+    pub fn set_delivered(&self, queue: u64, below: u64) -> io::Result<()> {
+        self.with(queue, |index| {
+            if index.delivered != below {
+                index.delivered = below;
+                index.delivered_dirty = true;
+            }
+            Ok(())
+        })
+    }
+
+    /// The delivery mark (0 when none was ever saved).
+    pub fn delivered(&self, queue: u64) -> u64 {
+        self.queues.read().get(&queue).map_or(0, |index| index.lock().delivered)
     }
 
     pub fn update(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
@@ -352,6 +412,9 @@ impl QueueIndexes {
         let queues = self.queues.read();
         for index in queues.values() {
             let mut index = index.lock();
+            if let Some(mark) = index.write_mark()? {
+                to_sync.push(Arc::new(mark));
+            }
             if index.pending.is_empty() && !index.files.values().any(|f| f.dirty) {
                 continue;
             }
@@ -402,12 +465,7 @@ fn recover_queue(
         })
         .collect();
     numbers.sort_unstable();
-    let mut index = QueueIndex {
-        dir,
-        files: BTreeMap::new(),
-        pending: Vec::new(),
-        next_offset: 0,
-    };
+    let mut index = QueueIndex::new(dir);
     let mut summary = QueueSummary::default();
     let mut dropped = 0;
     let mut contents = Vec::new();

@@ -1,5 +1,4 @@
-//! The [`Store`] on disk: definitions (and delivery marks, queue ids) in
-//! sled, queue indexes in the slot files of `queue_index.rs`, message bodies
+//! The [`Store`] on disk: definitions (and queue ids) in sled, queue indexes in the slot files of `queue_index.rs`, message bodies
 //! in the segment files of `segments.rs`. sled's own periodic flush is
 //! turned off: durability points are the broker's calls to `sync`.
 //!
@@ -51,7 +50,6 @@ pub struct SledStore {
     exchanges: sled::Tree,
     queues: sled::Tree,
     bindings: sled::Tree,
-    delivered: sled::Tree,
     indexes: QueueIndexes,
     bodies: SegmentStore,
     options: StoreOptions,
@@ -130,7 +128,6 @@ impl SledStore {
             exchanges: db.open_tree("exchanges")?,
             queues,
             bindings: db.open_tree("bindings")?,
-            delivered: db.open_tree("delivered")?,
             indexes,
             bodies,
             options,
@@ -181,7 +178,6 @@ impl Store for SledStore {
 
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
         self.queues.remove(name_key(vhost, name))?;
-        self.delivered.remove(id.to_be_bytes())?;
         self.release_all(&self.indexes.delete(id)?);
         Ok(())
     }
@@ -269,16 +265,11 @@ impl Store for SledStore {
     }
 
     fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()> {
-        self.delivered.insert(queue.to_be_bytes(), &offset.to_be_bytes())?;
-        Ok(())
+        Ok(self.indexes.set_delivered(queue, offset)?)
     }
 
     fn delivered_mark(&self, queue: u64) -> StoreResult<u64> {
-        Ok(self
-            .delivered
-            .get(queue.to_be_bytes())?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0))
+        Ok(self.indexes.delivered(queue))
     }
 
     fn sync(&self) -> StoreResult<()> {
