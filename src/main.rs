@@ -116,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        // Logs go to stderr, as README.md says; stdout stays free.
+        .with_writer(std::io::stderr)
         .init();
     let config = Cli::parse().into_config()?;
     let broker = warren::start(config.clone())

@@ -18,13 +18,22 @@ struct Warren {
 
 impl Warren {
     fn start(data_dir: &Path) -> Warren {
+        Warren::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, args: &[&str]) -> Warren {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("WARREN_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start warren");
         let started = Instant::now();
@@ -36,6 +45,10 @@ impl Warren {
             std::thread::sleep(Duration::from_millis(10));
         }
         Warren { child, port }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     fn url(&self) -> String {
@@ -561,6 +574,155 @@ async fn disk_space_comes_back_while_running_despite_an_old_unacked_message() {
     let got = drain(&ch, "old").await;
     assert_eq!(got, vec![(b"old message".to_vec(), true)]);
     assert!(drain(&ch, "churn").await.is_empty());
+}
+
+/// A tmpfs of a few MiB for a data directory, unmounted on drop: a disk
+/// that really fills up.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    /// None where this machine does not let the test mount one (not root).
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Publishes 64 KiB persistent messages numbered from `*next` in batches,
+/// until `nacks_wanted` were nacked or `limit` were sent; returns the acked.
+async fn publish_until_nacked(ch: &Channel, next: &mut u32, limit: u32, nacks_wanted: usize) -> (Vec<u32>, usize) {
+    let mut body = vec![0u8; 64 * 1024];
+    let (mut acked, mut nacked) = (Vec::new(), 0);
+    while nacked < nacks_wanted && *next < limit {
+        let mut batch = Vec::new();
+        for _ in 0..16 {
+            body[..4].copy_from_slice(&next.to_be_bytes());
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    "full".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    persistent(),
+                )
+                .await
+                .unwrap();
+            batch.push((*next, confirm));
+            *next += 1;
+        }
+        for (n, confirm) in batch {
+            let confirmation = tokio::time::timeout(Duration::from_secs(10), confirm)
+                .await
+                .expect("every publish is confirmed or nacked, none left hanging")
+                .unwrap();
+            if confirmation.is_ack() {
+                acked.push(n);
+            } else {
+                nacked += 1;
+            }
+        }
+    }
+    (acked, nacked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_nacks_publishes_serves_consumers_and_loses_nothing_confirmed() {
+    use futures::StreamExt;
+    let Some(disk) = SmallDisk::mount("40m") else {
+        eprintln!("skipped: this test needs to mount a tmpfs (run as root)");
+        return;
+    };
+    let data = disk.0.path().join("data");
+    // No disk alarm: the writes themselves must fail, and be handled.
+    let mut warren = Warren::start_with(&data, &["--disk-free-limit", "0"]);
+    let (_connection, ch) = channel(&warren).await;
+    ch.queue_declare("full".into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let mut next = 0;
+    let (mut confirmed, nacked) = publish_until_nacked(&ch, &mut next, 2_000, 32).await;
+    assert!(nacked >= 32, "a full disk nacks publishes ({nacked} nacked of {next})");
+    assert!(
+        confirmed.len() > 100,
+        "{} confirmed before the disk filled",
+        confirmed.len()
+    );
+    assert!(warren.is_running(), "the broker survives the full disk");
+
+    // Consumers are still served, in order, and their acks free space.
+    let consumer_channel = _connection.create_channel().await.unwrap();
+    consumer_channel.basic_qos(50, Default::default()).await.unwrap();
+    let mut consumer = consumer_channel
+        .basic_consume("full".into(), "".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut consumed = Vec::new();
+    for _ in 0..300.min(confirmed.len()) {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a consumer is served while the disk is full")
+            .unwrap()
+            .unwrap();
+        consumed.push(u32::from_be_bytes(delivery.data[..4].try_into().unwrap()));
+        delivery.ack(Default::default()).await.unwrap();
+    }
+    assert_eq!(
+        consumed,
+        confirmed[..consumed.len()].to_vec(),
+        "confirmed messages, in order"
+    );
+    consumer_channel.close(200, "bye".into()).await.unwrap();
+
+    // With space freed, publishes are confirmed again.
+    let started = Instant::now();
+    let mut recovered = false;
+    while !recovered && started.elapsed() < Duration::from_secs(15) {
+        let limit = next + 16;
+        let (acked, _) = publish_until_nacked(&ch, &mut next, limit, usize::MAX).await;
+        recovered = !acked.is_empty();
+        confirmed.extend(acked);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "publishes are confirmed again once consumers freed space");
+
+    // Every confirmed message not consumed survives a crash.
+    warren.crash();
+    let warren = Warren::start_with(&data, &["--disk-free-limit", "0"]);
+    let (_connection, ch) = channel(&warren).await;
+    let left: Vec<u32> = drain(&ch, "full")
+        .await
+        .iter()
+        .map(|(b, _)| u32::from_be_bytes(b[..4].try_into().unwrap()))
+        .collect();
+    let expected: Vec<u32> = confirmed[consumed.len()..].to_vec();
+    let lost: Vec<&u32> = expected.iter().filter(|n| !left.contains(n)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} confirmed messages lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    eprintln!(
+        "full disk: {} confirmed, {nacked} nacked before consumers freed space; {} consumed; {} left after the crash",
+        confirmed.len(),
+        consumed.len(),
+        left.len()
+    );
+    drop(warren);
+    drop(disk);
 }
 
 /// Opens an AMQP connection by hand, so the test sees exactly which frames

@@ -31,12 +31,38 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one round of maintenance may take.
 const MAINTENANCE_BUDGET: Duration = Duration::from_millis(20);
 
+/// What the flusher announces after each sync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Every epoch up to this one is on disk.
+    pub durable: u64,
+    /// The latest epoch whose sync failed: writes of it and before may be
+    /// lost (after a failed fsync the kernel may drop the pages it could not
+    /// write), so publishes waiting on such an epoch are nacked, never acked.
+    pub failed: u64,
+}
+
+impl Synced {
+    /// Whether a publish written in `epoch` may be acked now: Some(true) to
+    /// ack, Some(false) to nack, None to keep waiting. (Epoch 0: nothing was
+    /// written, it only waits its turn.)
+    pub fn verdict(&self, epoch: u64) -> Option<bool> {
+        if epoch != 0 && epoch <= self.failed {
+            Some(false)
+        } else if epoch <= self.durable {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
 pub struct Durability {
     store: Arc<dyn Store>,
     /// The epoch writes made now belong to.
     write_epoch: AtomicU64,
-    /// The highest epoch known to be on disk.
-    durable: watch::Sender<u64>,
+    /// Which epochs are known to be on disk, and which may not be.
+    durable: watch::Sender<Synced>,
     sync_requested: Mutex<bool>,
     wake: Condvar,
     /// Set when something was written since the last sync.
@@ -51,7 +77,7 @@ pub struct Durability {
 impl Durability {
     /// Wraps a store and starts its flusher thread.
     pub fn start(store: Arc<dyn Store>) -> Arc<Durability> {
-        let (durable, _) = watch::channel(0);
+        let (durable, _) = watch::channel(Synced::default());
         let durability = Arc::new(Durability {
             store,
             write_epoch: AtomicU64::new(1),
@@ -95,8 +121,8 @@ impl Durability {
         }
     }
 
-    /// Watches the durable epoch.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    /// Watches what is durable.
+    pub fn subscribe(&self) -> watch::Receiver<Synced> {
         self.durable.subscribe()
     }
 
@@ -188,11 +214,12 @@ impl Durability {
         match synced {
             Ok(()) => {
                 self.failed.store(false, Ordering::Release);
-                self.durable.send_replace(epoch);
+                self.durable.send_modify(|synced| synced.durable = epoch);
             }
             Err(e) => {
                 tracing::error!("sync to disk failed: {e}; publishes that need disk are refused");
                 self.failed.store(true, Ordering::Release);
+                self.durable.send_modify(|synced| synced.failed = epoch);
                 self.dirty.store(true, Ordering::Release);
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -141,6 +141,9 @@ impl QueueIndex {
 
     fn file(&mut self, number: u64) -> io::Result<&mut IndexFile> {
         if !self.files.contains_key(&number) {
+            // The directory may have gone with a deleted queue of the same id
+            // while this index was being created: make it again.
+            fs::create_dir_all(&self.dir)?;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -163,11 +166,15 @@ impl QueueIndex {
 
     /// Writes the pending slots to their files, coalescing runs of
     /// consecutive offsets into one write.
+    ///
+    /// On failure the writes not yet done stay pending, to be written again
+    /// at the next sync: nothing is dropped.
     fn write_pending(&mut self) -> io::Result<()> {
         let pending = std::mem::take(&mut self.pending);
         let mut i = 0;
         let mut run = Vec::new();
         while i < pending.len() {
+            let start = i;
             let (first, _) = pending[i];
             let number = first / SLOTS_PER_FILE;
             run.clear();
@@ -178,9 +185,14 @@ impl QueueIndex {
                 i += 1;
             }
             let position = (first % SLOTS_PER_FILE) * SLOT as u64;
-            let file = self.file(number)?;
-            file.dirty = true;
-            file.file.write_all_at(&run, position)?;
+            let written = self.file(number).and_then(|file| {
+                file.dirty = true;
+                file.file.write_all_at(&run, position)
+            });
+            if let Err(e) = written {
+                self.pending = pending[start..].to_vec();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -309,6 +321,16 @@ impl QueueIndexes {
         Ok((indexes, summaries, dropped))
     }
 
+    /// Runs `f` on a queue's index if it has one. Removals and updates for
+    /// a queue already deleted (an ack arriving after queue.delete) do
+    /// nothing.
+    fn with_existing<T: Default>(&self, queue: u64, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
+        match self.queues.read().get(&queue) {
+            Some(index) => f(&mut index.lock()),
+            None => Ok(T::default()),
+        }
+    }
+
     /// Runs `f` on a queue's index, creating it on first use.
     fn with<T>(&self, queue: u64, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
         {
@@ -336,7 +358,7 @@ impl QueueIndexes {
 
     /// Moves the delivery mark (written at the next sync).
     pub fn set_delivered(&self, queue: u64, below: u64) -> io::Result<()> {
-        self.with(queue, |index| {
+        self.with_existing(queue, |index| {
             if index.delivered != below {
                 index.delivered = below;
                 index.delivered_dirty = true;
@@ -351,14 +373,14 @@ impl QueueIndexes {
     }
 
     pub fn update(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
-        self.with(queue, |index| {
+        self.with_existing(queue, |index| {
             index.pending.push((offset, encode_slot(offset, entry)));
             Ok(())
         })
     }
 
     pub fn remove(&self, queue: u64, offset: u64) -> io::Result<()> {
-        self.with(queue, |index| {
+        self.with_existing(queue, |index| {
             index.removed(offset);
             Ok(())
         })
@@ -366,7 +388,7 @@ impl QueueIndexes {
 
     /// Up to `limit` entries at or above `from`, in offset order.
     pub fn entries(&self, queue: u64, from: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
-        self.with(queue, |index| {
+        self.with_existing(queue, |index| {
             let to = index.next_offset;
             index.read(from, to, limit)
         })
@@ -374,7 +396,7 @@ impl QueueIndexes {
 
     /// Removes every entry at or above `from`; returns them.
     pub fn remove_from(&self, queue: u64, from: u64) -> io::Result<Vec<EntryRecord>> {
-        self.with(queue, |index| {
+        self.with_existing(queue, |index| {
             let to = index.next_offset;
             let found = index.read(from, to, usize::MAX)?;
             for &(offset, _) in &found {
@@ -425,8 +447,12 @@ impl QueueIndexes {
             }
         }
         drop(queues);
-        for file in to_sync {
-            file.sync_data()?;
+        if let Err(e) = to_sync.iter().try_for_each(|file| file.sync_data()) {
+            // Mark every file dirty again so the next sync retries them all.
+            for index in self.queues.read().values() {
+                index.lock().files.values_mut().for_each(|f| f.dirty = true);
+            }
+            return Err(e);
         }
         let queues = self.queues.read();
         for index in queues.values() {

@@ -68,6 +68,9 @@ struct Segment {
     live_records: u64,
     /// The last time one of its records was released or added.
     changed: Instant,
+    /// Compaction copied records out of it: it may be deleted only once
+    /// those copies are synced.
+    compacted: bool,
 }
 
 struct Inner {
@@ -171,6 +174,7 @@ impl SegmentStore {
                     live_bytes: 0,
                     live_records: 0,
                     changed: now,
+                    compacted: false,
                 },
             );
             inner.active = number;
@@ -256,9 +260,14 @@ impl SegmentStore {
     /// one when it is full) and counts it live there.
     fn append_record(&self, inner: &mut Inner, id: u64, len: u32, parts: &[&[u8]]) -> io::Result<(u32, u32)> {
         let record = RECORD_HEADER + u64::from(len);
+        // Everything that can fail comes first, so a failed append changes
+        // nothing (the buffer is kept and written again next time).
         let active_size = inner.segments.get(&inner.active).map_or(0, |s| s.size);
         if active_size > MAGIC.len() as u64 && active_size + record > self.segment_bytes {
             self.roll(inner)?;
+        }
+        if inner.buffer.len() >= WRITE_BUFFER {
+            write_buffer(inner)?;
         }
         let active = inner.active;
         let segment = inner
@@ -276,9 +285,6 @@ impl SegmentStore {
         for part in parts {
             inner.buffer.extend_from_slice(part);
         }
-        if inner.buffer.len() >= WRITE_BUFFER {
-            write_buffer(inner)?;
-        }
         Ok((active, pos))
     }
 
@@ -286,6 +292,16 @@ impl SegmentStore {
     fn roll(&self, inner: &mut Inner) -> io::Result<()> {
         write_buffer(inner)?;
         let sealed = inner.active;
+        let sealed_file = inner.segments.get(&sealed).map(|s| s.file.clone());
+        if inner
+            .unsynced
+            .iter()
+            .any(|f| sealed_file.as_ref().is_some_and(|s| Arc::ptr_eq(f, s)))
+        {
+            // A previous roll got this far and then failed to create the
+            // next file; only that step is left.
+            return self.start_segment(inner, sealed + 1);
+        }
         if let Some(segment) = inner.segments.get(&sealed) {
             inner.unsynced.push(segment.file.clone());
             if segment.live_records == 0 {
@@ -310,6 +326,7 @@ impl SegmentStore {
                 live_bytes: 0,
                 live_records: 0,
                 changed: Instant::now(),
+                compacted: false,
             },
         );
         inner.active = number;
@@ -383,30 +400,53 @@ impl SegmentStore {
         Ok(Some(payload))
     }
 
-    /// Makes every append so far durable. Returns the segments that were
-    /// already dead before it, for the caller to delete with
-    /// [`Self::remove_segments`] once its own index is synced too.
-    pub fn sync(&self) -> io::Result<Vec<u32>> {
+    /// Makes every append so far durable, and deletes the segments left
+    /// without a live record. One emptied by acks goes at once (only
+    /// messages nobody needs were in it: at worst an acked message does not
+    /// come back after a crash), even when the disk is too full for the
+    /// sync itself to succeed, so acking consumers always free space. One
+    /// emptied by compaction goes only after the copies of its records are
+    /// synced.
+    pub fn sync(&self) -> io::Result<()> {
+        let (free_now, after_sync): (Vec<u32>, Vec<u32>) = {
+            let mut inner = self.inner.lock();
+            let dead = std::mem::take(&mut inner.dead);
+            dead.into_iter()
+                .partition(|n| !inner.segments.get(n).is_some_and(|s| s.compacted))
+        };
+        self.remove_segments(&free_now)?;
         let mut inner = self.inner.lock();
-        write_buffer(&mut inner)?;
+        let written = write_buffer(&mut inner);
+        if written.is_err() {
+            inner.dead.extend(after_sync);
+            return written;
+        }
         let mut files = std::mem::take(&mut inner.unsynced);
         if let Some(segment) = inner.segments.get(&inner.active) {
             files.push(segment.file.clone());
         }
         let created = std::mem::take(&mut inner.created);
-        let dead = std::mem::take(&mut inner.dead);
         drop(inner);
-        for file in files {
-            file.sync_data()?;
+        let synced = files.iter().try_for_each(|file| file.sync_data()).and_then(|()| {
+            if created {
+                File::open(&self.dir)?.sync_all()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = synced {
+            // Try all of it again next time.
+            let mut inner = self.inner.lock();
+            inner.unsynced.extend(files);
+            inner.created |= created;
+            inner.dead.extend(after_sync);
+            return Err(e);
         }
-        if created {
-            File::open(&self.dir)?.sync_all()?;
-        }
-        Ok(dead)
+        self.remove_segments(&after_sync)
     }
 
-    /// Deletes segment files (dead ones, after a sync).
-    pub fn remove_segments(&self, numbers: &[u32]) -> io::Result<()> {
+    /// Deletes segment files that hold nothing live.
+    fn remove_segments(&self, numbers: &[u32]) -> io::Result<()> {
         for &number in numbers {
             let mut inner = self.inner.lock();
             // Something may have been copied in since (never: only the active
@@ -468,6 +508,7 @@ impl SegmentStore {
             );
             let active = inner.active;
             if let Some(old) = inner.segments.get_mut(&number) {
+                old.compacted = true;
                 old.live_bytes -= location.record_bytes().min(old.live_bytes);
                 old.live_records = old.live_records.saturating_sub(1);
                 if old.live_records == 0 && number != active {

@@ -275,11 +275,11 @@ impl Store for SledStore {
     fn sync(&self) -> StoreResult<()> {
         // Bodies first, then the index that refers to them: an entry on disk
         // never points at a body that is not (entries written after the body
-        // sync began belong to a later confirm epoch).
-        let dead = self.bodies.sync()?;
+        // sync began belong to a later confirm epoch). The bodies' sync also
+        // deletes segments nothing refers to any more (see `segments.rs`).
+        self.bodies.sync()?;
         self.indexes.sync()?;
         self.db.flush()?;
-        self.bodies.remove_segments(&dead)?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use warren_protocol::*;
 
 use super::content::PendingContent;
 use super::{direct_reply, Channel, ConnCtx};
+use crate::durability::Synced;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
 use crate::queue::{Enqueued, Queue};
@@ -169,34 +170,34 @@ impl Channel {
         }
     }
 
-    /// The store synced up to `epoch`: acks the publishes that waited for it.
-    /// Returns whether publishes are still waiting.
-    pub fn release_durable(&mut self, ctx: &mut ConnCtx, epoch: u64) -> bool {
+    /// The store synced: acks the publishes that waited for it, in order,
+    /// and nacks those whose sync failed. Returns whether publishes are
+    /// still waiting.
+    pub fn release_durable(&mut self, ctx: &mut ConnCtx, synced: Synced) -> bool {
         self.flush_confirms(ctx);
         let Some(confirm) = self.confirm.as_mut() else {
             return false;
         };
-        let mut released = 0;
-        let mut last = 0;
+        // Runs of the same verdict go out as one multiple ack (or nack).
+        let mut run: Option<(bool, u64, u64)> = None;
         while let Some(&(seq, needed)) = confirm.waiting_for_disk.front() {
-            if needed > epoch {
+            let Some(ack) = synced.verdict(needed) else {
                 break;
-            }
+            };
             confirm.waiting_for_disk.pop_front();
-            released += 1;
-            last = seq;
+            run = match run {
+                Some((kind, first, _)) if kind == ack => Some((kind, first, seq)),
+                Some(done) => {
+                    send_confirm_run(ctx, self.id, done);
+                    Some((ack, seq, seq))
+                }
+                None => Some((ack, seq, seq)),
+            };
         }
-        let still_waiting = !confirm.waiting_for_disk.is_empty();
-        if released > 0 {
-            ctx.send(
-                self.id,
-                BasicAck {
-                    delivery_tag: last,
-                    multiple: released > 1,
-                },
-            );
+        if let Some(done) = run {
+            send_confirm_run(ctx, self.id, done);
         }
-        still_waiting
+        !confirm.waiting_for_disk.is_empty()
     }
 
     /// Writes the coalesced ack for publishes confirmed since the last flush.
@@ -226,6 +227,29 @@ impl Channel {
             ctx.send(self.id, ConfirmSelectOk {});
         }
         Ok(())
+    }
+}
+
+/// Sends one basic.ack (or basic.nack) covering publishes `first..=last`.
+fn send_confirm_run(ctx: &mut ConnCtx, channel: u16, (ack, first, last): (bool, u64, u64)) {
+    let multiple = last > first;
+    if ack {
+        ctx.send(
+            channel,
+            BasicAck {
+                delivery_tag: last,
+                multiple,
+            },
+        );
+    } else {
+        ctx.send(
+            channel,
+            BasicNack {
+                delivery_tag: last,
+                multiple,
+                requeue: false,
+            },
+        );
     }
 }
 

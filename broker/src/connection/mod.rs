@@ -24,6 +24,7 @@ use warren_protocol::*;
 
 use crate::broker::Broker;
 use crate::channel::{Channel, ConnCtx};
+use crate::durability::Synced;
 use crate::error::AmqpError;
 use handle::{ConnectionHandle, Outbound};
 use handshake::HandshakeError;
@@ -234,8 +235,8 @@ impl Connection {
                 }
                 changed = durable.changed(), if !self.ctx.sync_waiting.is_empty() => {
                     if changed.is_ok() {
-                        let epoch = *durable.borrow_and_update();
-                        self.release_durable(epoch);
+                        let synced = *durable.borrow_and_update();
+                        self.release_durable(synced);
                     }
                 }
                 _ = ticker.tick() => {
@@ -302,11 +303,11 @@ impl Connection {
     }
 
     /// Sends the confirms that waited for the store to sync up to `epoch`.
-    fn release_durable(&mut self, epoch: u64) {
+    fn release_durable(&mut self, synced: Synced) {
         let waiting = std::mem::take(&mut self.ctx.sync_waiting);
         for id in waiting {
             if let Some(channel) = self.channels.get_mut(&id) {
-                if channel.release_durable(&mut self.ctx, epoch) {
+                if channel.release_durable(&mut self.ctx, synced) {
                     self.ctx.sync_waiting.push(id);
                 }
             }
