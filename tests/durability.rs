@@ -576,6 +576,126 @@ async fn disk_space_comes_back_while_running_despite_an_old_unacked_message() {
     assert!(drain(&ch, "churn").await.is_empty());
 }
 
+#[tokio::test]
+async fn messages_taken_with_no_ack_do_not_come_back_after_a_restart() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    {
+        let (_connection, ch) = channel(&warren).await;
+        ch.queue_declare("auto".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        for n in 0..10u8 {
+            publish(&ch, "", "auto", &[n], persistent()).await;
+        }
+        ch.wait_for_confirms().await.unwrap();
+        for _ in 0..4 {
+            let got = ch
+                .basic_get("auto".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap();
+            assert!(got.is_some());
+        }
+        let options = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut consumer = ch
+            .basic_consume("auto".into(), "".into(), options, FieldTable::default())
+            .await
+            .unwrap();
+        for _ in 4..10 {
+            consumer.next().await.unwrap().unwrap();
+        }
+    }
+    warren.stop();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    assert_eq!(
+        drain(&ch, "auto").await,
+        vec![],
+        "basic.get and consumers with no-ack took them for good"
+    );
+}
+
+#[tokio::test]
+async fn a_body_routed_to_several_durable_queues_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let queues = ["fan-0", "fan-1", "fan-2", "fan-3", "fan-4"];
+    {
+        let (_connection, ch) = channel(&warren).await;
+        let exchange_options = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            "fan".into(),
+            lapin::ExchangeKind::Fanout,
+            exchange_options,
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        for queue in queues {
+            ch.queue_declare(queue.into(), durable(), FieldTable::default())
+                .await
+                .unwrap();
+            ch.queue_bind(
+                queue.into(),
+                "fan".into(),
+                "".into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        ch.confirm_select(Default::default()).await.unwrap();
+        for n in 0..8u8 {
+            publish(&ch, "fan", "", &vec![n; 1 << 20], persistent()).await;
+        }
+        ch.wait_for_confirms().await.unwrap();
+    }
+    let stored = dir_size(&dir.path().join("messages"));
+    assert!(
+        (8 << 20..10 << 20).contains(&stored),
+        "8 MiB of bodies in 5 queues take 8 MiB, not 40: {stored} bytes"
+    );
+    warren.stop();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    for queue in &queues[..4] {
+        let got = drain(&ch, queue).await;
+        assert_eq!(got.len(), 8, "{queue} has every message after a restart");
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(n, (b, _))| b.len() == 1 << 20 && b[0] == n as u8));
+    }
+    // The bodies stay while one queue still holds them, and go with it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(dir_size(&dir.path().join("messages")) >= 8 << 20);
+    assert_eq!(drain(&ch, "fan-4").await.len(), 8);
+    let started = Instant::now();
+    while dir_size(&dir.path().join("messages")) > 1 << 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the bodies' space comes back once the last queue acked them: {:?}",
+            std::fs::read_dir(dir.path().join("messages"))
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.file_name(), e.metadata().unwrap().len())
+                })
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A tmpfs of a few MiB for a data directory, unmounted on drop: a disk
 /// that really fills up.
 struct SmallDisk(tempfile::TempDir);

@@ -152,7 +152,9 @@ impl Channel {
             message_count: remaining as u32,
         });
         write_content(ctx, self.id, &method, &queue, &entry);
-        if !m.no_ack {
+        if m.no_ack {
+            queue.settle_without_ack(&entry);
+        } else {
             self.track_unacked(ctx, tag, queue, entry, None);
         }
         Ok(())
@@ -180,7 +182,9 @@ impl Channel {
             routing_key: entry.message.routing_key.clone(),
         });
         write_content(ctx, self.id, &method, &queue, &entry);
-        if !consumer.no_ack {
+        if consumer.no_ack {
+            queue.settle_without_ack(&entry);
+        } else {
             self.track_unacked(ctx, tag, queue, entry, Some(consumer));
         }
     }

@@ -354,6 +354,12 @@ impl Queue {
         self.kick();
     }
 
+    /// A message delivered with no-ack (basic.get or a no-ack consumer) is
+    /// done with once it is written: the store lets go of it too.
+    pub fn settle_without_ack(&self, entry: &QueueEntry) {
+        self.forget(entry);
+    }
+
     /// basic.reject / basic.nack without requeue: the messages die here.
     pub fn reject(self: &Arc<Self>, entries: Vec<QueueEntry>) {
         let dead = entries.into_iter().map(|e| (e, DeathReason::Rejected)).collect();
