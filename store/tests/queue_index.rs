@@ -7,20 +7,13 @@ use std::time::Duration;
 
 use warren_store::*;
 
+mod common;
+use common::queue;
+
 fn options() -> StoreOptions {
     StoreOptions {
         segment_bytes: 1 << 20,
         compact_after: Duration::from_secs(60),
-    }
-}
-
-fn queue(id: u64) -> QueueRecord {
-    QueueRecord {
-        vhost: "/".into(),
-        name: format!("q{id}"),
-        id,
-        auto_delete: false,
-        arguments: vec![],
     }
 }
 
@@ -30,11 +23,8 @@ fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<u64> {
         .map(|offset| {
             let id = store.append_message(&[&offset.to_be_bytes()]).unwrap();
             let entry = EntryRecord {
-                message: id,
-                delivery_count: 0,
-                body_size: 8,
                 expires_at_ms: offset,
-                transient: false,
+                ..common::entry(id, 8)
             };
             store.add_entry(q, offset, &entry).unwrap();
             store.release_message(id);

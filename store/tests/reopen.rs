@@ -3,23 +3,13 @@
 
 use warren_store::*;
 
-fn queue(id: u64) -> QueueRecord {
-    QueueRecord {
-        vhost: "/".into(),
-        name: format!("q{id}"),
-        id,
-        auto_delete: false,
-        arguments: vec![],
-    }
-}
+mod common;
+use common::queue;
 
 fn entry(message: u64, delivery_count: u32) -> EntryRecord {
     EntryRecord {
-        message,
         delivery_count,
-        body_size: 4,
-        expires_at_ms: 0,
-        transient: false,
+        ..common::entry(message, 4)
     }
 }
 

@@ -9,32 +9,15 @@ use std::time::Duration;
 
 use warren_store::*;
 
+mod common;
+use common::{entry, queue};
+
 const SEGMENT: u64 = 64 * 1024;
 
 fn options(compact_after: Duration) -> StoreOptions {
     StoreOptions {
         segment_bytes: SEGMENT,
         compact_after,
-    }
-}
-
-fn queue(id: u64) -> QueueRecord {
-    QueueRecord {
-        vhost: "/".into(),
-        name: format!("q{id}"),
-        id,
-        auto_delete: false,
-        arguments: vec![],
-    }
-}
-
-fn entry(message: u64, body_size: u64) -> EntryRecord {
-    EntryRecord {
-        message,
-        delivery_count: 0,
-        body_size,
-        expires_at_ms: 0,
-        transient: false,
     }
 }
 

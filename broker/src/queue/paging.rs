@@ -13,9 +13,9 @@
 //! Memory per queue is therefore bounded by the window ([`WINDOW_MESSAGES`]
 //! messages or [`WINDOW_BYTES`] of bodies, whichever comes first) plus what
 //! consumers hold unacknowledged (bounded by their prefetch). The store
-//! keeps about 40 bytes per stored message in memory (its location and
-//! reference count). Priority queues (`x-max-priority`) and non-durable
-//! queues keep everything in memory.
+//! keeps about 80-100 bytes per stored message in memory (its location and
+//! reference count; store/README.md has the measurement). Priority queues
+//! (`x-max-priority`) and non-durable queues keep everything in memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
