@@ -577,6 +577,92 @@ async fn disk_space_comes_back_while_running_despite_an_old_unacked_message() {
 }
 
 #[tokio::test]
+async fn properties_headers_and_positions_survive_a_restart_exclusive_queues_do_not() {
+    use lapin::types::{AMQPValue, ShortString};
+    let mut headers = FieldTable::default();
+    headers.insert("count".into(), AMQPValue::LongLongInt(-42));
+    headers.insert("name".into(), AMQPValue::LongString("warren".into()));
+    let mut nested = FieldTable::default();
+    nested.insert("ok".into(), AMQPValue::Boolean(true));
+    headers.insert("nested".into(), AMQPValue::FieldTable(nested));
+    let properties = persistent()
+        .with_content_type(ShortString::from("application/json"))
+        .with_content_encoding(ShortString::from("gzip"))
+        .with_headers(headers)
+        .with_priority(5)
+        .with_correlation_id(ShortString::from("corr-1"))
+        .with_reply_to(ShortString::from("replies"))
+        .with_expiration(ShortString::from("600000"))
+        .with_message_id(ShortString::from("m-1"))
+        .with_timestamp(1_700_000_000)
+        .with_type(ShortString::from("order.created"))
+        .with_user_id(ShortString::from("guest"))
+        .with_app_id(ShortString::from("tests"));
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    {
+        let (connection, ch) = channel(&warren).await;
+        ch.queue_declare("props".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        let exclusive = QueueDeclareOptions {
+            durable: true,
+            exclusive: true,
+            ..Default::default()
+        };
+        ch.queue_declare("mine".into(), exclusive, FieldTable::default())
+            .await
+            .unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        for n in 0..3u8 {
+            publish(&ch, "", "props", &[n], properties.clone()).await;
+        }
+        publish(&ch, "", "mine", b"exclusive", persistent()).await;
+        ch.wait_for_confirms().await.unwrap();
+        // Deliver the first without acking it, then leave.
+        let first = ch.basic_get("props".into(), Default::default()).await.unwrap().unwrap();
+        assert!(!first.delivery.redelivered);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        connection.close(200, "bye".into()).await.unwrap();
+    }
+    warren.stop();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let mut got = Vec::new();
+    while let Some(message) = ch
+        .basic_get("props".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        got.push(message.delivery);
+    }
+    let bodies: Vec<u8> = got.iter().map(|d| d.data[0]).collect();
+    assert_eq!(bodies, vec![0, 1, 2], "in their original positions");
+    assert_eq!(
+        got.iter().map(|d| d.redelivered).collect::<Vec<_>>(),
+        vec![true, false, false],
+        "the one delivered before the restart comes back redelivered"
+    );
+    for delivery in &got {
+        assert_eq!(
+            delivery.properties, properties,
+            "every property and header as published"
+        );
+    }
+    let missing = ch
+        .queue_declare(
+            "mine".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(missing.is_err(), "an exclusive queue, even durable, does not survive");
+}
+
+#[tokio::test]
 async fn messages_taken_with_no_ack_do_not_come_back_after_a_restart() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
