@@ -303,6 +303,10 @@ impl QueueIndexes {
             else {
                 continue;
             };
+            if !path.is_dir() {
+                tracing::warn!(path = %path.display(), "not a queue index directory; ignored");
+                continue;
+            }
             if !known.contains(&id) {
                 fs::remove_dir_all(&path)?;
                 continue;
