@@ -296,7 +296,7 @@ fn parse_key(body: &Bytes, pos: usize) -> Result<(ShortStr, usize)> {
     if end > body.len() {
         return Err(malformed("truncated key"));
     }
-    let key = ShortStr::from_bytes(body.slice(start..end)).ok_or_else(|| malformed("key is not UTF-8"))?;
+    let key = ShortStr::from_utf8(&body[start..end]).ok_or_else(|| malformed("key is not UTF-8"))?;
     Ok((key, end))
 }
 

@@ -93,15 +93,30 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
     if buf[total - 1] != FRAME_END {
         return Err(bad_frame_end(kind, &buf[7..total - 1], buf[total - 1]));
     }
-    // Each payload is split off without the 7 header bytes and the frame
-    // end, and is the only shared reference made for it (each costs an
-    // atomic); the frame is consumed before its payload is decoded.
+    // A payload that is kept (a body, a property list, a method with long
+    // fields) is split off without the 7 header bytes and the frame end, and
+    // is the only shared reference made for it (each costs an atomic
+    // increment and decrement); others are decoded in place. Either way the
+    // frame is consumed before an error in its payload is returned.
     buf.advance(7);
     let decoded = match kind {
         frame_type::METHOD => {
-            let payload = buf.split_to(size).freeze();
-            buf.advance(1);
-            Frame::Method(channel, Method::decode(&payload)?)
+            let shares = size >= 4
+                && Method::shares_payload(
+                    u16::from_be_bytes([buf[0], buf[1]]),
+                    u16::from_be_bytes([buf[2], buf[3]]),
+                );
+            let method = if shares {
+                let payload = buf.split_to(size).freeze();
+                buf.advance(1);
+                Method::decode(&payload)
+            } else {
+                // Decoded in place: nothing of it outlives the read buffer.
+                let method = Method::decode_borrowed(&buf[..size]);
+                buf.advance(size + 1);
+                method
+            };
+            Frame::Method(channel, method?)
         }
         frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
             // class-id, weight and body-size are read in place; only the

@@ -1,8 +1,11 @@
 //! Reading and writing the primitive argument types of AMQP methods:
 //! octet, short, long, longlong, bit, shortstr, longstr and table.
 //!
-//! The [`Reader`] parses with nom over a shared [`Bytes`] buffer so strings
-//! and byte fields come out as zero-copy slices. Consecutive `bit` arguments
+//! The [`Reader`] parses with nom over a payload. Short strings are copied
+//! out (see [`ShortStr`]); long strings, byte fields and tables come out as
+//! zero-copy slices when the payload is a shared [`Bytes`], and are copied
+//! from a borrowed payload (the decoder only borrows the payloads of methods
+//! that have no such fields, see `Method::shares_payload`). Consecutive `bit` arguments
 //! share one octet, as the spec requires; both sides track that packing here
 //! so method definitions stay a plain list of typed fields.
 
@@ -16,7 +19,9 @@ use crate::types::ShortStr;
 
 /// A cursor over a method or header payload.
 pub struct Reader<'a> {
-    buf: &'a Bytes,
+    buf: &'a [u8],
+    /// The shared buffer `buf` is, if any: long fields are sliced from it.
+    shared: Option<&'a Bytes>,
     pos: usize,
     /// The octet holding the current run of bits, and how many are used.
     bits: u8,
@@ -27,6 +32,18 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a Bytes) -> Self {
         Reader {
             buf,
+            shared: Some(buf),
+            pos: 0,
+            bits: 0,
+            bits_used: 8,
+        }
+    }
+
+    /// A reader over borrowed bytes: long fields are copied out of them.
+    pub fn borrowed(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            shared: None,
             pos: 0,
             bits: 0,
             bits_used: 8,
@@ -43,8 +60,7 @@ impl<'a> Reader<'a> {
 
     /// Runs a nom parser on the unread bytes and advances past what it used.
     fn parse<T>(&mut self, what: &str, parser: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>) -> Result<T> {
-        let buf: &'a Bytes = self.buf;
-        let input: &'a [u8] = &buf[self.pos..];
+        let input: &'a [u8] = &self.buf[self.pos..];
         match parser(input) {
             Ok((rest, value)) => {
                 self.pos = self.buf.len() - rest.len();
@@ -81,21 +97,34 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    /// `len` bytes as a slice of the shared buffer.
-    pub fn bytes(&mut self, len: usize, what: &str) -> Result<Bytes> {
+    /// The next `len` bytes, borrowed.
+    fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8]> {
         if self.remaining() < len {
             return Err(ProtocolError::syntax(format!("truncated {what}")));
         }
-        let slice = self.buf.slice(self.pos..self.pos + len);
+        let buf: &'a [u8] = self.buf;
+        let taken = &buf[self.pos..self.pos + len];
         self.pos += len;
         self.bits_used = 8;
-        Ok(slice)
+        Ok(taken)
     }
 
+    /// `len` bytes as a slice of the shared buffer (a copy if borrowed).
+    pub fn bytes(&mut self, len: usize, what: &str) -> Result<Bytes> {
+        let start = self.pos;
+        let taken = self.take(len, what)?;
+        Ok(match self.shared {
+            Some(shared) => shared.slice(start..start + len),
+            None => Bytes::copy_from_slice(taken),
+        })
+    }
+
+    /// A shortstr, copied out (no reference to the buffer is kept).
+    #[inline]
     pub fn short_str(&mut self) -> Result<ShortStr> {
         let len = self.u8()? as usize;
-        let bytes = self.bytes(len, "short string")?;
-        ShortStr::from_bytes(bytes).ok_or_else(|| ProtocolError::syntax("short string is not valid UTF-8"))
+        let bytes = self.take(len, "short string")?;
+        ShortStr::from_utf8(bytes).ok_or_else(|| ProtocolError::syntax("short string is not valid UTF-8"))
     }
 
     pub fn long_str(&mut self) -> Result<Bytes> {
@@ -189,6 +218,9 @@ pub(crate) fn put_short_str(buf: &mut BytesMut, s: &[u8]) {
 
 /// A type that can be a method argument.
 pub trait Field: Sized {
+    /// Whether a decoded value keeps a slice of the payload (long strings
+    /// and tables): such methods are decoded from a shared payload.
+    const SHARES_PAYLOAD: bool = false;
     fn read(r: &mut Reader<'_>) -> Result<Self>;
     fn write(&self, w: &mut Writer<'_>);
 }
@@ -248,6 +280,7 @@ impl Field for ShortStr {
 }
 
 impl Field for Bytes {
+    const SHARES_PAYLOAD: bool = true;
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.long_str()
     }
@@ -257,6 +290,7 @@ impl Field for Bytes {
 }
 
 impl Field for FieldTable {
+    const SHARES_PAYLOAD: bool = true;
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.table()
     }
