@@ -120,7 +120,9 @@ impl<'a> Reader<'a> {
     }
 
     /// A shortstr, copied out (no reference to the buffer is kept).
-    #[inline]
+    /// Always inlined so the string is built where it is stored (see
+    /// `ShortStr::from_utf8`).
+    #[inline(always)]
     pub fn short_str(&mut self) -> Result<ShortStr> {
         let len = self.u8()? as usize;
         let bytes = self.take(len, "short string")?;
@@ -271,6 +273,7 @@ impl Field for bool {
 }
 
 impl Field for ShortStr {
+    #[inline(always)]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.short_str()
     }
