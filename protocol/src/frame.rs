@@ -15,7 +15,9 @@ use crate::properties::ContentHeader;
 /// One decoded frame.
 ///
 /// Kept small (144 bytes, the largest method): frames are returned and moved
-/// by value, so a content header keeps its 14 properties behind a box.
+/// by value, so a content header keeps its 14 properties behind a box (its
+/// inline copy of a short property list only uses room the largest method
+/// takes anyway).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     Method(u16, Method),
@@ -31,6 +33,8 @@ impl Frame {
         }
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Frame>() == 144);
 
 /// What the first eight bytes of a connection were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +123,23 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
             Frame::Method(channel, method?)
         }
         frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
-            // class-id, weight and body-size are read in place; only the
-            // property list is split off, and kept as the raw properties.
+            // class-id, weight and body-size are read in place; the
+            // property list is kept as the raw properties: copied if short,
+            // else split off (see `ContentHeader::shares_properties`).
             let class_id = u16::from_be_bytes([buf[0], buf[1]]);
             let body_size = u64::from_be_bytes(buf[4..12].try_into().expect("8 bytes"));
             buf.advance(ContentHeader::FIXED_LEN);
-            let raw = buf.split_to(size - ContentHeader::FIXED_LEN).freeze();
-            buf.advance(1);
-            Frame::Header(channel, ContentHeader::from_raw_properties(class_id, body_size, raw)?)
+            let len = size - ContentHeader::FIXED_LEN;
+            let header = if ContentHeader::shares_properties(&buf[..len]) {
+                let list = buf.split_to(len).freeze();
+                buf.advance(1);
+                ContentHeader::from_shared_properties(class_id, body_size, list)
+            } else {
+                let header = ContentHeader::from_borrowed_properties(class_id, body_size, &buf[..len]);
+                buf.advance(len + 1);
+                header
+            };
+            Frame::Header(channel, header?)
         }
         frame_type::HEADER => return Err(truncated_header(buf, size)),
         frame_type::BODY => {
