@@ -232,7 +232,7 @@ impl FieldTable {
     pub fn encode(&self, buf: &mut BytesMut) {
         let at = reserve_len(buf);
         for (key, value) in &self.0 {
-            put_short_str(buf, key.as_str().as_bytes());
+            put_short_str(buf, key.as_bytes());
             value.encode(buf);
         }
         fill_len(buf, at);

@@ -196,7 +196,7 @@ impl<'a> Writer<'a> {
 
     pub fn short_str(&mut self, s: &ShortStr) {
         self.end_bits();
-        put_short_str(self.buf, s.as_str().as_bytes());
+        put_short_str(self.buf, s.as_bytes());
     }
 
     pub fn long_str(&mut self, s: &[u8]) {
