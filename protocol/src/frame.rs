@@ -15,9 +15,8 @@ use crate::properties::ContentHeader;
 /// One decoded frame.
 ///
 /// Kept small (144 bytes, the largest method): frames are returned and moved
-/// by value, so a content header keeps its 14 properties behind a box (its
-/// inline copy of a short property list only uses room the largest method
-/// takes anyway).
+/// by value, so a content header keeps its 14 properties, and its copy of
+/// a short property list, behind a box.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     Method(u16, Method),

@@ -177,23 +177,33 @@ pub struct ContentHeader {
     /// Boxed so that a header, and every `Frame`, stays small: frames are
     /// moved by value from the decoder to their handler, and an inline
     /// 368-byte property set made every one of those moves a large memcpy.
-    properties: Box<BasicProperties>,
+    data: Box<HeaderData>,
+}
+
+/// The boxed part of a [`ContentHeader`].
+#[derive(Debug, Clone, PartialEq, Default)]
+struct HeaderData {
+    properties: BasicProperties,
     /// The property list exactly as received (flags included), while it
     /// still matches `properties`.
-    raw_properties: RawProperties,
+    raw: RawProperties,
 }
 
 /// The received bytes of a property list.
 ///
 /// A short list without `headers` (most are: a content type, a delivery
-/// mode, an id) is copied into the header, which costs less than the atomic
-/// increment and decrement of a shared slice of the read buffer; the inline
-/// buffer fits in the room a `Frame` has anyway (its largest method). A
-/// longer list, or one with a `headers` table, stays a shared slice.
-#[derive(Clone)]
+/// mode, an id) is copied into the header's box, which costs less than the
+/// atomic increment and decrement of a shared slice of the read buffer (the
+/// box is allocated anyway). A longer list, or one with a `headers` table,
+/// stays a shared slice.
+#[derive(Clone, Default)]
 enum RawProperties {
+    #[default]
     None,
-    Inline { len: u8, bytes: [u8; RAW_INLINE_CAP] },
+    Inline {
+        len: u8,
+        bytes: [u8; RAW_INLINE_CAP],
+    },
     Shared(Bytes),
 }
 
@@ -228,19 +238,21 @@ impl ContentHeader {
         ContentHeader {
             class_id,
             body_size,
-            properties: Box::new(properties),
-            raw_properties: RawProperties::None,
+            data: Box::new(HeaderData {
+                properties,
+                raw: RawProperties::None,
+            }),
         }
     }
 
     pub fn properties(&self) -> &BasicProperties {
-        &self.properties
+        &self.data.properties
     }
 
     /// Mutable access; the header is re-encoded from the values afterwards.
     pub fn properties_mut(&mut self) -> &mut BasicProperties {
-        self.raw_properties = RawProperties::None;
-        &mut self.properties
+        self.data.raw = RawProperties::None;
+        &mut self.data.properties
     }
 
     /// Bytes before the property list: class-id, weight and body-size.
@@ -273,40 +285,41 @@ impl ContentHeader {
     /// Parses a short property list without `headers`, copying its bytes.
     #[inline]
     pub(crate) fn from_borrowed_properties(class_id: u16, body_size: u64, list: &[u8]) -> Result<ContentHeader> {
-        let properties = Self::parse_properties(Reader::borrowed(list))?;
+        let mut data = Self::parse_properties(Reader::borrowed(list))?;
         let mut bytes = [0; RAW_INLINE_CAP];
         bytes[..list.len()].copy_from_slice(list);
+        data.raw = RawProperties::Inline {
+            len: list.len() as u8,
+            bytes,
+        };
         Ok(ContentHeader {
             class_id,
             body_size,
-            properties,
-            raw_properties: RawProperties::Inline {
-                len: list.len() as u8,
-                bytes,
-            },
+            data,
         })
     }
 
     /// Parses a property list, keeping it as the shared slice it is.
     pub(crate) fn from_shared_properties(class_id: u16, body_size: u64, list: Bytes) -> Result<ContentHeader> {
-        let properties = Self::parse_properties(Reader::new(&list))?;
+        let mut data = Self::parse_properties(Reader::new(&list))?;
+        data.raw = RawProperties::Shared(list);
         Ok(ContentHeader {
             class_id,
             body_size,
-            properties,
-            raw_properties: RawProperties::Shared(list),
+            data,
         })
     }
 
-    /// The properties of a whole property list (flags included).
+    /// The properties of a whole property list (flags included), parsed
+    /// into a new box (its raw list not set yet).
     #[inline]
-    fn parse_properties(mut r: Reader<'_>) -> Result<Box<BasicProperties>> {
-        let mut properties = Box::<BasicProperties>::default();
-        properties.decode_into(&mut r)?;
+    fn parse_properties(mut r: Reader<'_>) -> Result<Box<HeaderData>> {
+        let mut data = Box::<HeaderData>::default();
+        data.properties.decode_into(&mut r)?;
         if r.remaining() != 0 {
             return Err(ProtocolError::syntax("content header has trailing bytes"));
         }
-        Ok(properties)
+        Ok(data)
     }
 
     /// Appends the payload of a header frame.
@@ -314,9 +327,9 @@ impl ContentHeader {
         buf.put_u16(self.class_id);
         buf.put_u16(0);
         buf.put_u64(self.body_size);
-        match self.raw_properties.as_slice() {
+        match self.data.raw.as_slice() {
             Some(raw) => buf.put_slice(raw),
-            None => self.properties.encode(buf),
+            None => self.data.properties.encode(buf),
         }
     }
 }
@@ -369,7 +382,7 @@ mod tests {
                     panic!("not a header");
                 };
                 assert_eq!(header.properties(), &properties, "list of {list_len}");
-                let shared = matches!(header.raw_properties, RawProperties::Shared(_));
+                let shared = matches!(header.data.raw, RawProperties::Shared(_));
                 assert_eq!(shared, with_headers || list_len > RAW_INLINE_CAP, "list of {list_len}");
                 let mut again = BytesMut::new();
                 encode_header(&mut again, 1, &header);
