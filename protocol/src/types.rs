@@ -162,27 +162,24 @@ fn inline_words(src: &[u8]) -> [u64; 4] {
     let src = &src[..n];
     let load64 = |at: usize| u64::from_le_bytes(src[at..at + 8].try_into().expect("8 bytes"));
     let load32 = |at: usize| u64::from(u32::from_le_bytes(src[at..at + 4].try_into().expect("4 bytes")));
-    let mut words = [0; 4];
-    if n >= 8 {
-        let full = n / 8;
-        for (i, word) in words.iter_mut().enumerate().take(full) {
-            *word = load64(8 * i);
+    // The last eight bytes, shifted so that those already in the full words
+    // before `end` drop out (all of them when n is a multiple of 8).
+    let tail = |end: usize| load64(n - 8).checked_shr(8 * (end - n) as u32).unwrap_or(0);
+    // One arm per count of full words, so the words stay in registers
+    // (an indexed store into an array sent them through the stack).
+    match n / 8 {
+        0 if n >= 4 => [load32(0) | (load32(n - 4) >> (8 * (8 - n))) << 32, 0, 0, 0],
+        0 => {
+            let mut word = 0;
+            for (i, b) in src.iter().enumerate() {
+                word |= u64::from(*b) << (8 * i);
+            }
+            [word, 0, 0, 0]
         }
-        if full < 4 {
-            // The last eight bytes, shifted so that the ones already in
-            // the full words drop out (none left when n is a multiple of 8).
-            let shift = 8 * (8 * (full + 1) - n) as u32;
-            words[full] = load64(n - 8).checked_shr(shift).unwrap_or(0);
-        }
-    } else if n >= 4 {
-        let shift = 8 * (8 - n) as u32;
-        words[0] = load32(0) | (load32(n - 4) >> shift) << 32;
-    } else {
-        for (i, b) in src.iter().enumerate() {
-            words[0] |= u64::from(*b) << (8 * i);
-        }
+        1 => [load64(0), tail(16), 0, 0],
+        2 => [load64(0), load64(8), tail(24), 0],
+        _ => [load64(0), load64(8), load64(16), tail(32)],
     }
-    words
 }
 
 /// The inline bytes of [`inline_words`].
