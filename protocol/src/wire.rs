@@ -50,6 +50,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -59,6 +60,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Runs a nom parser on the unread bytes and advances past what it used.
+    #[inline]
     fn parse<T>(&mut self, what: &str, parser: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>) -> Result<T> {
         let input: &'a [u8] = &self.buf[self.pos..];
         match parser(input) {
@@ -67,26 +69,31 @@ impl<'a> Reader<'a> {
                 self.bits_used = 8;
                 Ok(value)
             }
-            Err(_) => Err(ProtocolError::syntax(format!("truncated or malformed {what}"))),
+            Err(_) => Err(malformed(what)),
         }
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         self.parse("octet", be_u8)
     }
 
+    #[inline]
     pub fn u16(&mut self) -> Result<u16> {
         self.parse("short", be_u16)
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32> {
         self.parse("long", be_u32)
     }
 
+    #[inline]
     pub fn u64(&mut self) -> Result<u64> {
         self.parse("longlong", be_u64)
     }
 
+    #[inline]
     pub fn bit(&mut self) -> Result<bool> {
         if self.bits_used == 8 {
             self.bits = self.u8()?;
@@ -98,9 +105,10 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `len` bytes, borrowed.
+    #[inline]
     fn take(&mut self, len: usize, what: &str) -> Result<&'a [u8]> {
         if self.remaining() < len {
-            return Err(ProtocolError::syntax(format!("truncated {what}")));
+            return Err(truncated(what));
         }
         let buf: &'a [u8] = self.buf;
         let taken = &buf[self.pos..self.pos + len];
@@ -139,6 +147,21 @@ impl<'a> Reader<'a> {
         let bytes = self.bytes(len, "field table")?;
         FieldTable::decode(&bytes, 0)
     }
+}
+
+// The error paths of the reader, out of line: the reads themselves are
+// inlined into the method and property decoders (returned through memory,
+// each `Result` was a store and a reload the caller stalled on; perf put
+// 8% of method decoding on each bit read of basic.publish).
+
+#[cold]
+fn malformed(what: &str) -> ProtocolError {
+    ProtocolError::syntax(format!("truncated or malformed {what}"))
+}
+
+#[cold]
+fn truncated(what: &str) -> ProtocolError {
+    ProtocolError::syntax(format!("truncated {what}"))
 }
 
 /// Appends method arguments to a buffer, packing consecutive bits.
@@ -228,6 +251,7 @@ pub trait Field: Sized {
 }
 
 impl Field for u8 {
+    #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.u8()
     }
@@ -237,6 +261,7 @@ impl Field for u8 {
 }
 
 impl Field for u16 {
+    #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.u16()
     }
@@ -246,6 +271,7 @@ impl Field for u16 {
 }
 
 impl Field for u32 {
+    #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.u32()
     }
@@ -255,6 +281,7 @@ impl Field for u32 {
 }
 
 impl Field for u64 {
+    #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.u64()
     }
@@ -264,6 +291,7 @@ impl Field for u64 {
 }
 
 impl Field for bool {
+    #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         r.bit()
     }
