@@ -3,7 +3,9 @@
 //!
 //! [`decode_frame`] takes bytes as they arrive from a socket: a frame split
 //! across reads waits for its remainder, many frames in one read come out one
-//! by one, and each payload is split off the read buffer without copying.
+//! by one, and what a frame keeps of the read buffer (a body, a long
+//! property list, a method's long fields) is a slice of it, not a copy;
+//! the rest is decoded in place.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
