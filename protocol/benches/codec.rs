@@ -8,7 +8,12 @@
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, AMQPClass, BasicProperties as AmqProperties};
 use bytes::{Bytes, BytesMut};
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+// std's black_box, not criterion 0.5's: criterion's (its stable fallback) is
+// a volatile read of the whole value, which copied each 144-byte `Frame`
+// two bytes at a time and cost more than some of the decoding measured.
+// std's only makes the value opaque to the optimizer. Both codecs use it.
+use std::hint::black_box;
 use warren_protocol::*;
 
 fn warren_frames(size: usize) -> Bytes {

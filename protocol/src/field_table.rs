@@ -232,7 +232,7 @@ impl FieldTable {
     pub fn encode(&self, buf: &mut BytesMut) {
         let at = reserve_len(buf);
         for (key, value) in &self.0 {
-            put_short_str(buf, key.as_str().as_bytes());
+            put_short_str(buf, key.as_bytes());
             value.encode(buf);
         }
         fill_len(buf, at);
@@ -296,7 +296,7 @@ fn parse_key(body: &Bytes, pos: usize) -> Result<(ShortStr, usize)> {
     if end > body.len() {
         return Err(malformed("truncated key"));
     }
-    let key = ShortStr::from_bytes(body.slice(start..end)).ok_or_else(|| malformed("key is not UTF-8"))?;
+    let key = ShortStr::from_utf8(&body[start..end]).ok_or_else(|| malformed("key is not UTF-8"))?;
     Ok((key, end))
 }
 

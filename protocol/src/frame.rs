@@ -3,7 +3,9 @@
 //!
 //! [`decode_frame`] takes bytes as they arrive from a socket: a frame split
 //! across reads waits for its remainder, many frames in one read come out one
-//! by one, and each payload is split off the read buffer without copying.
+//! by one, and what a frame keeps of the read buffer (a body, a long
+//! property list, a method's long fields) is a slice of it, not a copy;
+//! the rest is decoded in place.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -15,7 +17,8 @@ use crate::properties::ContentHeader;
 /// One decoded frame.
 ///
 /// Kept small (144 bytes, the largest method): frames are returned and moved
-/// by value, so a content header keeps its 14 properties behind a box.
+/// by value, so a content header keeps its 14 properties, and its copy of
+/// a short property list, behind a box.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     Method(u16, Method),
@@ -31,6 +34,8 @@ impl Frame {
         }
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Frame>() == 144);
 
 /// What the first eight bytes of a connection were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,25 +98,49 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
     if buf[total - 1] != FRAME_END {
         return Err(bad_frame_end(kind, &buf[7..total - 1], buf[total - 1]));
     }
-    // Each payload is split off without the 7 header bytes and the frame
-    // end, and is the only shared reference made for it (each costs an
-    // atomic); the frame is consumed before its payload is decoded.
+    // A payload that is kept (a body, a property list, a method with long
+    // fields) is split off without the 7 header bytes and the frame end, and
+    // is the only shared reference made for it (each costs an atomic
+    // increment and decrement); others are decoded in place. Either way the
+    // frame is consumed before an error in its payload is returned.
     buf.advance(7);
     let decoded = match kind {
         frame_type::METHOD => {
-            let payload = buf.split_to(size).freeze();
-            buf.advance(1);
-            Frame::Method(channel, Method::decode(&payload)?)
+            let shares = size >= 4
+                && Method::shares_payload(
+                    u16::from_be_bytes([buf[0], buf[1]]),
+                    u16::from_be_bytes([buf[2], buf[3]]),
+                );
+            let method = if shares {
+                let payload = buf.split_to(size).freeze();
+                buf.advance(1);
+                Method::decode(&payload)
+            } else {
+                // Decoded in place: nothing of it outlives the read buffer.
+                let method = Method::decode_borrowed(&buf[..size]);
+                buf.advance(size + 1);
+                method
+            };
+            Frame::Method(channel, method?)
         }
         frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
-            // class-id, weight and body-size are read in place; only the
-            // property list is split off, and kept as the raw properties.
+            // class-id, weight and body-size are read in place; the
+            // property list is kept as the raw properties: copied if short,
+            // else split off (see `ContentHeader::shares_properties`).
             let class_id = u16::from_be_bytes([buf[0], buf[1]]);
             let body_size = u64::from_be_bytes(buf[4..12].try_into().expect("8 bytes"));
             buf.advance(ContentHeader::FIXED_LEN);
-            let raw = buf.split_to(size - ContentHeader::FIXED_LEN).freeze();
-            buf.advance(1);
-            Frame::Header(channel, ContentHeader::from_raw_properties(class_id, body_size, raw)?)
+            let len = size - ContentHeader::FIXED_LEN;
+            let header = if ContentHeader::shares_properties(&buf[..len]) {
+                let list = buf.split_to(len).freeze();
+                buf.advance(1);
+                ContentHeader::from_shared_properties(class_id, body_size, list)
+            } else {
+                let header = ContentHeader::from_borrowed_properties(class_id, body_size, &buf[..len]);
+                buf.advance(len + 1);
+                header
+            };
+            Frame::Header(channel, header?)
         }
         frame_type::HEADER => return Err(truncated_header(buf, size)),
         frame_type::BODY => {

@@ -2,9 +2,10 @@
 //! and field tables, decoded with nom and encoded into shared buffers.
 //!
 //! This crate does no I/O and holds no broker logic: bytes in, typed frames
-//! out, and back. Decoding is zero-copy (strings and bodies are slices of the
-//! read buffer) and every malformed input becomes a [`ProtocolError`] that
-//! carries the reply code the broker must send.
+//! out, and back. Decoding is zero-copy for bodies and long fields (slices of
+//! the read buffer; short strings are copied, which costs less than sharing)
+//! and every malformed input becomes a [`ProtocolError`] that carries the
+//! reply code the broker must send.
 
 #[cfg(feature = "arbitrary")]
 pub mod arbitrary;
