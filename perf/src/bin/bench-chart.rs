@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             ("sans-serif", 22),
         )
         .margin(15)
-        .x_label_area_size(120)
+        .x_label_area_size(50)
         .y_label_area_size(50)
         .build_cartesian_2d((0..ratios.len()).into_segmented(), 0f64..max)?;
     chart
@@ -49,9 +49,14 @@ fn main() -> anyhow::Result<()> {
         .disable_x_mesh()
         .x_labels(ratios.len())
         .x_label_formatter(&|x| match x {
-            SegmentValue::CenterOf(i) => ratios.get(*i).map(|(n, _)| n.clone()).unwrap_or_default(),
+            // Scenario numbers only: the full names overlap (README has them).
+            SegmentValue::CenterOf(i) => ratios
+                .get(*i)
+                .map(|(n, _)| n.split('.').next().unwrap_or(n).to_string())
+                .unwrap_or_default(),
             _ => String::new(),
         })
+        .x_desc("scenario")
         .y_desc("Warren / RabbitMQ")
         .draw()?;
     chart.draw_series(ratios.iter().enumerate().map(|(i, (_, ratio))| {
@@ -59,6 +64,13 @@ fn main() -> anyhow::Result<()> {
         Rectangle::new(
             [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *ratio)],
             color.filled(),
+        )
+    }))?;
+    chart.draw_series(ratios.iter().enumerate().map(|(i, (_, ratio))| {
+        Text::new(
+            format!("{ratio:.1}x"),
+            (SegmentValue::CenterOf(i), *ratio + max * 0.02),
+            ("sans-serif", 16),
         )
     }))?;
     chart.draw_series(LineSeries::new(
