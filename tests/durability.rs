@@ -663,6 +663,70 @@ async fn properties_headers_and_positions_survive_a_restart_exclusive_queues_do_
 }
 
 #[tokio::test]
+async fn ttls_keep_running_across_a_restart_and_quorum_delivery_counts_are_kept() {
+    use lapin::types::{AMQPValue, ShortString};
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    {
+        let (_connection, ch) = channel(&warren).await;
+        ch.queue_declare("ttl".into(), durable(), FieldTable::default())
+            .await
+            .unwrap();
+        ch.queue_declare("quorum".into(), durable(), quorum.clone())
+            .await
+            .unwrap();
+        ch.confirm_select(Default::default()).await.unwrap();
+        let short = persistent().with_expiration(ShortString::from("1000"));
+        let long = persistent().with_expiration(ShortString::from("600000"));
+        publish(&ch, "", "ttl", b"short", short).await;
+        publish(&ch, "", "ttl", b"long", long).await;
+        publish(&ch, "", "quorum", b"counted", persistent()).await;
+        ch.wait_for_confirms().await.unwrap();
+        for _ in 0..2 {
+            let got = ch
+                .basic_get("quorum".into(), Default::default())
+                .await
+                .unwrap()
+                .unwrap();
+            got.delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    warren.stop();
+    // The short TTL runs out while the broker is down.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let bodies: Vec<Vec<u8>> = drain(&ch, "ttl").await.into_iter().map(|(b, _)| b).collect();
+    assert_eq!(
+        bodies,
+        vec![b"long".to_vec()],
+        "the expiry is a point in time, not reset by a restart"
+    );
+    ch.queue_declare("quorum".into(), durable(), quorum).await.unwrap();
+    let got = ch
+        .basic_get("quorum".into(), Default::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let count = got
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-delivery-count").cloned());
+    assert_eq!(count, Some(AMQPValue::LongLongInt(2)), "two returns before the restart");
+}
+
+#[tokio::test]
 async fn messages_taken_with_no_ack_do_not_come_back_after_a_restart() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
