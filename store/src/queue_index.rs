@@ -199,33 +199,42 @@ impl QueueIndex {
 
     /// Reads the valid entries of offsets `from..to`, in order, up to `limit`.
     fn read(&mut self, from: u64, to: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
-        self.write_pending()?;
         let mut found = Vec::new();
+        self.visit(from, to, &mut |offset, entry| {
+            found.push((offset, entry));
+            found.len() < limit
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `f` on each valid entry of offsets `from..to`, in order, until
+    /// it returns false. Reads 64 KiB of slots at a time, so walking a
+    /// queue of any length takes no more memory than that.
+    fn visit(&mut self, from: u64, to: u64, f: &mut dyn FnMut(u64, EntryRecord) -> bool) -> io::Result<()> {
+        self.write_pending()?;
         let mut offset = from;
         let mut buffer = Vec::new();
-        while offset < to && found.len() < limit {
+        while offset < to {
             let number = offset / SLOTS_PER_FILE;
             let file_end = (number + 1) * SLOTS_PER_FILE;
             let Some(file) = self.files.get(&number) else {
                 offset = file_end;
                 continue;
             };
-            // Read a chunk of slots at a time (at most 1,024 = 64 KiB).
             let end = to.min(file_end).min(offset + 1024);
             buffer.resize(((end - offset) as usize) * SLOT, 0);
             let got = read_up_to(&file.file, &mut buffer, (offset % SLOTS_PER_FILE) * SLOT as u64)?;
             for (i, slot) in buffer[..got - got % SLOT].chunks_exact(SLOT).enumerate() {
                 let at = offset + i as u64;
                 if let Some(entry) = decode_slot(at, slot) {
-                    found.push((at, entry));
-                    if found.len() == limit {
-                        break;
+                    if !f(at, entry) {
+                        return Ok(());
                     }
                 }
             }
             offset = end;
         }
-        Ok(found)
+        Ok(())
     }
 
     /// Counts a removed entry out of its file.
@@ -398,37 +407,49 @@ impl QueueIndexes {
         })
     }
 
-    /// Removes every entry at or above `from`; returns them.
-    pub fn remove_from(&self, queue: u64, from: u64) -> io::Result<Vec<EntryRecord>> {
+    /// Removes every entry at or above `from`, handing each to `removed`;
+    /// returns how many there were.
+    pub fn remove_from(&self, queue: u64, from: u64, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<u64> {
         self.with_existing(queue, |index| {
             let to = index.next_offset;
-            let found = index.read(from, to, usize::MAX)?;
-            for &(offset, _) in &found {
+            let mut offsets = Vec::new();
+            let mut count = 0;
+            index.visit(from, to, &mut |offset, entry| {
+                offsets.push(offset);
+                removed(&entry);
+                count += 1;
+                true
+            })?;
+            for offset in offsets {
                 index.removed(offset);
             }
             index.delete_empty_files()?;
-            Ok(found.into_iter().map(|(_, e)| e).collect())
+            Ok(count)
         })
     }
 
-    /// Deletes a queue's whole index; returns the entries it held.
-    pub fn delete(&self, queue: u64) -> io::Result<Vec<EntryRecord>> {
+    /// Deletes a queue's whole index, handing each entry it held to
+    /// `removed`; returns how many there were.
+    pub fn delete(&self, queue: u64, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<u64> {
         let Some(index) = self.queues.write().remove(&queue) else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         let mut index = index.into_inner();
         let to = index.next_offset;
-        let found = index.read(0, to, usize::MAX)?;
-        let dir = index.dir.clone();
-        drop(index);
-        fs::remove_dir_all(&dir).or_else(|e| {
+        let mut count = 0;
+        index.visit(0, to, &mut |_, entry| {
+            removed(&entry);
+            count += 1;
+            true
+        })?;
+        fs::remove_dir_all(&index.dir).or_else(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 Ok(())
             } else {
                 Err(e)
             }
         })?;
-        Ok(found.into_iter().map(|(_, e)| e).collect())
+        Ok(count)
     }
 
     /// Writes every pending slot and makes the files durable; then deletes

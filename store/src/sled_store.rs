@@ -145,12 +145,6 @@ impl SledStore {
     pub fn body_stats(&self) -> SegmentStats {
         self.bodies.stats()
     }
-
-    fn release_all(&self, entries: &[EntryRecord]) {
-        for entry in entries {
-            self.bodies.release(entry.message);
-        }
-    }
 }
 
 impl Store for SledStore {
@@ -178,7 +172,8 @@ impl Store for SledStore {
 
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
         self.queues.remove(name_key(vhost, name))?;
-        self.release_all(&self.indexes.delete(id)?);
+        self.indexes
+            .delete(id, &mut |entry| self.bodies.release(entry.message))?;
         Ok(())
     }
 
@@ -251,9 +246,9 @@ impl Store for SledStore {
     }
 
     fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
-        let removed = self.indexes.remove_from(queue, from)?;
-        self.release_all(&removed);
-        Ok(removed.len() as u64)
+        Ok(self
+            .indexes
+            .remove_from(queue, from, &mut |entry| self.bodies.release(entry.message))?)
     }
 
     fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
