@@ -16,22 +16,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 use warren_protocol::*;
 
-fn warren_frames(size: usize) -> Bytes {
-    let mut out = WriteBuffer::new();
-    let method = Method::BasicPublish(BasicPublish {
-        exchange: "amq.direct".into(),
-        routing_key: "orders.created".into(),
-        ..Default::default()
-    });
-    let properties = BasicProperties {
-        content_type: Some("application/json".into()),
-        delivery_mode: Some(2),
-        ..Default::default()
-    };
-    let header = ContentHeader::new(60, size as u64, properties);
-    encode_content(&mut out, 1, &method, &header, &Bytes::from(vec![7u8; size]), 131_072);
-    out.to_bytes()
-}
+mod common;
+use common::publish_frames;
 
 fn amq_frames(size: usize) -> Vec<AMQPFrame> {
     let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
@@ -58,7 +44,7 @@ fn amq_frames(size: usize) -> Vec<AMQPFrame> {
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode publish+header+body");
     for size in [16usize, 1024, 65536] {
-        let bytes = warren_frames(size);
+        let bytes = publish_frames(size);
         group.throughput(Throughput::Elements(1));
         // Both sides copy the wire bytes into a reused read buffer (what a
         // socket read does in a broker), then decode every frame from it.

@@ -15,27 +15,13 @@
 //!   burst of load cannot favour one side.
 
 use amq_protocol::frame::parse_frame;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::hint::black_box;
 use warren_protocol::*;
 
-/// The same frames as the benchmark's.
-fn wire_bytes(size: usize) -> Bytes {
-    let mut out = WriteBuffer::new();
-    let method = Method::BasicPublish(BasicPublish {
-        exchange: "amq.direct".into(),
-        routing_key: "orders.created".into(),
-        ..Default::default()
-    });
-    let properties = BasicProperties {
-        content_type: Some("application/json".into()),
-        delivery_mode: Some(2),
-        ..Default::default()
-    };
-    let header = ContentHeader::new(60, size as u64, properties);
-    encode_content(&mut out, 1, &method, &header, &Bytes::from(vec![7u8; size]), 131_072);
-    out.to_bytes()
-}
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::publish_frames;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -46,7 +32,7 @@ fn main() {
     };
     let size: usize = size.parse().expect(usage);
     let iterations: usize = iterations.parse().expect(usage);
-    let bytes = wire_bytes(size);
+    let bytes = publish_frames(size);
     match codec.as_str() {
         "warren" => {
             let mut read_buf = BytesMut::with_capacity(256 * 1024);
