@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -550,58 +550,25 @@ fn write_buffer(inner: &mut Inner) -> io::Result<()> {
 /// Reads one segment at start: the place of every intact record, up to the
 /// first one that is cut short or fails its checksum.
 fn scan_segment(dir: &Path, number: u32) -> io::Result<Scanned> {
-    let file = OpenOptions::new().read(true).open(segment_path(dir, number))?;
-    let file_len = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, &file);
-    let mut records = Vec::new();
-    let mut magic = [0; 8];
-    let mut pos = MAGIC.len() as u64;
-    if reader.read_exact(&mut magic).is_err() || &magic != MAGIC {
+    let mut file = OpenOptions::new().read(true).open(segment_path(dir, number))?;
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents)?;
+    let records = if contents.starts_with(MAGIC) {
+        parse_records(&contents, number)
+    } else {
         tracing_warn(number, 0, "not a segment file of this version; its records are ignored");
-        return Ok(Scanned {
-            file,
-            size: file_len,
-            records,
-        });
-    }
-    let mut payload = Vec::new();
-    let mut header = [0; RECORD_HEADER as usize];
-    while pos + RECORD_HEADER <= file_len {
-        reader.read_exact(&mut header)?;
-        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        let id = u64::from_be_bytes([
-            header[8], header[9], header[10], header[11], header[12], header[13], header[14], header[15],
-        ]);
-        if pos + RECORD_HEADER + u64::from(len) > file_len {
-            tracing_warn(
-                number,
-                pos,
-                "record cut short (a crash during its write); the rest is ignored",
-            );
-            break;
-        }
-        payload.resize(len as usize, 0);
-        reader.read_exact(&mut payload)?;
-        if checksum(id, &[&payload]) != crc {
-            tracing_warn(number, pos, "record fails its checksum; the rest is ignored");
-            break;
-        }
-        let Ok(record_pos) = u32::try_from(pos) else {
-            break;
-        };
-        records.push((id, record_pos, len));
-        pos += RECORD_HEADER + u64::from(len);
-    }
+        Vec::new()
+    };
     Ok(Scanned {
         file,
-        size: file_len,
+        size: contents.len() as u64,
         records,
     })
 }
 
-/// The records of a segment held in memory (for compaction), as
-/// (id, position, payload length), up to the first that does not check.
+/// The records of a segment's contents, as (id, position, payload length),
+/// up to the first that is cut short (a crash during its write) or fails
+/// its checksum: what follows it is never believed.
 fn parse_records(contents: &[u8], number: u32) -> Vec<(u64, u32, u32)> {
     let mut records = Vec::new();
     let mut pos = MAGIC.len();
@@ -613,13 +580,17 @@ fn parse_records(contents: &[u8], number: u32) -> Vec<(u64, u32, u32)> {
         ]);
         let start = pos + RECORD_HEADER as usize;
         let Some(payload) = contents.get(start..start + len as usize) else {
+            tracing_warn(number, pos as u64, "record cut short; the rest is ignored");
             break;
         };
         if checksum(id, &[payload]) != crc {
-            tracing_warn(number, pos as u64, "record fails its checksum during compaction");
+            tracing_warn(number, pos as u64, "record fails its checksum; the rest is ignored");
             break;
         }
-        records.push((id, pos as u32, len));
+        let Ok(record_pos) = u32::try_from(pos) else {
+            break;
+        };
+        records.push((id, record_pos, len));
         pos = start + len as usize;
     }
     records
