@@ -97,18 +97,20 @@ impl Message {
 
     /// What the store keeps in front of the body: version, exchange,
     /// routing key, header frame payload (length-prefixed).
-    fn stored_head(&self) -> Vec<u8> {
-        let mut buf = BytesMut::with_capacity(96);
+    fn stored_head(&self) -> BytesMut {
+        let mut buf = BytesMut::with_capacity(128);
         buf.put_u8(STORED_FORMAT);
         for s in [&self.exchange, &self.routing_key] {
             buf.put_u8(s.len() as u8);
             buf.put_slice(s.as_str().as_bytes());
         }
-        let mut header = BytesMut::new();
-        self.header.encode(&mut header);
-        buf.put_u32(header.len() as u32);
-        buf.put_slice(&header);
-        buf.to_vec()
+        // The header is encoded in place behind its length, patched after.
+        let length_at = buf.len();
+        buf.put_u32(0);
+        self.header.encode(&mut buf);
+        let length = (buf.len() - length_at - 4) as u32;
+        buf[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+        buf
     }
 
     /// Reads a message back from the store, holding a reference to its body

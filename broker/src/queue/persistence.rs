@@ -34,16 +34,9 @@ impl Queue {
             return Err(());
         }
         let store = p.durability.shared_store();
-        let result = message.store_body(store).and_then(|id| {
-            let record = EntryRecord {
-                message: id,
-                delivery_count: 0,
-                body_size: message.body_size() as u64,
-                expires_at_ms: expires_at.map_or(0, |at| unix_ms(at, now)),
-                transient: !message.is_persistent(),
-            };
-            store.add_entry(p.id, offset, &record)
-        });
+        let result = message
+            .store_body(store)
+            .and_then(|id| store.add_entry(p.id, offset, &entry_record(id, message, 0, expires_at, now)));
         match result {
             Ok(()) => {
                 p.durability.wrote();
@@ -95,14 +88,13 @@ impl Queue {
         let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
             return;
         };
-        let now = Instant::now();
-        let record = EntryRecord {
-            message: id,
-            delivery_count: entry.delivery_count,
-            body_size: entry.message.body_size() as u64,
-            expires_at_ms: entry.expires_at.map_or(0, |at| unix_ms(at, now)),
-            transient: !entry.message.is_persistent(),
-        };
+        let record = entry_record(
+            id,
+            &entry.message,
+            entry.delivery_count,
+            entry.expires_at,
+            Instant::now(),
+        );
         if p.durability.store().update_entry(p.id, entry.offset, &record).is_ok() {
             p.durability.wrote();
         }
@@ -110,5 +102,22 @@ impl Queue {
 
     pub fn store_id(&self) -> Option<u64> {
         self.persistence.as_ref().map(|p| p.id)
+    }
+}
+
+/// The index entry of a message stored as `id` in a queue.
+fn entry_record(
+    id: u64,
+    message: &Message,
+    delivery_count: u32,
+    expires_at: Option<Instant>,
+    now: Instant,
+) -> EntryRecord {
+    EntryRecord {
+        message: id,
+        delivery_count,
+        body_size: message.body_size() as u64,
+        expires_at_ms: expires_at.map_or(0, |at| unix_ms(at, now)),
+        transient: !message.is_persistent(),
     }
 }
