@@ -3,55 +3,23 @@
 //!
 //! `cargo bench -p warren-broker --bench routing`
 
-use std::sync::Arc;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use warren_broker::exchange::{Destination, ExchangeKind, ExchangeSettings};
-use warren_broker::queue::QueueSettings;
-use warren_broker::vhost::VHost;
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
-
-fn vhost() -> Arc<VHost> {
-    Arc::new(VHost::new("/", None))
-}
-
-fn queue(vhost: &Arc<VHost>, name: &str) -> Destination {
-    let settings = QueueSettings {
-        durable: false,
-        exclusive_owner: None,
-        auto_delete: false,
-        arguments: FieldTable::new(),
-    };
-    Destination::Queue(vhost.declare_queue(&ShortStr::from(name), settings).unwrap().queue)
-}
-
-fn exchange(vhost: &Arc<VHost>, name: &str, kind: ExchangeKind) {
-    let settings = ExchangeSettings {
-        kind,
-        durable: false,
-        auto_delete: false,
-        internal: false,
-        arguments: FieldTable::new(),
-    };
-    vhost.declare_exchange(&ShortStr::from(name), settings).unwrap();
-}
+use warren_broker::bench::{Routed, RoutingBench};
+use warren_protocol::{FieldTable, FieldValue};
 
 fn topic(c: &mut Criterion) {
-    let v = vhost();
-    exchange(&v, "t", ExchangeKind::Topic);
+    let v = RoutingBench::default();
+    let x = v.exchange("t", "topic");
     for i in 0..10_000 {
-        let q = queue(&v, &format!("q{}", i % 100));
         let pattern = match i % 3 {
             0 => format!("k{i}.*.x"),
             1 => format!("k{i}.#"),
             _ => format!("*.k{i}.#"),
         };
-        v.bind("t", q, pattern.into(), FieldTable::new()).unwrap();
+        v.bind_queue("t", &format!("q{}", i % 100), &pattern, FieldTable::new());
     }
-    v.bind("t", queue(&v, "target"), "orders.#".into(), FieldTable::new())
-        .unwrap();
-    let x = v.exchange("t").unwrap();
-    let mut found = Vec::new();
+    v.bind_queue("t", "target", "orders.#", FieldTable::new());
+    let mut found = Routed::default();
     c.bench_function("topic: route one key among 10,000 bindings", |b| {
         b.iter(|| {
             found.clear();
@@ -62,21 +30,19 @@ fn topic(c: &mut Criterion) {
 }
 
 fn headers(c: &mut Criterion) {
-    let v = vhost();
-    exchange(&v, "h", ExchangeKind::Headers);
+    let v = RoutingBench::default();
+    let x = v.exchange("h", "headers");
     for i in 0..100 {
         let mut args = FieldTable::new();
         args.insert("x-match", FieldValue::from(if i % 2 == 0 { "all" } else { "any" }));
         args.insert("region", FieldValue::from(format!("r{}", i % 10)));
         args.insert("kind", FieldValue::from(format!("k{i}")));
-        v.bind("h", queue(&v, &format!("q{i}")), ShortStr::default(), args)
-            .unwrap();
+        v.bind_queue("h", &format!("q{i}"), "", args);
     }
-    let x = v.exchange("h").unwrap();
     let mut message_headers = FieldTable::new();
     message_headers.insert("region", FieldValue::from("r3"));
     message_headers.insert("kind", FieldValue::from("k3"));
-    let mut found = Vec::new();
+    let mut found = Routed::default();
     c.bench_function("headers: match a message against 100 bindings", |b| {
         b.iter(|| {
             found.clear();
@@ -87,14 +53,12 @@ fn headers(c: &mut Criterion) {
 }
 
 fn fanout(c: &mut Criterion) {
-    let v = vhost();
-    exchange(&v, "f", ExchangeKind::Fanout);
+    let v = RoutingBench::default();
+    let x = v.exchange("f", "fanout");
     for i in 0..100 {
-        v.bind("f", queue(&v, &format!("q{i}")), ShortStr::default(), FieldTable::new())
-            .unwrap();
+        v.bind_queue("f", &format!("q{i}"), "", FieldTable::new());
     }
-    let x = v.exchange("f").unwrap();
-    let mut found = Vec::new();
+    let mut found = Routed::default();
     c.bench_function("fanout: route to 100 queues", |b| {
         b.iter(|| {
             found.clear();

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 use warren_store::Store;
 
 /// Longest time a write waits for disk when nobody asked for a sync.
-pub const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+pub(crate) const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Shortest time between two syncs: a sync requested sooner waits the rest,
 /// so that under load each sync covers a batch of publishes instead of a
 /// handful (a sync costs CPU in the store, not just disk time).
-pub const MIN_SYNC_SPACING: Duration = Duration::from_millis(2);
+pub(crate) const MIN_SYNC_SPACING: Duration = Duration::from_millis(2);
 
 /// How often the flusher looks for disk space to give back.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -33,7 +33,7 @@ const MAINTENANCE_BUDGET: Duration = Duration::from_millis(20);
 
 /// What the flusher announces after each sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Synced {
+pub(crate) struct Synced {
     /// Every epoch up to this one is on disk.
     pub durable: u64,
     /// The latest epoch whose sync failed: writes of it and before may be
@@ -46,7 +46,7 @@ impl Synced {
     /// Whether a publish written in `epoch` may be acked now: Some(true) to
     /// ack, Some(false) to nack, None to keep waiting. (Epoch 0: nothing was
     /// written, it only waits its turn.)
-    pub fn verdict(&self, epoch: u64) -> Option<bool> {
+    pub(crate) fn verdict(&self, epoch: u64) -> Option<bool> {
         if epoch != 0 && epoch <= self.failed {
             Some(false)
         } else if epoch <= self.durable {
@@ -57,7 +57,7 @@ impl Synced {
     }
 }
 
-pub struct Durability {
+pub(crate) struct Durability {
     store: Arc<dyn Store>,
     /// The epoch writes made now belong to.
     write_epoch: AtomicU64,
@@ -76,7 +76,7 @@ pub struct Durability {
 
 impl Durability {
     /// Wraps a store and starts its flusher thread.
-    pub fn start(store: Arc<dyn Store>) -> Arc<Durability> {
+    pub(crate) fn start(store: Arc<dyn Store>) -> Arc<Durability> {
         let (durable, _) = watch::channel(Synced::default());
         let durability = Arc::new(Durability {
             store,
@@ -97,23 +97,23 @@ impl Durability {
         durability
     }
 
-    pub fn store(&self) -> &dyn Store {
+    pub(crate) fn store(&self) -> &dyn Store {
         &*self.store
     }
 
     /// The store, for messages that keep a reference to their stored body.
-    pub fn shared_store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn shared_store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
     /// Notes that the store was written to; returns the epoch to wait for.
-    pub fn wrote(&self) -> u64 {
+    pub(crate) fn wrote(&self) -> u64 {
         self.dirty.store(true, Ordering::Release);
         self.write_epoch.load(Ordering::SeqCst)
     }
 
     /// Asks for a sync soon (a confirm is waiting on it).
-    pub fn request_sync(&self) {
+    pub(crate) fn request_sync(&self) {
         let mut requested = self.sync_requested.lock();
         if !*requested {
             *requested = true;
@@ -122,16 +122,16 @@ impl Durability {
     }
 
     /// Watches what is durable.
-    pub fn subscribe(&self) -> watch::Receiver<Synced> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Synced> {
         self.durable.subscribe()
     }
 
-    pub fn is_failed(&self) -> bool {
+    pub(crate) fn is_failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
 
     /// Records a delivery from a durable queue (see `Store::save_delivered_mark`).
-    pub fn mark_delivered(&self, queue: u64, offset: u64) {
+    pub(crate) fn mark_delivered(&self, queue: u64, offset: u64) {
         let mut mark = self.delivered_marks.entry(queue).or_insert(0);
         if *mark <= offset {
             *mark = offset + 1;
@@ -141,12 +141,12 @@ impl Durability {
         }
     }
 
-    pub fn forget_queue(&self, queue: u64) {
+    pub(crate) fn forget_queue(&self, queue: u64) {
         self.delivered_marks.remove(&queue);
     }
 
     /// Syncs once more and stops the flusher (at shutdown).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.sync_now();
         self.stopping.store(true, Ordering::Release);
         let _guard = self.sync_requested.lock();

@@ -11,7 +11,7 @@ use warren_protocol::{reply_code, ProtocolError};
 /// An exception to report to the client with `channel.close` or
 /// `connection.close`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AmqpError {
+pub(crate) struct AmqpError {
     pub code: u16,
     /// The full reply text, `NAME - detail` as RabbitMQ writes it.
     pub text: String,
@@ -20,7 +20,7 @@ pub struct AmqpError {
 }
 
 impl AmqpError {
-    pub fn new(code: u16, detail: impl fmt::Display) -> Self {
+    pub(crate) fn new(code: u16, detail: impl fmt::Display) -> Self {
         AmqpError {
             code,
             text: format!("{} - {}", reply_code::name(code), detail),
@@ -30,7 +30,7 @@ impl AmqpError {
     }
 
     /// Records which method caused the exception, if not already known.
-    pub fn on_method(mut self, (class_id, method_id): (u16, u16)) -> Self {
+    pub(crate) fn on_method(mut self, (class_id, method_id): (u16, u16)) -> Self {
         if self.class_id == 0 {
             self.class_id = class_id;
             self.method_id = method_id;
@@ -38,56 +38,56 @@ impl AmqpError {
         self
     }
 
-    pub fn is_connection_error(&self) -> bool {
+    pub(crate) fn is_connection_error(&self) -> bool {
         reply_code::is_hard_error(self.code)
     }
 
-    pub fn not_found(detail: impl fmt::Display) -> Self {
+    pub(crate) fn not_found(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::NOT_FOUND, detail)
     }
 
-    pub fn access_refused(detail: impl fmt::Display) -> Self {
+    pub(crate) fn access_refused(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::ACCESS_REFUSED, detail)
     }
 
-    pub fn resource_locked(detail: impl fmt::Display) -> Self {
+    pub(crate) fn resource_locked(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::RESOURCE_LOCKED, detail)
     }
 
-    pub fn precondition_failed(detail: impl fmt::Display) -> Self {
+    pub(crate) fn precondition_failed(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::PRECONDITION_FAILED, detail)
     }
 
-    pub fn command_invalid(detail: impl fmt::Display) -> Self {
+    pub(crate) fn command_invalid(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::COMMAND_INVALID, detail)
     }
 
-    pub fn channel_error(detail: impl fmt::Display) -> Self {
+    pub(crate) fn channel_error(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::CHANNEL_ERROR, detail)
     }
 
-    pub fn unexpected_frame(detail: impl fmt::Display) -> Self {
+    pub(crate) fn unexpected_frame(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::UNEXPECTED_FRAME, detail)
     }
 
-    pub fn not_allowed(detail: impl fmt::Display) -> Self {
+    pub(crate) fn not_allowed(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::NOT_ALLOWED, detail)
     }
 
-    pub fn not_implemented(detail: impl fmt::Display) -> Self {
+    pub(crate) fn not_implemented(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::NOT_IMPLEMENTED, detail)
     }
 
-    pub fn frame_error(detail: impl fmt::Display) -> Self {
+    pub(crate) fn frame_error(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::FRAME_ERROR, detail)
     }
 
-    pub fn internal_error(detail: impl fmt::Display) -> Self {
+    pub(crate) fn internal_error(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::INTERNAL_ERROR, detail)
     }
 
     /// "no queue 'q' in vhost '/'" and its kin.
-    pub fn no_such(kind: &str, name: &str, vhost: &str) -> Self {
+    pub(crate) fn no_such(kind: &str, name: &str, vhost: &str) -> Self {
         Self::not_found(format!("no {kind} '{name}' in vhost '{vhost}'"))
     }
 }
@@ -106,4 +106,4 @@ impl fmt::Display for AmqpError {
 
 impl std::error::Error for AmqpError {}
 
-pub type AmqpResult<T> = Result<T, AmqpError>;
+pub(crate) type AmqpResult<T> = Result<T, AmqpError>;

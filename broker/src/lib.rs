@@ -2,23 +2,32 @@
 //! vhosts, exchanges, queues and consumers with RabbitMQ's semantics.
 //!
 //! Start one with [`start`] and a [`BrokerConfig`]; the returned
-//! [`RunningBroker`] gives its address and shuts it down.
+//! [`RunningBroker`] gives its address and shuts it down. Everything else
+//! is private to the crate; ARCHITECTURE.md at the repository's root says
+//! how the modules fit together and which may import which.
 
-pub mod broker;
-pub mod channel;
-pub mod config;
-pub mod connection;
-pub mod durability;
-pub mod error;
-pub mod exchange;
-pub mod message;
+#![warn(unreachable_pub)]
+
+mod broker;
+mod channel;
+mod client_capabilities;
+mod config;
+mod connection;
+mod durability;
+mod error;
+mod exchange;
+mod ids;
+mod message;
 mod names;
-pub mod queue;
+mod outbound;
+mod queue;
 mod recovery;
-pub mod server;
-pub mod vhost;
+mod reply_to;
+mod server;
+mod vhost;
 
-pub use broker::Broker;
+#[doc(hidden)]
+pub mod bench;
+
 pub use config::BrokerConfig;
-pub use error::{AmqpError, AmqpResult};
 pub use server::{start, RunningBroker};

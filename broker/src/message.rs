@@ -11,7 +11,7 @@ use warren_store::{Store, StoreResult};
 /// with, its content header and its body. Immutable once routed; queues and
 /// deliveries share it through an `Arc`, and its body is never copied.
 #[derive(Debug)]
-pub struct Message {
+pub(crate) struct Message {
     pub exchange: ShortStr,
     pub routing_key: ShortStr,
     pub header: ContentHeader,
@@ -24,7 +24,7 @@ pub struct Message {
 /// This in-memory message's reference to its stored body: the body stays
 /// on disk while the message is in memory anywhere (a queue's window, a
 /// delivery waiting for its ack), even once no queue index holds it.
-pub struct StoredBody {
+pub(crate) struct StoredBody {
     pub id: u64,
     store: Arc<dyn Store>,
 }
@@ -47,7 +47,7 @@ impl std::fmt::Debug for StoredBody {
 const STORED_FORMAT: u8 = 1;
 
 impl Message {
-    pub fn new(exchange: ShortStr, routing_key: ShortStr, header: ContentHeader, body: Bytes) -> Arc<Message> {
+    pub(crate) fn new(exchange: ShortStr, routing_key: ShortStr, header: ContentHeader, body: Bytes) -> Arc<Message> {
         Arc::new(Message {
             exchange,
             routing_key,
@@ -57,25 +57,25 @@ impl Message {
         })
     }
 
-    pub fn is_persistent(&self) -> bool {
+    pub(crate) fn is_persistent(&self) -> bool {
         self.header.properties().is_persistent()
     }
 
     /// The per-message TTL from the `expiration` property, in milliseconds.
     /// The channel refuses invalid values at publish, so anything else here
     /// is treated as no TTL.
-    pub fn expiration_ms(&self) -> Option<u64> {
+    pub(crate) fn expiration_ms(&self) -> Option<u64> {
         let text = self.header.properties().expiration.as_ref()?;
         // Validated at publish: only "-0" can carry a minus sign.
         text.trim_start_matches(['+', '-']).parse().ok()
     }
 
-    pub fn body_size(&self) -> usize {
+    pub(crate) fn body_size(&self) -> usize {
         self.body.len()
     }
 
     /// The id of its stored body, storing it first if no queue has yet.
-    pub fn store_body(&self, store: &Arc<dyn Store>) -> StoreResult<u64> {
+    pub(crate) fn store_body(&self, store: &Arc<dyn Store>) -> StoreResult<u64> {
         if let Some(stored) = self.stored.get() {
             return Ok(stored.id);
         }
@@ -91,7 +91,7 @@ impl Message {
     }
 
     /// The id of its stored body, if it has one.
-    pub fn store_id(&self) -> Option<u64> {
+    pub(crate) fn store_id(&self) -> Option<u64> {
         self.stored.get().map(|s| s.id)
     }
 
@@ -115,7 +115,7 @@ impl Message {
 
     /// Reads a message back from the store, holding a reference to its body
     /// there. None if it is no longer stored or its bytes are not a message.
-    pub fn load_from_store(store: &Arc<dyn Store>, id: u64) -> StoreResult<Option<Arc<Message>>> {
+    pub(crate) fn load_from_store(store: &Arc<dyn Store>, id: u64) -> StoreResult<Option<Arc<Message>>> {
         let Some(bytes) = store.message(id)? else {
             return Ok(None);
         };

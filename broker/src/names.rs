@@ -5,15 +5,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use warren_protocol::ShortStr;
 
-pub fn generate(prefix: &str) -> ShortStr {
+pub(crate) fn generate(prefix: &str) -> ShortStr {
     let bytes: [u8; 16] = rand::random();
     ShortStr::from(format!("{prefix}-{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-pub fn queue_name() -> ShortStr {
+pub(crate) fn queue_name() -> ShortStr {
     generate("amq.gen")
 }
 
-pub fn consumer_tag() -> ShortStr {
+pub(crate) fn consumer_tag() -> ShortStr {
     generate("amq.ctag")
 }

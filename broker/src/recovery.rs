@@ -7,35 +7,36 @@
 //! bodies on disk. Messages that were handed to a consumer before the crash
 //! come back with `redelivered` set.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use warren_store::{SledStore, Store, StoreResult};
 
-use crate::broker::Broker;
+use crate::vhost::VHost;
 
 /// What recovery found, for the start-up log line.
 #[derive(Debug, Default)]
-pub struct RecoveryStats {
+pub(crate) struct RecoveryStats {
     pub exchanges: usize,
     pub queues: usize,
     pub bindings: usize,
     pub messages: u64,
 }
 
-pub fn recover(broker: &Broker, store: &SledStore) -> StoreResult<RecoveryStats> {
+/// Rebuilds what the store holds; `vhost` finds or creates a vhost by name.
+pub(crate) fn recover(store: &SledStore, vhost: impl Fn(&str) -> Arc<VHost>) -> StoreResult<RecoveryStats> {
     let started = Instant::now();
     let defs = store.definitions()?;
     let mut stats = RecoveryStats::default();
     for name in &defs.vhosts {
-        broker.add_vhost(name);
+        vhost(name);
     }
     for record in &defs.exchanges {
-        broker.add_vhost(&record.vhost).restore_exchange(record);
+        vhost(&record.vhost).restore_exchange(record);
         stats.exchanges += 1;
     }
     for record in &defs.queues {
-        let vhost = broker.add_vhost(&record.vhost);
-        let Some(queue) = vhost.restore_queue(record) else {
+        let Some(queue) = vhost(&record.vhost).restore_queue(record) else {
             continue;
         };
         stats.queues += 1;
@@ -44,7 +45,7 @@ pub fn recover(broker: &Broker, store: &SledStore) -> StoreResult<RecoveryStats>
         queue.restore(summary, store.delivered_mark(record.id)?);
     }
     for record in &defs.bindings {
-        broker.add_vhost(&record.vhost).restore_binding(record);
+        vhost(&record.vhost).restore_binding(record);
         stats.bindings += 1;
     }
     store.sync()?;

@@ -37,10 +37,6 @@ impl RunningBroker {
         format!("amqp://guest:guest@{host}:{}/%2f", self.addr.port())
     }
 
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
-    }
-
     /// Closes every connection with 320 CONNECTION_FORCED and stops
     /// accepting; returns once connections are gone (or after a grace period).
     pub async fn shutdown(self) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
-use crate::queue::{Consumer, Queue, QueueEntry};
+use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
 
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl Channel {
     /// RabbitMQ's consumer timeout: the 406 to close the channel with if a
     /// delivery has waited for its ack longer than its queue's
     /// `x-consumer-timeout`, or the broker-wide `default` if it has none.
-    pub fn ack_timeout_expired(&self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
+    pub(crate) fn ack_timeout_expired(&self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
         let expired = self.unacked.iter().find_map(|u| {
             let timeout = u.queue.args.consumer_timeout.map(Duration::from_millis).or(default)?;
             (now.saturating_duration_since(u.delivered_at) > timeout).then_some(timeout)
@@ -78,8 +78,8 @@ impl Channel {
     pub(super) fn basic_ack(&mut self, _ctx: &mut ConnCtx, tag: u64, multiple: bool) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
         match self.tx.as_mut() {
-            Some(tx) => tx.acks.push((deliveries, None)),
-            None => self.settle(deliveries, None),
+            Some(tx) => tx.acks.push((deliveries, Settlement::Ack)),
+            None => self.settle(deliveries, Settlement::Ack),
         }
         Ok(())
     }
@@ -92,9 +92,14 @@ impl Channel {
         requeue: bool,
     ) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
+        let settlement = if requeue {
+            Settlement::Requeue
+        } else {
+            Settlement::Discard
+        };
         match self.tx.as_mut() {
-            Some(tx) => tx.acks.push((deliveries, Some(requeue))),
-            None => self.settle(deliveries, Some(requeue)),
+            Some(tx) => tx.acks.push((deliveries, settlement)),
+            None => self.settle(deliveries, settlement),
         }
         Ok(())
     }
@@ -110,7 +115,7 @@ impl Channel {
     /// Requeues every unacknowledged delivery (channel closing, recover).
     pub(super) fn requeue_all_unacked(&mut self) {
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
-        self.settle(all, Some(true));
+        self.settle(all, Settlement::Requeue);
     }
 
     /// Puts deliveries back among the unacknowledged (tx.rollback).
@@ -121,9 +126,9 @@ impl Channel {
         }
     }
 
-    /// Applies a settlement: `None` acks, `Some(true)` requeues, `Some(false)`
-    /// discards. Frees prefetch credit and lets the queues dispatch again.
-    pub(super) fn settle(&mut self, deliveries: Vec<Unacked>, requeue: Option<bool>) {
+    /// Applies a settlement; frees prefetch credit and lets the queues
+    /// dispatch again.
+    pub(super) fn settle(&mut self, deliveries: Vec<Unacked>, settlement: Settlement) {
         if deliveries.is_empty() {
             return;
         }
@@ -139,11 +144,7 @@ impl Channel {
             }
         }
         for (queue, entries) in per_queue {
-            match requeue {
-                Some(true) => queue.requeue(entries),
-                Some(false) => queue.reject(entries),
-                None => queue.ack(entries),
-            }
+            queue.settle(entries, settlement);
         }
         if self.channel_credit.has_limit() {
             // A shared window may unblock queues this ack did not touch.

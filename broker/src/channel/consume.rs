@@ -9,7 +9,7 @@ use warren_protocol::*;
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::names;
-use crate::queue::{Consumer, Credit, Queue, QueueEntry};
+use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry};
 
 /// A consumer on this channel and the queue it consumes from.
 pub(crate) struct ChannelConsumer {
@@ -70,11 +70,10 @@ impl Channel {
         let consumer = Arc::new(Consumer {
             tag: tag.clone(),
             channel: self.id,
-            connection: ctx.handle.clone(),
+            sink: ctx.sink.clone(),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
             priority: m.arguments.get("x-priority").and_then(FieldValue::as_i64).unwrap_or(0),
-            arguments: m.arguments,
             credit: Credit::new(self.consumer_prefetch),
             channel_credit: self.channel_credit.clone(),
             active: AtomicBool::new(true),
@@ -125,7 +124,7 @@ impl Channel {
     }
 
     /// The queue was deleted under one of our consumers.
-    pub fn consumer_cancelled_by_queue(&mut self, ctx: &mut ConnCtx, tag: ShortStr) {
+    pub(crate) fn consumer_cancelled_by_queue(&mut self, ctx: &mut ConnCtx, tag: ShortStr) {
         if self.consumers.remove(tag.as_str()).is_some() && ctx.caps.consumer_cancel_notify {
             ctx.send(
                 self.id,
@@ -162,7 +161,7 @@ impl Channel {
 
     /// Whether a delivery for this consumer may still be written: the
     /// consumer is active and still this channel's.
-    pub fn accepts_delivery(&self, consumer: &Arc<Consumer>) -> bool {
+    pub(crate) fn accepts_delivery(&self, consumer: &Arc<Consumer>) -> bool {
         !self.closing
             && consumer.is_active()
             && self
@@ -172,7 +171,8 @@ impl Channel {
     }
 
     /// Writes basic.deliver for a message a queue handed to our consumer.
-    pub fn deliver(&mut self, ctx: &mut ConnCtx, consumer: Arc<Consumer>, queue: Arc<Queue>, entry: QueueEntry) {
+    pub(crate) fn deliver(&mut self, ctx: &mut ConnCtx, delivery: Delivery) {
+        let Delivery { consumer, queue, entry } = delivery;
         let tag = self.next_tag();
         let method = Method::BasicDeliver(BasicDeliver {
             consumer_tag: consumer.tag.clone(),
@@ -196,34 +196,16 @@ impl Channel {
     }
 }
 
-/// Writes a delivery's method, header and body. Messages from a quorum
-/// queue carry `x-delivery-count` (0 on the first delivery, as RabbitMQ
-/// 3.10 sends); all others go out with the header bytes exactly as published.
+/// Writes a delivery's method, header and body (the header as the queue
+/// type sends it: quorum queues add `x-delivery-count`).
 fn write_content(ctx: &mut ConnCtx, channel: u16, method: &Method, queue: &Queue, entry: &QueueEntry) {
-    let message = &entry.message;
-    if queue.is_quorum() {
-        let header = with_delivery_count(&message.header, entry.delivery_count);
-        encode_content(&mut ctx.out, channel, method, &header, &message.body, ctx.frame_max);
-    } else {
-        encode_content(
-            &mut ctx.out,
-            channel,
-            method,
-            &message.header,
-            &message.body,
-            ctx.frame_max,
-        );
-    }
-}
-
-/// A copy of the header with `x-delivery-count` set, as quorum queues report
-/// how often a message was delivered before.
-fn with_delivery_count(header: &ContentHeader, count: u32) -> ContentHeader {
-    let mut header = header.clone();
-    let properties = header.properties_mut();
-    properties
-        .headers
-        .get_or_insert_with(FieldTable::new)
-        .insert("x-delivery-count", FieldValue::I64(i64::from(count)));
-    header
+    let header = queue.delivery_header(entry);
+    encode_content(
+        &mut ctx.out,
+        channel,
+        method,
+        &header,
+        &entry.message.body,
+        ctx.frame_max,
+    );
 }

@@ -23,7 +23,7 @@ enum Body {
 }
 
 impl PendingContent {
-    pub fn new(publish: BasicPublish) -> Self {
+    pub(super) fn new(publish: BasicPublish) -> Self {
         PendingContent {
             publish,
             header: None,
@@ -32,7 +32,7 @@ impl PendingContent {
     }
 
     /// RabbitMQ's text for a frame that is not the content it waits for.
-    pub fn expectation(&self) -> &'static str {
+    pub(super) fn expectation(&self) -> &'static str {
         if self.header.is_some() {
             "expected content body, got non content body frame instead"
         } else {

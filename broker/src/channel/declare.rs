@@ -115,7 +115,7 @@ impl Channel {
                 auto_delete: m.auto_delete,
                 arguments: m.arguments,
             };
-            ctx.vhost.declare_queue(&name, settings)?.queue
+            ctx.vhost.declare_queue(&name, settings)?
         };
         self.last_queue = Some(queue.name.clone());
         if !m.nowait {

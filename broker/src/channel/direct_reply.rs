@@ -12,22 +12,14 @@ use std::sync::Arc;
 use warren_protocol::*;
 
 use super::{Channel, ConnCtx};
-use crate::connection::handle::{ConnectionHandle, Outbound};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
+use crate::reply_to::ReplyTarget;
 
 /// The pseudo-queue a client consumes replies from.
-pub const REPLY_QUEUE: &str = "amq.rabbitmq.reply-to";
+pub(super) const REPLY_QUEUE: &str = "amq.rabbitmq.reply-to";
 /// The prefix of the rewritten `reply_to` (and of replies' routing keys).
-pub const REPLY_PREFIX: &str = "amq.rabbitmq.reply-to.";
-
-/// Where replies for one key go.
-#[derive(Debug, Clone)]
-pub struct ReplyTarget {
-    pub connection: ConnectionHandle,
-    pub channel: u16,
-    pub consumer_tag: ShortStr,
-}
+pub(super) const REPLY_PREFIX: &str = "amq.rabbitmq.reply-to.";
 
 /// A channel's reply consumer.
 pub(crate) struct ReplyConsumer {
@@ -48,7 +40,7 @@ impl Channel {
             .as_str()
             .trim_start_matches("g-")
             .to_string();
-        ctx.broker.register_reply_target(
+        ctx.broker.reply_targets.register(
             key.clone(),
             ReplyTarget {
                 connection: ctx.handle.clone(),
@@ -67,7 +59,7 @@ impl Channel {
     pub(super) fn cancel_replies(&mut self, ctx: &mut ConnCtx, tag: &str) -> bool {
         match &self.reply_consumer {
             Some(reply) if reply.tag.as_str() == tag => {
-                ctx.broker.unregister_reply_target(&reply.key);
+                ctx.broker.reply_targets.unregister(&reply.key);
                 self.reply_consumer = None;
                 true
             }
@@ -77,7 +69,7 @@ impl Channel {
 
     pub(super) fn release_replies(&mut self, ctx: &mut ConnCtx) {
         if let Some(reply) = self.reply_consumer.take() {
-            ctx.broker.unregister_reply_target(&reply.key);
+            ctx.broker.reply_targets.unregister(&reply.key);
         }
     }
 
@@ -95,7 +87,7 @@ impl Channel {
     }
 
     /// Writes a reply that arrived for this channel's reply consumer.
-    pub fn deliver_reply(&mut self, ctx: &mut ConnCtx, consumer_tag: &ShortStr, message: &Message) {
+    pub(crate) fn deliver_reply(&mut self, ctx: &mut ConnCtx, consumer_tag: &ShortStr, message: &Message) {
         if self.closing || self.reply_consumer.as_ref().is_none_or(|r| r.tag != *consumer_tag) {
             return;
         }
@@ -119,28 +111,17 @@ impl Channel {
 }
 
 /// Sends a reply to the channel waiting for it. False if nobody waits.
-pub fn route_reply(ctx: &ConnCtx, routing_key: &str, message: &Arc<Message>) -> bool {
-    let Some(key) = routing_key.strip_prefix(REPLY_PREFIX) else {
-        return false;
-    };
-    let Some(target) = ctx.broker.reply_target(key) else {
-        return false;
-    };
-    target
-        .connection
-        .send(Outbound::DirectReply {
-            channel: target.channel,
-            consumer_tag: target.consumer_tag,
-            message: message.clone(),
-        })
-        .is_ok()
+pub(super) fn route_reply(ctx: &ConnCtx, routing_key: &str, message: &Arc<Message>) -> bool {
+    routing_key
+        .strip_prefix(REPLY_PREFIX)
+        .is_some_and(|key| ctx.broker.reply_targets.send(key, message))
 }
 
 /// Whether `name` is the reply pseudo-queue or a live reply address (for a
 /// passive queue.declare, which RabbitMQ answers for them).
-pub fn is_reply_address(ctx: &ConnCtx, name: &str) -> bool {
+pub(super) fn is_reply_address(ctx: &ConnCtx, name: &str) -> bool {
     name == REPLY_QUEUE
         || name
             .strip_prefix(REPLY_PREFIX)
-            .is_some_and(|key| ctx.broker.reply_target(key).is_some())
+            .is_some_and(|key| ctx.broker.reply_targets.contains(key))
 }

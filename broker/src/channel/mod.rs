@@ -20,17 +20,17 @@ use std::sync::Arc;
 use warren_protocol::*;
 
 use crate::broker::Broker;
-use crate::connection::handle::{ConnectionHandle, ConnectionId};
-use crate::connection::handshake::ClientCapabilities;
+use crate::client_capabilities::ClientCapabilities;
 use crate::error::{AmqpError, AmqpResult};
-use crate::queue::{Credit, Queue};
+use crate::ids::ConnectionId;
+use crate::outbound::ConnectionHandle;
+use crate::queue::{Credit, DeliverySink, Queue};
 use crate::vhost::VHost;
 
 pub(crate) use ack::Unacked;
 use consume::ChannelConsumer;
 use content::PendingContent;
 use direct_reply::ReplyConsumer;
-pub use direct_reply::ReplyTarget;
 use publish::ConfirmState;
 use tx::TxState;
 
@@ -40,6 +40,8 @@ pub(crate) struct ConnCtx {
     pub vhost: Arc<VHost>,
     pub conn_id: ConnectionId,
     pub handle: ConnectionHandle,
+    /// The same handle, as its consumers' delivery sink.
+    pub sink: Arc<dyn DeliverySink>,
     pub out: WriteBuffer,
     pub frame_max: u32,
     pub caps: ClientCapabilities,
@@ -57,7 +59,7 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
-    pub fn send(&mut self, channel: u16, method: impl Into<Method>) {
+    pub(crate) fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(self.out.buf(), channel, &method.into());
     }
 }
@@ -83,7 +85,7 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub fn new(id: u16) -> Channel {
+    pub(crate) fn new(id: u16) -> Channel {
         Channel {
             id,
             closing: false,
@@ -101,7 +103,7 @@ impl Channel {
     }
 
     /// Handles one frame for this open channel.
-    pub fn handle_frame(&mut self, ctx: &mut ConnCtx, frame: Frame) -> AmqpResult<()> {
+    pub(crate) fn handle_frame(&mut self, ctx: &mut ConnCtx, frame: Frame) -> AmqpResult<()> {
         match frame {
             Frame::Method(_, method) => {
                 if let Some(pending) = &self.content {
@@ -166,7 +168,7 @@ impl Channel {
     /// Releases what the channel holds: consumers are cancelled and unacked
     /// messages go back to their queues. Called when the channel closes for
     /// any reason, including its connection closing.
-    pub fn release(&mut self, ctx: &mut ConnCtx) {
+    pub(crate) fn release(&mut self, ctx: &mut ConnCtx) {
         self.content = None;
         self.tx = None;
         self.release_replies(ctx);

@@ -173,7 +173,7 @@ impl Channel {
     /// The store synced: acks the publishes that waited for it, in order,
     /// and nacks those whose sync failed. Returns whether publishes are
     /// still waiting.
-    pub fn release_durable(&mut self, ctx: &mut ConnCtx, synced: Synced) -> bool {
+    pub(crate) fn release_durable(&mut self, ctx: &mut ConnCtx, synced: Synced) -> bool {
         self.flush_confirms(ctx);
         let Some(confirm) = self.confirm.as_mut() else {
             return false;
@@ -201,7 +201,7 @@ impl Channel {
     }
 
     /// Writes the coalesced ack for publishes confirmed since the last flush.
-    pub fn flush_confirms(&mut self, ctx: &mut ConnCtx) {
+    pub(crate) fn flush_confirms(&mut self, ctx: &mut ConnCtx) {
         let Some(confirm) = self.confirm.as_mut() else {
             return;
         };

@@ -7,7 +7,7 @@ use super::ack::Unacked;
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{Queue, Settlement};
 use warren_protocol::{TxCommitOk, TxRollbackOk, TxSelectOk};
 
 /// What a transaction has staged since its last commit or rollback.
@@ -15,13 +15,12 @@ use warren_protocol::{TxCommitOk, TxRollbackOk, TxSelectOk};
 pub(crate) struct TxState {
     /// Routed publishes, in order, with where they were routed.
     publishes: Vec<(Arc<Message>, Vec<Arc<Queue>>, bool)>,
-    /// Acknowledgements: (deliveries, requeue?) where requeue is None for an
-    /// ack, Some(true) to requeue, Some(false) to drop.
-    pub acks: Vec<(Vec<Unacked>, Option<bool>)>,
+    /// Settlements (acks, nacks, rejects), in order.
+    pub acks: Vec<(Vec<Unacked>, Settlement)>,
 }
 
 impl TxState {
-    pub fn stage_publish(&mut self, message: Arc<Message>, queues: &[Arc<Queue>], mandatory: bool) {
+    pub(super) fn stage_publish(&mut self, message: Arc<Message>, queues: &[Arc<Queue>], mandatory: bool) {
         self.publishes.push((message, queues.to_vec(), mandatory));
     }
 }
@@ -46,8 +45,8 @@ impl Channel {
         for (message, queues, mandatory) in staged.publishes {
             self.deliver_to_queues(ctx, &message, &queues, mandatory);
         }
-        for (deliveries, requeue) in staged.acks {
-            self.settle(deliveries, requeue);
+        for (deliveries, settlement) in staged.acks {
+            self.settle(deliveries, settlement);
         }
         ctx.send(self.id, TxCommitOk {});
         Ok(())

@@ -10,19 +10,12 @@ use tokio::net::TcpStream;
 use warren_protocol::*;
 
 use crate::broker::Broker;
+use crate::client_capabilities::ClientCapabilities;
 use crate::error::AmqpError;
 use crate::vhost::VHost;
 
-/// Optional behaviours the client announced in its `capabilities` table.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCapabilities {
-    pub consumer_cancel_notify: bool,
-    pub authentication_failure_close: bool,
-    pub connection_blocked: bool,
-}
-
 /// The outcome of a successful handshake.
-pub struct Session {
+pub(super) struct Session {
     pub vhost: Arc<VHost>,
     pub user: String,
     pub frame_max: u32,
@@ -34,7 +27,7 @@ pub struct Session {
 }
 
 /// Why the handshake ended without a session.
-pub enum HandshakeError {
+pub(super) enum HandshakeError {
     /// The socket closed or failed; nothing more to say to the client.
     Gone,
     /// Send this connection.close, then drop the socket.
@@ -108,7 +101,7 @@ fn server_properties() -> FieldTable {
 }
 
 /// Runs the handshake after the protocol header has been checked.
-pub async fn run(
+pub(super) async fn run(
     broker: &Broker,
     socket: &mut TcpStream,
     peer: SocketAddr,
@@ -133,7 +126,7 @@ pub async fn run(
         Method::ConnectionStartOk(m) => m,
         other => return Err(unexpected(&other, "connection.start-ok")),
     };
-    let capabilities = client_capabilities(&start_ok.client_properties);
+    let capabilities = ClientCapabilities::from_client_properties(&start_ok.client_properties);
     let user = authenticate(broker, &start_ok, peer, capabilities)?;
 
     send(
@@ -196,20 +189,6 @@ fn unexpected(got: &Method, expected: &str) -> HandshakeError {
     HandshakeError::Refuse(
         AmqpError::command_invalid(format!("expected '{expected}', got '{}'", got.name())).on_method(got.ids()),
     )
-}
-
-fn client_capabilities(props: &FieldTable) -> ClientCapabilities {
-    let caps = props.get("capabilities").and_then(FieldValue::as_table);
-    let has = |name: &str| {
-        caps.and_then(|c| c.get(name))
-            .and_then(FieldValue::as_bool)
-            .unwrap_or(false)
-    };
-    ClientCapabilities {
-        consumer_cancel_notify: has("consumer_cancel_notify"),
-        authentication_failure_close: has("authentication_failure_close"),
-        connection_blocked: has("connection.blocked"),
-    }
 }
 
 /// Checks the credentials in start-ok; guest may only log in from loopback.

@@ -6,8 +6,7 @@
 //! deliveries) is touched only by this task, so none of it needs a lock.
 //! Output gathered while handling one batch of input is written in one go.
 
-pub mod handle;
-pub mod handshake;
+mod handshake;
 mod writer;
 
 use std::collections::HashMap;
@@ -26,7 +25,8 @@ use crate::broker::Broker;
 use crate::channel::{Channel, ConnCtx};
 use crate::durability::Synced;
 use crate::error::AmqpError;
-use handle::{ConnectionHandle, Outbound};
+use crate::outbound::{ConnectionHandle, Outbound};
+use crate::queue::Delivery;
 use handshake::HandshakeError;
 use writer::WriterHandle;
 
@@ -36,7 +36,7 @@ const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
 const INBOX_BATCH: usize = 512;
 
 /// Serves one accepted socket until it closes.
-pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr) {
     let timeout = broker.config.handshake_timeout;
     let opened = tokio::time::timeout(timeout, open(&broker, &mut socket, peer)).await;
     let session = match opened {
@@ -55,8 +55,7 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
     tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name, "connection opened");
     let id = broker.next_connection_id();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
-    let handle = ConnectionHandle::new(id, inbox_tx);
-    broker.register(handle.clone());
+    let handle = ConnectionHandle::new(inbox_tx);
     let (read_half, write_half) = socket.into_split();
     let (writer, writer_task) = writer::spawn(write_half);
     let heartbeat = session.heartbeat;
@@ -65,6 +64,7 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
             broker: broker.clone(),
             vhost: session.vhost,
             conn_id: id,
+            sink: Arc::new(handle.clone()),
             handle,
             out: WriteBuffer::new(),
             frame_max: session.frame_max,
@@ -82,7 +82,6 @@ pub async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr)
         writer,
     };
     connection.run(read_half, session.leftover, inbox, heartbeat).await;
-    broker.unregister(id);
     drop(connection);
     // Let the writer finish what was queued (a final close-ok, say).
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
@@ -250,7 +249,7 @@ impl Connection {
                     }
                     if !heartbeat.is_zero() {
                         if now.duration_since(last_received) > heartbeat * 2 {
-                            tracing::info!(conn = self.ctx.conn_id, "missed heartbeats from client, closing connection");
+                            tracing::info!(conn = %self.ctx.conn_id, "missed heartbeats from client, closing connection");
                             break;
                         }
                         if now.duration_since(last_sent) >= heartbeat / 2 {
@@ -321,7 +320,7 @@ impl Connection {
                 Ok(Some(frame)) => self.handle_frame(frame),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(conn = self.ctx.conn_id, "protocol error from client: {e}");
+                    tracing::info!(conn = %self.ctx.conn_id, "protocol error from client: {e}");
                     read_buf.clear();
                     if e.code == reply_code::COMMAND_INVALID {
                         // An unknown method: RabbitMQ's reader cannot parse
@@ -448,14 +447,14 @@ impl Connection {
             .filter_map(|c| c.ack_timeout_expired(now, timeout).map(|e| (c.id, e)))
             .collect();
         for (id, error) in expired {
-            tracing::warn!(conn = self.ctx.conn_id, channel = id, "consumer ack timeout");
+            tracing::warn!(conn = %self.ctx.conn_id, channel = id, "consumer ack timeout");
             self.close_channel(id, error);
         }
     }
 
     /// A channel exception: release the channel and send channel.close.
     fn close_channel(&mut self, id: u16, error: AmqpError) {
-        tracing::debug!(conn = self.ctx.conn_id, channel = id, "channel error: {error}");
+        tracing::debug!(conn = %self.ctx.conn_id, channel = id, "channel error: {error}");
         if let Some(channel) = self.channels.get_mut(&id) {
             channel.release(&mut self.ctx);
             channel.closing = true;
@@ -473,7 +472,7 @@ impl Connection {
 
     /// A connection exception: release everything and send connection.close.
     fn close_connection(&mut self, error: AmqpError) {
-        tracing::info!(conn = self.ctx.conn_id, "closing connection: {error}");
+        tracing::info!(conn = %self.ctx.conn_id, "closing connection: {error}");
         self.release_channels();
         self.ctx.send(0, close_method(&error));
         self.state = State::Closing(Instant::now() + CLOSE_OK_TIMEOUT);
@@ -481,14 +480,11 @@ impl Connection {
 
     fn handle_outbound(&mut self, work: Outbound) {
         match work {
-            Outbound::Deliver { consumer, queue, entry } => match self.channels.get_mut(&consumer.channel) {
-                Some(channel) if channel.accepts_delivery(&consumer) => {
-                    channel.deliver(&mut self.ctx, consumer, queue, entry);
+            Outbound::Deliver(delivery) => match self.channels.get_mut(&delivery.consumer.channel) {
+                Some(channel) if channel.accepts_delivery(&delivery.consumer) => {
+                    channel.deliver(&mut self.ctx, delivery);
                 }
-                _ => {
-                    consumer.release_credit(1);
-                    queue.return_undelivered(entry);
-                }
+                _ => return_undelivered(delivery),
             },
             Outbound::ConsumerCancelled { channel, consumer_tag } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
@@ -502,11 +498,6 @@ impl Connection {
             } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
                     channel.deliver_reply(&mut self.ctx, &consumer_tag, &message);
-                }
-            }
-            Outbound::Close { code, text } => {
-                if self.state == State::Open {
-                    self.close_connection(AmqpError::new(code, text));
                 }
             }
         }
@@ -530,10 +521,15 @@ impl Connection {
         }
         inbox.close();
         while let Ok(work) = inbox.try_recv() {
-            if let Outbound::Deliver { consumer, queue, entry } = work {
-                consumer.release_credit(1);
-                queue.return_undelivered(entry);
+            if let Outbound::Deliver(delivery) = work {
+                return_undelivered(delivery);
             }
         }
     }
+}
+
+/// Hands a delivery that will not be written back to its queue.
+fn return_undelivered(delivery: Delivery) {
+    delivery.consumer.release_credit(1);
+    delivery.queue.return_undelivered(delivery.entry);
 }

@@ -17,21 +17,21 @@ use tokio::sync::{mpsc, Notify};
 
 /// How many bytes may wait for the socket before the connection stops
 /// reading new work from its client.
-pub const HIGH_WATER_MARK: usize = 8 * 1024 * 1024;
+pub(super) const HIGH_WATER_MARK: usize = 8 * 1024 * 1024;
 
 #[derive(Default)]
-pub struct Backlog {
+pub(super) struct Backlog {
     bytes: AtomicUsize,
     drained: Notify,
 }
 
 impl Backlog {
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Acquire)
     }
 
     /// Waits until the backlog is below the high-water mark.
-    pub async fn wait_below_high_water(&self) {
+    pub(super) async fn wait_below_high_water(&self) {
         while self.bytes() > HIGH_WATER_MARK {
             let notified = self.drained.notified();
             if self.bytes() <= HIGH_WATER_MARK {
@@ -43,14 +43,14 @@ impl Backlog {
 }
 
 /// The sending side, kept by the connection task.
-pub struct WriterHandle {
+pub(super) struct WriterHandle {
     tx: mpsc::UnboundedSender<Vec<Bytes>>,
     pub backlog: Arc<Backlog>,
 }
 
 impl WriterHandle {
     /// Queues chunks for writing. False if the socket is gone.
-    pub fn send(&self, chunks: Vec<Bytes>) -> bool {
+    pub(super) fn send(&self, chunks: Vec<Bytes>) -> bool {
         let size: usize = chunks.iter().map(Bytes::len).sum();
         self.backlog.bytes.fetch_add(size, Ordering::AcqRel);
         self.tx.send(chunks).is_ok()
@@ -58,7 +58,7 @@ impl WriterHandle {
 }
 
 /// Starts the writer task for a socket.
-pub fn spawn(socket: OwnedWriteHalf) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+pub(super) fn spawn(socket: OwnedWriteHalf) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog::default());
     let task = tokio::spawn(write_loop(socket, rx, backlog.clone()));

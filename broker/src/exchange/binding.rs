@@ -9,14 +9,14 @@ use crate::queue::Queue;
 
 /// Where a binding leads.
 #[derive(Debug, Clone)]
-pub enum Destination {
+pub(crate) enum Destination {
     Queue(Arc<Queue>),
     /// Exchange-to-exchange binding, by the destination exchange's name.
     Exchange(ShortStr),
 }
 
 impl Destination {
-    pub fn name(&self) -> &ShortStr {
+    pub(crate) fn name(&self) -> &ShortStr {
         match self {
             Destination::Queue(q) => &q.name,
             Destination::Exchange(name) => name,
@@ -35,7 +35,7 @@ impl PartialEq for Destination {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Binding {
+pub(crate) struct Binding {
     pub destination: Destination,
     pub routing_key: ShortStr,
     pub arguments: FieldTable,
@@ -44,7 +44,7 @@ pub struct Binding {
 impl Binding {
     /// Whether two bindings are the same binding (same destination, key and
     /// arguments), which makes a second bind a no-op.
-    pub fn same_as(&self, other: &Binding) -> bool {
+    pub(crate) fn same_as(&self, other: &Binding) -> bool {
         self == other
     }
 }

@@ -8,7 +8,7 @@ use warren_protocol::{FieldTable, ShortStr};
 use super::{Binding, Destination, Route};
 
 #[derive(Debug, Default)]
-pub struct DirectRouter {
+pub(super) struct DirectRouter {
     by_key: HashMap<ShortStr, Vec<Binding>>,
 }
 

@@ -5,7 +5,7 @@ use warren_protocol::FieldTable;
 use super::{Binding, Destination, Route};
 
 #[derive(Debug, Default)]
-pub struct FanoutRouter {
+pub(super) struct FanoutRouter {
     bindings: Vec<Binding>,
 }
 

@@ -67,7 +67,7 @@ impl Pattern {
 }
 
 #[derive(Debug, Default)]
-pub struct HeadersRouter {
+pub(super) struct HeadersRouter {
     patterns: Vec<Pattern>,
 }
 

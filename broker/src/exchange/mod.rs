@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, ShortStr};
 
-pub use binding::{Binding, Destination};
+pub(crate) use binding::{Binding, Destination};
 use direct::DirectRouter;
 use fanout::FanoutRouter;
 use headers::HeadersRouter;
@@ -26,7 +26,7 @@ use crate::queue::Queue;
 
 /// The four exchange types of AMQP 0-9-1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExchangeKind {
+pub(crate) enum ExchangeKind {
     Direct,
     Fanout,
     Topic,
@@ -34,7 +34,7 @@ pub enum ExchangeKind {
 }
 
 impl ExchangeKind {
-    pub fn parse(name: &str) -> Option<ExchangeKind> {
+    pub(crate) fn parse(name: &str) -> Option<ExchangeKind> {
         match name {
             "direct" => Some(ExchangeKind::Direct),
             "fanout" => Some(ExchangeKind::Fanout),
@@ -44,7 +44,7 @@ impl ExchangeKind {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ExchangeKind::Direct => "direct",
             ExchangeKind::Fanout => "fanout",
@@ -111,7 +111,7 @@ impl Router {
 
 /// The declared properties of an exchange.
 #[derive(Debug, Clone)]
-pub struct ExchangeSettings {
+pub(crate) struct ExchangeSettings {
     pub kind: ExchangeKind,
     pub durable: bool,
     pub auto_delete: bool,
@@ -120,7 +120,7 @@ pub struct ExchangeSettings {
 }
 
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub name: ShortStr,
     pub settings: ExchangeSettings,
     /// From the `alternate-exchange` argument: where unroutable messages go.
@@ -129,7 +129,7 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(name: ShortStr, settings: ExchangeSettings) -> Arc<Exchange> {
+    pub(crate) fn new(name: ShortStr, settings: ExchangeSettings) -> Arc<Exchange> {
         let alternate_exchange = settings
             .arguments
             .get("alternate-exchange")
@@ -143,33 +143,33 @@ impl Exchange {
         })
     }
 
-    pub fn kind(&self) -> ExchangeKind {
+    pub(crate) fn kind(&self) -> ExchangeKind {
         self.settings.kind
     }
 
-    pub fn bind(&self, binding: Binding) -> bool {
+    pub(crate) fn bind(&self, binding: Binding) -> bool {
         self.router.write().get_mut().bind(binding)
     }
 
-    pub fn unbind(&self, binding: &Binding) -> bool {
+    pub(crate) fn unbind(&self, binding: &Binding) -> bool {
         self.router.write().get_mut().unbind(binding)
     }
 
-    pub fn remove_destination(&self, destination: &Destination) -> usize {
+    pub(crate) fn remove_destination(&self, destination: &Destination) -> usize {
         self.router.write().get_mut().remove_destination(destination)
     }
 
-    pub fn has_bindings(&self) -> bool {
+    pub(crate) fn has_bindings(&self) -> bool {
         !self.router.read().get().is_empty()
     }
 
-    pub fn bindings(&self) -> Vec<Binding> {
+    pub(crate) fn bindings(&self) -> Vec<Binding> {
         self.router.read().get().bindings()
     }
 
     /// Finds the destinations of a message. Queues are added to `queues`
     /// (without duplicates); exchanges to route through next go to `exchanges`.
-    pub fn route(
+    pub(crate) fn route(
         &self,
         routing_key: &str,
         headers: Option<&FieldTable>,

@@ -12,7 +12,7 @@ use warren_protocol::FieldTable;
 use super::{Binding, Destination, Route};
 
 #[derive(Debug, Default)]
-pub struct TopicRouter {
+pub(super) struct TopicRouter {
     root: Node,
     count: usize,
 }

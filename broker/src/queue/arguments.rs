@@ -8,7 +8,7 @@ use crate::error::{AmqpError, AmqpResult};
 
 /// The queue types a client may ask for with `x-queue-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum QueueType {
+pub(crate) enum QueueType {
     #[default]
     Classic,
     /// On one node, a durable queue with quorum semantics (delivery limits
@@ -62,7 +62,7 @@ fn is_known(key: &str) -> bool {
 
 /// What happens when a length limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overflow {
+pub(crate) enum Overflow {
     #[default]
     DropHead,
     RejectPublish,
@@ -71,7 +71,7 @@ pub enum Overflow {
 
 /// Typed queue settings from the declaration's arguments.
 #[derive(Debug, Clone, Default)]
-pub struct QueueArguments {
+pub(crate) struct QueueArguments {
     pub queue_type: QueueType,
     pub message_ttl: Option<u64>,
     pub expires: Option<u64>,
@@ -90,7 +90,7 @@ pub struct QueueArguments {
 const MAX_EXPIRY_TIMER: i64 = 4_294_967_295;
 
 /// Erlang's name for a field value's type, as RabbitMQ prints it.
-pub fn type_name(value: &FieldValue) -> &'static str {
+pub(crate) fn type_name(value: &FieldValue) -> &'static str {
     match value {
         FieldValue::Bool(_) => "bool",
         FieldValue::I8(_) => "byte",
@@ -151,7 +151,13 @@ impl Checker<'_> {
 
 impl QueueArguments {
     /// Validates the arguments of a new queue. `what` is "queue 'q' in vhost '/'".
-    pub fn parse(args: &FieldTable, what: &str, durable: bool, exclusive: bool, auto_delete: bool) -> AmqpResult<Self> {
+    pub(crate) fn parse(
+        args: &FieldTable,
+        what: &str,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+    ) -> AmqpResult<Self> {
         let check = Checker { what };
         let mut parsed = QueueArguments::default();
         if let Some(value) = args.get("x-queue-type") {

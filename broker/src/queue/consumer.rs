@@ -1,12 +1,29 @@
-//! A consumer as a queue sees it: where to send deliveries, and how many it
-//! may still take under its prefetch limits.
+//! A consumer as a queue sees it: where to send deliveries (a
+//! [`DeliverySink`], which the consumer's connection implements), and how
+//! many it may still take under its prefetch limits.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::ShortStr;
 
-use crate::connection::handle::ConnectionHandle;
+use super::{Queue, QueueEntry};
+
+/// A message a queue hands to one of its consumers.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<Queue>,
+    pub entry: QueueEntry,
+}
+
+/// Where a consumer's deliveries go: its connection.
+pub(crate) trait DeliverySink: Send + Sync + std::fmt::Debug {
+    /// Hands a delivery over; gives it back if the connection is gone.
+    fn deliver(&self, delivery: Delivery) -> Result<(), Delivery>;
+    /// The queue was deleted under the consumer (basic.cancel to the client).
+    fn cancelled(&self, channel: u16, consumer_tag: ShortStr);
+}
 
 /// A prefetch window: how many deliveries may be unacknowledged at once.
 ///
@@ -15,34 +32,34 @@ use crate::connection::handle::ConnectionHandle;
 /// taken with a compare-and-swap so two queues feeding the same channel never
 /// overshoot a shared (global) window.
 #[derive(Debug, Default)]
-pub struct Credit {
+pub(crate) struct Credit {
     limit: AtomicU32,
     in_flight: AtomicU32,
 }
 
 impl Credit {
-    pub fn new(limit: u32) -> Self {
+    pub(crate) fn new(limit: u32) -> Self {
         Credit {
             limit: AtomicU32::new(limit),
             in_flight: AtomicU32::new(0),
         }
     }
 
-    pub fn set_limit(&self, limit: u32) {
+    pub(crate) fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Release);
     }
 
-    pub fn has_limit(&self) -> bool {
+    pub(crate) fn has_limit(&self) -> bool {
         self.limit.load(Ordering::Acquire) != 0
     }
 
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         limit == 0 || self.in_flight.load(Ordering::Acquire) < limit
     }
 
     /// Takes one unit if the window has room.
-    pub fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         if limit == 0 {
             self.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -53,7 +70,7 @@ impl Credit {
             .is_ok()
     }
 
-    pub fn give_back(&self, n: u32) {
+    pub(crate) fn give_back(&self, n: u32) {
         let _ = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(n)));
@@ -62,13 +79,12 @@ impl Credit {
 
 /// One `basic.consume` on a queue.
 #[derive(Debug)]
-pub struct Consumer {
+pub(crate) struct Consumer {
     pub tag: ShortStr,
     pub channel: u16,
-    pub connection: ConnectionHandle,
+    pub sink: Arc<dyn DeliverySink>,
     pub no_ack: bool,
     pub exclusive: bool,
-    pub arguments: FieldTable,
     /// `x-priority`: higher-priority consumers are served first.
     pub priority: i64,
     /// Per-consumer prefetch (basic.qos global=false).
@@ -83,7 +99,7 @@ pub struct Consumer {
 
 impl Consumer {
     /// Takes credit for one delivery from both windows, or none.
-    pub fn try_take_credit(&self) -> bool {
+    pub(crate) fn try_take_credit(&self) -> bool {
         if self.no_ack {
             return true;
         }
@@ -98,19 +114,19 @@ impl Consumer {
     }
 
     /// Whether both windows have room, without taking any.
-    pub fn has_credit(&self) -> bool {
+    pub(crate) fn has_credit(&self) -> bool {
         self.no_ack || (self.credit.has_room() && self.channel_credit.has_room())
     }
 
     /// Returns credit for deliveries that were acked, nacked or requeued.
-    pub fn release_credit(&self, n: u32) {
+    pub(crate) fn release_credit(&self, n: u32) {
         if !self.no_ack {
             self.credit.give_back(n);
             self.channel_credit.give_back(n);
         }
     }
 
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Acquire)
     }
 }

@@ -11,7 +11,7 @@ use crate::message::Message;
 
 /// Why a message was dead-lettered, as written in `x-death`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeathReason {
+pub(super) enum DeathReason {
     /// basic.reject or basic.nack with requeue=false.
     Rejected,
     /// Its TTL ran out.
@@ -23,7 +23,7 @@ pub enum DeathReason {
 }
 
 impl DeathReason {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
@@ -46,7 +46,7 @@ fn original_routing_keys(message: &Message) -> Vec<FieldValue> {
 
 /// Builds the message to publish to the dead-letter exchange, and the
 /// routing keys to route it with.
-pub fn dead_letter_message(
+pub(super) fn dead_letter_message(
     message: &Message,
     reason: DeathReason,
     queue: &ShortStr,
@@ -123,7 +123,7 @@ pub fn dead_letter_message(
 /// Whether dead-lettering into `queue` would close a cycle with no rejection
 /// in it (which RabbitMQ drops rather than loop forever). `deaths` is the
 /// new message's `x-death`, most recent first.
-pub fn is_automatic_cycle(queue: &str, message: &Message) -> bool {
+pub(super) fn is_automatic_cycle(queue: &str, message: &Message) -> bool {
     let headers = message.header.properties().headers.as_ref();
     let Some(deaths) = headers.and_then(|h| h.get("x-death")).and_then(FieldValue::as_array) else {
         return false;

@@ -9,7 +9,7 @@ use crate::message::Message;
 /// own facts about it. `offset` orders the queue, so a requeued message goes
 /// back to where it was.
 #[derive(Debug, Clone)]
-pub struct QueueEntry {
+pub(crate) struct QueueEntry {
     pub message: Arc<Message>,
     pub offset: u64,
     pub redelivered: bool,
@@ -26,7 +26,20 @@ pub struct QueueEntry {
 }
 
 impl QueueEntry {
-    pub fn is_expired(&self, now: Instant) -> bool {
+    /// A message new to the queue.
+    pub(crate) fn new(message: Arc<Message>, offset: u64, priority: u8, expires_at: Option<Instant>) -> QueueEntry {
+        QueueEntry {
+            message,
+            offset,
+            redelivered: false,
+            delivery_count: 0,
+            priority,
+            expires_at,
+            in_store: false,
+        }
+    }
+
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
 }

@@ -13,14 +13,14 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange};
 use crate::queue::{Persistence, QueueSettings};
 
-pub fn encode_table(table: &FieldTable) -> Vec<u8> {
+pub(crate) fn encode_table(table: &FieldTable) -> Vec<u8> {
     let mut buf = BytesMut::new();
     table.encode(&mut buf);
     buf.to_vec()
 }
 
 /// Reads a table written by `encode_table` (length prefix included).
-pub fn decode_table(bytes: &[u8]) -> FieldTable {
+pub(crate) fn decode_table(bytes: &[u8]) -> FieldTable {
     let body = Bytes::copy_from_slice(bytes.get(4..).unwrap_or_default());
     FieldTable::decode(&body, 0).unwrap_or_default()
 }
@@ -154,7 +154,7 @@ impl VHost {
 /// Rebuilding a vhost from stored definitions at start (nothing is written
 /// back: it is already in the store).
 impl VHost {
-    pub fn restore_exchange(&self, record: &ExchangeRecord) {
+    pub(crate) fn restore_exchange(&self, record: &ExchangeRecord) {
         let Some(kind) = crate::exchange::ExchangeKind::parse(&record.kind) else {
             tracing::warn!(
                 "stored exchange '{}' has unknown type '{}'; skipped",
@@ -174,7 +174,7 @@ impl VHost {
         self.exchanges.insert(name.clone(), Exchange::new(name, settings));
     }
 
-    pub fn restore_queue(self: &Arc<Self>, record: &QueueRecord) -> Option<Arc<crate::queue::Queue>> {
+    pub(crate) fn restore_queue(self: &Arc<Self>, record: &QueueRecord) -> Option<Arc<crate::queue::Queue>> {
         let durability = self.durability.clone()?;
         let settings = QueueSettings {
             durable: true,
@@ -196,12 +196,19 @@ impl VHost {
             durability,
             id: record.id,
         };
-        let queue = crate::queue::Queue::new(name.clone(), self, settings, args, Some(persistence));
+        let queue = crate::queue::Queue::new(
+            name.clone(),
+            self.name.clone(),
+            self.as_host(),
+            settings,
+            args,
+            Some(persistence),
+        );
         self.queues.insert(name, queue.clone());
         Some(queue)
     }
 
-    pub fn restore_binding(&self, record: &BindingRecord) {
+    pub(crate) fn restore_binding(&self, record: &BindingRecord) {
         let Some(source) = self.exchange(&record.source) else {
             return;
         };

@@ -3,16 +3,16 @@
 //! here with RabbitMQ's rules and reply texts; routing follows exchange-to-
 //! exchange bindings and alternate exchanges.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
-use crate::connection::handle::ConnectionId;
 use crate::durability::Durability;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
-use crate::queue::{type_name, Queue, QueueArguments, QueueSettings};
+use crate::ids::ConnectionId;
+use crate::queue::{type_name, Queue, QueueArguments, QueueHost, QueueSettings};
 
 /// Queue arguments whose values must match on redeclaration (others are
 /// ignored, as in RabbitMQ).
@@ -35,9 +35,9 @@ const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
     "x-queue-master-locator",
 ];
 
-pub mod definitions;
+pub(crate) mod definitions;
 
-pub struct VHost {
+pub(crate) struct VHost {
     pub name: Arc<str>,
     /// Where durable definitions go; None keeps everything in memory.
     durability: Option<Arc<Durability>>,
@@ -45,14 +45,8 @@ pub struct VHost {
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
 
-/// What `declare_queue` did.
-pub struct QueueDeclared {
-    pub queue: Arc<Queue>,
-    pub created: bool,
-}
-
 impl VHost {
-    pub fn new(name: &str, durability: Option<Arc<Durability>>) -> VHost {
+    pub(crate) fn new(name: &str, durability: Option<Arc<Durability>>) -> VHost {
         let vhost = VHost {
             name: name.into(),
             durability,
@@ -84,17 +78,17 @@ impl VHost {
 
     // ---- exchanges -------------------------------------------------------
 
-    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+    pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
         self.exchanges.get(name).map(|e| e.clone())
     }
 
-    pub fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+    pub(crate) fn exchange_or_404(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
         self.exchange(name)
             .ok_or_else(|| AmqpError::no_such("exchange", name, &self.name))
     }
 
     /// exchange.declare (not passive). `kind` is already known to be valid.
-    pub fn declare_exchange(&self, name: &ShortStr, settings: ExchangeSettings) -> AmqpResult<Arc<Exchange>> {
+    pub(crate) fn declare_exchange(&self, name: &ShortStr, settings: ExchangeSettings) -> AmqpResult<Arc<Exchange>> {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -144,7 +138,7 @@ impl VHost {
     }
 
     /// exchange.delete. Deleting a missing exchange succeeds, as in RabbitMQ.
-    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -187,7 +181,7 @@ impl VHost {
     }
 
     /// queue.bind and exchange.bind.
-    pub fn bind(
+    pub(crate) fn bind(
         &self,
         source: &str,
         destination: Destination,
@@ -207,7 +201,7 @@ impl VHost {
 
     /// queue.unbind and exchange.unbind. Unbinding what is not bound, or
     /// from or to something that does not exist, succeeds, as in RabbitMQ.
-    pub fn unbind(&self, source: &str, destination: Destination, routing_key: ShortStr, arguments: FieldTable) {
+    pub(crate) fn unbind(&self, source: &str, destination: Destination, routing_key: ShortStr, arguments: FieldTable) {
         let Some(exchange) = self.exchange(source) else {
             return;
         };
@@ -224,18 +218,18 @@ impl VHost {
 
     // ---- queues ----------------------------------------------------------
 
-    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+    pub(crate) fn queue(&self, name: &str) -> Option<Arc<Queue>> {
         self.queues.get(name).map(|q| q.clone())
     }
 
-    pub fn queue_or_404(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+    pub(crate) fn queue_or_404(&self, name: &str) -> AmqpResult<Arc<Queue>> {
         self.queue(name)
             .ok_or_else(|| AmqpError::no_such("queue", name, &self.name))
     }
 
     /// queue.declare (not passive), with RabbitMQ's exclusivity and
     /// equivalence checks on an existing queue.
-    pub fn declare_queue(self: &Arc<Self>, name: &ShortStr, settings: QueueSettings) -> AmqpResult<QueueDeclared> {
+    pub(crate) fn declare_queue(self: &Arc<Self>, name: &ShortStr, settings: QueueSettings) -> AmqpResult<Arc<Queue>> {
         let existing = match self.queues.entry(name.clone()) {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
@@ -248,9 +242,16 @@ impl VHost {
                     settings.auto_delete,
                 )?;
                 let persistence = self.persist_queue(name, &settings)?;
-                let queue = Queue::new(name.clone(), self, settings, args, persistence);
+                let queue = Queue::new(
+                    name.clone(),
+                    self.name.clone(),
+                    self.as_host(),
+                    settings,
+                    args,
+                    persistence,
+                );
                 slot.insert(queue.clone());
-                return Ok(QueueDeclared { queue, created: true });
+                return Ok(queue);
             }
         };
         if existing.settings.exclusive_owner != settings.exclusive_owner {
@@ -280,14 +281,17 @@ impl VHost {
             &what,
         )?;
         existing.touch();
-        Ok(QueueDeclared {
-            queue: existing,
-            created: false,
-        })
+        Ok(existing)
+    }
+
+    /// How its queues reach it, without keeping it alive.
+    fn as_host(self: &Arc<Self>) -> Weak<dyn QueueHost> {
+        let weak: Weak<VHost> = Arc::downgrade(self);
+        weak
     }
 
     /// The 405 for using another connection's exclusive queue.
-    pub fn locked(&self, name: &str) -> AmqpError {
+    pub(crate) fn locked(&self, name: &str) -> AmqpError {
         AmqpError::resource_locked(format!(
             "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be originally \
              declared on another connection or the exclusive property value does not match that of the \
@@ -297,7 +301,7 @@ impl VHost {
     }
 
     /// Checks a connection may use a queue (it is not another's exclusive one).
-    pub fn check_exclusive_access(&self, queue: &Queue, connection: ConnectionId) -> AmqpResult<()> {
+    pub(crate) fn check_exclusive_access(&self, queue: &Queue, connection: ConnectionId) -> AmqpResult<()> {
         match queue.settings.exclusive_owner {
             Some(owner) if owner != connection => Err(self.locked(&queue.name)),
             _ => Ok(()),
@@ -305,7 +309,7 @@ impl VHost {
     }
 
     /// Removes a queue and its bindings; returns its ready message count.
-    pub fn delete_queue(&self, queue: &Arc<Queue>) -> usize {
+    pub(crate) fn delete_queue(&self, queue: &Arc<Queue>) -> u64 {
         let removed = self
             .queues
             .remove_if(&queue.name, |_, q| Arc::ptr_eq(q, queue))
@@ -324,7 +328,7 @@ impl VHost {
     /// Finds the queues a message published to `exchange` reaches, following
     /// exchange-to-exchange bindings and alternate exchanges. `queues` comes
     /// in empty and holds each queue once on return.
-    pub fn route(
+    pub(crate) fn route(
         &self,
         exchange: &Arc<Exchange>,
         routing_key: &str,
@@ -368,12 +372,32 @@ impl VHost {
     }
 
     /// Exclusive queues owned by a connection, to delete when it closes.
-    pub fn exclusive_queues_of(&self, connection: ConnectionId) -> Vec<Arc<Queue>> {
+    pub(crate) fn exclusive_queues_of(&self, connection: ConnectionId) -> Vec<Arc<Queue>> {
         self.queues
             .iter()
             .filter(|q| q.settings.exclusive_owner == Some(connection))
             .map(|q| q.clone())
             .collect()
+    }
+}
+
+impl QueueHost for VHost {
+    fn route_to(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<Queue>>,
+    ) -> bool {
+        let Some(exchange) = self.exchange(exchange) else {
+            return false;
+        };
+        self.route(&exchange, routing_key, headers, queues);
+        true
+    }
+
+    fn delete_expired(&self, queue: &Arc<Queue>) {
+        self.delete_queue(queue);
     }
 }
 

@@ -13,15 +13,25 @@ use std::time::Instant;
 
 use warren_store::EntryRecord;
 
-use super::paging::unix_ms;
-use super::{Queue, QueueEntry};
+use super::paging::{unix_ms, PagedTail};
+use super::{LocalQueue, QueueEntry};
+use crate::durability::Durability;
 use crate::message::Message;
+use crate::queue::Queue;
 
-impl Queue {
+/// A durable queue's link to the store.
+pub(crate) struct Persistence {
+    pub durability: Arc<Durability>,
+    /// The queue's id in the store.
+    pub id: u64,
+}
+
+impl LocalQueue {
     /// Writes a message's index entry at `offset` (and its body if it has
     /// none yet). Err when the store is failing or refused the write.
     pub(super) fn persist(
         &self,
+        queue: &Queue,
         message: &Arc<Message>,
         offset: u64,
         expires_at: Option<Instant>,
@@ -43,7 +53,7 @@ impl Queue {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(queue = %self.name, "storing a message failed: {e}");
+                tracing::error!(queue = %queue.name, "storing a message failed: {e}");
                 Err(())
             }
         }
@@ -51,23 +61,34 @@ impl Queue {
 
     /// Removes a message's entry for good (acked, dead, purged); the store
     /// frees its body once nothing else holds it.
-    pub(super) fn forget(&self, entry: &QueueEntry) {
+    pub(super) fn forget(&self, queue: &Queue, entry: &QueueEntry) {
         let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
             return;
         };
         if let Err(e) = p.durability.store().remove_entry(p.id, entry.offset, id) {
-            tracing::error!(queue = %self.name, "removing a message from the store failed: {e}");
+            tracing::error!(queue = %queue.name, "removing a message from the store failed: {e}");
+        }
+        p.durability.wrote();
+    }
+
+    /// Removes the entries of a purged paged tail from the store.
+    pub(super) fn forget_paged(&self, queue: &Queue, tail: &PagedTail) {
+        let Some(p) = &self.persistence else {
+            return;
+        };
+        if let Err(e) = p.durability.store().remove_entries_from(p.id, tail.from) {
+            tracing::error!(queue = %queue.name, "purging the store failed: {e}");
         }
         p.durability.wrote();
     }
 
     /// Deletes the queue's definition and whole index from the store.
-    pub(super) fn drop_from_store(&self) {
+    pub(super) fn drop_from_store(&self, queue: &Queue) {
         let Some(p) = &self.persistence else {
             return;
         };
-        if let Err(e) = p.durability.store().delete_queue(&self.vhost_name, &self.name, p.id) {
-            tracing::error!(queue = %self.name, "deleting the queue from the store failed: {e}");
+        if let Err(e) = p.durability.store().delete_queue(&queue.vhost_name, &queue.name, p.id) {
+            tracing::error!(queue = %queue.name, "deleting the queue from the store failed: {e}");
         }
         p.durability.forget_queue(p.id);
         p.durability.wrote();
@@ -98,10 +119,6 @@ impl Queue {
         if p.durability.store().update_entry(p.id, entry.offset, &record).is_ok() {
             p.durability.wrote();
         }
-    }
-
-    pub fn store_id(&self) -> Option<u64> {
-        self.persistence.as_ref().map(|p| p.id)
     }
 }
 

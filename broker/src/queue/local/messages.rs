@@ -4,21 +4,21 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::entry::QueueEntry;
+use crate::queue::QueueEntry;
 
 /// Ready (not yet delivered) messages. A plain queue has one level; a
 /// priority queue (`x-max-priority`) has one per priority, served highest
 /// first and FIFO within a level. Entries within a level stay sorted by
 /// offset: new ones go to the back, requeued ones back where they were.
 #[derive(Debug)]
-pub struct MessageList {
+pub(super) struct MessageList {
     levels: Vec<VecDeque<QueueEntry>>,
     len: usize,
     bytes: usize,
 }
 
 impl MessageList {
-    pub fn new(max_priority: Option<u8>) -> Self {
+    pub(super) fn new(max_priority: Option<u8>) -> Self {
         let count = max_priority.map_or(1, |p| usize::from(p) + 1);
         MessageList {
             levels: (0..count).map(|_| VecDeque::new()).collect(),
@@ -27,26 +27,26 @@ impl MessageList {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Total body bytes of the ready messages.
-    pub fn bytes(&self) -> usize {
+    pub(super) fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// The level a message of this priority goes to.
-    pub fn level_of(&self, priority: u8) -> u8 {
+    pub(super) fn level_of(&self, priority: u8) -> u8 {
         priority.min((self.levels.len() - 1) as u8)
     }
 
     /// Appends; returns true if the entry is now the head of its level.
-    pub fn push_back(&mut self, entry: QueueEntry) -> bool {
+    pub(super) fn push_back(&mut self, entry: QueueEntry) -> bool {
         self.len += 1;
         self.bytes += entry.message.body_size();
         let level = &mut self.levels[usize::from(entry.priority)];
@@ -55,7 +55,7 @@ impl MessageList {
     }
 
     /// The next message to deliver: the oldest of the highest priority.
-    pub fn pop_front(&mut self) -> Option<QueueEntry> {
+    pub(super) fn pop_front(&mut self) -> Option<QueueEntry> {
         let entry = self.levels.iter_mut().rev().find_map(|level| level.pop_front())?;
         self.len -= 1;
         self.bytes -= entry.message.body_size();
@@ -63,7 +63,7 @@ impl MessageList {
     }
 
     /// The oldest message of the lowest priority, which a length limit drops first.
-    pub fn pop_oldest_lowest(&mut self) -> Option<QueueEntry> {
+    pub(super) fn pop_oldest_lowest(&mut self) -> Option<QueueEntry> {
         let entry = self.levels.iter_mut().find_map(|level| level.pop_front())?;
         self.len -= 1;
         self.bytes -= entry.message.body_size();
@@ -71,7 +71,7 @@ impl MessageList {
     }
 
     /// Puts a message back at its original position in its level.
-    pub fn requeue(&mut self, entry: QueueEntry) {
+    pub(super) fn requeue(&mut self, entry: QueueEntry) {
         self.len += 1;
         self.bytes += entry.message.body_size();
         let level = &mut self.levels[usize::from(entry.priority)];
@@ -86,7 +86,7 @@ impl MessageList {
 
     /// Removes expired messages from the heads of the levels. Like RabbitMQ,
     /// only heads are checked: a message expires once it reaches the front.
-    pub fn take_expired_heads(&mut self, now: Instant, out: &mut Vec<QueueEntry>) {
+    pub(super) fn take_expired_heads(&mut self, now: Instant, out: &mut Vec<QueueEntry>) {
         for level in &mut self.levels {
             while level.front().is_some_and(|e| e.is_expired(now)) {
                 if let Some(entry) = level.pop_front() {
@@ -99,12 +99,12 @@ impl MessageList {
     }
 
     /// The soonest expiry among the level heads.
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
         self.levels.iter().filter_map(|l| l.front()?.expires_at).min()
     }
 
     /// Removes and returns every ready message.
-    pub fn drain(&mut self) -> Vec<QueueEntry> {
+    pub(super) fn drain(&mut self) -> Vec<QueueEntry> {
         self.len = 0;
         self.bytes = 0;
         self.levels.iter_mut().flat_map(|level| level.drain(..)).collect()

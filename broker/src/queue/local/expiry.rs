@@ -3,24 +3,32 @@
 //!
 //! Each queue that needs it gets one timer task, not one per message: it
 //! sleeps until the soonest deadline (the expiry of a level's head, or the
-//! moment the unused queue expires), acts, and sleeps again. It holds only a
-//! weak reference, so it ends with the queue.
+//! moment the unused queue expires), acts, and sleeps again. It holds only
+//! weak references, so it ends with the queue.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Dead, DeathReason, Queue, QueueState};
+use tokio::sync::Notify;
 
-impl Queue {
+use super::{Dead, DeathReason, LocalQueue, QueueState};
+use crate::queue::Queue;
+
+impl LocalQueue {
     /// Starts the timer task if it is not running yet.
-    pub(crate) fn ensure_timer(self: &Arc<Self>) {
-        if self.timer_started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+    pub(super) fn ensure_timer(&self, queue: &Arc<Queue>) {
+        if self.timer_started.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        runtime.spawn(run_timer(Arc::downgrade(self), self.timer_wake.clone()));
+        runtime.spawn(run_timer(
+            Arc::downgrade(queue),
+            self.me.clone(),
+            self.timer_wake.clone(),
+        ));
     }
 
     /// Moves expired messages at the heads into `dead`.
@@ -40,13 +48,13 @@ impl Queue {
 
     /// Expires what is due; returns the next deadline, and whether the queue
     /// itself has expired and must be deleted.
-    fn on_timer(self: &Arc<Self>, now: Instant) -> (Option<Instant>, bool) {
+    fn on_timer(&self, queue: &Arc<Queue>, now: Instant) -> (Option<Instant>, bool) {
         let mut dead = Dead::new();
         let mut state = self.state.lock();
         self.expire_heads(&mut state, now, &mut dead);
         let mut next = state.ready.next_expiry();
         let mut queue_expired = false;
-        if let Some(expires) = self.args.expires {
+        if let Some(expires) = queue.args.expires {
             if state.consumers.is_empty() {
                 let at = state.last_used + Duration::from_millis(expires);
                 if at <= now {
@@ -56,25 +64,25 @@ impl Queue {
                 }
             }
         }
-        self.unlock_and_dead_letter(state, dead);
+        self.unlock_and_dead_letter(queue, state, dead);
         (next, queue_expired)
     }
 }
 
-async fn run_timer(queue: Weak<Queue>, wake: Arc<tokio::sync::Notify>) {
+async fn run_timer(queue: Weak<Queue>, local: Weak<LocalQueue>, wake: Arc<Notify>) {
     loop {
         let next = {
-            let Some(queue) = queue.upgrade() else {
+            let (Some(queue), Some(local)) = (queue.upgrade(), local.upgrade()) else {
                 return;
             };
-            if queue.is_deleted() {
+            if local.is_deleted() {
                 return;
             }
-            let (next, expired) = queue.on_timer(Instant::now());
+            let (next, expired) = local.on_timer(&queue, Instant::now());
             if expired {
-                if let Some(vhost) = queue.vhost.upgrade() {
+                if let Some(host) = local.host.upgrade() {
                     tracing::debug!(queue = %queue.name, "queue expired (x-expires)");
-                    vhost.delete_queue(&queue);
+                    host.delete_expired(&queue);
                 }
                 return;
             }

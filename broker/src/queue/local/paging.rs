@@ -22,13 +22,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use warren_store::QueueSummary;
 
-use super::{Queue, QueueEntry, QueueState};
+use super::{LocalQueue, QueueEntry, QueueState};
 use crate::message::Message;
+use crate::queue::Queue;
 
 /// Ready messages a paging queue keeps in memory before new ones stay on disk.
-pub const WINDOW_MESSAGES: usize = 4096;
+pub(super) const WINDOW_MESSAGES: usize = 4096;
 /// Body bytes a paging queue keeps in memory before new ones stay on disk.
-pub const WINDOW_BYTES: usize = 8 * 1024 * 1024;
+pub(super) const WINDOW_BYTES: usize = 8 * 1024 * 1024;
 /// The most read back from disk in one go (under the queue's lock).
 const PAGE_IN_BATCH: usize = 512;
 
@@ -46,12 +47,12 @@ pub(super) struct PagedTail {
 }
 
 impl PagedTail {
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// A new message (at `offset`) stays on disk.
-    pub fn push(&mut self, offset: u64, bytes: usize) {
+    pub(super) fn push(&mut self, offset: u64, bytes: usize) {
         if self.count == 0 {
             self.from = offset;
         }
@@ -76,16 +77,11 @@ fn instant_from_unix_ms(ms: u64, now: Instant) -> Option<Instant> {
     Some(now.checked_add(left).unwrap_or(now))
 }
 
-impl Queue {
-    /// Whether this queue keeps only a window of its messages in memory.
-    pub(super) fn pages(&self) -> bool {
-        self.persistence.is_some() && self.args.max_priority.is_none()
-    }
-
+impl LocalQueue {
     /// Whether a new message should stay on disk: the tail is not empty
     /// (order), or the window is full.
     pub(super) fn should_page_out(&self, state: &QueueState) -> bool {
-        self.pages()
+        self.pages
             && (!state.paged.is_empty() || state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES)
     }
 
@@ -171,7 +167,7 @@ impl Queue {
 
     /// Recovery at start: the queue's whole index becomes the tail, and the
     /// window is filled from it (a queue that does not page loads it all).
-    pub fn restore(self: &Arc<Self>, summary: QueueSummary, delivered_below: u64) {
+    pub(super) fn restore_from_store(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64) {
         let mut state = self.state.lock();
         state.next_offset = summary.next_offset;
         state.paged = PagedTail {
@@ -180,7 +176,7 @@ impl Queue {
             bytes: summary.bytes,
             redelivered_below: delivered_below,
         };
-        if self.pages() {
+        if self.pages {
             self.page_in(&mut state, WINDOW_MESSAGES, WINDOW_BYTES);
         } else {
             self.page_in(&mut state, usize::MAX, usize::MAX);
@@ -188,7 +184,7 @@ impl Queue {
         let has_ttl = state.ready.next_expiry().is_some();
         drop(state);
         if has_ttl {
-            self.ensure_timer();
+            self.ensure_timer(queue);
             self.timer_wake.notify_one();
         }
     }

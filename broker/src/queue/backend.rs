@@ -1,0 +1,92 @@
+//! The interface between a queue and the rest of the broker: what a
+//! channel needs from a queue of any type ([`QueueBackend`]), and what a
+//! queue needs from the vhost it lives in ([`QueueHost`]).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use warren_protocol::{ContentHeader, FieldTable};
+use warren_store::QueueSummary;
+
+use super::{Consumer, Queue, QueueEntry};
+use crate::message::Message;
+
+/// What became of a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    Accepted,
+    /// Accepted and written to the store: a confirm waits for the next sync.
+    Stored,
+    /// Refused (`x-overflow` reject-publish, or the store failed): the
+    /// publisher gets a nack.
+    Rejected,
+}
+
+/// Why a consumer could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConsumeRefusal {
+    /// Another consumer holds the queue exclusively, or this one asked for
+    /// exclusivity and others exist.
+    ExclusiveInUse,
+}
+
+/// How a client settled deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settlement {
+    /// basic.ack: done with.
+    Ack,
+    /// basic.nack/reject with requeue, recover, or the channel closing: the
+    /// messages go back, marked redelivered.
+    Requeue,
+    /// basic.nack/reject without requeue: the messages die (dead-lettered
+    /// if the queue has a dead-letter exchange).
+    Discard,
+}
+
+/// A queue type. Every method gets the queue's handle, for its identity
+/// (name, arguments) and to hand to the deliveries it makes.
+pub(crate) trait QueueBackend: Send + Sync {
+    /// Called once, right after the queue is created (to start timers).
+    fn attach(&self, queue: &Arc<Queue>);
+    /// Enqueues a newly published message and delivers what it can.
+    fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued;
+    fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal>;
+    /// True when the queue should now be auto-deleted.
+    fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool;
+    /// basic.get: the next message and how many remain after it.
+    fn get(&self, queue: &Arc<Queue>) -> Option<(QueueEntry, u64)>;
+    fn settle(&self, queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement);
+    fn settle_without_ack(&self, queue: &Arc<Queue>, entry: &QueueEntry);
+    fn return_undelivered(&self, queue: &Arc<Queue>, entry: QueueEntry);
+    fn kick(&self, queue: &Arc<Queue>);
+    /// Drops every ready message; returns how many.
+    fn purge(&self, queue: &Arc<Queue>) -> u64;
+    /// Cancels every consumer and drops every message (and the queue's
+    /// place in the store); returns how many messages were ready.
+    fn delete(&self, queue: &Arc<Queue>) -> u64;
+    /// Ready messages.
+    fn message_count(&self) -> u64;
+    fn consumer_count(&self) -> u64;
+    /// Notes a use (redeclaration), for `x-expires`.
+    fn touch(&self);
+    /// The header a delivery goes out with (quorum queues add
+    /// `x-delivery-count`; others send the header as published).
+    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader>;
+    /// Takes over what the store recovered for this queue at start.
+    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64);
+}
+
+/// What a queue needs from the vhost it belongs to.
+pub(crate) trait QueueHost: Send + Sync {
+    /// Routes a message as if published to `exchange`: the queues it
+    /// reaches are added to `queues`. False if the exchange does not exist.
+    fn route_to(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<Queue>>,
+    ) -> bool;
+    /// Deletes a queue whose `x-expires` ran out.
+    fn delete_expired(&self, queue: &Arc<Queue>);
+}
