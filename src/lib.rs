@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use warren_broker::{start, BrokerConfig, RunningBroker};
+pub use warren_broker::{start, BrokerConfig, RunningBroker, ServerIdentity, Settings};
 
 /// A configuration for tests: listen on a free loopback port, keep data in a
 /// fresh directory under the system's temp dir.

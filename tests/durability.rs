@@ -1,99 +1,16 @@
 //! Durability across restarts of the real `warren` process: a graceful
 //! stop (SIGTERM) and a crash (SIGKILL) on the same data directory.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
-/// A `warren` process on a free port and a given data directory.
-struct Warren {
-    child: Child,
-    port: u16,
-}
-
-impl Warren {
-    fn start(data_dir: &Path) -> Warren {
-        Warren::start_with(data_dir, &[])
-    }
-
-    fn start_with(data_dir: &Path, args: &[&str]) -> Warren {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(if std::env::var_os("WARREN_TEST_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("start warren");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "warren did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Warren { child, port }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn crash(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM: a graceful shutdown.
-    fn stop(self) {
-        self.stop_async();
-        self.wait_exit();
-    }
-
-    /// Sends SIGTERM without waiting.
-    fn stop_async(&self) {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-    }
-
-    fn wait_exit(mut self) {
-        let started = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "warren did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Warren {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::Warren;
 
 async fn channel(warren: &Warren) -> (Connection, Channel) {
     let connection = Connection::connect(&warren.url(), ConnectionProperties::default())
@@ -1056,7 +973,7 @@ async fn sigterm_closes_connections_with_320_and_exits() {
     use warren_protocol::*;
     let dir = tempfile::tempdir().unwrap();
     let warren = Warren::start(dir.path());
-    let (mut socket, mut buf) = raw_open(warren.port).await;
+    let (mut socket, mut buf) = raw_open(warren.port()).await;
     let started = Instant::now();
     warren.stop_async();
     let close = raw_method(&mut socket, &mut buf).await;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -30,17 +31,45 @@ pub(crate) struct Broker {
     shutdown: watch::Sender<bool>,
     /// The disk alarm: true while free disk space is below the limit.
     disk_alarm: watch::Sender<bool>,
+    /// Held while the broker runs: the data directory's lock.
+    _lock: std::fs::File,
 }
 
-fn io_error(e: warren_store::StoreError) -> io::Error {
-    io::Error::other(e)
+/// Takes the data directory for this process: a second broker started on
+/// the same directory is refused, naming the directory, instead of two
+/// processes writing the same files.
+fn lock_data_dir(dir: &Path) -> io::Result<std::fs::File> {
+    let path = dir.join("warren.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "the data directory {} is in use by another Warren process (it holds the lock on {})",
+                dir.display(),
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io::Error::new(e.kind(), format!("locking {}: {e}", path.display())))
+        }
+    }
 }
 
 impl Broker {
     /// Opens the data directory, recovers what it holds, and creates the
     /// configured vhosts.
     pub(crate) fn open(config: BrokerConfig) -> io::Result<Arc<Broker>> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        let dir = &config.data_dir;
+        let context = |e: io::Error| io::Error::new(e.kind(), format!("data directory {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(context)?;
+        let lock = lock_data_dir(dir)?;
         let store = Arc::new(LazySledStore::new(config.data_dir.clone(), StoreOptions::default()));
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
@@ -54,10 +83,19 @@ impl Broker {
             durability,
             shutdown,
             disk_alarm,
+            _lock: lock,
             config,
         });
         if store.exists() {
-            recovery::recover(store.get().map_err(io_error)?, |name| broker.add_vhost(name)).map_err(io_error)?;
+            let recovered = store
+                .get()
+                .and_then(|store| recovery::recover(store, |name| broker.add_vhost(name)));
+            recovered.map_err(|e| {
+                io::Error::other(format!(
+                    "recovering the data directory {}: {e}",
+                    broker.config.data_dir.display()
+                ))
+            })?;
         }
         for name in broker.config.vhosts.clone() {
             broker.add_vhost(&name);

@@ -1,8 +1,28 @@
-//! Broker settings, with RabbitMQ's defaults.
+//! Broker settings: [`Settings`], the one list of what can be configured,
+//! read from flags, `WARREN_*` environment variables and a TOML file (flags
+//! win over the environment, which wins over the file), and
+//! [`BrokerConfig`], the validated configuration a broker starts with
+//! (RabbitMQ's defaults unless set).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+/// What Warren calls itself in connection.start (see
+/// `connection/server_properties.rs` for why RabbitMQ is the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerIdentity {
+    /// product "RabbitMQ", version 3.13.7; Warren's own in `information`.
+    #[default]
+    #[value(name = "rabbitmq")]
+    RabbitMq,
+    /// product "Warren" and Warren's version.
+    Warren,
+}
 
 /// Everything a broker needs to know to start.
 #[derive(Debug, Clone)]
@@ -16,7 +36,7 @@ pub struct BrokerConfig {
     pub consumer_timeout: Option<Duration>,
     /// Heartbeat interval the server proposes, in seconds (0 disables).
     pub heartbeat: u16,
-    /// Largest frame the server accepts, overhead included.
+    /// Largest frame payload accepted once tuned.
     pub frame_max: u32,
     /// Highest channel number a client may open.
     pub channel_max: u16,
@@ -33,6 +53,8 @@ pub struct BrokerConfig {
     /// Below this many free bytes on the data directory's disk, publishing
     /// connections are blocked (RabbitMQ's disk alarm; its default 50 MB).
     pub disk_free_limit: u64,
+    /// What Warren calls itself to clients.
+    pub server_identity: ServerIdentity,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
 }
@@ -40,19 +62,232 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            listen: "0.0.0.0:5672".parse().expect("valid literal address"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
             data_dir: PathBuf::from("./warren-data"),
             consumer_timeout: Some(Duration::from_millis(1_800_000)),
             heartbeat: 60,
             frame_max: 131_072,
             channel_max: 2047,
-            max_message_size: 16 * 1024 * 1024,
+            // RabbitMQ 3.x's default (RabbitMQ 4 lowered it to 16 MiB;
+            // client suites publish 20 MiB messages).
+            max_message_size: 128 * 1024 * 1024,
             users: vec![("guest".into(), "guest".into())],
             vhosts: vec!["/".into()],
             guest_remote_access: false,
             handshake_timeout: Duration::from_secs(10),
             disk_free_limit: 50_000_000,
+            server_identity: ServerIdentity::RabbitMq,
             remove_data_dir_on_shutdown: false,
         }
+    }
+}
+
+/// The protocol's smallest frame_max (RabbitMQ's `FRAME_MIN_SIZE`).
+const FRAME_MIN: u32 = 4096;
+/// RabbitMQ's hard ceiling on `max_message_size` (512 MiB).
+const MAX_MESSAGE_SIZE_CEILING: usize = 536_870_912;
+
+/// Warren: an AMQP 0-9-1 message broker, a drop-in replacement for RabbitMQ.
+///
+/// Every option can also be set in a TOML file given with --config (the
+/// same names with underscores, e.g. `consumer_timeout_ms = 60000`) or with
+/// a WARREN_* environment variable. Flags win over the environment, which
+/// wins over the file. Log verbosity comes from RUST_LOG (default: info).
+#[derive(Debug, Default, Parser, Serialize, Deserialize)]
+#[command(name = "warren", version)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// TOML file with settings.
+    #[arg(long, env = "WARREN_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to accept AMQP connections on [default: 0.0.0.0:5672].
+    #[arg(long, env = "WARREN_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for durable state [default: ./warren-data].
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Close a channel whose delivery stays unacknowledged this long, in ms;
+    /// 0 disables [default: 1800000, as RabbitMQ].
+    #[arg(long, env = "WARREN_CONSUMER_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_timeout_ms: Option<u64>,
+    /// Heartbeat interval proposed to clients, in seconds; 0 disables [default: 60].
+    #[arg(long, env = "WARREN_HEARTBEAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<u16>,
+    /// Largest frame payload accepted, in bytes; at least 4096 [default: 131072].
+    #[arg(long, env = "WARREN_FRAME_MAX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_max: Option<u32>,
+    /// Highest channel number a client may open; 0 for no limit [default: 2047].
+    #[arg(long, env = "WARREN_CHANNEL_MAX")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_max: Option<u16>,
+    /// Largest message body accepted, in bytes; at most 536870912 [default: 134217728].
+    #[arg(long, env = "WARREN_MAX_MESSAGE_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
+    /// Block publishers while the data directory's disk has less free space
+    /// than this, in bytes [default: 50000000, as RabbitMQ].
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_free_limit: Option<u64>,
+    /// What Warren calls itself to clients in connection.start: `rabbitmq`
+    /// (product RabbitMQ 3.13.7, which Celery/kombu need for RabbitMQ's
+    /// prefetch semantics) or `warren` [default: rabbitmq].
+    #[arg(long, env = "WARREN_SERVER_IDENTITY", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_identity: Option<ServerIdentity>,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parsing {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// The settings from the command line and environment, over those of
+    /// the `--config` file if one is given.
+    pub fn load() -> Result<Settings, ConfigError> {
+        Settings::parse().over_file()
+    }
+
+    /// These settings over the ones in the `--config` file: a setting
+    /// given here wins, the file's fills in the rest.
+    pub fn over_file(self) -> Result<Settings, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let parse = |source| ConfigError::Parse {
+            path: path.clone(),
+            source,
+        };
+        let mut merged: toml::Table = toml::from_str(&text).map_err(parse)?;
+        // Checked on its own first, so an unknown key in the file is named.
+        Settings::deserialize(merged.clone()).map_err(parse)?;
+        let ours = toml::Table::try_from(&self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        merged.extend(ours);
+        let mut settings = Settings::deserialize(merged).map_err(parse)?;
+        settings.config = self.config;
+        Ok(settings)
+    }
+
+    /// The configuration these settings give, checked.
+    pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
+        let mut config = BrokerConfig::default();
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(ms) = self.consumer_timeout_ms {
+            config.consumer_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(v) = self.heartbeat {
+            config.heartbeat = v;
+        }
+        if let Some(v) = self.frame_max {
+            config.frame_max = v;
+        }
+        if let Some(v) = self.channel_max {
+            config.channel_max = v;
+        }
+        if let Some(v) = self.max_message_size {
+            config.max_message_size = v;
+        }
+        if let Some(v) = self.disk_free_limit {
+            config.disk_free_limit = v;
+        }
+        if let Some(v) = self.server_identity {
+            config.server_identity = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl BrokerConfig {
+    /// Refuses values the protocol or RabbitMQ do not allow.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.frame_max < FRAME_MIN {
+            return Err(ConfigError::Invalid(format!(
+                "frame_max {} is below the protocol's minimum of {FRAME_MIN} bytes",
+                self.frame_max
+            )));
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE_CEILING {
+            return Err(ConfigError::Invalid(format!(
+                "max_message_size {} is above the ceiling of {MAX_MESSAGE_SIZE_CEILING} bytes (512 MiB)",
+                self.max_message_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TOML file with `text`, removed when the handle drops.
+    fn file(text: &str) -> (tempfile::NamedTempFile, PathBuf) {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write temp file");
+        let path = file.path().to_path_buf();
+        (file, path)
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let (_keep, path) = file("heartbeat = 10\nframe_max = 8192\nserver_identity = \"warren\"\n");
+        let settings = Settings::try_parse_from(["warren", "--heartbeat", "30", "--config", path.to_str().unwrap()])
+            .unwrap()
+            .over_file()
+            .unwrap();
+        let config = settings.resolve().unwrap();
+        assert_eq!(config.heartbeat, 30);
+        assert_eq!(config.frame_max, 8192);
+        assert_eq!(config.server_identity, ServerIdentity::Warren);
+        assert_eq!(config.channel_max, 2047);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let (_keep, path) = file("hearbeat = 10\n");
+        let err = Settings::try_parse_from(["warren", "--config", path.to_str().unwrap()])
+            .unwrap()
+            .over_file()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hearbeat"), "{err}");
+        let err = Settings::try_parse_from(["warren", "--frame-max", "8"])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "frame_max 8 is below the protocol's minimum of 4096 bytes");
+    }
+
+    #[test]
+    fn zero_disables_the_consumer_timeout() {
+        let config = Settings::try_parse_from(["warren", "--consumer-timeout-ms", "0"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(config.consumer_timeout, None);
     }
 }

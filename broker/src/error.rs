@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use warren_protocol::{reply_code, ProtocolError};
+use warren_protocol::{reply_code, ProtocolError, ShortStr};
 
 /// An exception to report to the client with `channel.close` or
 /// `connection.close`.
@@ -27,6 +27,42 @@ impl AmqpError {
             class_id: 0,
             method_id: 0,
         }
+    }
+
+    /// An exception whose reply text is exactly `text` (RabbitMQ's
+    /// 541 says only "INTERNAL_ERROR").
+    pub(crate) fn bare(code: u16, text: &str) -> Self {
+        AmqpError {
+            code,
+            text: text.to_string(),
+            class_id: 0,
+            method_id: 0,
+        }
+    }
+
+    /// The reply text as sent: at most 255 bytes, a longer one cut to its
+    /// first 252 and "..." as RabbitMQ cuts it.
+    pub(crate) fn reply_text(&self) -> ShortStr {
+        if self.text.len() <= 255 {
+            return ShortStr::from(self.text.as_str());
+        }
+        let mut end = 252;
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        ShortStr::from(format!("{}...", &self.text[..end]))
+    }
+
+    /// The exception's name as RabbitMQ's logs write it (`not_found`).
+    pub(crate) fn name(&self) -> String {
+        reply_code::name(self.code).to_ascii_lowercase()
+    }
+
+    /// The text after the name (`no queue 'q' in vhost '/'`).
+    pub(crate) fn detail(&self) -> &str {
+        self.text
+            .split_once(" - ")
+            .map_or(self.text.as_str(), |(_, detail)| detail)
     }
 
     /// Records which method caused the exception, if not already known.

@@ -29,5 +29,5 @@ mod vhost;
 #[doc(hidden)]
 pub mod bench;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
 pub use server::{start, RunningBroker};

@@ -67,7 +67,10 @@ impl RunningBroker {
 /// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     let broker = Broker::open(config)?;
-    let listener = TcpListener::bind(broker.config.listen).await?;
+    let listen = broker.config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listening on {listen}: {e}")))?;
     let addr = listener.local_addr()?;
     let connections = TaskTracker::new();
     let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));

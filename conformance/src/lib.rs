@@ -543,20 +543,7 @@ pub mod raw {
         }
 
         pub async fn open_with_heartbeat(heartbeat: u16) -> Raw {
-            let (mut raw, _) = Raw::start().await;
-            raw.send_method(
-                0,
-                ConnectionStartOk {
-                    mechanism: "PLAIN".into(),
-                    response: Bytes::from_static(b"\0guest\0guest"),
-                    locale: "en_US".into(),
-                    ..Default::default()
-                },
-            )
-            .await;
-            let Method::ConnectionTune(tune) = raw.method().await else {
-                panic!("expected connection.tune")
-            };
+            let (mut raw, tune) = Raw::started().await;
             assert_eq!(
                 (tune.channel_max, tune.frame_max, tune.heartbeat),
                 (2047, 131_072, 60),
@@ -595,16 +582,57 @@ pub mod raw {
         /// Expects connection.close with `code`, answers close-ok, and expects
         /// the socket to be closed. Returns the reply text.
         pub async fn expect_connection_close(&mut self, code: u16) -> String {
-            let close = loop {
-                match self.method().await {
-                    Method::ConnectionClose(c) => break c,
-                    _ => continue,
-                }
-            };
-            assert_eq!(close.reply_code, code, "{}", close.reply_text);
+            let close = self.expect_close(code).await;
             self.send_method(0, ConnectionCloseOk {}).await;
             while self.frame().await.is_some() {}
             close.reply_text.to_string()
+        }
+
+        /// Expects connection.close with `code` (skipping other frames) and
+        /// returns it, without answering.
+        pub async fn expect_close(&mut self, code: u16) -> ConnectionClose {
+            loop {
+                match self.method().await {
+                    Method::ConnectionClose(c) => {
+                        assert_eq!(c.reply_code, code, "{}", c.reply_text);
+                        return c;
+                    }
+                    _ => continue,
+                }
+            }
+        }
+
+        /// Expects the broker to close the socket without sending anything,
+        /// within `within`; returns how long that took.
+        pub async fn expect_silent_close(&mut self, within: Duration) -> Duration {
+            let started = std::time::Instant::now();
+            let mut rest = Vec::new();
+            let read = tokio::time::timeout(within, self.socket.read_to_end(&mut rest)).await;
+            assert!(read.is_ok(), "the broker closes the socket within {within:?}");
+            assert!(
+                rest.is_empty() && self.buf.is_empty(),
+                "nothing is sent before the socket closes, got {rest:?}"
+            );
+            started.elapsed()
+        }
+
+        /// Protocol header and start-ok as guest; returns connection.tune.
+        pub async fn started() -> (Raw, ConnectionTune) {
+            let (mut raw, _) = Raw::start().await;
+            raw.send_method(
+                0,
+                ConnectionStartOk {
+                    mechanism: "PLAIN".into(),
+                    response: Bytes::from_static(b"\0guest\0guest"),
+                    locale: "en_US".into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+            match raw.method().await {
+                Method::ConnectionTune(tune) => (raw, tune),
+                other => panic!("expected connection.tune, got {other:?}"),
+            }
         }
     }
 }

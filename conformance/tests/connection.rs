@@ -105,6 +105,22 @@ async fn server_properties_announce_rabbitmqs_capabilities_and_mechanisms() {
     for (key, value) in capabilities.iter() {
         assert_eq!(value, &FieldValue::Bool(true), "{key}");
     }
+    if warren_conformance::external_broker() {
+        return;
+    }
+    // Presented as RabbitMQ 3.x, which kombu (Celery) needs to pick
+    // RabbitMQ's prefetch semantics; Warren's own name and version beside.
+    assert_eq!(props.get("product").and_then(FieldValue::as_str), Some("RabbitMQ"));
+    let version = props.get("version").and_then(FieldValue::as_str).unwrap_or_default();
+    assert!(version.starts_with("3."), "a RabbitMQ 3.x version: {version}");
+    assert!(
+        props
+            .get("information")
+            .and_then(FieldValue::as_str)
+            .is_some_and(|s| s.starts_with("Warren ")),
+        "{props:?}"
+    );
+    assert!(props.get("warren_version").and_then(FieldValue::as_str).is_some());
 }
 
 #[tokio::test]

@@ -307,3 +307,35 @@ async fn bodies_of_every_size_arrive_intact() {
         assert!(got.data == body, "delivered body of {size} bytes corrupted");
     }
 }
+
+#[tokio::test]
+async fn a_20_mib_message_is_accepted_as_rabbitmq_3_accepts_it() {
+    // RabbitMQ 3.x's max_message_size is 128 MiB; client suites (aiormq)
+    // publish 20 MiB messages.
+    let (_connection, ch) = channel().await;
+    let q = temp_queue(&ch).await;
+    let body: Vec<u8> = (0..20 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    ch.confirm_select(Default::default()).bounded().await.unwrap();
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            q.as_str().into(),
+            Default::default(),
+            &body,
+            BasicProperties::default(),
+        )
+        .bounded()
+        .await
+        .unwrap()
+        .bounded()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack(), "{confirm:?}");
+    let got = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .bounded()
+        .await
+        .unwrap()
+        .expect("the message");
+    assert!(got.delivery.data == body, "the 20 MiB body arrives intact");
+}

@@ -342,3 +342,41 @@ async fn headers_unbind_needs_the_same_arguments() {
     assert!(drain(&ch, &q).await.is_empty());
     delete(&ch, &x).await;
 }
+
+#[tokio::test]
+async fn a_headers_binding_with_an_unknown_x_match_is_406() {
+    for (value, text) in [
+        (
+            text("foo"),
+            "PRECONDITION_FAILED - Invalid x-match field value <<\"foo\">>; expected all, any, all-with-x, or any-with-x",
+        ),
+        (
+            text(""),
+            "PRECONDITION_FAILED - Invalid x-match field value <<>>; expected all, any, all-with-x, or any-with-x",
+        ),
+        (
+            AMQPValue::LongInt(1),
+            "PRECONDITION_FAILED - Invalid x-match field type signedint (value 1); expected longstr",
+        ),
+        (
+            AMQPValue::Boolean(true),
+            "PRECONDITION_FAILED - Invalid x-match field type bool (value true); expected longstr",
+        ),
+    ] {
+        let (connection, ch) = channel().await;
+        let q = temp_queue(&ch).await;
+        let error = ch
+            .queue_bind(
+                q.as_str().into(),
+                "amq.headers".into(),
+                "".into(),
+                Default::default(),
+                table(&[("x-match", value)]),
+            )
+            .bounded()
+            .await
+            .expect_err("refused");
+        assert_eq!(reply_of(&error), (406, text.to_string()));
+        assert_only_channel_closed(&connection, &ch).await;
+    }
+}

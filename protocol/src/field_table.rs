@@ -241,7 +241,7 @@ impl FieldTable {
     /// Parses the body of a table (without its length prefix).
     pub fn decode(body: &Bytes, depth: usize) -> Result<FieldTable> {
         if depth > MAX_NESTING {
-            return Err(ProtocolError::syntax("field tables nested too deeply"));
+            return Err(ProtocolError::field_table("field tables nested too deeply"));
         }
         let mut entries = Vec::new();
         let mut pos = 0;
@@ -273,7 +273,7 @@ fn fill_len(buf: &mut BytesMut, at: usize) {
 }
 
 fn malformed(what: &str) -> ProtocolError {
-    ProtocolError::syntax(format!("malformed field table: {what}"))
+    ProtocolError::field_table(format!("malformed field table: {what}"))
 }
 
 /// Runs a nom parser at `pos` in `buf`, returning the value and the new position.
@@ -343,7 +343,7 @@ fn decode_value(body: &Bytes, pos: usize, depth: usize) -> Result<(FieldValue, u
         }
         b'V' => (FieldValue::Void, pos),
         other => {
-            return Err(ProtocolError::syntax(format!(
+            return Err(ProtocolError::field_table(format!(
                 "unknown field table value type {:?}",
                 other as char
             )))
@@ -353,7 +353,7 @@ fn decode_value(body: &Bytes, pos: usize, depth: usize) -> Result<(FieldValue, u
 
 fn decode_array(body: &Bytes, depth: usize) -> Result<Vec<FieldValue>> {
     if depth > MAX_NESTING {
-        return Err(ProtocolError::syntax("field arrays nested too deeply"));
+        return Err(ProtocolError::field_table("field arrays nested too deeply"));
     }
     let mut values = Vec::new();
     let mut pos = 0;

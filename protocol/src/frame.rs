@@ -10,7 +10,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::constants::{frame_type, reply_code, FRAME_END, FRAME_OVERHEAD, PROTOCOL_HEADER};
-use crate::error::{ProtocolError, Result};
+use crate::error::{ErrorKind, ProtocolError, Result};
 use crate::methods::Method;
 use crate::properties::ContentHeader;
 
@@ -66,8 +66,10 @@ pub fn decode_protocol_header(buf: &mut BytesMut) -> Option<ProtocolHeader> {
 }
 
 /// Decodes one frame from the front of `buf`, or returns `None` if more bytes
-/// are needed. `frame_max` is the negotiated maximum frame size, overhead
-/// included (0 means no limit).
+/// are needed. `frame_max` is the negotiated maximum frame size (0 means no
+/// limit). As RabbitMQ's reader does, it bounds the payload rather than the
+/// whole frame: many clients fill a frame's payload to exactly frame_max,
+/// so a frame of up to frame_max + 8 bytes is accepted.
 ///
 /// Inlined (its error paths are out of line): returning the frame through a
 /// call costs a copy of it, which was a fifth of the time spent decoding a
@@ -81,7 +83,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
     let total = size + FRAME_OVERHEAD;
-    if frame_max != 0 && total > frame_max as usize {
+    if frame_max != 0 && size > frame_max as usize {
         return Err(frame_too_large(kind, size, frame_max));
     }
     if buf.len() < total {
@@ -121,7 +123,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
                 buf.advance(size + 1);
                 method
             };
-            Frame::Method(channel, method?)
+            Frame::Method(channel, method.map_err(|e| ProtocolError { channel, ..e })?)
         }
         frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
             // class-id, weight and body-size are read in place; the
@@ -140,7 +142,7 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
                 buf.advance(len + 1);
                 header
             };
-            Frame::Header(channel, header?)
+            Frame::Header(channel, header.map_err(|e| ProtocolError { channel, ..e })?)
         }
         frame_type::HEADER => return Err(truncated_header(buf, size)),
         frame_type::BODY => {
@@ -161,14 +163,24 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
 // RabbitMQ's: the frame type, its payload as Erlang prints a binary, and
 // the reason.
 
+/// A binary as Erlang's `~p` prints it in RabbitMQ's reply texts:
+/// `<<"hello">>` when every byte is printable, else `<<0,60,...>>`.
+pub fn erlang_binary_text(bytes: &[u8]) -> String {
+    erlang_binary(bytes)
+}
+
 #[cold]
 fn frame_too_large(kind: u8, size: usize, frame_max: u32) -> ProtocolError {
-    // The payload is not read yet; the size is set against the largest
-    // payload allowed.
-    ProtocolError::frame(format!(
-        "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
-        frame_max as usize - FRAME_OVERHEAD
-    ))
+    // The payload is not read yet; the text sets the size against frame_max
+    // less the frame's overhead, as RabbitMQ's does.
+    ProtocolError::new(
+        ErrorKind::FrameTooLarge,
+        reply_code::FRAME_ERROR,
+        format!(
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
+            (frame_max as usize).saturating_sub(FRAME_OVERHEAD)
+        ),
+    )
 }
 
 #[cold]
@@ -183,7 +195,11 @@ fn bad_frame_end(kind: u8, payload: &[u8], end: u8) -> ProtocolError {
 #[cold]
 fn truncated_header(buf: &mut BytesMut, size: usize) -> ProtocolError {
     buf.advance(size + 1);
-    ProtocolError::syntax("truncated content header")
+    ProtocolError::new(
+        ErrorKind::ContentHeader,
+        reply_code::SYNTAX_ERROR,
+        "truncated content header",
+    )
 }
 
 /// Consumes the frame (its payload starts `buf`) and reports it.
@@ -192,6 +208,7 @@ fn unknown_frame(buf: &mut BytesMut, kind: u8, size: usize) -> ProtocolError {
     let octets = erlang_binary(&buf[..size]);
     buf.advance(size + 1);
     ProtocolError::new(
+        ErrorKind::Framing,
         reply_code::FRAME_ERROR,
         format!("type {kind}, all octets = {octets}: unknown_frame"),
     )

@@ -10,10 +10,46 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::constants::reply_code;
-use crate::error::{ProtocolError, Result};
+use crate::error::{ErrorKind, ProtocolError, Result};
 use crate::field_table::FieldTable;
 use crate::types::ShortStr;
 use crate::wire::{Field, Reader, Writer};
+
+/// Completes an error found in a method's arguments. Arguments that do not
+/// fit the method's layout become RabbitMQ's 501 "cannot decode", which
+/// shows the argument bytes as Erlang prints a binary (`~w`); other kinds
+/// keep their text. Either way the error names the method.
+#[cold]
+fn argument_error(e: ProtocolError, r: &Reader<'_>, arguments: usize, class_id: u16, method_id: u16) -> ProtocolError {
+    let e = e.with_method(class_id, method_id);
+    if e.kind != ErrorKind::Arguments {
+        return e;
+    }
+    let bytes = r.all().get(arguments..).unwrap_or_default();
+    let mut text = String::from("cannot decode <<");
+    for (i, b) in bytes.iter().enumerate() {
+        if text.len() > MAX_TEXT {
+            // The reply text is cut here anyway; the rest is never sent.
+            break;
+        }
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&b.to_string());
+    }
+    if text.len() <= MAX_TEXT {
+        text.push_str(">>");
+    }
+    ProtocolError {
+        code: reply_code::FRAME_ERROR,
+        text,
+        ..e
+    }
+}
+
+/// A reply text is at most 255 bytes: past this, the bytes of a long
+/// payload are not written out.
+const MAX_TEXT: usize = 300;
 
 macro_rules! methods {
     ($(
@@ -103,18 +139,29 @@ macro_rules! methods {
             fn decode_from(mut r: Reader<'_>) -> Result<Method> {
                 let class_id = r.u16()?;
                 let method_id = r.u16()?;
+                let arguments = r.position();
                 let method = match (class_id, method_id) {
-                    $(($class, $method) => Method::$variant($variant {
-                        $($field: <$ty as Field>::read(&mut r)
-                            .map_err(|e| e.with_method(class_id, method_id))?,)*
-                    }),)*
+                    $(($class, $method) => {
+                        if methods!(@content $($content)?) {
+                            r.accept_invalid_utf8();
+                        }
+                        Method::$variant($variant {
+                            $($field: <$ty as Field>::read(&mut r)
+                                .map_err(|e| argument_error(e, &r, arguments, class_id, method_id))?,)*
+                        })
+                    })*
                     _ => {
                         return Err(ProtocolError::new(
+                            ErrorKind::UnknownMethod,
                             reply_code::COMMAND_INVALID,
                             format!("unknown method: class {class_id}, method {method_id}"),
                         ).with_method(class_id, method_id))
                     }
                 };
+                if r.remaining() > 0 {
+                    let e = ProtocolError::arguments("trailing bytes after the arguments");
+                    return Err(argument_error(e, &r, arguments, class_id, method_id));
+                }
                 Ok(method)
             }
 

@@ -8,7 +8,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::error::{ProtocolError, Result};
+use crate::constants::reply_code;
+use crate::error::{ErrorKind, ProtocolError, Result};
 use crate::field_table::FieldTable;
 use crate::types::ShortStr;
 use crate::wire::{Reader, Writer};
@@ -132,12 +133,20 @@ impl BasicProperties {
             // but a peer may still send them, so read past them.
             let extra = r.u16()?;
             if extra & !CONTINUATION != 0 {
-                return Err(ProtocolError::syntax("unknown basic property flags set"));
+                return Err(ProtocolError::new(
+                    ErrorKind::ContentHeader,
+                    reply_code::SYNTAX_ERROR,
+                    "unknown basic property flags set",
+                ));
             }
             more = extra & CONTINUATION != 0;
         }
         if flags & 0b10 != 0 {
-            return Err(ProtocolError::syntax("unknown basic property flag set"));
+            return Err(ProtocolError::new(
+                ErrorKind::ContentHeader,
+                reply_code::SYNTAX_ERROR,
+                "unknown basic property flag set",
+            ));
         }
         // Only the properties present are visited, in wire order (highest
         // bit first): a typical publish sets two or three of the fourteen,
@@ -321,7 +330,11 @@ impl ContentHeader {
         let mut data = Box::<HeaderData>::default();
         data.properties.decode_into(&mut r)?;
         if r.remaining() != 0 {
-            return Err(ProtocolError::syntax("content header has trailing bytes"));
+            return Err(ProtocolError::new(
+                ErrorKind::ContentHeader,
+                reply_code::SYNTAX_ERROR,
+                "content header has trailing bytes",
+            ));
         }
         Ok(data)
     }

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
 use nom::IResult;
 
-use crate::error::{ProtocolError, Result};
+use crate::error::{ErrorKind, ProtocolError, Result};
 use crate::field_table::FieldTable;
 use crate::types::ShortStr;
 
@@ -26,6 +26,10 @@ pub struct Reader<'a> {
     /// The octet holding the current run of bits, and how many are used.
     bits: u8,
     bits_used: u8,
+    /// Short strings that are not UTF-8 are taken with replacement
+    /// characters instead of refused (content-bearing methods, which
+    /// RabbitMQ does not check).
+    lossy_utf8: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -36,6 +40,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             bits: 0,
             bits_used: 8,
+            lossy_utf8: false,
         }
     }
 
@@ -47,7 +52,13 @@ impl<'a> Reader<'a> {
             pos: 0,
             bits: 0,
             bits_used: 8,
+            lossy_utf8: false,
         }
+    }
+
+    /// Takes short strings that are not UTF-8 with replacement characters.
+    pub fn accept_invalid_utf8(&mut self) {
+        self.lossy_utf8 = true;
     }
 
     #[inline]
@@ -57,6 +68,11 @@ impl<'a> Reader<'a> {
 
     pub fn position(&self) -> usize {
         self.pos
+    }
+
+    /// Every byte of the payload, read or not.
+    pub fn all(&self) -> &'a [u8] {
+        self.buf
     }
 
     /// Runs a nom parser on the unread bytes and advances past what it used.
@@ -134,7 +150,22 @@ impl<'a> Reader<'a> {
     pub fn short_str(&mut self) -> Result<ShortStr> {
         let len = self.u8()? as usize;
         let bytes = self.take(len, "short string")?;
-        ShortStr::from_utf8(bytes).ok_or_else(|| ProtocolError::syntax("short string is not valid UTF-8"))
+        match ShortStr::from_utf8(bytes) {
+            Some(s) => Ok(s),
+            None => self.invalid_utf8(bytes),
+        }
+    }
+
+    #[cold]
+    fn invalid_utf8(&self, bytes: &[u8]) -> Result<ShortStr> {
+        if self.lossy_utf8 {
+            return Ok(ShortStr::from(String::from_utf8_lossy(bytes).as_ref()));
+        }
+        Err(ProtocolError::new(
+            ErrorKind::Utf8,
+            crate::constants::reply_code::FRAME_ERROR,
+            "Malformed UTF-8 in shortstr",
+        ))
     }
 
     pub fn long_str(&mut self) -> Result<Bytes> {
@@ -156,12 +187,12 @@ impl<'a> Reader<'a> {
 
 #[cold]
 fn malformed(what: &str) -> ProtocolError {
-    ProtocolError::syntax(format!("truncated or malformed {what}"))
+    ProtocolError::arguments(format!("truncated or malformed {what}"))
 }
 
 #[cold]
 fn truncated(what: &str) -> ProtocolError {
-    ProtocolError::syntax(format!("truncated {what}"))
+    ProtocolError::arguments(format!("truncated {what}"))
 }
 
 /// Appends method arguments to a buffer, packing consecutive bits.

@@ -146,7 +146,7 @@ fn unknown_methods_and_malformed_arguments_are_errors() {
     assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 503);
     // queue.declare cut short inside its arguments.
     let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 6, 0, 50, 0, 10, 0, 0, 0xCE][..]);
-    assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 502);
+    assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 501);
 }
 
 #[test]
@@ -584,20 +584,21 @@ proptest! {
 // Errors and their reply codes.
 
 #[test]
-fn frame_max_counts_the_whole_frame_and_is_checked_on_the_header_alone() {
-    let body = Frame::Body(1, Bytes::from(vec![0u8; 4088]));
+fn frame_max_bounds_the_payload_and_is_checked_on_the_header_alone() {
+    // As RabbitMQ's reader: a payload of up to frame_max is accepted (a
+    // frame of frame_max + 8 bytes), since many clients fill it to there.
+    let body = Frame::Body(1, Bytes::from(vec![0u8; 4096]));
     let mut out = WriteBuffer::new();
     encode_frame(&mut out, &body);
     let bytes = out.to_bytes();
-    assert_eq!(bytes.len(), 4096);
-    // Exactly frame_max: accepted.
+    assert_eq!(bytes.len(), 4104);
     let mut buf = BytesMut::from(&bytes[..]);
     assert_eq!(decode_frame(&mut buf, 4096).unwrap(), Some(body));
     // One byte over: 501 as soon as the 7 header bytes are in.
     let mut buf = BytesMut::from(&bytes[..7]);
     let err = decode_frame(&mut buf, 4095).unwrap_err();
     assert_eq!(err.code, 501);
-    assert!(err.text.contains("frame_too_large,4088,4087"), "{}", err.text);
+    assert!(err.text.contains("frame_too_large,4096,4087"), "{}", err.text);
 }
 
 #[test]
@@ -617,11 +618,11 @@ fn unknown_classes_and_methods_are_503_with_their_ids() {
 }
 
 #[test]
-fn malformed_arguments_and_headers_are_502() {
+fn malformed_arguments_are_501_and_headers_502() {
     // queue.declare cut inside its arguments: the error names the method.
     let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 7, 0, 50, 0, 10, 0, 0, 5, 0xCE][..]);
     let err = decode_frame(&mut buf, 0).unwrap_err();
-    assert_eq!((err.code, err.class_id, err.method_id), (502, 50, 10));
+    assert_eq!((err.code, err.class_id, err.method_id), (501, 50, 10));
     // A content header shorter than its fixed part.
     let mut buf = BytesMut::from(&[2u8, 0, 1, 0, 0, 0, 4, 0, 60, 0, 0, 0xCE][..]);
     assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 502);
@@ -633,9 +634,9 @@ fn malformed_arguments_and_headers_are_502() {
     bytes[6] += 1;
     let mut buf = BytesMut::from(&bytes[..]);
     assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 502);
-    // A shortstr that is not UTF-8.
-    let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 6, 0, 60, 0, 31, 1, 0xFF, 0xCE][..]);
-    assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 502);
+    // A shortstr that is not UTF-8 (basic.consume-ok's tag).
+    let mut buf = BytesMut::from(&[1u8, 0, 1, 0, 0, 0, 6, 0, 60, 0, 21, 1, 0xFF, 0xCE][..]);
+    assert_eq!(decode_frame(&mut buf, 0).unwrap_err().code, 501);
     // An unknown field value type.
     let table = [0u8, 0, 0, 3, 1, b'k', b'Z'];
     let mut payload = vec![0u8, 50, 0, 10, 0, 0, 1, b'q', 0];

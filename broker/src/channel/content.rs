@@ -10,6 +10,9 @@ use warren_protocol::{BasicPublish, ContentHeader};
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 
+/// The most reserved for a body before its bytes arrive.
+const PREALLOCATE_AT_MOST: usize = 4 * 1024 * 1024;
+
 pub(crate) struct PendingContent {
     pub publish: BasicPublish,
     pub header: Option<ContentHeader>,
@@ -20,6 +23,9 @@ enum Body {
     Empty,
     Single(Bytes),
     Gathering(BytesMut),
+    /// Larger than the broker accepts: counted and dropped as it arrives,
+    /// refused once complete (as RabbitMQ refuses it: after the body).
+    TooLarge(usize),
 }
 
 impl PendingContent {
@@ -45,6 +51,7 @@ impl PendingContent {
             Body::Empty => 0,
             Body::Single(b) => b.len(),
             Body::Gathering(b) => b.len(),
+            Body::TooLarge(received) => *received,
         }
     }
 
@@ -52,7 +59,9 @@ impl PendingContent {
         self.body = match std::mem::replace(&mut self.body, Body::Empty) {
             Body::Empty => Body::Single(chunk),
             Body::Single(first) => {
-                let mut all = BytesMut::with_capacity(expected);
+                // Sized from the header, but not beyond what a client can
+                // claim without sending it: a large body grows as it comes.
+                let mut all = BytesMut::with_capacity(expected.min(PREALLOCATE_AT_MOST));
                 all.put_slice(&first);
                 all.put_slice(&chunk);
                 Body::Gathering(all)
@@ -61,12 +70,13 @@ impl PendingContent {
                 all.put_slice(&chunk);
                 Body::Gathering(all)
             }
+            Body::TooLarge(received) => Body::TooLarge(received + chunk.len()),
         };
     }
 
     fn take_body(&mut self) -> Bytes {
         match std::mem::replace(&mut self.body, Body::Empty) {
-            Body::Empty => Bytes::new(),
+            Body::Empty | Body::TooLarge(_) => Bytes::new(),
             Body::Single(b) => b,
             Body::Gathering(b) => b.freeze(),
         }
@@ -91,14 +101,8 @@ impl Channel {
                 header.class_id
             )));
         }
-        let max = ctx.broker.config.max_message_size as u64;
-        if header.body_size > max {
-            self.content = None;
-            return Err(AmqpError::precondition_failed(format!(
-                "message size {} is larger than configured max size {max}",
-                header.body_size
-            ))
-            .on_method((60, 40)));
+        if header.body_size > ctx.broker.config.max_message_size as u64 {
+            pending.body = Body::TooLarge(0);
         }
         let empty = header.body_size == 0;
         pending.header = Some(header);
@@ -137,6 +141,13 @@ impl Channel {
         let Some(mut pending) = self.content.take() else {
             return Ok(());
         };
+        if let Body::TooLarge(size) = pending.body {
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {size} is larger than configured max size {}",
+                ctx.broker.config.max_message_size
+            ))
+            .on_method((60, 40)));
+        }
         let body = pending.take_body();
         let Some(header) = pending.header else {
             return Ok(());

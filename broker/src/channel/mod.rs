@@ -22,7 +22,7 @@ use warren_protocol::*;
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
 use crate::error::{AmqpError, AmqpResult};
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, ConnectionName};
 use crate::outbound::ConnectionHandle;
 use crate::queue::{Credit, DeliverySink, Queue};
 use crate::vhost::VHost;
@@ -56,6 +56,8 @@ pub(crate) struct ConnCtx {
     pub has_published: bool,
     /// The time, read once per batch of work rather than per message.
     pub now: std::time::Instant,
+    /// The connection's name (`peer -> local`), for log lines.
+    pub name: ConnectionName,
 }
 
 impl ConnCtx {

@@ -1,14 +1,16 @@
 //! Opening a connection: protocol header, connection.start / start-ok
 //! (authentication), tune / tune-ok and open / open-ok.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warren_protocol::*;
 
+use super::log::{self, ConnectionName};
+use super::server_properties::server_properties;
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
 use crate::error::AmqpError;
@@ -32,7 +34,16 @@ pub(super) enum HandshakeError {
     Gone,
     /// Send this connection.close, then drop the socket.
     Refuse(AmqpError),
+    /// Say nothing, wait [`SILENT_CLOSE_DELAY`], then drop the socket: what
+    /// RabbitMQ does with a client it cannot trust yet (a start-ok or
+    /// tune-ok it cannot decode, limits it cannot accept). The reason goes
+    /// to the log only.
+    Silent(String),
 }
+
+/// How long a handshake that fails silently keeps the socket (RabbitMQ's
+/// `SILENT_CLOSE_DELAY`).
+pub(super) const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 
 impl From<std::io::Error> for HandshakeError {
     fn from(_: std::io::Error) -> Self {
@@ -47,22 +58,42 @@ struct FrameReader<'a> {
 }
 
 impl FrameReader<'_> {
-    async fn next_method(&mut self, frame_max: u32) -> Result<Method, HandshakeError> {
+    /// The next method on channel 0 (heartbeats are skipped); a frame that
+    /// does not decode is given back as it is, for the caller to answer.
+    async fn next_method(&mut self, frame_max: u32) -> Result<Result<Method, ProtocolError>, HandshakeError> {
         loop {
             match decode_frame(&mut self.buf, frame_max) {
-                Ok(Some(Frame::Method(0, method))) => return Ok(method),
+                Ok(Some(Frame::Method(0, method))) => return Ok(Ok(method)),
                 Ok(Some(Frame::Heartbeat(_))) => continue,
-                Ok(Some(_)) => {
-                    return Err(HandshakeError::Refuse(AmqpError::command_invalid(
-                        "expected a connection method on channel 0",
+                Ok(Some(frame)) => {
+                    return Err(HandshakeError::Silent(format!(
+                        "a frame on channel {} before the connection was open",
+                        frame.channel()
                     )))
                 }
                 Ok(None) => {}
-                Err(e) => return Err(HandshakeError::Refuse(e.into())),
+                Err(e) => return Ok(Err(e)),
             }
             if self.socket.read_buf(&mut self.buf).await? == 0 {
                 return Err(HandshakeError::Gone);
             }
+        }
+    }
+
+    /// The next method, which must be `expected`; anything else, or a frame
+    /// that does not decode, ends the handshake silently.
+    async fn expect<T>(
+        &mut self,
+        frame_max: u32,
+        expected: &str,
+        pick: impl FnOnce(Method) -> Option<T>,
+    ) -> Result<T, HandshakeError> {
+        match self.next_method(frame_max).await? {
+            Ok(method) => {
+                let name = method.name();
+                pick(method).ok_or_else(|| HandshakeError::Silent(format!("expected '{expected}', got '{name}'")))
+            }
+            Err(e) => Err(HandshakeError::Silent(e.to_string())),
         }
     }
 }
@@ -74,37 +105,11 @@ async fn send(socket: &mut TcpStream, method: Method) -> Result<(), HandshakeErr
     Ok(())
 }
 
-fn server_properties() -> FieldTable {
-    let mut capabilities = FieldTable::new();
-    for cap in [
-        "publisher_confirms",
-        "exchange_exchange_bindings",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "connection.blocked",
-        "consumer_priorities",
-        "authentication_failure_close",
-        "per_consumer_qos",
-        "direct_reply_to",
-    ] {
-        capabilities.insert(cap, FieldValue::Bool(true));
-    }
-    let mut props = FieldTable::new();
-    props.insert("capabilities", FieldValue::Table(capabilities));
-    props.insert("product", "Warren".into());
-    props.insert("version", env!("CARGO_PKG_VERSION").into());
-    props.insert("platform", "Rust".into());
-    props.insert("cluster_name", "warren".into());
-    props.insert("copyright", "The Warren developers".into());
-    props.insert("information", "An AMQP 0-9-1 broker compatible with RabbitMQ".into());
-    props
-}
-
 /// Runs the handshake after the protocol header has been checked.
 pub(super) async fn run(
     broker: &Broker,
     socket: &mut TcpStream,
-    peer: SocketAddr,
+    name: ConnectionName,
     buf: BytesMut,
 ) -> Result<Session, HandshakeError> {
     let mut reader = FrameReader { socket, buf };
@@ -114,7 +119,7 @@ pub(super) async fn run(
         ConnectionStart {
             version_major: 0,
             version_minor: 9,
-            server_properties: server_properties(),
+            server_properties: server_properties(config.server_identity),
             mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
             locales: Bytes::from_static(b"en_US"),
         }
@@ -122,12 +127,15 @@ pub(super) async fn run(
     )
     .await?;
 
-    let start_ok = match reader.next_method(config.frame_max).await? {
-        Method::ConnectionStartOk(m) => m,
-        other => return Err(unexpected(&other, "connection.start-ok")),
-    };
+    // Until tuned, frames are held to the protocol's minimum size.
+    let start_ok = reader
+        .expect(constants::FRAME_MIN_SIZE, "connection.start_ok", |m| match m {
+            Method::ConnectionStartOk(m) => Some(m),
+            _ => None,
+        })
+        .await?;
     let capabilities = ClientCapabilities::from_client_properties(&start_ok.client_properties);
-    let user = authenticate(broker, &start_ok, peer, capabilities)?;
+    let user = authenticate(broker, &start_ok, name, capabilities)?;
 
     send(
         reader.socket,
@@ -139,65 +147,86 @@ pub(super) async fn run(
         .into(),
     )
     .await?;
-    let tune_ok = match reader.next_method(config.frame_max).await? {
-        Method::ConnectionTuneOk(m) => m,
-        other => return Err(unexpected(&other, "connection.tune-ok")),
-    };
-    let frame_max = negotiate(tune_ok.frame_max, config.frame_max);
-    if frame_max < constants::FRAME_MIN_SIZE {
-        return Err(HandshakeError::Refuse(AmqpError::not_allowed(format!(
-            "frame_max={frame_max} < {} min size",
-            constants::FRAME_MIN_SIZE
-        ))));
-    }
-    let channel_max = negotiate(tune_ok.channel_max, config.channel_max);
+    let tune_ok = reader
+        .expect(constants::FRAME_MIN_SIZE, "connection.tune_ok", |m| match m {
+            Method::ConnectionTuneOk(m) => Some(m),
+            _ => None,
+        })
+        .await?;
+    let failed =
+        |reason: String| HandshakeError::Silent(format!("failed to negotiate connection parameters: {reason}"));
+    check_tuned("channel_max", tune_ok.channel_max.into(), 1, config.channel_max.into()).map_err(failed)?;
+    check_tuned(
+        "frame_max",
+        tune_ok.frame_max,
+        constants::FRAME_MIN_SIZE,
+        config.frame_max,
+    )
+    .map_err(failed)?;
+    let frame_max = tune_ok.frame_max;
 
     let open = match reader.next_method(frame_max).await? {
-        Method::ConnectionOpen(m) => m,
-        other => return Err(unexpected(&other, "connection.open")),
+        Ok(Method::ConnectionOpen(m)) => m,
+        Ok(other) => {
+            return Err(HandshakeError::Silent(format!(
+                "expected 'connection.open', got '{}'",
+                other.name()
+            )))
+        }
+        // The one decode error RabbitMQ answers here: a vhost name that is
+        // not UTF-8.
+        Err(e) if e.kind == ErrorKind::Utf8 => {
+            return Err(HandshakeError::Refuse(AmqpError::from(e).on_method((10, 40))))
+        }
+        Err(e) => return Err(HandshakeError::Silent(e.to_string())),
     };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
-        return Err(HandshakeError::Refuse(AmqpError::not_allowed(format!(
-            "vhost {} not found",
-            open.virtual_host
-        ))));
+        let what = format!("vhost {} not found", open.virtual_host);
+        log::handshake_error(name, Some(&user), "opening", &what);
+        return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
     };
     send(reader.socket, ConnectionOpenOk::default().into()).await?;
     Ok(Session {
         vhost,
         user,
         frame_max,
-        channel_max,
+        channel_max: tune_ok.channel_max,
         heartbeat: tune_ok.heartbeat,
         capabilities,
         leftover: reader.buf,
     })
 }
 
-/// The lower of two limits where 0 means "no limit".
-fn negotiate<T: Ord + Default + Copy>(client: T, server: T) -> T {
-    if client == T::default() {
-        server
-    } else if server == T::default() {
-        client
+/// RabbitMQ's check of a tuned limit: the client's value must be at least
+/// `min` and, when the server has a limit, not above it (0, "no limit", is
+/// above any). The texts are RabbitMQ's.
+fn check_tuned(what: &str, client: u32, min: u32, server: u32) -> Result<(), String> {
+    let shown = if client == 0 && what == "channel_max" {
+        "0 (no limit)".to_string()
     } else {
-        client.min(server)
+        client.to_string()
+    };
+    if client != 0 && client < min {
+        return Err(format!(
+            "negotiated {what} = {shown} is lower than the minimum allowed value ({min})"
+        ));
     }
-}
-
-fn unexpected(got: &Method, expected: &str) -> HandshakeError {
-    HandshakeError::Refuse(
-        AmqpError::command_invalid(format!("expected '{expected}', got '{}'", got.name())).on_method(got.ids()),
-    )
+    if server != 0 && (client == 0 || client > server) {
+        return Err(format!(
+            "negotiated {what} = {shown} is higher than the maximum allowed value ({server})"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the credentials in start-ok; guest may only log in from loopback.
 fn authenticate(
     broker: &Broker,
     start_ok: &ConnectionStartOk,
-    peer: SocketAddr,
+    name: ConnectionName,
     caps: ClientCapabilities,
 ) -> Result<String, HandshakeError> {
+    let peer = name.peer;
     let mechanism = start_ok.mechanism.as_str();
     let credentials = match mechanism {
         "PLAIN" => parse_plain(&start_ok.response),
@@ -205,18 +234,25 @@ fn authenticate(
         _ => {
             // RabbitMQ refuses an unknown mechanism with a 503 it only logs
             // during the handshake: the client sees the socket close.
-            tracing::warn!(%peer, "unsupported authentication mechanism '{mechanism}'");
-            return Err(HandshakeError::Gone);
+            return Err(HandshakeError::Silent(format!(
+                "unsupported authentication mechanism '{mechanism}'"
+            )));
         }
     };
-    let accepted = credentials.as_ref().is_some_and(|(user, password)| {
-        broker.authenticate(user, password)
-            && (user != "guest" || broker.config.guest_remote_access || peer.ip().is_loopback())
-    });
-    match credentials {
-        Some((user, _)) if accepted => Ok(user),
-        _ => {
-            tracing::warn!(%peer, "login refused using mechanism {mechanism}");
+    let refusal = match &credentials {
+        None => Some("malformed credentials".to_string()),
+        Some((user, password)) if !broker.authenticate(user, password) => {
+            Some(format!("user '{user}' - invalid credentials"))
+        }
+        Some((user, _)) if user == "guest" && !broker.config.guest_remote_access && !peer.ip().is_loopback() => {
+            Some(format!("user '{user}' - User can only log in via localhost"))
+        }
+        Some(_) => None,
+    };
+    match (credentials, refusal) {
+        (Some((user, _)), None) => Ok(user),
+        (_, Some(why)) => {
+            log::handshake_error(name, None, "starting", &format!("{mechanism} login refused: {why}"));
             if caps.authentication_failure_close {
                 Err(HandshakeError::Refuse(AmqpError::access_refused(format!(
                     "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
@@ -225,6 +261,7 @@ fn authenticate(
                 Err(HandshakeError::Gone)
             }
         }
+        (None, None) => Err(HandshakeError::Gone),
     }
 }
 

@@ -7,6 +7,9 @@
 //! Output gathered while handling one batch of input is written in one go.
 
 mod handshake;
+mod log;
+mod malformed;
+mod server_properties;
 mod writer;
 
 use std::collections::HashMap;
@@ -28,20 +31,31 @@ use crate::error::AmqpError;
 use crate::outbound::{ConnectionHandle, Outbound};
 use crate::queue::Delivery;
 use handshake::HandshakeError;
+use log::{ConnectionName, Opened};
+use malformed::Answer;
 use writer::WriterHandle;
 
-/// How long to wait for connection.close-ok after sending connection.close.
-const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long to wait for connection.close-ok after sending connection.close
+/// (RabbitMQ's `CLOSING_TIMEOUT`; a shorter heartbeat shortens it).
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection whose framing broke keeps its socket after the
+/// close, reading nothing (RabbitMQ's `SILENT_CLOSE_DELAY`).
+const FRAMING_CLOSE_DELAY: Duration = handshake::SILENT_CLOSE_DELAY;
 /// How many inbox items to handle before flushing output and reading again.
 const INBOX_BATCH: usize = 512;
 
 /// Serves one accepted socket until it closes.
 pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    let name = ConnectionName { peer, local };
+    log::accepting(name);
     let timeout = broker.config.handshake_timeout;
-    let opened = tokio::time::timeout(timeout, open(&broker, &mut socket, peer)).await;
+    let opened = tokio::time::timeout(timeout, open(&broker, &mut socket, name)).await;
     let session = match opened {
         Err(_) => {
-            tracing::info!(%peer, "handshake timed out");
+            log::silent_close(name, "handshake timeout");
             return;
         }
         Ok(Err(HandshakeError::Gone)) => return,
@@ -49,16 +63,24 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
             refuse(&mut socket, &error).await;
             return;
         }
+        Ok(Err(HandshakeError::Silent(why))) => {
+            log::silent_close(name, &why);
+            tokio::time::sleep(handshake::SILENT_CLOSE_DELAY).await;
+            return;
+        }
         Ok(Ok(Some(session))) => session,
         Ok(Ok(None)) => return,
     };
-    tracing::debug!(%peer, user = %session.user, vhost = %session.vhost.name, "connection opened");
+    log::granted(&Opened {
+        name,
+        vhost: &session.vhost.name,
+        user: &session.user,
+    });
     let id = broker.next_connection_id();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
     let handle = ConnectionHandle::new(inbox_tx);
     let (read_half, write_half) = socket.into_split();
     let (writer, writer_task) = writer::spawn(write_half);
-    let heartbeat = session.heartbeat;
     let mut connection = Connection {
         ctx: ConnCtx {
             broker: broker.clone(),
@@ -75,17 +97,19 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
             sync_waiting: Vec::new(),
             has_published: false,
             now: Instant::now(),
+            name,
         },
         channels: HashMap::new(),
         channel_max: session.channel_max,
         state: State::Open,
+        reading: true,
+        heartbeat: session.heartbeat,
         writer,
     };
-    connection.run(read_half, session.leftover, inbox, heartbeat).await;
+    connection.run(read_half, session.leftover, inbox).await;
     drop(connection);
     // Let the writer finish what was queued (a final close-ok, say).
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
-    tracing::debug!(%peer, "connection closed");
 }
 
 /// Reads the protocol header and runs the handshake. `Ok(None)` when the
@@ -93,7 +117,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
 async fn open(
     broker: &Broker,
     socket: &mut TcpStream,
-    peer: SocketAddr,
+    name: ConnectionName,
 ) -> Result<Option<handshake::Session>, HandshakeError> {
     let mut buf = BytesMut::with_capacity(4096);
     let header = loop {
@@ -109,7 +133,7 @@ async fn open(
         let _ = socket.shutdown().await;
         return Ok(None);
     }
-    handshake::run(broker, socket, peer, buf).await.map(Some)
+    handshake::run(broker, socket, name, buf).await.map(Some)
 }
 
 /// Sends connection.close for a refused handshake and waits briefly for the
@@ -121,7 +145,7 @@ async fn refuse(socket: &mut TcpStream, error: &AmqpError) {
         return;
     }
     let mut buf = BytesMut::new();
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    let _ = tokio::time::timeout(handshake::SILENT_CLOSE_DELAY, async {
         loop {
             match decode_frame(&mut buf, 0) {
                 Ok(Some(Frame::Method(_, Method::ConnectionCloseOk(_)))) | Err(_) => return,
@@ -141,7 +165,7 @@ async fn refuse(socket: &mut TcpStream, error: &AmqpError) {
 fn close_method(error: &AmqpError) -> Method {
     Method::ConnectionClose(ConnectionClose {
         reply_code: error.code,
-        reply_text: ShortStr::from(error.text.as_str()),
+        reply_text: error.reply_text(),
         class_id: error.class_id,
         method_id: error.method_id,
     })
@@ -160,6 +184,10 @@ struct Connection {
     channels: HashMap<u16, Channel>,
     channel_max: u16,
     state: State,
+    /// Cleared once the framing broke: nothing more is read.
+    reading: bool,
+    /// The negotiated heartbeat interval, in seconds (0: none).
+    heartbeat: u16,
     writer: WriterHandle,
 }
 
@@ -169,13 +197,12 @@ impl Connection {
         mut reader: OwnedReadHalf,
         mut read_buf: BytesMut,
         mut inbox: mpsc::UnboundedReceiver<Outbound>,
-        heartbeat: u16,
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
         let mut durable = self.ctx.broker.durability().subscribe();
         let mut disk_alarm = self.ctx.broker.disk_alarm();
         let mut blocked = false;
-        let heartbeat = Duration::from_secs(heartbeat.into());
+        let heartbeat = Duration::from_secs(self.heartbeat.into());
         let consumer_timeout = self.ctx.broker.config.consumer_timeout;
         let mut tick = Duration::from_secs(1);
         if !heartbeat.is_zero() {
@@ -210,10 +237,16 @@ impl Connection {
                 self.notify_blocked(blocked);
                 self.flush(&mut last_sent);
             }
-            let reading = backlog.bytes() <= writer::HIGH_WATER_MARK && !blocked;
+            let reading = self.reading && backlog.bytes() <= writer::HIGH_WATER_MARK && !blocked;
             tokio::select! {
                 read = reader.read_buf(&mut read_buf), if reading => match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => {
+                        if self.state == State::Open {
+                            log::dropped_by_client(&self.opened());
+                            self.state = State::Closed;
+                        }
+                        break;
+                    }
                     Ok(_) => {
                         last_received = Instant::now();
                         self.handle_input(&mut read_buf);
@@ -249,7 +282,11 @@ impl Connection {
                     }
                     if !heartbeat.is_zero() {
                         if now.duration_since(last_received) > heartbeat * 2 {
-                            tracing::info!(conn = %self.ctx.conn_id, "missed heartbeats from client, closing connection");
+                            tracing::error!(
+                                "closing AMQP connection ({}): missed heartbeats from client, timeout: {}s",
+                                self.opened(),
+                                heartbeat.as_secs()
+                            );
                             break;
                         }
                         if now.duration_since(last_sent) >= heartbeat / 2 {
@@ -258,6 +295,7 @@ impl Connection {
                     }
                 }
                 _ = Broker::stopping(&mut shutdown), if self.state == State::Open => {
+                    tracing::info!("closing AMQP connection ({}): the broker is shutting down", self.opened());
                     self.close_connection(AmqpError::new(
                         reply_code::CONNECTION_FORCED,
                         "broker forced connection closure with reason 'shutdown'",
@@ -267,6 +305,26 @@ impl Connection {
         }
         self.flush(&mut last_sent);
         self.release_everything(&mut inbox);
+    }
+
+    /// Who is on this connection, for its log lines.
+    fn opened(&self) -> Opened<'_> {
+        Opened {
+            name: self.ctx.name,
+            vhost: &self.ctx.vhost.name,
+            user: &self.ctx.user,
+        }
+    }
+
+    /// How long to wait for close-ok: RabbitMQ's 30 s, or the heartbeat
+    /// interval when that is shorter.
+    fn close_ok_timeout(&self) -> Duration {
+        let heartbeat = Duration::from_secs(self.heartbeat.into());
+        if !heartbeat.is_zero() && heartbeat < CLOSE_OK_TIMEOUT {
+            heartbeat
+        } else {
+            CLOSE_OK_TIMEOUT
+        }
     }
 
     /// Sends what the last batch of work produced to the writer.
@@ -320,17 +378,27 @@ impl Connection {
                 Ok(Some(frame)) => self.handle_frame(frame),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(conn = %self.ctx.conn_id, "protocol error from client: {e}");
+                    // Nothing after a frame that did not decode is read.
                     read_buf.clear();
-                    if e.code == reply_code::COMMAND_INVALID {
-                        // An unknown method: RabbitMQ's reader cannot parse
-                        // it and drops the socket without connection.close.
+                    if self.state != State::Open {
                         self.state = State::Closed;
                         break;
                     }
-                    match self.state {
-                        State::Open => self.close_connection(e.into()),
-                        _ => self.state = State::Closed,
+                    let channel = e.channel;
+                    match malformed::answer(e) {
+                        Answer::Close(error) => self.fail_connection(channel, error),
+                        Answer::CloseAndStop(error) => {
+                            self.fail_connection(channel, error);
+                            self.reading = false;
+                            self.state = State::Closing(Instant::now() + FRAMING_CLOSE_DELAY);
+                        }
+                        Answer::Drop => {
+                            tracing::error!(
+                                "closing AMQP connection ({}): a frame on channel {channel} could not be parsed",
+                                self.opened()
+                            );
+                            self.state = State::Closed;
+                        }
                     }
                     break;
                 }
@@ -358,7 +426,7 @@ impl Connection {
         }
         if let Err(error) = self.handle_channel_frame(channel_id, frame) {
             if error.is_connection_error() {
-                self.close_connection(error);
+                self.fail_connection(channel_id, error);
             } else {
                 self.close_channel(channel_id, error);
             }
@@ -372,6 +440,7 @@ impl Connection {
                 self.release_channels();
                 self.ctx.send(0, ConnectionCloseOk {});
                 self.state = State::Closed;
+                log::closed(&self.opened());
             }
             Frame::Method(_, Method::ConnectionCloseOk(_)) => self.state = State::Closed,
             Frame::Method(_, Method::ConnectionUpdateSecret(_)) => {
@@ -379,13 +448,16 @@ impl Connection {
             }
             Frame::Method(_, Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_)) => {}
             Frame::Method(_, method) => {
-                let error = AmqpError::command_invalid(format!("unexpected method on channel 0: {}", method.name()))
-                    .on_method(method.ids());
-                self.close_connection(error);
+                let error =
+                    AmqpError::channel_error("unexpected method in connection state running").on_method(method.ids());
+                self.fail_connection(0, error);
             }
-            Frame::Header(..) | Frame::Body(..) => {
-                self.close_connection(AmqpError::unexpected_frame("content frame on channel 0"));
+            Frame::Header(_, header) => {
+                let mut payload = BytesMut::new();
+                header.encode(&mut payload);
+                self.fail_connection(0, unexpected_content(frame_type::HEADER, &payload));
             }
+            Frame::Body(_, body) => self.fail_connection(0, unexpected_content(frame_type::BODY, &body)),
         }
     }
 
@@ -409,7 +481,9 @@ impl Connection {
                     Ok(())
                 }
                 Frame::Method(_, m) => Err(AmqpError::channel_error("expected 'channel.open'").on_method(m.ids())),
-                _ => Err(AmqpError::channel_error("expected 'channel.open'")),
+                _ => Err(AmqpError::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                )),
             };
         };
         if channel.closing {
@@ -447,14 +521,13 @@ impl Connection {
             .filter_map(|c| c.ack_timeout_expired(now, timeout).map(|e| (c.id, e)))
             .collect();
         for (id, error) in expired {
-            tracing::warn!(conn = %self.ctx.conn_id, channel = id, "consumer ack timeout");
             self.close_channel(id, error);
         }
     }
 
     /// A channel exception: release the channel and send channel.close.
     fn close_channel(&mut self, id: u16, error: AmqpError) {
-        tracing::debug!(conn = %self.ctx.conn_id, channel = id, "channel error: {error}");
+        log::channel_error(&self.opened(), id, &error);
         if let Some(channel) = self.channels.get_mut(&id) {
             channel.release(&mut self.ctx);
             channel.closing = true;
@@ -463,19 +536,25 @@ impl Connection {
             id,
             ChannelClose {
                 reply_code: error.code,
-                reply_text: ShortStr::from(error.text.as_str()),
+                reply_text: error.reply_text(),
                 class_id: error.class_id,
                 method_id: error.method_id,
             },
         );
     }
 
-    /// A connection exception: release everything and send connection.close.
+    /// A connection exception found on `channel`: logged, then the
+    /// connection is closed with it.
+    fn fail_connection(&mut self, channel: u16, error: AmqpError) {
+        log::connection_error(&self.opened(), channel, &error);
+        self.close_connection(error);
+    }
+
+    /// Releases everything and sends connection.close.
     fn close_connection(&mut self, error: AmqpError) {
-        tracing::info!(conn = %self.ctx.conn_id, "closing connection: {error}");
         self.release_channels();
         self.ctx.send(0, close_method(&error));
-        self.state = State::Closing(Instant::now() + CLOSE_OK_TIMEOUT);
+        self.state = State::Closing(Instant::now() + self.close_ok_timeout());
     }
 
     fn handle_outbound(&mut self, work: Outbound) {
@@ -532,4 +611,15 @@ impl Connection {
 fn return_undelivered(delivery: Delivery) {
     delivery.consumer.release_credit(1);
     delivery.queue.return_undelivered(delivery.entry);
+}
+
+/// RabbitMQ's 505 for a content frame on channel 0: its type and payload
+/// as Erlang prints them, the first 16 octets of a longer one.
+fn unexpected_content(kind: u8, payload: &[u8]) -> AmqpError {
+    let detail = if payload.len() <= 16 {
+        format!("type {kind}, all octets = {}", erlang_binary_text(payload))
+    } else {
+        format!("type {kind}, first 16 octets = {}", erlang_binary_text(&payload[..16]))
+    };
+    AmqpError::unexpected_frame(detail)
 }

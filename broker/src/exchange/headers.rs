@@ -8,9 +8,48 @@
 //! value is void matches on the key's presence alone, and a value of another
 //! type never matches (an integer 1 is not the string "1").
 
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_protocol::{erlang_binary_text, FieldTable, FieldValue, ShortStr};
 
 use super::{Binding, Destination, Route};
+use crate::error::{AmqpError, AmqpResult};
+use crate::queue::type_name;
+
+/// The `x-match` values there are.
+const X_MATCH: [&str; 4] = ["all", "any", "all-with-x", "any-with-x"];
+
+/// Refuses a binding whose `x-match` is not one of [`X_MATCH`], with
+/// RabbitMQ's texts (values as Erlang prints them).
+pub(super) fn validate_binding(arguments: &FieldTable) -> AmqpResult<()> {
+    let Some(value) = arguments.get("x-match") else {
+        return Ok(());
+    };
+    match value {
+        FieldValue::LongStr(bytes) if X_MATCH.iter().any(|m| m.as_bytes() == &bytes[..]) => Ok(()),
+        FieldValue::LongStr(bytes) => Err(AmqpError::precondition_failed(format!(
+            "Invalid x-match field value {}; expected all, any, all-with-x, or any-with-x",
+            erlang_binary_text(bytes)
+        ))),
+        other => Err(AmqpError::precondition_failed(format!(
+            "Invalid x-match field type {} (value {}); expected longstr",
+            type_name(other),
+            erlang_term(other)
+        ))),
+    }
+}
+
+/// A non-string value as Erlang's `~p` prints it.
+fn erlang_term(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::F32(v) => v.to_string(),
+        FieldValue::F64(v) => v.to_string(),
+        FieldValue::ByteArray(bytes) => erlang_binary_text(bytes),
+        FieldValue::Void => "undefined".to_string(),
+        FieldValue::U64(v) => v.to_string(),
+        FieldValue::Timestamp(v) => v.to_string(),
+        v => v.as_i64().map_or_else(|| "[...]".to_string(), |n| n.to_string()),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MatchKind {

@@ -22,6 +22,7 @@ use fanout::FanoutRouter;
 use headers::HeadersRouter;
 use topic::TopicRouter;
 
+use crate::error::AmqpResult;
 use crate::queue::Queue;
 
 /// The four exchange types of AMQP 0-9-1.
@@ -145,6 +146,15 @@ impl Exchange {
 
     pub(crate) fn kind(&self) -> ExchangeKind {
         self.settings.kind
+    }
+
+    /// Checks a new binding's arguments as the exchange's type requires
+    /// (only the headers exchange has rules: its `x-match`).
+    pub(crate) fn validate_binding(&self, arguments: &FieldTable) -> AmqpResult<()> {
+        match self.settings.kind {
+            ExchangeKind::Headers => headers::validate_binding(arguments),
+            ExchangeKind::Direct | ExchangeKind::Fanout | ExchangeKind::Topic => Ok(()),
+        }
     }
 
     pub(crate) fn bind(&self, binding: Binding) -> bool {

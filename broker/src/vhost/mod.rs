@@ -189,6 +189,7 @@ impl VHost {
         arguments: FieldTable,
     ) -> AmqpResult<()> {
         let exchange = self.exchange_or_404(source)?;
+        exchange.validate_binding(&arguments)?;
         let binding = Binding {
             destination,
             routing_key,

@@ -1,0 +1,173 @@
+//! The `warren` binary as a child process, for the tests of the real
+//! process (durability across crashes, logs, start-up errors).
+//!
+//! The child listens on port 0 and the harness reads the address it bound
+//! from its ready line on stderr, so tests never race each other for a
+//! free port. Every stderr line is kept for tests that check the logs (and
+//! echoed with WARREN_TEST_LOGS set).
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A `warren` process on a data directory.
+pub struct Warren {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Its stderr, line by line, as far as read.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a start that should fail printed.
+pub struct Failed {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+}
+
+fn command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+impl Warren {
+    pub fn start(data_dir: &Path) -> Warren {
+        Warren::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Warren {
+        let mut child = command(data_dir, args).spawn().expect("start warren");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            let echo = std::env::var_os("WARREN_TEST_LOGS").is_some();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                if let Some(addr) = ready_address(&line) {
+                    let _ = ready_tx.send(addr);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "warren did not report its address; its log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Warren { child, addr, log }
+    }
+
+    /// Runs warren with arguments that must make it fail at start.
+    pub fn fail_to_start(data_dir: &Path, args: &[&str]) -> Failed {
+        let mut child = command(data_dir, args).spawn().expect("start warren");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                let output = child.wait_with_output().expect("output");
+                return Failed {
+                    status,
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                };
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("warren started although it should have refused to");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// Waits until a log line contains `text`; returns it.
+    pub fn wait_for_log(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return line.clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no log line with {text:?}; the log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM: a graceful shutdown.
+    pub fn stop(self) {
+        self.stop_async();
+        self.wait_exit();
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn stop_async(&self) {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+    }
+
+    pub fn wait_exit(mut self) {
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "warren did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The address in the broker's ready line, if this is it.
+fn ready_address(line: &str) -> Option<SocketAddr> {
+    let (_, after) = line.split_once("ready to accept AMQP connections on ")?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
+impl Drop for Warren {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
