@@ -11,6 +11,8 @@
 
 use std::sync::OnceLock;
 
+pub mod python;
+
 pub fn broker_url() -> String {
     if let Ok(url) = std::env::var("WARREN_TEST_URL") {
         return url;

@@ -5,10 +5,10 @@
 //! printed against RabbitMQ 3.10 (re-record with `conformance/pika/record.sh`);
 //! Warren must print exactly the same.
 //!
-//! Needs python3 with pika (`pip install pika`); .ci/run installs it.
+//! Runs the machine's python3 with pika installed under target/
+//! (`warren_conformance::python`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
 fn pika_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pika")
@@ -24,16 +24,15 @@ fn run_script(name: &str) {
     let url = warren_conformance::broker_url();
     let script = pika_dir().join(format!("{name}.py"));
     let expected_path = pika_dir().join("expected").join(format!("{name}.txt"));
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = Command::new(&python)
+    let output = warren_conformance::python::python()
         .arg(&script)
         .arg(port_of(&url))
         .output()
-        .unwrap_or_else(|e| panic!("running {python}: {e} (python3 with pika is required)"));
+        .unwrap_or_else(|e| panic!("running python3: {e}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "{name}.py failed ({}); is pika installed (pip install pika)?\n{stderr}",
+        "{name}.py failed ({})\n{stderr}",
         output.status
     );
     let actual = String::from_utf8_lossy(&output.stdout);
