@@ -37,6 +37,10 @@ use crate::records::{EntryRecord, QueueSummary};
 
 /// Offsets per index file (a file is 1 MiB).
 pub const SLOTS_PER_FILE: u64 = 16_384;
+/// No offset reaches this (2^60: a billion messages a second for 36
+/// years). Files named beyond it were not written by Warren, and offsets
+/// below it leave room for every sum made with them.
+pub const MAX_OFFSET: u64 = 1 << 60;
 const SLOT: usize = 64;
 const PRESENT: u8 = 1;
 const TRANSIENT: u8 = 1;
@@ -361,6 +365,9 @@ impl QueueIndexes {
     }
 
     pub fn add(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+        if offset >= MAX_OFFSET {
+            return Err(io::Error::other("queue offsets exhausted"));
+        }
         self.with(queue, |index| {
             index.file(offset / SLOTS_PER_FILE)?.live += 1;
             index.next_offset = index.next_offset.max(offset + 1);
@@ -513,6 +520,13 @@ fn recover_queue(
         .filter_map(|entry| {
             let name = entry.ok()?.file_name();
             name.to_str()?.strip_suffix(".idx")?.parse().ok()
+        })
+        .filter(|&number| {
+            let fits = number < MAX_OFFSET / SLOTS_PER_FILE;
+            if !fits {
+                tracing::warn!(dir = %dir.display(), number, "queue index file number out of range; ignored");
+            }
+            fits
         })
         .collect();
     numbers.sort_unstable();

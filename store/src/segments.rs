@@ -137,6 +137,15 @@ impl SegmentStore {
                 let name = entry.ok()?.file_name();
                 name.to_str()?.strip_suffix(".seg")?.parse().ok()
             })
+            .filter(|&number| {
+                // The next segment's number must fit: a file named past that
+                // was not written by Warren.
+                let fits = number < u32::MAX;
+                if !fits {
+                    tracing_warn(number, 0, "segment number out of range; file ignored");
+                }
+                fits
+            })
             .collect();
         numbers.sort_unstable();
         let mut inner = Inner {
@@ -154,6 +163,11 @@ impl SegmentStore {
         for number in numbers {
             let scanned = scan_segment(dir, number)?;
             for &(id, pos, len) in &scanned.records {
+                let Some(after) = id.checked_add(1) else {
+                    // The next id must fit: this record was not written by Warren.
+                    tracing_warn(number, u64::from(pos), "message id out of range; record ignored");
+                    continue;
+                };
                 // A record copied by compaction appears twice; the later copy wins.
                 inner.locations.insert(
                     id,
@@ -164,7 +178,7 @@ impl SegmentStore {
                         refs: 0,
                     },
                 );
-                inner.next_id = inner.next_id.max(id + 1);
+                inner.next_id = inner.next_id.max(after);
             }
             inner.segments.insert(
                 number,
@@ -195,8 +209,11 @@ impl SegmentStore {
     /// At start: an index entry refers to this message. False if no intact
     /// record of it exists (the entry must go).
     pub fn retain_recovered(&self, id: u64) -> bool {
+        let Some(after) = id.checked_add(1) else {
+            return false;
+        };
         let mut inner = self.inner.lock();
-        inner.next_id = inner.next_id.max(id + 1);
+        inner.next_id = inner.next_id.max(after);
         match inner.locations.get_mut(&id) {
             Some(location) => {
                 location.refs += 1;
@@ -242,7 +259,9 @@ impl SegmentStore {
         let len = u32::try_from(len).map_err(|_| io::Error::other("message too large to store"))?;
         let mut inner = self.inner.lock();
         let id = inner.next_id;
-        inner.next_id += 1;
+        inner.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("message ids exhausted"))?;
         let (segment, pos) = self.append_record(&mut inner, id, len, parts)?;
         inner.locations.insert(
             id,
@@ -300,7 +319,7 @@ impl SegmentStore {
         {
             // A previous roll got this far and then failed to create the
             // next file; only that step is left.
-            return self.start_segment(inner, sealed + 1);
+            return self.start_segment(inner, next_segment(sealed)?);
         }
         if let Some(segment) = inner.segments.get(&sealed) {
             inner.unsynced.push(segment.file.clone());
@@ -308,7 +327,7 @@ impl SegmentStore {
                 inner.dead.push(sealed);
             }
         }
-        self.start_segment(inner, sealed + 1)
+        self.start_segment(inner, next_segment(sealed)?)
     }
 
     fn start_segment(&self, inner: &mut Inner, number: u32) -> io::Result<()> {
@@ -529,6 +548,13 @@ impl SegmentStore {
             live_bytes: inner.segments.values().map(|s| s.live_bytes).sum(),
         }
     }
+}
+
+/// The number of the segment after `number`.
+fn next_segment(number: u32) -> io::Result<u32> {
+    number
+        .checked_add(1)
+        .ok_or_else(|| io::Error::other("segment numbers exhausted"))
 }
 
 /// Writes the buffered appends to the active segment's file.

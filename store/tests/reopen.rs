@@ -121,3 +121,42 @@ fn lazy_store_opens_only_when_written() {
     };
     assert_eq!(reopened.definitions().unwrap().queues, vec![queue(1)]);
 }
+
+/// A segment file holding one record with message id `id`.
+fn segment_with_record(id: u64, payload: &[u8]) -> Vec<u8> {
+    let mut file = b"WRNSEG\x00\x01".to_vec();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&id.to_be_bytes());
+    hasher.update(payload);
+    file.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    file.extend_from_slice(&hasher.finalize().to_be_bytes());
+    file.extend_from_slice(&id.to_be_bytes());
+    file.extend_from_slice(payload);
+    file
+}
+
+#[test]
+fn numbers_at_the_limits_in_crafted_files_are_ignored_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        store.sync().unwrap();
+    }
+    let messages = dir.path().join("messages");
+    // A record whose id leaves no next id, a segment numbered past the
+    // last one that fits, and a queue index file whose offsets overflow.
+    std::fs::write(messages.join("0000000100.seg"), segment_with_record(u64::MAX, b"evil")).unwrap();
+    std::fs::write(messages.join("4294967295.seg"), segment_with_record(7, b"x")).unwrap();
+    let index = dir.path().join("queues").join("1");
+    std::fs::create_dir_all(&index).unwrap();
+    std::fs::write(index.join(format!("{:010}.idx", u64::MAX / 2)), vec![1u8; 64]).unwrap();
+
+    let store = SledStore::open(dir.path()).unwrap();
+    let id = store.append_message(&[b"fine"]).unwrap();
+    assert!(id < u64::MAX);
+    store.add_entry(1, 0, &common::entry(id, 4)).unwrap();
+    store.sync().unwrap();
+    assert_eq!(store.entries(1, 0, 10).unwrap().len(), 1);
+    assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"fine"[..]));
+}

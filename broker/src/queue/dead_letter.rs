@@ -77,7 +77,8 @@ pub(super) fn dead_letter_message(
                 unreachable!("matched a table above")
             };
             let count = table.get("count").and_then(FieldValue::as_i64).unwrap_or(0);
-            table.insert("count", FieldValue::I64(count + 1));
+            // The count comes from the client: it must not overflow.
+            table.insert("count", FieldValue::I64(count.saturating_add(1)));
             table
         }
         None => {
