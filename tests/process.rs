@@ -99,3 +99,22 @@ fn settings_out_of_range_are_refused_at_start() {
     assert!(!failed.status.success());
     assert!(failed.stderr.contains("hearbeat"), "{}", failed.stderr);
 }
+
+#[tokio::test]
+async fn by_default_it_listens_on_ipv6_and_ipv4_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 on this machine; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0 on the unspecified IPv6 address, as the default [::]:5672 but free.
+    let warren = Warren::start_with(dir.path(), &["--listen", "[::]:0"]);
+    let port = warren.port();
+    for host in ["127.0.0.1", "[::1]"] {
+        let url = format!("amqp://guest:guest@{host}:{port}/%2f");
+        let connection = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        connection.close(200, "bye".into()).await.unwrap();
+    }
+}

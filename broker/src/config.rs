@@ -62,7 +62,9 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 5672)),
+            // Every address, IPv6 and IPv4 (as RabbitMQ listens by
+            // default); IPv4 only where IPv6 is not available.
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 5672)),
             data_dir: PathBuf::from("./warren-data"),
             consumer_timeout: Some(Duration::from_millis(1_800_000)),
             heartbeat: 60,
@@ -101,7 +103,8 @@ pub struct Settings {
     #[arg(long, env = "WARREN_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to accept AMQP connections on [default: 0.0.0.0:5672].
+    /// Address to accept AMQP connections on [default: [::]:5672, every
+    /// IPv6 and IPv4 address].
     #[arg(long, env = "WARREN_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,

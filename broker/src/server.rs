@@ -67,10 +67,7 @@ impl RunningBroker {
 /// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     let broker = Broker::open(config)?;
-    let listen = broker.config.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("listening on {listen}: {e}")))?;
+    let listener = bind(broker.config.listen).await?;
     let addr = listener.local_addr()?;
     let connections = TaskTracker::new();
     let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));
@@ -81,6 +78,23 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
         accept_loop,
         connections,
     })
+}
+
+/// Binds the AMQP listener. The unspecified IPv6 address takes IPv4
+/// connections too; where the machine has no IPv6 it falls back to
+/// `0.0.0.0` on the same port.
+async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    let context =
+        |addr: SocketAddr, e: std::io::Error| std::io::Error::new(e.kind(), format!("listening on {addr}: {e}"));
+    match TcpListener::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if listen.ip() == std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], listen.port()));
+            tracing::info!("IPv6 is not available here ({e}); listening on {v4} only");
+            TcpListener::bind(v4).await.map_err(|e| context(v4, e))
+        }
+        Err(e) => Err(context(listen, e)),
+    }
 }
 
 /// How often free disk space is checked.

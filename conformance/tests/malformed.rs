@@ -319,3 +319,50 @@ async fn before_tuning_a_frame_may_carry_at_most_4096_bytes() {
     let waited = raw.expect_silent_close(Duration::from_secs(8)).await;
     assert!(waited >= Duration::from_secs(2), "closed after {waited:?}");
 }
+
+#[tokio::test]
+async fn after_close_ok_the_broker_reads_on_until_the_client_closes() {
+    // A client that wrote publishes behind its connection.close (amqplib
+    // does, with a full send buffer) must get close-ok, and not a reset
+    // from a broker that closed first.
+    let mut raw = Raw::open().await;
+    raw.open_channel(1).await;
+    let mut out = BytesMut::new();
+    encode_method(
+        &mut out,
+        0,
+        &ConnectionClose {
+            reply_code: 200,
+            reply_text: "bye".into(),
+            class_id: 0,
+            method_id: 0,
+        }
+        .into(),
+    );
+    for _ in 0..100 {
+        encode_method(
+            &mut out,
+            1,
+            &BasicPublish {
+                routing_key: "nowhere".into(),
+                ..Default::default()
+            }
+            .into(),
+        );
+        encode_header(&mut out, 1, &ContentHeader::new(60, 0, BasicProperties::default()));
+    }
+    raw.send(&out).await;
+    assert!(matches!(raw.method().await, Method::ConnectionCloseOk(_)));
+    // The socket stays open: more bytes are still taken, nothing comes back.
+    raw.send(&frame(frame_type::HEARTBEAT, 0, &[])).await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::io::AsyncReadExt::read(&mut raw.socket, &mut byte),
+    )
+    .await;
+    assert!(
+        read.is_err(),
+        "the broker left the socket open for the client to close: {read:?}"
+    );
+}

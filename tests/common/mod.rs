@@ -31,8 +31,10 @@ pub struct Failed {
 
 fn command(data_dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+    if !args.contains(&"--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
     command
-        .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

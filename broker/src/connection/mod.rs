@@ -49,7 +49,13 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
     let Ok(local) = socket.local_addr() else {
         return;
     };
-    let name = ConnectionName { peer, local };
+    // On the dual-stack listener, IPv4 peers come as IPv4-mapped IPv6
+    // addresses: named (and checked for loopback) as the IPv4 they are.
+    let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    let name = ConnectionName {
+        peer: canonical(peer),
+        local: canonical(local),
+    };
     log::accepting(name);
     let timeout = broker.config.handshake_timeout;
     let opened = tokio::time::timeout(timeout, open(&broker, &mut socket, name)).await;
@@ -176,6 +182,12 @@ enum State {
     Open,
     /// We sent connection.close and wait for close-ok until the deadline.
     Closing(Instant),
+    /// We answered the client's connection.close: what it still sends is
+    /// read and dropped until it closes the socket (or the deadline), as
+    /// RabbitMQ does. Closing first would reset the connection under
+    /// frames the client had already written (amqplib loses its close
+    /// callback that way).
+    Draining(Instant),
     Closed,
 }
 
@@ -275,7 +287,7 @@ impl Connection {
                     let now = Instant::now();
                     self.ctx.now = now;
                     self.enforce_consumer_timeout(now, consumer_timeout);
-                    if let State::Closing(deadline) = self.state {
+                    if let State::Closing(deadline) | State::Draining(deadline) = self.state {
                         if now >= deadline {
                             break;
                         }
@@ -373,7 +385,7 @@ impl Connection {
 
     /// Decodes and handles every complete frame in the read buffer.
     fn handle_input(&mut self, read_buf: &mut BytesMut) {
-        while self.state != State::Closed {
+        while matches!(self.state, State::Open | State::Closing(_)) {
             match decode_frame(read_buf, self.ctx.frame_max) {
                 Ok(Some(frame)) => self.handle_frame(frame),
                 Ok(None) => break,
@@ -403,6 +415,10 @@ impl Connection {
                     break;
                 }
             }
+        }
+        if let State::Draining(_) = self.state {
+            // What the client sent after its connection.close is dropped.
+            read_buf.clear();
         }
     }
 
@@ -439,7 +455,7 @@ impl Connection {
             Frame::Method(_, Method::ConnectionClose(_)) => {
                 self.release_channels();
                 self.ctx.send(0, ConnectionCloseOk {});
-                self.state = State::Closed;
+                self.state = State::Draining(Instant::now() + self.close_ok_timeout());
                 log::closed(&self.opened());
             }
             Frame::Method(_, Method::ConnectionCloseOk(_)) => self.state = State::Closed,
