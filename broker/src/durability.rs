@@ -8,6 +8,13 @@
 //! message. Writes made without a waiting confirm (acks, transient work)
 //! reach disk within [`IDLE_SYNC_INTERVAL`]. Between syncs, about once a
 //! second, the flusher also lets the store compact its message files.
+//!
+//! The flusher is also the only thread that writes message bodies: the
+//! store keeps appends in memory, and once [`WRITE_BEHIND_AT`] bytes wait
+//! the flusher is woken to write them (without an fsync). Publishers never
+//! touch the disk; if the disk falls [`UNWRITTEN_MAX`] behind them, they
+//! wait for it (the broker's back-pressure on a disk slower than its
+//! publishers).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +32,11 @@ pub(crate) const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// so that under load each sync covers a batch of publishes instead of a
 /// handful (a sync costs CPU in the store, not just disk time).
 pub(crate) const MIN_SYNC_SPACING: Duration = Duration::from_millis(2);
+
+/// Bytes appended and not written that wake the flusher to write them.
+pub(crate) const WRITE_BEHIND_AT: u64 = 1024 * 1024;
+/// Bytes appended and not written past which publishers wait for the disk.
+pub(crate) const UNWRITTEN_MAX: u64 = 64 * 1024 * 1024;
 
 /// How often the flusher looks for disk space to give back.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -57,14 +69,26 @@ impl Synced {
     }
 }
 
+/// What the flusher was asked for since it last looked.
+#[derive(Debug, Default)]
+struct Requests {
+    /// A confirm waits: sync soon.
+    sync: bool,
+    /// Appends wait to be written.
+    write: bool,
+}
+
 pub(crate) struct Durability {
     store: Arc<dyn Store>,
     /// The epoch writes made now belong to.
     write_epoch: AtomicU64,
     /// Which epochs are known to be on disk, and which may not be.
     durable: watch::Sender<Synced>,
-    sync_requested: Mutex<bool>,
+    requests: Mutex<Requests>,
     wake: Condvar,
+    /// Notified after the flusher wrote: publishers waiting for the disk
+    /// look again.
+    drained: Condvar,
     /// Set when something was written since the last sync.
     dirty: AtomicBool,
     stopping: AtomicBool,
@@ -82,8 +106,9 @@ impl Durability {
             store,
             write_epoch: AtomicU64::new(1),
             durable,
-            sync_requested: Mutex::new(false),
+            requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
+            drained: Condvar::new(),
             dirty: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             delivered_marks: DashMap::new(),
@@ -114,11 +139,40 @@ impl Durability {
 
     /// Asks for a sync soon (a confirm is waiting on it).
     pub(crate) fn request_sync(&self) {
-        let mut requested = self.sync_requested.lock();
-        if !*requested {
-            *requested = true;
+        let mut requests = self.requests.lock();
+        if !requests.sync {
+            requests.sync = true;
             self.wake.notify_one();
         }
+    }
+
+    /// Called before appending to the store: wakes the flusher when enough
+    /// waits to be written, and waits for it when the disk has fallen
+    /// [`UNWRITTEN_MAX`] behind (on a runtime thread, telling the runtime
+    /// it blocks).
+    pub(crate) fn throttle(&self) {
+        let unwritten = self.store.unwritten_bytes();
+        if unwritten < WRITE_BEHIND_AT {
+            return;
+        }
+        {
+            let mut requests = self.requests.lock();
+            if !requests.write {
+                requests.write = true;
+                self.wake.notify_one();
+            }
+        }
+        if unwritten < UNWRITTEN_MAX {
+            return;
+        }
+        crate::blocking::run(|| {
+            let mut requests = self.requests.lock();
+            while self.store.unwritten_bytes() >= UNWRITTEN_MAX && !self.stopping.load(Ordering::Acquire) {
+                requests.write = true;
+                self.wake.notify_one();
+                self.drained.wait_for(&mut requests, Duration::from_millis(100));
+            }
+        });
     }
 
     /// Watches what is durable.
@@ -149,8 +203,9 @@ impl Durability {
     pub(crate) fn stop(&self) {
         self.sync_now();
         self.stopping.store(true, Ordering::Release);
-        let _guard = self.sync_requested.lock();
+        let _guard = self.requests.lock();
         self.wake.notify_one();
+        self.drained.notify_all();
     }
 
     fn run(self: Arc<Self>) {
@@ -165,17 +220,25 @@ impl Durability {
             if since < MIN_SYNC_SPACING {
                 std::thread::sleep(MIN_SYNC_SPACING - since);
             }
-            {
-                let mut requested = self.sync_requested.lock();
-                if !*requested {
-                    self.wake.wait_for(&mut requested, IDLE_SYNC_INTERVAL);
+            let requests = {
+                let mut requests = self.requests.lock();
+                if !requests.sync && !requests.write {
+                    let wait = IDLE_SYNC_INTERVAL.saturating_sub(last_sync.elapsed());
+                    self.wake.wait_for(&mut requests, wait.max(MIN_SYNC_SPACING));
                 }
-                *requested = false;
-            }
-            if self.dirty.load(Ordering::Acquire) {
+                std::mem::take(&mut *requests)
+            };
+            let sync_due = requests.sync || last_sync.elapsed() >= IDLE_SYNC_INTERVAL;
+            if sync_due && self.dirty.load(Ordering::Acquire) {
                 last_sync = std::time::Instant::now();
                 self.sync_now();
+            } else if requests.write {
+                if let Err(e) = self.store.write_behind() {
+                    tracing::error!("writing messages to disk failed: {e}");
+                }
             }
+            let _guard = self.requests.lock();
+            self.drained.notify_all();
         }
     }
 

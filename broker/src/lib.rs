@@ -8,6 +8,7 @@
 
 #![warn(unreachable_pub)]
 
+mod blocking;
 mod broker;
 mod channel;
 mod client_capabilities;

@@ -49,7 +49,7 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after the shutdown grace period");
         }
-        self.broker.durability().stop();
+        stop_durability(&self.broker).await;
         if self.broker.config.remove_data_dir_on_shutdown {
             let _ = std::fs::remove_dir_all(&self.broker.config.data_dir);
         }
@@ -60,13 +60,22 @@ impl RunningBroker {
         let _ = self.accept_loop.await;
         self.connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.wait()).await;
-        self.broker.durability().stop();
+        stop_durability(&self.broker).await;
     }
+}
+
+/// The last sync, on a blocking thread.
+async fn stop_durability(broker: &Arc<Broker>) {
+    let durability = broker.durability().clone();
+    let _ = tokio::task::spawn_blocking(move || durability.stop()).await;
 }
 
 /// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
-    let broker = Broker::open(config)?;
+    // Opening recovers the data directory: file work, off the runtime.
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
+        .await
+        .map_err(std::io::Error::other)??;
     let listener = bind(broker.config.listen).await?;
     let addr = listener.local_addr()?;
     let connections = TaskTracker::new();

@@ -99,8 +99,8 @@ impl Store for LazySledStore {
     fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()> {
         self.get()?.remove_entry(queue, offset, message)
     }
-    fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
-        self.get()?.remove_entries_from(queue, from)
+    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()> {
+        self.get()?.remove_entries(queue, from, to)
     }
     fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
         self.get()?.entries(queue, from, limit)
@@ -120,6 +120,15 @@ impl Store for LazySledStore {
             Some(store) => store.sync(),
             None => Ok(()),
         }
+    }
+    fn write_behind(&self) -> StoreResult<()> {
+        match self.inner.get() {
+            Some(store) => store.write_behind(),
+            None => Ok(()),
+        }
+    }
+    fn unwritten_bytes(&self) -> u64 {
+        self.inner.get().map_or(0, |s| s.unwritten_bytes())
     }
     fn maintain(&self) -> StoreResult<u64> {
         match self.inner.get() {

@@ -48,7 +48,9 @@ pub trait Store: Send + Sync + 'static {
     fn save_exchange(&self, record: &ExchangeRecord) -> StoreResult<()>;
     fn delete_exchange(&self, vhost: &str, name: &str) -> StoreResult<()>;
     fn save_queue(&self, record: &QueueRecord) -> StoreResult<()>;
-    /// Deletes a queue's definition and its index, releasing its messages.
+    /// Deletes a queue's definition and its index. The index is gone at
+    /// once; its files are walked (releasing its messages) and removed at
+    /// the next sync, off the caller's thread.
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()>;
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn delete_binding(&self, record: &BindingRecord) -> StoreResult<()>;
@@ -72,9 +74,10 @@ pub trait Store: Send + Sync + 'static {
     fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
     /// Removes an entry (which refers to `message`), releasing the message.
     fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()>;
-    /// Removes every entry at or above `from`, releasing their messages;
-    /// returns how many there were.
-    fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64>;
+    /// Removes the entries of offsets `from..to` (a purge). Reads skip them
+    /// at once; the index files are cleared, and the messages released, at
+    /// the next sync, off the caller's thread.
+    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()>;
     /// Up to `limit` entries of a queue at or above offset `from`, in order.
     fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>>;
     /// What the queue's index held when the store was opened.
@@ -87,6 +90,11 @@ pub trait Store: Send + Sync + 'static {
     /// Makes everything written so far durable, then deletes the body
     /// files that held nothing live any more.
     fn sync(&self) -> StoreResult<()>;
+    /// Writes what was appended to the files without making it durable,
+    /// so appends never wait for the disk (the flusher calls it).
+    fn write_behind(&self) -> StoreResult<()>;
+    /// Bytes appended and not yet written to the files.
+    fn unwritten_bytes(&self) -> u64;
     /// Background work that gives disk space back (compaction); returns
     /// the bytes it moved. Called regularly by the broker's flusher.
     fn maintain(&self) -> StoreResult<u64>;

@@ -97,6 +97,9 @@ struct QueueIndex {
     /// The delivery mark, and whether it moved since the last sync.
     delivered: u64,
     delivered_dirty: bool,
+    /// Offset ranges purged but not yet cleared in the files (at the next
+    /// sync); reads skip them meanwhile.
+    purged: Vec<(u64, u64)>,
 }
 
 const MARK_FILE: &str = "delivered";
@@ -122,7 +125,25 @@ impl QueueIndex {
             pending: Vec::new(),
             next_offset: 0,
             delivered_dirty: false,
+            purged: Vec::new(),
         }
+    }
+
+    /// Clears the purged ranges in the files, handing each entry they held
+    /// to `removed`.
+    fn clear_purged(&mut self, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<()> {
+        for (from, to) in std::mem::take(&mut self.purged) {
+            let mut offsets = Vec::new();
+            self.visit(from, to, &mut |offset, entry| {
+                offsets.push(offset);
+                removed(&entry);
+                true
+            })?;
+            for offset in offsets {
+                self.removed(offset);
+            }
+        }
+        self.delete_empty_files()
     }
 
     /// Writes the delivery mark if it moved; returns the file to sync.
@@ -204,10 +225,15 @@ impl QueueIndex {
     /// Reads the valid entries of offsets `from..to`, in order, up to `limit`.
     fn read(&mut self, from: u64, to: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
         let mut found = Vec::new();
-        self.visit(from, to, &mut |offset, entry| {
-            found.push((offset, entry));
+        let purged = std::mem::take(&mut self.purged);
+        let visited = self.visit(from, to, &mut |offset, entry| {
+            if !purged.iter().any(|&(a, b)| a <= offset && offset < b) {
+                found.push((offset, entry));
+            }
             found.len() < limit
-        })?;
+        });
+        self.purged = purged;
+        visited?;
         Ok(found)
     }
 
@@ -291,6 +317,8 @@ fn read_up_to(file: &File, buffer: &mut [u8], position: u64) -> io::Result<usize
 pub struct QueueIndexes {
     dir: PathBuf,
     queues: RwLock<HashMap<u64, Mutex<QueueIndex>>>,
+    /// Indexes of deleted queues, walked and removed at the next sync.
+    deleted: Mutex<Vec<QueueIndex>>,
 }
 
 impl QueueIndexes {
@@ -334,6 +362,7 @@ impl QueueIndexes {
         let indexes = QueueIndexes {
             dir: dir.to_path_buf(),
             queues: RwLock::new(queues),
+            deleted: Mutex::new(Vec::new()),
         };
         Ok((indexes, summaries, dropped))
     }
@@ -414,49 +443,56 @@ impl QueueIndexes {
         })
     }
 
-    /// Removes every entry at or above `from`, handing each to `removed`;
-    /// returns how many there were.
-    pub fn remove_from(&self, queue: u64, from: u64, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<u64> {
+    /// Removes the entries of offsets `from..to`. Only memory changes now:
+    /// reads skip them at once, and the next [`Self::apply_deferred`]
+    /// clears them in the files, off the caller's thread.
+    pub fn remove_range(&self, queue: u64, from: u64, to: u64) -> io::Result<()> {
         self.with_existing(queue, |index| {
-            let to = index.next_offset;
-            let mut offsets = Vec::new();
-            let mut count = 0;
-            index.visit(from, to, &mut |offset, entry| {
-                offsets.push(offset);
-                removed(&entry);
-                count += 1;
-                true
-            })?;
-            for offset in offsets {
-                index.removed(offset);
+            if from < to {
+                index.purged.push((from, to));
             }
-            index.delete_empty_files()?;
-            Ok(count)
+            Ok(())
         })
     }
 
-    /// Deletes a queue's whole index, handing each entry it held to
-    /// `removed`; returns how many there were.
-    pub fn delete(&self, queue: u64, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<u64> {
-        let Some(index) = self.queues.write().remove(&queue) else {
-            return Ok(0);
-        };
-        let mut index = index.into_inner();
-        let to = index.next_offset;
-        let mut count = 0;
-        index.visit(0, to, &mut |_, entry| {
-            removed(&entry);
-            count += 1;
-            true
-        })?;
-        fs::remove_dir_all(&index.dir).or_else(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
+    /// Deletes a queue's whole index. It is gone from the store at once;
+    /// its files are walked (their entries released) and removed by the
+    /// next [`Self::apply_deferred`].
+    pub fn delete(&self, queue: u64) {
+        if let Some(index) = self.queues.write().remove(&queue) {
+            self.deleted.lock().push(index.into_inner());
+        }
+    }
+
+    /// Does the file work that purges and deletions left for later, handing
+    /// every entry removed to `removed`. Called at the start of a sync.
+    pub fn apply_deferred(&self, removed: &mut dyn FnMut(&EntryRecord)) -> io::Result<()> {
+        for index in self.queues.read().values() {
+            let mut index = index.lock();
+            if !index.purged.is_empty() {
+                index.clear_purged(removed)?;
             }
-        })?;
-        Ok(count)
+        }
+        let deleted = std::mem::take(&mut *self.deleted.lock());
+        for mut index in deleted {
+            // Never walked twice (a second walk would release entries
+            // twice): on failure what is left is cleaned up at the next
+            // start, which removes the directories of unknown queues and
+            // the bodies nothing refers to.
+            let to = index.next_offset;
+            let walked = index.visit(0, to, &mut |_, entry| {
+                removed(&entry);
+                true
+            });
+            let gone = walked.and_then(|()| match fs::remove_dir_all(&index.dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            });
+            if let Err(e) = gone {
+                tracing::error!(dir = %index.dir.display(), "removing a deleted queue's index failed: {e}; it goes at the next start");
+            }
+        }
+        Ok(())
     }
 
     /// Writes every pending slot and makes the files durable; then deletes

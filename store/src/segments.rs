@@ -24,12 +24,20 @@
 //! checks each record's checksum and stops reading a segment at the first
 //! record that is cut short or does not check, so what follows is never
 //! believed. Writing always continues in a new segment after opening.
+//!
+//! Appending never touches the disk: records collect in memory, and full
+//! buffers are handed off to be written by [`SegmentStore::write_behind`]
+//! or [`SegmentStore::sync`], which the broker calls from its flusher
+//! thread. A new segment's file is made ahead of need by the same calls, so
+//! rolling to it is no system call either. Reads find records still in
+//! memory there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,15 +81,29 @@ struct Segment {
     compacted: bool,
 }
 
+/// Appended bytes handed off for writing, not yet in their file.
+struct Unwritten {
+    segment: u32,
+    file: Arc<File>,
+    /// Where in the file they go.
+    at: u64,
+    bytes: Arc<Vec<u8>>,
+}
+
 struct Inner {
     next_id: u64,
     locations: HashMap<u64, Location>,
     segments: BTreeMap<u32, Segment>,
     /// The segment appends go to.
     active: u32,
-    /// How much of the active segment is in its file; the rest is `buffer`.
+    /// Where `buffer` starts in the active segment: what is before it is
+    /// written or queued in `unwritten`.
     written: u64,
     buffer: Vec<u8>,
+    /// Buffers handed off and waiting to be written, oldest first.
+    unwritten: VecDeque<Unwritten>,
+    /// A file made ahead of need for the next segment, and its number.
+    spare: Option<(u32, Arc<File>)>,
     /// Sealed segments not yet synced.
     unsynced: Vec<Arc<File>>,
     /// A segment file was created since the last sync (the directory needs one).
@@ -103,6 +125,11 @@ pub struct SegmentStore {
     dir: PathBuf,
     segment_bytes: u64,
     inner: Mutex<Inner>,
+    /// Held while writing handed-off buffers, so two writers never race.
+    writing: Mutex<()>,
+    /// Bytes appended and not yet in their files (the buffer and the
+    /// handed-off ones), read without the lock on every publish.
+    unwritten: AtomicU64,
 }
 
 fn segment_path(dir: &Path, number: u32) -> PathBuf {
@@ -155,6 +182,8 @@ impl SegmentStore {
             active: 0,
             written: 0,
             buffer: Vec::with_capacity(WRITE_BUFFER),
+            unwritten: VecDeque::new(),
+            spare: None,
             unsynced: Vec::new(),
             created: false,
             dead: Vec::new(),
@@ -197,6 +226,8 @@ impl SegmentStore {
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(RECORD_HEADER + MAGIC.len() as u64),
             inner: Mutex::new(inner),
+            writing: Mutex::new(()),
+            unwritten: AtomicU64::new(0),
         };
         // Never append to a file a crash may have torn: start a new one.
         let mut inner = store.inner.lock();
@@ -286,7 +317,7 @@ impl SegmentStore {
             self.roll(inner)?;
         }
         if inner.buffer.len() >= WRITE_BUFFER {
-            write_buffer(inner)?;
+            hand_off(inner)?;
         }
         let active = inner.active;
         let segment = inner
@@ -298,6 +329,7 @@ impl SegmentStore {
         segment.live_bytes += record;
         segment.live_records += 1;
         segment.changed = Instant::now();
+        self.unwritten.fetch_add(record, Ordering::Relaxed);
         inner.buffer.extend_from_slice(&len.to_be_bytes());
         inner.buffer.extend_from_slice(&checksum(id, parts).to_be_bytes());
         inner.buffer.extend_from_slice(&id.to_be_bytes());
@@ -309,7 +341,7 @@ impl SegmentStore {
 
     /// Seals the active segment and starts the next.
     fn roll(&self, inner: &mut Inner) -> io::Result<()> {
-        write_buffer(inner)?;
+        hand_off(inner)?;
         let sealed = inner.active;
         let sealed_file = inner.segments.get(&sealed).map(|s| s.file.clone());
         if inner
@@ -330,17 +362,20 @@ impl SegmentStore {
         self.start_segment(inner, next_segment(sealed)?)
     }
 
+    /// Makes segment `number` the active one, its magic the first bytes of
+    /// the buffer. Its file is the spare made ahead if there is one.
     fn start_segment(&self, inner: &mut Inner, number: u32) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(segment_path(&self.dir, number))?;
-        file.write_all_at(MAGIC, 0)?;
+        let file = match inner.spare.take() {
+            Some((spare, file)) if spare == number => file,
+            other => {
+                inner.spare = other;
+                Arc::new(self.create_file(number)?)
+            }
+        };
         inner.segments.insert(
             number,
             Segment {
-                file: Arc::new(file),
+                file,
                 size: MAGIC.len() as u64,
                 live_bytes: 0,
                 live_records: 0,
@@ -349,9 +384,79 @@ impl SegmentStore {
             },
         );
         inner.active = number;
-        inner.written = MAGIC.len() as u64;
+        inner.written = 0;
+        debug_assert!(inner.buffer.is_empty(), "handed off before a new segment starts");
+        inner.buffer.clear();
+        inner.buffer.extend_from_slice(MAGIC);
+        self.unwritten.fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
         inner.created = true;
         Ok(())
+    }
+
+    fn create_file(&self, number: u32) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(segment_path(&self.dir, number))
+    }
+
+    /// Bytes appended that are not in their files yet.
+    pub fn unwritten_bytes(&self) -> u64 {
+        self.unwritten.load(Ordering::Relaxed)
+    }
+
+    /// Writes what was appended to the segment files (no fsync), and makes
+    /// the next segment's file if it is not made yet. Called from the
+    /// broker's flusher thread, so appends never wait for the disk.
+    pub fn write_behind(&self) -> io::Result<()> {
+        let _writing = self.writing.lock();
+        let (queued, make_spare) = {
+            let mut inner = self.inner.lock();
+            hand_off(&mut inner)?;
+            let queued: Vec<(Arc<File>, u64, Arc<Vec<u8>>)> = inner
+                .unwritten
+                .iter()
+                .map(|u| (u.file.clone(), u.at, u.bytes.clone()))
+                .collect();
+            let make_spare = inner.spare.is_none().then(|| next_segment(inner.active)).transpose()?;
+            (queued, make_spare)
+        };
+        let mut written: Vec<&Arc<Vec<u8>>> = Vec::with_capacity(queued.len());
+        let mut result = Ok(());
+        for (file, at, bytes) in &queued {
+            if let Err(e) = file.write_all_at(bytes, *at) {
+                result = Err(e);
+                break;
+            }
+            written.push(bytes);
+        }
+        let spare = match make_spare {
+            Some(number) if result.is_ok() => match self.create_file(number) {
+                Ok(file) => Some((number, Arc::new(file))),
+                Err(e) => {
+                    result = Err(e);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut inner = self.inner.lock();
+        // What was written leaves the queue; what was not stays for next time.
+        inner.unwritten.retain(|u| {
+            let done = written.iter().any(|w| Arc::ptr_eq(w, &u.bytes));
+            if done {
+                self.unwritten.fetch_sub(u.bytes.len() as u64, Ordering::Relaxed);
+            }
+            !done
+        });
+        if let Some(spare) = spare {
+            if inner.spare.is_none() && spare.0 > inner.active {
+                inner.created = true;
+                inner.spare = Some(spare);
+            }
+        }
+        result
     }
 
     /// Another holder of a stored message. False if it is not stored.
@@ -401,6 +506,15 @@ impl SegmentStore {
             let start = (payload_at - inner.written) as usize;
             return Ok(inner.buffer.get(start..start + len).map(<[u8]>::to_vec));
         }
+        // Handed off, not written yet.
+        if let Some(queued) = inner
+            .unwritten
+            .iter()
+            .find(|u| u.segment == location.segment && u.at <= payload_at && payload_at < u.at + u.bytes.len() as u64)
+        {
+            let start = (payload_at - queued.at) as usize;
+            return Ok(queued.bytes.get(start..start + len).map(<[u8]>::to_vec));
+        }
         let file = match inner.segments.get(&location.segment) {
             Some(segment) => segment.file.clone(),
             None => return Ok(None),
@@ -434,8 +548,8 @@ impl SegmentStore {
                 .partition(|n| !inner.segments.get(n).is_some_and(|s| s.compacted))
         };
         self.remove_segments(&free_now)?;
+        let written = self.write_behind();
         let mut inner = self.inner.lock();
-        let written = write_buffer(&mut inner);
         if written.is_err() {
             inner.dead.extend(after_sync);
             return written;
@@ -474,6 +588,14 @@ impl SegmentStore {
                 continue;
             }
             if inner.segments.remove(&number).is_some() {
+                // Nothing in it is needed: what waits to be written there need not be.
+                inner.unwritten.retain(|u| {
+                    let keep = u.segment != number;
+                    if !keep {
+                        self.unwritten.fetch_sub(u.bytes.len() as u64, Ordering::Relaxed);
+                    }
+                    keep
+                });
                 drop(inner);
                 match fs::remove_file(segment_path(&self.dir, number)) {
                     Ok(()) => {}
@@ -489,13 +611,19 @@ impl SegmentStore {
     /// and unchanged for `idle`. Its live records are copied to the active
     /// segment; the old file is dead afterwards. Returns the bytes copied.
     pub fn compact(&self, idle: Duration) -> io::Result<u64> {
+        // Compaction reads whole files: what is still in memory goes first.
+        self.write_behind()?;
         let candidate = {
             let inner = self.inner.lock();
             inner
                 .segments
                 .iter()
                 .filter(|(&n, s)| {
-                    n != inner.active && s.live_records > 0 && s.live_bytes * 2 < s.size && s.changed.elapsed() >= idle
+                    n != inner.active
+                        && s.live_records > 0
+                        && s.live_bytes * 2 < s.size
+                        && s.changed.elapsed() >= idle
+                        && !inner.unwritten.iter().any(|u| u.segment == n)
                 })
                 .map(|(&n, s)| (n, s.file.clone(), s.size))
                 .next()
@@ -557,8 +685,8 @@ fn next_segment(number: u32) -> io::Result<u32> {
         .ok_or_else(|| io::Error::other("segment numbers exhausted"))
 }
 
-/// Writes the buffered appends to the active segment's file.
-fn write_buffer(inner: &mut Inner) -> io::Result<()> {
+/// Hands the active segment's buffer off to be written.
+fn hand_off(inner: &mut Inner) -> io::Result<()> {
     if inner.buffer.is_empty() {
         return Ok(());
     }
@@ -567,9 +695,15 @@ fn write_buffer(inner: &mut Inner) -> io::Result<()> {
         .get(&inner.active)
         .map(|s| s.file.clone())
         .ok_or_else(|| io::Error::other("no active segment"))?;
-    file.write_all_at(&inner.buffer, inner.written)?;
-    inner.written += inner.buffer.len() as u64;
-    inner.buffer.clear();
+    let bytes = std::mem::replace(&mut inner.buffer, Vec::with_capacity(WRITE_BUFFER));
+    let len = bytes.len() as u64;
+    inner.unwritten.push_back(Unwritten {
+        segment: inner.active,
+        file,
+        at: inner.written,
+        bytes: Arc::new(bytes),
+    });
+    inner.written += len;
     Ok(())
 }
 
@@ -581,6 +715,9 @@ fn scan_segment(dir: &Path, number: u32) -> io::Result<Scanned> {
     file.read_to_end(&mut contents)?;
     let records = if contents.starts_with(MAGIC) {
         parse_records(&contents, number)
+    } else if contents.is_empty() {
+        // Made ahead of need and never written (or its first write lost).
+        Vec::new()
     } else {
         tracing_warn(number, 0, "not a segment file of this version; its records are ignored");
         Vec::new()

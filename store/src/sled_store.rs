@@ -172,8 +172,7 @@ impl Store for SledStore {
 
     fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
         self.queues.remove(name_key(vhost, name))?;
-        self.indexes
-            .delete(id, &mut |entry| self.bodies.release(entry.message))?;
+        self.indexes.delete(id);
         Ok(())
     }
 
@@ -245,10 +244,8 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn remove_entries_from(&self, queue: u64, from: u64) -> StoreResult<u64> {
-        Ok(self
-            .indexes
-            .remove_from(queue, from, &mut |entry| self.bodies.release(entry.message))?)
+    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()> {
+        Ok(self.indexes.remove_range(queue, from, to)?)
     }
 
     fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
@@ -272,10 +269,21 @@ impl Store for SledStore {
         // never points at a body that is not (entries written after the body
         // sync began belong to a later confirm epoch). The bodies' sync also
         // deletes segments nothing refers to any more (see `segments.rs`).
+        // First, the file work purges and deletions left for now.
+        self.indexes
+            .apply_deferred(&mut |entry| self.bodies.release(entry.message))?;
         self.bodies.sync()?;
         self.indexes.sync()?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn write_behind(&self) -> StoreResult<()> {
+        Ok(self.bodies.write_behind()?)
+    }
+
+    fn unwritten_bytes(&self) -> u64 {
+        self.bodies.unwritten_bytes()
     }
 
     fn maintain(&self) -> StoreResult<u64> {

@@ -23,7 +23,7 @@ mod persistence;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -54,8 +54,12 @@ pub(crate) struct Rules {
 }
 
 pub(crate) struct LocalQueue {
-    /// Itself, for the timer task (which must not keep it alive).
+    /// Itself, for the timer task and read-ahead (which must not keep it
+    /// alive).
     me: Weak<LocalQueue>,
+    /// The queue's handle, set once it exists (for deliveries made by a
+    /// read-ahead that lands).
+    handle: OnceLock<Weak<Queue>>,
     /// The queue's name, for log lines.
     name: ShortStr,
     rules: Rules,
@@ -118,6 +122,7 @@ impl LocalQueue {
         let pages = persistence.is_some() && args.max_priority.is_none();
         Arc::new_cyclic(|me| LocalQueue {
             me: me.clone(),
+            handle: OnceLock::new(),
             name,
             rules,
             host,
@@ -274,6 +279,7 @@ impl LocalQueue {
 
 impl QueueBackend for LocalQueue {
     fn attach(&self, queue: &Arc<Queue>) {
+        let _ = self.handle.set(Arc::downgrade(queue));
         if queue.args.expires.is_some() {
             self.ensure_timer(queue);
         }
@@ -283,6 +289,13 @@ impl QueueBackend for LocalQueue {
         let args = &queue.args;
         let now = Instant::now();
         let expires_at = Self::expiry_for(args, &message, now);
+        if let Some(p) = &self.persistence {
+            // A persistent message's body goes to the store before the lock
+            // is taken, so publishers to other queues never wait on it.
+            if message.is_persistent() && p.store_body(&message).is_err() {
+                return Enqueued::Rejected;
+            }
+        }
         let mut dead = Dead::new();
         let mut state = self.state.lock();
         if args.overflow != Overflow::DropHead && Self::would_overflow(args, &state, &message) {
@@ -367,17 +380,27 @@ impl QueueBackend for LocalQueue {
     }
 
     fn get(&self, queue: &Arc<Queue>) -> Option<(QueueEntry, u64)> {
-        let now = Instant::now();
-        let mut dead = Dead::new();
-        let mut state = self.state.lock();
-        state.last_used = now;
-        let entry = self.pop_live(&mut state, now, &mut dead);
-        let remaining = state.ready_count();
-        if let Some(entry) = &entry {
-            self.mark_delivered(entry);
+        loop {
+            let now = Instant::now();
+            let mut dead = Dead::new();
+            let mut state = self.state.lock();
+            state.last_used = now;
+            let entry = self.pop_live(&mut state, now, &mut dead);
+            if entry.is_none() && !state.paged.is_empty() {
+                // The window ran dry before the read-ahead landed: the next
+                // messages are read here (outside the lock), then again.
+                let from = state.paged.from;
+                self.unlock_and_dead_letter(queue, state, dead);
+                self.page_in_now(from);
+                continue;
+            }
+            let remaining = state.ready_count();
+            if let Some(entry) = &entry {
+                self.mark_delivered(entry);
+            }
+            self.unlock_and_dead_letter(queue, state, dead);
+            return Some((entry?, remaining));
         }
-        self.unlock_and_dead_letter(queue, state, dead);
-        Some((entry?, remaining))
     }
 
     fn settle(&self, queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement) {
@@ -425,12 +448,13 @@ impl QueueBackend for LocalQueue {
         let purged = state.ready.drain();
         let paged = std::mem::take(&mut state.paged);
         state.paged.redelivered_below = paged.redelivered_below;
+        let end = state.next_offset;
         drop(state);
         for entry in &purged {
             self.forget(queue, entry);
         }
         if !paged.is_empty() {
-            self.forget_paged(queue, &paged);
+            self.forget_paged(queue, paged.from, end);
         }
         purged.len() as u64 + paged.count
     }

@@ -10,6 +10,14 @@
 //! everything in the tail, so the queue's order is the same as if it were
 //! all in memory; requeued messages go back into the window.
 //!
+//! The tail is read ahead of need, off the queue's lock and off the async
+//! runtime's threads: once the window is down to half, a batch is read on
+//! a blocking thread and added under the lock when it lands. Dispatch waits
+//! for it if consumers drain the window first; basic.get, which must not
+//! answer "empty" while messages are on disk, reads the batch itself, still
+//! outside the lock (telling the runtime its thread blocks). Limits and
+//! TTLs that reach into the tail act when its batch lands.
+//!
 //! Memory per queue is therefore bounded by the window ([`WINDOW_MESSAGES`]
 //! messages or [`WINDOW_BYTES`] of bodies, whichever comes first) plus what
 //! consumers hold unacknowledged (bounded by their prefetch). The store
@@ -17,12 +25,13 @@
 //! reference count; store/README.md has the measurement). Priority queues
 //! (`x-max-priority`) and non-durable queues keep everything in memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use warren_store::QueueSummary;
+use warren_store::{EntryRecord, QueueSummary};
 
-use super::{LocalQueue, QueueEntry, QueueState};
+use super::{Dead, LocalQueue, QueueEntry, QueueState};
+use crate::blocking;
 use crate::message::Message;
 use crate::queue::Queue;
 
@@ -30,7 +39,7 @@ use crate::queue::Queue;
 pub(super) const WINDOW_MESSAGES: usize = 4096;
 /// Body bytes a paging queue keeps in memory before new ones stay on disk.
 pub(super) const WINDOW_BYTES: usize = 8 * 1024 * 1024;
-/// The most read back from disk in one go (under the queue's lock).
+/// The most read back from disk in one go.
 const PAGE_IN_BATCH: usize = 512;
 
 /// The ready messages of a durable queue that are on disk only.
@@ -44,6 +53,8 @@ pub(super) struct PagedTail {
     /// Messages recovered at start below this offset had been delivered
     /// before the restart; they come back redelivered.
     pub redelivered_below: u64,
+    /// A read-ahead of the batch at `from` is in flight.
+    pub reading: bool,
 }
 
 impl PagedTail {
@@ -85,72 +96,136 @@ impl LocalQueue {
             && (!state.paged.is_empty() || state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES)
     }
 
-    /// Refills the window from the tail once it is down to half.
+    /// Starts reading the tail's next batch once the window is down to
+    /// half, unless a read is in flight already.
     pub(super) fn refill_if_low(&self, state: &mut QueueState) {
-        if !state.paged.is_empty() && state.ready.len() < WINDOW_MESSAGES / 2 && state.ready.bytes() < WINDOW_BYTES / 2
+        if state.paged.is_empty()
+            || state.paged.reading
+            || state.ready.len() >= WINDOW_MESSAGES / 2
+            || state.ready.bytes() >= WINDOW_BYTES / 2
         {
-            self.page_in(state, PAGE_IN_BATCH, WINDOW_BYTES);
+            return;
         }
+        state.paged.reading = true;
+        let from = state.paged.from;
+        let me = self.me.clone();
+        blocking::spawn(move || {
+            if let Some(local) = me.upgrade() {
+                local.page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, true);
+            }
+        });
+    }
+
+    /// The window ran dry while messages are on disk: reads the batch at
+    /// `from` now (the caller must not hold the lock).
+    pub(super) fn page_in_now(&self, from: u64) {
+        blocking::run(|| self.page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, false));
     }
 
     /// Reads up to `limit` messages (and about `max_bytes`) of the tail
-    /// into the window, oldest first. An entry whose body cannot be read is
-    /// dropped from the index, with a log line.
-    pub(super) fn page_in(&self, state: &mut QueueState, limit: usize, max_bytes: usize) {
+    /// from offset `from`, without the lock, then adds them to the window
+    /// under it, if the tail still starts there (a purge, or another read,
+    /// may have moved it). `read_ahead` says this is the read in flight that
+    /// `reading` stands for. Then delivers what it can, and lets limits and
+    /// TTLs act on what came in.
+    fn page_in(&self, from: u64, limit: usize, max_bytes: usize, read_ahead: bool) {
         let Some(p) = &self.persistence else {
             return;
         };
-        if state.paged.is_empty() {
+        let batch = self.read_tail(p, from, limit, max_bytes);
+        let queue = self.handle.get().and_then(Weak::upgrade);
+        let mut state = self.state.lock();
+        if read_ahead {
+            state.paged.reading = false;
+        }
+        if self.is_deleted() || state.paged.is_empty() || state.paged.from != from {
             return;
         }
+        self.add_to_window(&mut state, batch);
+        let Some(queue) = queue else {
+            return;
+        };
+        let now = Instant::now();
+        let mut dead = Dead::new();
+        self.dispatch(&queue, &mut state, now, &mut dead);
+        self.enforce_length_limit(&queue.args, &mut state, &mut dead);
+        self.expire_heads(&mut state, now, &mut dead);
+        let has_ttl = state.ready.next_expiry().is_some();
+        self.unlock_and_dead_letter(&queue, state, dead);
+        if has_ttl {
+            self.ensure_timer(&queue);
+            self.timer_wake.notify_one();
+        }
+    }
+
+    /// Reads a batch of the tail from the store: index entries, and the
+    /// message of each (None where it cannot be read).
+    fn read_tail(&self, p: &super::Persistence, from: u64, limit: usize, max_bytes: usize) -> ReadBatch {
         let store = p.durability.shared_store();
-        let records = match store.entries(p.id, state.paged.from, limit) {
+        let records = match store.entries(p.id, from, limit) {
             Ok(records) => records,
             Err(e) => {
                 tracing::error!(queue = %self.name, "reading messages back from the store failed: {e}");
-                return;
+                return ReadBatch::Failed;
             }
         };
-        if records.is_empty() {
-            tracing::error!(queue = %self.name, lost = state.paged.count, "the store's index ends before the queue's count; recounted");
-            state.paged = PagedTail {
-                redelivered_below: state.paged.redelivered_below,
-                ..PagedTail::default()
-            };
-            return;
-        }
-        let now = Instant::now();
-        let mut loaded_bytes = 0;
+        let mut read = Vec::with_capacity(records.len());
+        let mut bytes = 0;
         for (offset, record) in records {
+            let message = match Message::load_from_store(store, record.message) {
+                Ok(Some(message)) => Ok(message),
+                Ok(None) => Err("missing or not a message".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            bytes += record.body_size as usize;
+            read.push((offset, record, message));
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        ReadBatch::Read(read)
+    }
+
+    /// Adds a batch read from the tail to the window, oldest first. An
+    /// entry whose body cannot be read is dropped from the index, with a
+    /// log line.
+    fn add_to_window(&self, state: &mut QueueState, batch: ReadBatch) {
+        let read = match batch {
+            ReadBatch::Failed => return,
+            ReadBatch::Read(read) if read.is_empty() => {
+                tracing::error!(queue = %self.name, lost = state.paged.count, "the store's index ends before the queue's count; recounted");
+                state.paged = PagedTail {
+                    redelivered_below: state.paged.redelivered_below,
+                    ..PagedTail::default()
+                };
+                return;
+            }
+            ReadBatch::Read(read) => read,
+        };
+        let now = Instant::now();
+        for (offset, record, message) in read {
             let tail = &mut state.paged;
             tail.from = offset + 1;
             tail.count = tail.count.saturating_sub(1);
             tail.bytes = tail.bytes.saturating_sub(record.body_size);
-            let message = match Message::load_from_store(store, record.message) {
-                Ok(Some(message)) => message,
-                Ok(None) => {
-                    self.drop_unreadable(offset, record.message, "missing or not a message".into());
-                    continue;
-                }
-                Err(e) => {
-                    self.drop_unreadable(offset, record.message, e.to_string());
+            let message = match message {
+                Ok(message) => message,
+                Err(why) => {
+                    self.drop_unreadable(offset, record.message, why);
                     continue;
                 }
             };
+            let redelivered = offset < tail.redelivered_below;
             let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
-            loaded_bytes += message.body_size();
             state.ready.push_back(QueueEntry {
                 message,
                 offset,
-                redelivered: offset < tail.redelivered_below,
+                redelivered,
                 delivery_count: record.delivery_count,
                 priority,
                 expires_at: instant_from_unix_ms(record.expires_at_ms, now),
                 in_store: true,
             });
-            if loaded_bytes >= max_bytes {
-                break;
-            }
         }
         if state.paged.is_empty() {
             state.paged.bytes = 0;
@@ -168,24 +243,33 @@ impl LocalQueue {
     /// Recovery at start: the queue's whole index becomes the tail, and the
     /// window is filled from it (a queue that does not page loads it all).
     pub(super) fn restore_from_store(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64) {
-        let mut state = self.state.lock();
-        state.next_offset = summary.next_offset;
-        state.paged = PagedTail {
-            from: summary.first_offset,
-            count: summary.count,
-            bytes: summary.bytes,
-            redelivered_below: delivered_below,
-        };
+        let from = summary.first_offset;
+        {
+            let mut state = self.state.lock();
+            state.next_offset = summary.next_offset;
+            state.paged = PagedTail {
+                from,
+                count: summary.count,
+                bytes: summary.bytes,
+                redelivered_below: delivered_below,
+                reading: false,
+            };
+        }
+        if summary.count == 0 {
+            return;
+        }
         if self.pages {
-            self.page_in(&mut state, WINDOW_MESSAGES, WINDOW_BYTES);
+            self.page_in(from, WINDOW_MESSAGES, WINDOW_BYTES, false);
         } else {
-            self.page_in(&mut state, usize::MAX, usize::MAX);
+            self.page_in(from, usize::MAX, usize::MAX, false);
         }
-        let has_ttl = state.ready.next_expiry().is_some();
-        drop(state);
-        if has_ttl {
-            self.ensure_timer(queue);
-            self.timer_wake.notify_one();
-        }
+        let _ = queue;
     }
+}
+
+/// A batch read from a queue's tail: (offset, index entry, message).
+enum ReadBatch {
+    Read(Vec<(u64, EntryRecord, Result<Arc<Message>, String>)>),
+    /// The store could not be read; the tail stays as it is.
+    Failed,
 }

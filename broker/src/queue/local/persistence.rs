@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use warren_store::EntryRecord;
 
-use super::paging::{unix_ms, PagedTail};
+use super::paging::unix_ms;
 use super::{LocalQueue, QueueEntry};
 use crate::durability::Durability;
 use crate::message::Message;
@@ -24,6 +24,21 @@ pub(crate) struct Persistence {
     pub durability: Arc<Durability>,
     /// The queue's id in the store.
     pub id: u64,
+}
+
+impl Persistence {
+    /// Stores a message's body if no queue has yet (appended in memory;
+    /// the flusher writes it). Waits first if the disk has fallen far
+    /// behind. Err when the store is failing.
+    pub(super) fn store_body(&self, message: &Message) -> Result<u64, ()> {
+        if self.durability.is_failed() {
+            return Err(());
+        }
+        self.durability.throttle();
+        message.store_body(self.durability.shared_store()).map_err(|e| {
+            tracing::error!("storing a message body failed: {e}");
+        })
+    }
 }
 
 impl LocalQueue {
@@ -40,13 +55,11 @@ impl LocalQueue {
         let Some(p) = &self.persistence else {
             return Err(());
         };
-        if p.durability.is_failed() {
-            return Err(());
-        }
-        let store = p.durability.shared_store();
-        let result = message
-            .store_body(store)
-            .and_then(|id| store.add_entry(p.id, offset, &entry_record(id, message, 0, expires_at, now)));
+        let id = p.store_body(message)?;
+        let result = p
+            .durability
+            .store()
+            .add_entry(p.id, offset, &entry_record(id, message, 0, expires_at, now));
         match result {
             Ok(()) => {
                 p.durability.wrote();
@@ -71,12 +84,13 @@ impl LocalQueue {
         p.durability.wrote();
     }
 
-    /// Removes the entries of a purged paged tail from the store.
-    pub(super) fn forget_paged(&self, queue: &Queue, tail: &PagedTail) {
+    /// Removes the entries of offsets `from..to` (a purged tail) from the
+    /// store; its files are cleared at the next sync, on the flusher.
+    pub(super) fn forget_paged(&self, queue: &Queue, from: u64, to: u64) {
         let Some(p) = &self.persistence else {
             return;
         };
-        if let Err(e) = p.durability.store().remove_entries_from(p.id, tail.from) {
+        if let Err(e) = p.durability.store().remove_entries(p.id, from, to) {
             tracing::error!(queue = %queue.name, "purging the store failed: {e}");
         }
         p.durability.wrote();
