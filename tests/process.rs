@@ -118,3 +118,32 @@ async fn by_default_it_listens_on_ipv6_and_ipv4_loopback() {
         connection.close(200, "bye".into()).await.unwrap();
     }
 }
+
+#[test]
+fn corrupt_stored_arguments_stop_the_start_naming_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use warren_store::Store;
+        let store = warren_store::SledStore::open(dir.path()).unwrap();
+        store
+            .save_queue(&warren_store::QueueRecord {
+                vhost: "/".into(),
+                name: "orders".into(),
+                id: warren_store::QueueId(1),
+                auto_delete: false,
+                // A length of 9 in front of 3 bytes of table.
+                arguments: vec![0, 0, 0, 9, 1, 2, 3],
+            })
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let failed = Warren::fail_to_start(dir.path(), &[]);
+    assert!(!failed.status.success());
+    assert!(
+        failed
+            .stderr
+            .contains("corrupt record: the arguments of queue 'orders' in vhost '/'"),
+        "{}",
+        failed.stderr
+    );
+}

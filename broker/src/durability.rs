@@ -23,7 +23,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
-use warren_store::Store;
+use warren_store::{Offset, QueueId, Store};
 
 /// Longest time a write waits for disk when nobody asked for a sync.
 pub(crate) const IDLE_SYNC_INTERVAL: Duration = Duration::from_millis(200);
@@ -93,7 +93,7 @@ pub(crate) struct Durability {
     dirty: AtomicBool,
     stopping: AtomicBool,
     /// Per durable queue: every offset below this was delivered at least once.
-    delivered_marks: DashMap<u64, u64>,
+    delivered_marks: DashMap<QueueId, Offset>,
     /// Set after a sync failed: publishes needing disk are refused.
     failed: AtomicBool,
 }
@@ -185,17 +185,17 @@ impl Durability {
     }
 
     /// Records a delivery from a durable queue (see `Store::save_delivered_mark`).
-    pub(crate) fn mark_delivered(&self, queue: u64, offset: u64) {
-        let mut mark = self.delivered_marks.entry(queue).or_insert(0);
+    pub(crate) fn mark_delivered(&self, queue: QueueId, offset: Offset) {
+        let mut mark = self.delivered_marks.entry(queue).or_default();
         if *mark <= offset {
-            *mark = offset + 1;
+            *mark = offset.next();
             // The mark reaches disk with the next sync, even if nothing else
             // is written meanwhile.
             self.dirty.store(true, Ordering::Release);
         }
     }
 
-    pub(crate) fn forget_queue(&self, queue: u64) {
+    pub(crate) fn forget_queue(&self, queue: QueueId) {
         self.delivered_marks.remove(&queue);
     }
 

@@ -30,5 +30,8 @@ mod vhost;
 #[doc(hidden)]
 pub mod bench;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
 pub use server::{start, RunningBroker};

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use warren_protocol::{ContentHeader, ShortStr};
-use warren_store::{Store, StoreResult};
+use warren_store::{MessageId, Store, StoreResult};
 
 /// What a publisher sent: the exchange and routing key it was published
 /// with, its content header and its body. Immutable once routed; queues and
@@ -25,7 +25,7 @@ pub(crate) struct Message {
 /// on disk while the message is in memory anywhere (a queue's window, a
 /// delivery waiting for its ack), even once no queue index holds it.
 pub(crate) struct StoredBody {
-    pub id: u64,
+    pub id: MessageId,
     store: Arc<dyn Store>,
 }
 
@@ -75,7 +75,7 @@ impl Message {
     }
 
     /// The id of its stored body, storing it first if no queue has yet.
-    pub(crate) fn store_body(&self, store: &Arc<dyn Store>) -> StoreResult<u64> {
+    pub(crate) fn store_body(&self, store: &Arc<dyn Store>) -> StoreResult<MessageId> {
         if let Some(stored) = self.stored.get() {
             return Ok(stored.id);
         }
@@ -91,7 +91,7 @@ impl Message {
     }
 
     /// The id of its stored body, if it has one.
-    pub(crate) fn store_id(&self) -> Option<u64> {
+    pub(crate) fn store_id(&self) -> Option<MessageId> {
         self.stored.get().map(|s| s.id)
     }
 
@@ -115,7 +115,7 @@ impl Message {
 
     /// Reads a message back from the store, holding a reference to its body
     /// there. None if it is no longer stored or its bytes are not a message.
-    pub(crate) fn load_from_store(store: &Arc<dyn Store>, id: u64) -> StoreResult<Option<Arc<Message>>> {
+    pub(crate) fn load_from_store(store: &Arc<dyn Store>, id: MessageId) -> StoreResult<Option<Arc<Message>>> {
         let Some(bytes) = store.message(id)? else {
             return Ok(None);
         };

@@ -32,11 +32,11 @@ pub(crate) fn recover(store: &SledStore, vhost: impl Fn(&str) -> Arc<VHost>) -> 
         vhost(name);
     }
     for record in &defs.exchanges {
-        vhost(&record.vhost).restore_exchange(record);
+        vhost(&record.vhost).restore_exchange(record)?;
         stats.exchanges += 1;
     }
     for record in &defs.queues {
-        let Some(queue) = vhost(&record.vhost).restore_queue(record) else {
+        let Some(queue) = vhost(&record.vhost).restore_queue(record)? else {
             continue;
         };
         stats.queues += 1;
@@ -45,7 +45,7 @@ pub(crate) fn recover(store: &SledStore, vhost: impl Fn(&str) -> Arc<VHost>) -> 
         queue.restore(summary, store.delivered_mark(record.id)?);
     }
     for record in &defs.bindings {
-        vhost(&record.vhost).restore_binding(record);
+        vhost(&record.vhost).restore_binding(record)?;
         stats.bindings += 1;
     }
     store.sync()?;

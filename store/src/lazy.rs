@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
+use crate::ids::{MessageId, Offset, QueueId};
 use crate::records::*;
 use crate::{SledStore, Store, StoreOptions, StoreResult};
 
@@ -60,7 +61,7 @@ impl Store for LazySledStore {
     fn save_queue(&self, record: &QueueRecord) -> StoreResult<()> {
         self.get()?.save_queue(record)
     }
-    fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
+    fn delete_queue(&self, vhost: &str, name: &str, id: QueueId) -> StoreResult<()> {
         self.get()?.delete_queue(vhost, name, id)
     }
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()> {
@@ -72,46 +73,46 @@ impl Store for LazySledStore {
     fn definitions(&self) -> StoreResult<Definitions> {
         self.get()?.definitions()
     }
-    fn next_id(&self) -> StoreResult<u64> {
+    fn next_id(&self) -> StoreResult<QueueId> {
         self.get()?.next_id()
     }
-    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<u64> {
+    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<MessageId> {
         self.get()?.append_message(parts)
     }
     /// Messages exist only once the store is open.
-    fn retain_message(&self, id: u64) -> bool {
+    fn retain_message(&self, id: MessageId) -> bool {
         self.inner.get().is_some_and(|s| s.retain_message(id))
     }
-    fn release_message(&self, id: u64) {
+    fn release_message(&self, id: MessageId) {
         if let Some(store) = self.inner.get() {
             store.release_message(id)
         }
     }
-    fn message(&self, id: u64) -> StoreResult<Option<Vec<u8>>> {
+    fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>> {
         self.get()?.message(id)
     }
-    fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+    fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         self.get()?.add_entry(queue, offset, entry)
     }
-    fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+    fn update_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         self.get()?.update_entry(queue, offset, entry)
     }
-    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()> {
+    fn remove_entry(&self, queue: QueueId, offset: Offset, message: MessageId) -> StoreResult<()> {
         self.get()?.remove_entry(queue, offset, message)
     }
-    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()> {
+    fn remove_entries(&self, queue: QueueId, from: Offset, to: Offset) -> StoreResult<()> {
         self.get()?.remove_entries(queue, from, to)
     }
-    fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
+    fn entries(&self, queue: QueueId, from: Offset, limit: usize) -> StoreResult<Vec<(Offset, EntryRecord)>> {
         self.get()?.entries(queue, from, limit)
     }
-    fn recovered_queue(&self, queue: u64) -> QueueSummary {
+    fn recovered_queue(&self, queue: QueueId) -> QueueSummary {
         self.inner.get().map(|s| s.recovered_queue(queue)).unwrap_or_default()
     }
-    fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()> {
+    fn save_delivered_mark(&self, queue: QueueId, offset: Offset) -> StoreResult<()> {
         self.get()?.save_delivered_mark(queue, offset)
     }
-    fn delivered_mark(&self, queue: u64) -> StoreResult<u64> {
+    fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset> {
         self.get()?.delivered_mark(queue)
     }
     /// Nothing to sync while nothing was ever opened.

@@ -14,12 +14,14 @@
 //! (`segments.rs`) beside it; why, in store/README.md. sled's types stay
 //! behind the trait so another backend can be added.
 
+mod ids;
 mod lazy;
 mod queue_index;
 mod records;
 mod segments;
 mod sled_store;
 
+pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
 pub use segments::SegmentStats;
@@ -51,41 +53,41 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a queue's definition and its index. The index is gone at
     /// once; its files are walked (releasing its messages) and removed at
     /// the next sync, off the caller's thread.
-    fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()>;
+    fn delete_queue(&self, vhost: &str, name: &str, id: QueueId) -> StoreResult<()>;
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn delete_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn definitions(&self) -> StoreResult<Definitions>;
 
     /// A fresh queue id, never reused.
-    fn next_id(&self) -> StoreResult<u64>;
+    fn next_id(&self) -> StoreResult<QueueId>;
 
     /// Stores a message body (given in parts, stored one after the other)
     /// and returns its id, with one reference held by the caller.
-    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<u64>;
+    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<MessageId>;
     /// Takes another reference to a stored message; false if it is gone.
-    fn retain_message(&self, id: u64) -> bool;
+    fn retain_message(&self, id: MessageId) -> bool;
     /// Drops a reference; the last one frees the body's space.
-    fn release_message(&self, id: u64);
-    fn message(&self, id: u64) -> StoreResult<Option<Vec<u8>>>;
+    fn release_message(&self, id: MessageId);
+    fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>>;
 
     /// Adds a queue index entry; it holds a reference to its message.
-    fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
+    fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()>;
     /// Rewrites an entry in place (its delivery count).
-    fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()>;
+    fn update_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()>;
     /// Removes an entry (which refers to `message`), releasing the message.
-    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()>;
+    fn remove_entry(&self, queue: QueueId, offset: Offset, message: MessageId) -> StoreResult<()>;
     /// Removes the entries of offsets `from..to` (a purge). Reads skip them
     /// at once; the index files are cleared, and the messages released, at
     /// the next sync, off the caller's thread.
-    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()>;
+    fn remove_entries(&self, queue: QueueId, from: Offset, to: Offset) -> StoreResult<()>;
     /// Up to `limit` entries of a queue at or above offset `from`, in order.
-    fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>>;
+    fn entries(&self, queue: QueueId, from: Offset, limit: usize) -> StoreResult<Vec<(Offset, EntryRecord)>>;
     /// What the queue's index held when the store was opened.
-    fn recovered_queue(&self, queue: u64) -> QueueSummary;
+    fn recovered_queue(&self, queue: QueueId) -> QueueSummary;
     /// Records that every message of `queue` below `offset` was delivered at
     /// least once, so they come back redelivered after a crash.
-    fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()>;
-    fn delivered_mark(&self, queue: u64) -> StoreResult<u64>;
+    fn save_delivered_mark(&self, queue: QueueId, offset: Offset) -> StoreResult<()>;
+    fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset>;
 
     /// Makes everything written so far durable, then deletes the body
     /// files that held nothing live any more.

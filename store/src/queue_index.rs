@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::ids::{MessageId, Offset, QueueId};
 use crate::records::{EntryRecord, QueueSummary};
 
 /// Offsets per index file (a file is 1 MiB).
@@ -51,7 +52,7 @@ fn encode_slot(offset: u64, entry: &EntryRecord) -> [u8; SLOT] {
     slot[1] = if entry.transient { TRANSIENT } else { 0 };
     slot[4..8].copy_from_slice(&entry.delivery_count.to_be_bytes());
     slot[8..16].copy_from_slice(&offset.to_be_bytes());
-    slot[16..24].copy_from_slice(&entry.message.to_be_bytes());
+    slot[16..24].copy_from_slice(&entry.message.0.to_be_bytes());
     slot[24..32].copy_from_slice(&entry.body_size.to_be_bytes());
     slot[32..40].copy_from_slice(&entry.expires_at_ms.to_be_bytes());
     let crc = crc32fast::hash(&slot[..60]);
@@ -70,7 +71,7 @@ fn decode_slot(offset: u64, slot: &[u8]) -> Option<EntryRecord> {
         return None;
     }
     Some(EntryRecord {
-        message: u64_at(16),
+        message: MessageId(u64_at(16)),
         delivery_count: u32::from_be_bytes(slot[4..8].try_into().unwrap_or_default()),
         body_size: u64_at(24),
         expires_at_ms: u64_at(32),
@@ -316,7 +317,7 @@ fn read_up_to(file: &File, buffer: &mut [u8], position: u64) -> io::Result<usize
 /// Every durable queue's index.
 pub struct QueueIndexes {
     dir: PathBuf,
-    queues: RwLock<HashMap<u64, Mutex<QueueIndex>>>,
+    queues: RwLock<HashMap<QueueId, Mutex<QueueIndex>>>,
     /// Indexes of deleted queues, walked and removed at the next sync.
     deleted: Mutex<Vec<QueueIndex>>,
 }
@@ -328,9 +329,9 @@ impl QueueIndexes {
     /// up. Directories of queues not in `known` are deleted.
     pub fn open(
         dir: &Path,
-        known: &HashSet<u64>,
+        known: &HashSet<QueueId>,
         keep: &mut dyn FnMut(&EntryRecord) -> bool,
-    ) -> io::Result<(QueueIndexes, HashMap<u64, QueueSummary>, usize)> {
+    ) -> io::Result<(QueueIndexes, HashMap<QueueId, QueueSummary>, usize)> {
         fs::create_dir_all(dir)?;
         let mut queues = HashMap::new();
         let mut summaries = HashMap::new();
@@ -341,6 +342,7 @@ impl QueueIndexes {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.parse::<u64>().ok())
+                .map(QueueId)
             else {
                 continue;
             };
@@ -370,7 +372,11 @@ impl QueueIndexes {
     /// Runs `f` on a queue's index if it has one. Removals and updates for
     /// a queue already deleted (an ack arriving after queue.delete) do
     /// nothing.
-    fn with_existing<T: Default>(&self, queue: u64, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
+    fn with_existing<T: Default>(
+        &self,
+        queue: QueueId,
+        f: impl FnOnce(&mut QueueIndex) -> io::Result<T>,
+    ) -> io::Result<T> {
         match self.queues.read().get(&queue) {
             Some(index) => f(&mut index.lock()),
             None => Ok(T::default()),
@@ -378,7 +384,7 @@ impl QueueIndexes {
     }
 
     /// Runs `f` on a queue's index, creating it on first use.
-    fn with<T>(&self, queue: u64, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
+    fn with<T>(&self, queue: QueueId, f: impl FnOnce(&mut QueueIndex) -> io::Result<T>) -> io::Result<T> {
         {
             let queues = self.queues.read();
             if let Some(index) = queues.get(&queue) {
@@ -393,7 +399,7 @@ impl QueueIndexes {
         result
     }
 
-    pub fn add(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+    pub fn add(&self, queue: QueueId, Offset(offset): Offset, entry: &EntryRecord) -> io::Result<()> {
         if offset >= MAX_OFFSET {
             return Err(io::Error::other("queue offsets exhausted"));
         }
@@ -406,7 +412,7 @@ impl QueueIndexes {
     }
 
     /// Moves the delivery mark (written at the next sync).
-    pub fn set_delivered(&self, queue: u64, below: u64) -> io::Result<()> {
+    pub fn set_delivered(&self, queue: QueueId, Offset(below): Offset) -> io::Result<()> {
         self.with_existing(queue, |index| {
             if index.delivered != below {
                 index.delivered = below;
@@ -417,18 +423,18 @@ impl QueueIndexes {
     }
 
     /// The delivery mark (0 when none was ever saved).
-    pub fn delivered(&self, queue: u64) -> u64 {
-        self.queues.read().get(&queue).map_or(0, |index| index.lock().delivered)
+    pub fn delivered(&self, queue: QueueId) -> Offset {
+        Offset(self.queues.read().get(&queue).map_or(0, |index| index.lock().delivered))
     }
 
-    pub fn update(&self, queue: u64, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+    pub fn update(&self, queue: QueueId, Offset(offset): Offset, entry: &EntryRecord) -> io::Result<()> {
         self.with_existing(queue, |index| {
             index.pending.push((offset, encode_slot(offset, entry)));
             Ok(())
         })
     }
 
-    pub fn remove(&self, queue: u64, offset: u64) -> io::Result<()> {
+    pub fn remove(&self, queue: QueueId, Offset(offset): Offset) -> io::Result<()> {
         self.with_existing(queue, |index| {
             index.removed(offset);
             Ok(())
@@ -436,17 +442,28 @@ impl QueueIndexes {
     }
 
     /// Up to `limit` entries at or above `from`, in offset order.
-    pub fn entries(&self, queue: u64, from: u64, limit: usize) -> io::Result<Vec<(u64, EntryRecord)>> {
+    pub fn entries(
+        &self,
+        queue: QueueId,
+        Offset(from): Offset,
+        limit: usize,
+    ) -> io::Result<Vec<(Offset, EntryRecord)>> {
         self.with_existing(queue, |index| {
             let to = index.next_offset;
             index.read(from, to, limit)
+        })
+        .map(|found| {
+            found
+                .into_iter()
+                .map(|(offset, entry)| (Offset(offset), entry))
+                .collect()
         })
     }
 
     /// Removes the entries of offsets `from..to`. Only memory changes now:
     /// reads skip them at once, and the next [`Self::apply_deferred`]
     /// clears them in the files, off the caller's thread.
-    pub fn remove_range(&self, queue: u64, from: u64, to: u64) -> io::Result<()> {
+    pub fn remove_range(&self, queue: QueueId, Offset(from): Offset, Offset(to): Offset) -> io::Result<()> {
         self.with_existing(queue, |index| {
             if from < to {
                 index.purged.push((from, to));
@@ -458,7 +475,7 @@ impl QueueIndexes {
     /// Deletes a queue's whole index. It is gone from the store at once;
     /// its files are walked (their entries released) and removed by the
     /// next [`Self::apply_deferred`].
-    pub fn delete(&self, queue: u64) {
+    pub fn delete(&self, queue: QueueId) {
         if let Some(index) = self.queues.write().remove(&queue) {
             self.deleted.lock().push(index.into_inner());
         }
@@ -587,11 +604,11 @@ fn recover_queue(
                 Some(entry) if keep(&entry) => {
                     live += 1;
                     if summary.count == 0 {
-                        summary.first_offset = offset;
+                        summary.first_offset = Offset(offset);
                     }
                     summary.count += 1;
                     summary.bytes += entry.body_size;
-                    summary.next_offset = offset + 1;
+                    summary.next_offset = Offset(offset + 1);
                 }
                 _ => {
                     // Torn, transient or without its body: clear it.
@@ -611,7 +628,7 @@ fn recover_queue(
         index.next_offset = index.next_offset.max(first + (got / SLOT) as u64);
     }
     // New entries continue after everything ever written.
-    index.next_offset = index.next_offset.max(summary.next_offset);
+    index.next_offset = index.next_offset.max(summary.next_offset.0);
     index.write_pending()?;
     index.delete_empty_files()?;
     Ok((index, summary, dropped))

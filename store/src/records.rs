@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{MessageId, Offset, QueueId};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExchangeRecord {
     pub vhost: String,
@@ -18,7 +20,7 @@ pub struct QueueRecord {
     pub vhost: String,
     pub name: String,
     /// The id its message index is kept under.
-    pub id: u64,
+    pub id: QueueId,
     pub auto_delete: bool,
     /// The declaration's arguments, as an encoded AMQP field table.
     pub arguments: Vec<u8>,
@@ -43,7 +45,7 @@ pub struct BindingRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRecord {
     /// The id of the stored body ([`crate::Store::append_message`]).
-    pub message: u64,
+    pub message: MessageId,
     /// How many times it was delivered and came back (quorum queues).
     pub delivery_count: u32,
     /// The body's size in bytes, for length limits in bytes.
@@ -63,8 +65,8 @@ pub struct QueueSummary {
     /// Their body bytes.
     pub bytes: u64,
     /// The lowest offset held, and one past the highest.
-    pub first_offset: u64,
-    pub next_offset: u64,
+    pub first_offset: Offset,
+    pub next_offset: Offset,
 }
 
 /// Everything needed to rebuild the broker's topology at start.

@@ -43,6 +43,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::ids::MessageId;
+
 /// The first bytes of every segment file: a name and the format version.
 const MAGIC: &[u8; 8] = b"WRNSEG\x00\x01";
 /// Length, checksum and id in front of every payload.
@@ -239,7 +241,8 @@ impl SegmentStore {
 
     /// At start: an index entry refers to this message. False if no intact
     /// record of it exists (the entry must go).
-    pub fn retain_recovered(&self, id: u64) -> bool {
+    pub fn retain_recovered(&self, id: MessageId) -> bool {
+        let MessageId(id) = id;
         let Some(after) = id.checked_add(1) else {
             return false;
         };
@@ -285,7 +288,7 @@ impl SegmentStore {
 
     /// Appends a message (its payload given in parts, written one after the
     /// other) and returns its new id, with one reference: the caller's.
-    pub fn append(&self, parts: &[&[u8]]) -> io::Result<u64> {
+    pub fn append(&self, parts: &[&[u8]]) -> io::Result<MessageId> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let len = u32::try_from(len).map_err(|_| io::Error::other("message too large to store"))?;
         let mut inner = self.inner.lock();
@@ -303,7 +306,7 @@ impl SegmentStore {
                 refs: 1,
             },
         );
-        Ok(id)
+        Ok(MessageId(id))
     }
 
     /// Writes one record at the end of the active segment (rolling to a new
@@ -460,7 +463,7 @@ impl SegmentStore {
     }
 
     /// Another holder of a stored message. False if it is not stored.
-    pub fn retain(&self, id: u64) -> bool {
+    pub fn retain(&self, MessageId(id): MessageId) -> bool {
         match self.inner.lock().locations.get_mut(&id) {
             Some(location) => {
                 location.refs += 1;
@@ -471,7 +474,7 @@ impl SegmentStore {
     }
 
     /// A holder lets go; the last one frees the record's space.
-    pub fn release(&self, id: u64) {
+    pub fn release(&self, MessageId(id): MessageId) {
         let mut inner = self.inner.lock();
         let Some(location) = inner.locations.get_mut(&id) else {
             return;
@@ -494,7 +497,7 @@ impl SegmentStore {
     }
 
     /// A stored message's payload, or None if it is not stored.
-    pub fn read(&self, id: u64) -> io::Result<Option<Vec<u8>>> {
+    pub fn read(&self, MessageId(id): MessageId) -> io::Result<Option<Vec<u8>>> {
         let inner = self.inner.lock();
         let Some(&location) = inner.locations.get(&id) else {
             return Ok(None);

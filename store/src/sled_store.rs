@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::ids::{MessageId, Offset, QueueId};
 use crate::queue_index::QueueIndexes;
 use crate::records::*;
 use crate::segments::{SegmentStats, SegmentStore};
@@ -54,7 +55,7 @@ pub struct SledStore {
     bodies: SegmentStore,
     options: StoreOptions,
     /// Each queue's index as found at open.
-    recovered: Mutex<HashMap<u64, QueueSummary>>,
+    recovered: Mutex<HashMap<QueueId, QueueSummary>>,
 }
 
 fn name_key(vhost: &str, name: &str) -> Vec<u8> {
@@ -170,7 +171,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn delete_queue(&self, vhost: &str, name: &str, id: u64) -> StoreResult<()> {
+    fn delete_queue(&self, vhost: &str, name: &str, id: QueueId) -> StoreResult<()> {
         self.queues.remove(name_key(vhost, name))?;
         self.indexes.delete(id);
         Ok(())
@@ -203,27 +204,27 @@ impl Store for SledStore {
         Ok(defs)
     }
 
-    fn next_id(&self) -> StoreResult<u64> {
-        Ok(self.db.generate_id()?)
+    fn next_id(&self) -> StoreResult<QueueId> {
+        Ok(QueueId(self.db.generate_id()?))
     }
 
-    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<u64> {
+    fn append_message(&self, parts: &[&[u8]]) -> StoreResult<MessageId> {
         Ok(self.bodies.append(parts)?)
     }
 
-    fn retain_message(&self, id: u64) -> bool {
+    fn retain_message(&self, id: MessageId) -> bool {
         self.bodies.retain(id)
     }
 
-    fn release_message(&self, id: u64) {
+    fn release_message(&self, id: MessageId) {
         self.bodies.release(id)
     }
 
-    fn message(&self, id: u64) -> StoreResult<Option<Vec<u8>>> {
+    fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.bodies.read(id)?)
     }
 
-    fn add_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+    fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         if !self.bodies.retain(entry.message) {
             return Err(StoreError::Corrupt(format!("message {} is not stored", entry.message)));
         }
@@ -234,33 +235,33 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn update_entry(&self, queue: u64, offset: u64, entry: &EntryRecord) -> StoreResult<()> {
+    fn update_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         Ok(self.indexes.update(queue, offset, entry)?)
     }
 
-    fn remove_entry(&self, queue: u64, offset: u64, message: u64) -> StoreResult<()> {
+    fn remove_entry(&self, queue: QueueId, offset: Offset, message: MessageId) -> StoreResult<()> {
         self.indexes.remove(queue, offset)?;
         self.bodies.release(message);
         Ok(())
     }
 
-    fn remove_entries(&self, queue: u64, from: u64, to: u64) -> StoreResult<()> {
+    fn remove_entries(&self, queue: QueueId, from: Offset, to: Offset) -> StoreResult<()> {
         Ok(self.indexes.remove_range(queue, from, to)?)
     }
 
-    fn entries(&self, queue: u64, from: u64, limit: usize) -> StoreResult<Vec<(u64, EntryRecord)>> {
+    fn entries(&self, queue: QueueId, from: Offset, limit: usize) -> StoreResult<Vec<(Offset, EntryRecord)>> {
         Ok(self.indexes.entries(queue, from, limit)?)
     }
 
-    fn recovered_queue(&self, queue: u64) -> QueueSummary {
+    fn recovered_queue(&self, queue: QueueId) -> QueueSummary {
         self.recovered.lock().remove(&queue).unwrap_or_default()
     }
 
-    fn save_delivered_mark(&self, queue: u64, offset: u64) -> StoreResult<()> {
+    fn save_delivered_mark(&self, queue: QueueId, offset: Offset) -> StoreResult<()> {
         Ok(self.indexes.set_delivered(queue, offset)?)
     }
 
-    fn delivered_mark(&self, queue: u64) -> StoreResult<u64> {
+    fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset> {
         Ok(self.indexes.delivered(queue))
     }
 

@@ -18,7 +18,7 @@ fn options() -> StoreOptions {
 }
 
 /// Stores `count` small messages in queue `q` at offsets `first..`; returns their ids.
-fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<u64> {
+fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<MessageId> {
     (first..first + count)
         .map(|offset| {
             let id = store.append_message(&[&offset.to_be_bytes()]).unwrap();
@@ -26,7 +26,7 @@ fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<u64> {
                 expires_at_ms: offset,
                 ..common::entry(id, 8)
             };
-            store.add_entry(q, offset, &entry).unwrap();
+            store.add_entry(QueueId(q), Offset(offset), &entry).unwrap();
             store.release_message(id);
             id
         })
@@ -52,23 +52,30 @@ fn index_files_go_once_their_entries_are_acked() {
     assert_eq!(index_files(dir.path(), 1).len(), 3, "16,384 offsets per file");
     // Ack all but one message of the first file, and all of the second.
     for offset in 1..32_768u64 {
-        store.remove_entry(1, offset, ids[offset as usize]).unwrap();
+        store
+            .remove_entry(QueueId(1), Offset(offset), ids[offset as usize])
+            .unwrap();
     }
     store.sync().unwrap();
     let files = index_files(dir.path(), 1);
     assert_eq!(files.len(), 2, "the emptied second file is gone: {files:?}");
     assert!(files[0].ends_with("0000000000.idx"), "the first keeps its one entry");
-    let left: Vec<u64> = store.entries(1, 0, 10).unwrap().iter().map(|(o, _)| *o).collect();
+    let left: Vec<u64> = store
+        .entries(QueueId(1), Offset(0), 10)
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.0)
+        .collect();
     assert_eq!(
         left,
         vec![0, 32_768, 32_769, 32_770, 32_771, 32_772, 32_773, 32_774, 32_775, 32_776]
     );
     drop(store);
     let store = SledStore::open_with(dir.path(), options()).unwrap();
-    let summary = store.recovered_queue(1);
+    let summary = store.recovered_queue(QueueId(1));
     assert_eq!(summary.count, 1 + 40_000 - 32_768);
-    assert_eq!((summary.first_offset, summary.next_offset), (0, 40_000));
-    let entries = store.entries(1, 32_768, 1).unwrap();
+    assert_eq!((summary.first_offset, summary.next_offset), (Offset(0), Offset(40_000)));
+    let entries = store.entries(QueueId(1), Offset(32_768), 1).unwrap();
     assert_eq!(entries[0].1.expires_at_ms, 32_768, "every field comes back");
     assert_eq!(
         store.message(entries[0].1.message).unwrap().unwrap(),
@@ -93,9 +100,14 @@ fn unsynced_writes_and_damaged_slots_do_not_come_back() {
     bytes[3 * 64 + 20] ^= 0x40; // flip a bit inside the slot of offset 3
     std::fs::write(&file, &bytes).unwrap();
     let store = SledStore::open_with(dir.path(), options()).unwrap();
-    let offsets: Vec<u64> = store.entries(1, 0, 100).unwrap().iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<u64> = store
+        .entries(QueueId(1), Offset(0), 100)
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.0)
+        .collect();
     assert_eq!(offsets, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(store.recovered_queue(1).count, 9);
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 9);
 }
 
 #[test]
@@ -107,12 +119,12 @@ fn a_deleted_queue_leaves_nothing_behind() {
     publish(&store, 1, 0, 100);
     publish(&store, 2, 0, 100);
     store.sync().unwrap();
-    store.delete_queue("/", "q1", 1).unwrap();
+    store.delete_queue("/", "q1", QueueId(1)).unwrap();
     store.sync().unwrap();
     assert!(index_files(dir.path(), 1).is_empty());
     assert_eq!(store.body_stats().messages, 100, "only queue 2's bodies are left");
     drop(store);
     let store = SledStore::open_with(dir.path(), options()).unwrap();
-    assert_eq!(store.recovered_queue(1).count, 0);
-    assert_eq!(store.recovered_queue(2).count, 100);
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 0);
+    assert_eq!(store.recovered_queue(QueueId(2)).count, 100);
 }

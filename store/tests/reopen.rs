@@ -6,7 +6,7 @@ use warren_store::*;
 mod common;
 use common::queue;
 
-fn entry(message: u64, delivery_count: u32) -> EntryRecord {
+fn entry(message: MessageId, delivery_count: u32) -> EntryRecord {
     EntryRecord {
         delivery_count,
         ..common::entry(message, 4)
@@ -42,13 +42,15 @@ fn definitions_and_messages_survive_reopen() {
         store.save_binding(&binding).unwrap();
         let id = store.append_message(&[b"bo", b"dy"]).unwrap();
         for offset in [3u64, 1, 2] {
-            store.add_entry(7, offset, &entry(id, offset as u32)).unwrap();
+            store
+                .add_entry(QueueId(7), Offset(offset), &entry(id, offset as u32))
+                .unwrap();
         }
-        store.add_entry(8, 0, &entry(id, 0)).unwrap();
-        store.remove_entry(7, 2, id).unwrap();
-        store.update_entry(7, 3, &entry(id, 9)).unwrap();
-        store.save_delivered_mark(7, 2).unwrap();
-        store.delete_queue("/", "q8", 8).unwrap();
+        store.add_entry(QueueId(8), Offset(0), &entry(id, 0)).unwrap();
+        store.remove_entry(QueueId(7), Offset(2), id).unwrap();
+        store.update_entry(QueueId(7), Offset(3), &entry(id, 9)).unwrap();
+        store.save_delivered_mark(QueueId(7), Offset(2)).unwrap();
+        store.delete_queue("/", "q8", QueueId(8)).unwrap();
         store.release_message(id);
         store.sync().unwrap();
     }
@@ -59,8 +61,8 @@ fn definitions_and_messages_survive_reopen() {
     assert_eq!(defs.exchanges[0].arguments, vec![1, 2, 3]);
     assert_eq!(defs.queues, vec![queue(7)]);
     assert_eq!(defs.bindings.len(), 1);
-    let entries = store.entries(7, 0, 100).unwrap();
-    let offsets: Vec<u64> = entries.iter().map(|(o, _)| *o).collect();
+    let entries = store.entries(QueueId(7), Offset(0), 100).unwrap();
+    let offsets: Vec<u64> = entries.iter().map(|(o, _)| o.0).collect();
     assert_eq!(
         offsets,
         vec![1, 3],
@@ -69,12 +71,12 @@ fn definitions_and_messages_survive_reopen() {
     assert_eq!(entries[1].1.delivery_count, 9, "an updated entry keeps its new count");
     let id = entries[0].1.message;
     assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"body"[..]));
-    assert_eq!(store.delivered_mark(7).unwrap(), 2);
-    assert!(store.entries(8, 0, 100).unwrap().is_empty());
-    let summary = store.recovered_queue(7);
+    assert_eq!(store.delivered_mark(QueueId(7)).unwrap(), Offset(2));
+    assert!(store.entries(QueueId(8), Offset(0), 100).unwrap().is_empty());
+    let summary = store.recovered_queue(QueueId(7));
     assert_eq!((summary.count, summary.bytes), (2, 8));
-    assert_eq!((summary.first_offset, summary.next_offset), (1, 4));
-    assert!(store.next_id().unwrap() > 0);
+    assert_eq!((summary.first_offset, summary.next_offset), (Offset(1), Offset(4)));
+    assert!(store.next_id().unwrap() > QueueId(0));
 }
 
 #[test]
@@ -154,9 +156,9 @@ fn numbers_at_the_limits_in_crafted_files_are_ignored_not_a_panic() {
 
     let store = SledStore::open(dir.path()).unwrap();
     let id = store.append_message(&[b"fine"]).unwrap();
-    assert!(id < u64::MAX);
-    store.add_entry(1, 0, &common::entry(id, 4)).unwrap();
+    assert!(id < MessageId(u64::MAX));
+    store.add_entry(QueueId(1), Offset(0), &common::entry(id, 4)).unwrap();
     store.sync().unwrap();
-    assert_eq!(store.entries(1, 0, 10).unwrap().len(), 1);
+    assert_eq!(store.entries(QueueId(1), Offset(0), 10).unwrap().len(), 1);
     assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"fine"[..]));
 }

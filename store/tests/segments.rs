@@ -23,12 +23,12 @@ fn options(compact_after: Duration) -> StoreOptions {
 
 /// Stores `count` 1 KiB messages in queue `q` at offsets `first..`, each
 /// held by its entry only (the writer's own reference is released).
-fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<u64> {
+fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<MessageId> {
     (first..first + count)
         .map(|offset| {
             let body = vec![(offset % 251) as u8; 1024];
             let id = store.append_message(&[&offset.to_be_bytes(), &body]).unwrap();
-            store.add_entry(q, offset, &entry(id, 1032)).unwrap();
+            store.add_entry(QueueId(q), Offset(offset), &entry(id, 1032)).unwrap();
             store.release_message(id);
             id
         })
@@ -59,13 +59,13 @@ fn a_body_lives_while_anything_refers_to_it() {
     store.save_queue(&queue(1)).unwrap();
     store.save_queue(&queue(2)).unwrap();
     let id = store.append_message(&[b"shared body"]).unwrap();
-    store.add_entry(1, 0, &entry(id, 11)).unwrap();
-    store.add_entry(2, 0, &entry(id, 11)).unwrap();
+    store.add_entry(QueueId(1), Offset(0), &entry(id, 11)).unwrap();
+    store.add_entry(QueueId(2), Offset(0), &entry(id, 11)).unwrap();
     store.release_message(id);
-    store.remove_entry(1, 0, id).unwrap();
+    store.remove_entry(QueueId(1), Offset(0), id).unwrap();
     assert_eq!(store.message(id).unwrap().as_deref(), Some(&b"shared body"[..]));
     assert!(store.retain_message(id), "an in-memory copy can still take a reference");
-    store.remove_entry(2, 0, id).unwrap();
+    store.remove_entry(QueueId(2), Offset(0), id).unwrap();
     assert!(
         store.message(id).unwrap().is_some(),
         "the in-memory copy still holds it"
@@ -74,7 +74,7 @@ fn a_body_lives_while_anything_refers_to_it() {
     assert_eq!(store.message(id).unwrap(), None, "the last reference freed it");
     assert!(!store.retain_message(id));
     assert!(
-        store.add_entry(1, 1, &entry(id, 11)).is_err(),
+        store.add_entry(QueueId(1), Offset(1), &entry(id, 11)).is_err(),
         "an entry cannot refer to a freed body"
     );
 }
@@ -89,9 +89,9 @@ fn acked_segments_are_deleted_after_the_next_sync() {
     let full = dir_bytes(dir.path());
     assert!(full > 1000 * 1024, "1,000 bodies are on disk ({full} bytes)");
     assert!(segment_files(dir.path()).len() >= 10);
-    store.remove_entries(1, 0, 1000).unwrap();
+    store.remove_entries(QueueId(1), Offset(0), Offset(1000)).unwrap();
     assert!(
-        store.entries(1, 0, 10).unwrap().is_empty(),
+        store.entries(QueueId(1), Offset(0), 10).unwrap().is_empty(),
         "purged entries are gone at once"
     );
     store.sync().unwrap();
@@ -112,7 +112,9 @@ fn one_old_message_does_not_pin_its_segment() {
     let first_segment = segment_files(dir.path())[0].clone();
     for round in 0..5 {
         publish(&store, 2, round * 1000, 1000);
-        store.remove_entries(2, 0, (round + 1) * 1000).unwrap();
+        store
+            .remove_entries(QueueId(2), Offset(0), Offset((round + 1) * 1000))
+            .unwrap();
         // The purge takes effect in the files at a sync, compaction between
         // syncs, as the broker's flusher runs them.
         store.sync().unwrap();
@@ -131,7 +133,7 @@ fn one_old_message_does_not_pin_its_segment() {
     assert_eq!(&body[..8], &0u64.to_be_bytes());
     drop(store);
     let store = SledStore::open_with(dir.path(), options(Duration::ZERO)).unwrap();
-    let entries = store.entries(1, 0, 10).unwrap();
+    let entries = store.entries(QueueId(1), Offset(0), 10).unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(
         store.message(entries[0].1.message).unwrap().map(|b| b.len()),
@@ -147,7 +149,9 @@ fn compaction_waits_until_a_segment_stops_changing() {
     let ids = publish(&store, 1, 0, 300);
     for offset in 1..300 {
         if offset % 10 != 0 {
-            store.remove_entry(1, offset, ids[offset as usize]).unwrap();
+            store
+                .remove_entry(QueueId(1), Offset(offset), ids[offset as usize])
+                .unwrap();
         }
     }
     assert_eq!(
@@ -181,8 +185,8 @@ fn a_torn_tail_is_ignored_and_writing_continues_in_a_new_segment() {
     std::fs::write(&first, &bytes).unwrap();
 
     let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
-    let entries = store.entries(1, 0, 100).unwrap();
-    let offsets: Vec<u64> = entries.iter().map(|(o, _)| *o).collect();
+    let entries = store.entries(QueueId(1), Offset(0), 100).unwrap();
+    let offsets: Vec<u64> = entries.iter().map(|(o, _)| o.0).collect();
     assert_eq!(offsets[0], 0, "the record before the damage is intact");
     assert!(
         !offsets.contains(&1),
@@ -193,9 +197,9 @@ fn a_torn_tail_is_ignored_and_writing_continues_in_a_new_segment() {
             .message(e.message)
             .unwrap()
             .expect("every entry left has its body");
-        assert_eq!(&body[..8], &offset.to_be_bytes());
+        assert_eq!(&body[..8], &offset.0.to_be_bytes());
     }
-    assert_eq!(store.recovered_queue(1).count, entries.len() as u64);
+    assert_eq!(store.recovered_queue(QueueId(1)).count, entries.len() as u64);
     let new_id = store.append_message(&[b"after"]).unwrap();
     assert!(ids.iter().all(|&id| id < new_id), "ids are never reused");
     store.sync().unwrap();
@@ -212,8 +216,8 @@ fn transient_and_bodiless_entries_do_not_survive_a_reopen() {
         let id = store.append_message(&[b"transient"]).unwrap();
         store
             .add_entry(
-                1,
-                3,
+                QueueId(1),
+                Offset(3),
                 &EntryRecord {
                     transient: true,
                     ..entry(id, 9)
@@ -224,9 +228,14 @@ fn transient_and_bodiless_entries_do_not_survive_a_reopen() {
         store.sync().unwrap();
     }
     let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
-    let offsets: Vec<u64> = store.entries(1, 0, 100).unwrap().iter().map(|(o, _)| *o).collect();
+    let offsets: Vec<u64> = store
+        .entries(QueueId(1), Offset(0), 100)
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.0)
+        .collect();
     assert_eq!(offsets, vec![0, 1, 2]);
-    assert_eq!(store.recovered_queue(1).count, 3);
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 3);
     assert_eq!(store.body_stats().messages, 3, "the transient body is garbage now");
 }
 
@@ -238,19 +247,33 @@ fn paging_reads_a_queue_in_offset_order_from_any_point() {
     store.save_queue(&queue(2)).unwrap();
     publish(&store, 1, 0, 50);
     publish(&store, 2, 0, 5);
-    let page: Vec<u64> = store.entries(1, 20, 10).unwrap().iter().map(|(o, _)| *o).collect();
+    let page: Vec<u64> = store
+        .entries(QueueId(1), Offset(20), 10)
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.0)
+        .collect();
     assert_eq!(page, (20..30).collect::<Vec<_>>());
-    let tail: Vec<u64> = store.entries(1, 45, 100).unwrap().iter().map(|(o, _)| *o).collect();
+    let tail: Vec<u64> = store
+        .entries(QueueId(1), Offset(45), 100)
+        .unwrap()
+        .iter()
+        .map(|(o, _)| o.0)
+        .collect();
     assert_eq!(tail, (45..50).collect::<Vec<_>>(), "a page stops at the queue's end");
-    store.remove_entries(1, 40, 50).unwrap();
-    assert_eq!(store.entries(1, 0, 100).unwrap().len(), 40);
-    assert_eq!(store.entries(2, 0, 100).unwrap().len(), 5, "other queues are untouched");
+    store.remove_entries(QueueId(1), Offset(40), Offset(50)).unwrap();
+    assert_eq!(store.entries(QueueId(1), Offset(0), 100).unwrap().len(), 40);
+    assert_eq!(
+        store.entries(QueueId(2), Offset(0), 100).unwrap().len(),
+        5,
+        "other queues are untouched"
+    );
     // Cleared in the files at the sync: still gone after a reopen.
     store.sync().unwrap();
     drop(store);
     let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
-    assert_eq!(store.entries(1, 0, 100).unwrap().len(), 40);
-    assert_eq!(store.recovered_queue(1).count, 40);
+    assert_eq!(store.entries(QueueId(1), Offset(0), 100).unwrap().len(), 40);
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 40);
 }
 
 #[test]

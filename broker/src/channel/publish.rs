@@ -294,3 +294,35 @@ fn check_expiration(expiration: &ShortStr) -> AmqpResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(expiration: &str) -> String {
+        check_expiration(&ShortStr::from(expiration)).unwrap_err().text
+    }
+
+    #[test]
+    fn expirations_are_checked_as_erlang_reads_an_integer() {
+        for ok in ["0", "-0", "+5", "0010", "315360000000"] {
+            assert!(check_expiration(&ShortStr::from(ok)).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            refusal("soon"),
+            "PRECONDITION_FAILED - invalid expiration 'soon': no_integer"
+        );
+        assert_eq!(
+            refusal("10s"),
+            "PRECONDITION_FAILED - invalid expiration '10s': {leftover_string,\"s\"}"
+        );
+        assert_eq!(
+            refusal("-5"),
+            "PRECONDITION_FAILED - invalid expiration '-5': {value_negative,-5}"
+        );
+        assert_eq!(
+            refusal("315360000001"),
+            "PRECONDITION_FAILED - invalid expiration '315360000001': {value_too_large,315360000001}"
+        );
+    }
+}

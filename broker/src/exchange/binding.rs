@@ -34,6 +34,9 @@ impl PartialEq for Destination {
     }
 }
 
+/// A binding. Its arguments are kept sorted by key, so two bindings that
+/// differ only in the order their arguments were given are the same
+/// binding (to bind twice, to unbind, and in the store).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Binding {
     pub destination: Destination,
@@ -42,6 +45,15 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
+    pub(crate) fn new(destination: Destination, routing_key: ShortStr, mut arguments: FieldTable) -> Binding {
+        arguments.0.sort_by(|(a, _), (b, _)| a.cmp(b));
+        Binding {
+            destination,
+            routing_key,
+            arguments,
+        }
+    }
+
     /// Whether two bindings are the same binding (same destination, key and
     /// arguments), which makes a second bind a no-op.
     pub(crate) fn same_as(&self, other: &Binding) -> bool {

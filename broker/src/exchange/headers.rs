@@ -147,3 +147,74 @@ impl Route for HeadersRouter {
         self.patterns.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::binding::Destination;
+
+    fn pattern(entries: &[(&str, FieldValue)]) -> Pattern {
+        let arguments: FieldTable = entries.iter().map(|(k, v)| (ShortStr::from(*k), v.clone())).collect();
+        Pattern::new(Binding::new(
+            Destination::Exchange("x".into()),
+            ShortStr::default(),
+            arguments,
+        ))
+    }
+
+    fn headers(entries: &[(&str, FieldValue)]) -> FieldTable {
+        entries.iter().map(|(k, v)| (ShortStr::from(*k), v.clone())).collect()
+    }
+
+    #[test]
+    fn all_needs_every_entry_and_any_needs_one() {
+        let all = pattern(&[("a", "1".into()), ("b", "2".into())]);
+        let any = pattern(&[("x-match", "any".into()), ("a", "1".into()), ("b", "2".into())]);
+        let both = headers(&[("a", "1".into()), ("b", "2".into()), ("c", "3".into())]);
+        let one = headers(&[("a", "1".into())]);
+        assert!(all.matches(Some(&both)) && !all.matches(Some(&one)) && !all.matches(None));
+        assert!(any.matches(Some(&both)) && any.matches(Some(&one)) && !any.matches(None));
+    }
+
+    #[test]
+    fn x_keys_count_only_in_the_with_x_forms() {
+        let plain = pattern(&[("x-match", "all".into()), ("x-tag", "t".into())]);
+        let with_x = pattern(&[("x-match", "all-with-x".into()), ("x-tag", "t".into())]);
+        let none = headers(&[]);
+        assert!(
+            plain.matches(Some(&none)),
+            "x- keys are skipped, so nothing is required"
+        );
+        assert!(!with_x.matches(Some(&none)));
+        assert!(with_x.matches(Some(&headers(&[("x-tag", "t".into())]))));
+    }
+
+    #[test]
+    fn values_compare_by_type_integers_by_value_and_void_by_presence() {
+        let int = pattern(&[("n", FieldValue::I32(5))]);
+        assert!(int.matches(Some(&headers(&[("n", FieldValue::I64(5))]))));
+        assert!(int.matches(Some(&headers(&[("n", FieldValue::U8(5))]))));
+        assert!(!int.matches(Some(&headers(&[("n", "5".into())]))));
+        let present = pattern(&[("n", FieldValue::Void)]);
+        assert!(present.matches(Some(&headers(&[("n", FieldValue::Bool(false))]))));
+        assert!(!present.matches(Some(&headers(&[("m", FieldValue::Void)]))));
+    }
+
+    #[test]
+    fn x_match_must_be_one_of_the_four_strings() {
+        for ok in ["all", "any", "all-with-x", "any-with-x"] {
+            assert!(validate_binding(&headers(&[("x-match", ok.into())])).is_ok(), "{ok}");
+        }
+        assert!(validate_binding(&headers(&[])).is_ok());
+        let bad = validate_binding(&headers(&[("x-match", "ALL".into())])).unwrap_err();
+        assert_eq!(
+            bad.text,
+            "PRECONDITION_FAILED - Invalid x-match field value <<\"ALL\">>; expected all, any, all-with-x, or any-with-x"
+        );
+        let typed = validate_binding(&headers(&[("x-match", FieldValue::I64(7))])).unwrap_err();
+        assert_eq!(
+            typed.text,
+            "PRECONDITION_FAILED - Invalid x-match field type long (value 7); expected longstr"
+        );
+    }
+}

@@ -259,11 +259,11 @@ mod tests {
     fn router(patterns: &[&str]) -> TopicRouter {
         let mut router = TopicRouter::default();
         for pattern in patterns {
-            router.bind(Binding {
-                destination: Destination::Exchange(ShortStr::from(*pattern)),
-                routing_key: ShortStr::from(*pattern),
-                arguments: FieldTable::new(),
-            });
+            router.bind(Binding::new(
+                Destination::Exchange(ShortStr::from(*pattern)),
+                ShortStr::from(*pattern),
+                FieldTable::new(),
+            ));
         }
         router
     }

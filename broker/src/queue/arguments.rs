@@ -256,3 +256,93 @@ impl QueueArguments {
         Ok(parsed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WHAT: &str = "queue 'q' in vhost '/'";
+
+    fn parse(entries: &[(&str, FieldValue)], durable: bool) -> AmqpResult<QueueArguments> {
+        let args: FieldTable = entries.iter().map(|(k, v)| (ShortStr::from(*k), v.clone())).collect();
+        QueueArguments::parse(&args, WHAT, durable, false, false)
+    }
+
+    fn refusal(entries: &[(&str, FieldValue)]) -> String {
+        parse(entries, true).unwrap_err().text
+    }
+
+    #[test]
+    fn valid_arguments_are_typed() {
+        let args = parse(
+            &[
+                ("x-message-ttl", FieldValue::I32(1000)),
+                ("x-max-length", FieldValue::I64(10)),
+                ("x-overflow", "reject-publish-dlx".into()),
+                ("x-dead-letter-exchange", "dlx".into()),
+                ("x-dead-letter-routing-key", "dead".into()),
+                ("x-max-priority", FieldValue::U8(9)),
+                ("x-single-active-consumer", FieldValue::Bool(true)),
+                ("x-unknown-to-rabbitmq", "kept".into()),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(args.queue_type, QueueType::Classic);
+        assert_eq!(
+            (args.message_ttl, args.max_length, args.max_priority),
+            (Some(1000), Some(10), Some(9))
+        );
+        assert_eq!(args.overflow, Overflow::RejectPublishDlx);
+        assert_eq!(args.dead_letter_routing_key.as_deref(), Some("dead"));
+        assert!(args.single_active_consumer);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_rabbitmqs_texts() {
+        assert_eq!(
+            refusal(&[("x-message-ttl", "soon".into())]),
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': \"expected integer, got longstr\""
+        );
+        assert_eq!(
+            refusal(&[("x-max-length", FieldValue::I32(-1))]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}"
+        );
+        assert_eq!(
+            refusal(&[("x-expires", FieldValue::I32(0))]),
+            "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}"
+        );
+        assert_eq!(
+            refusal(&[("x-max-priority", FieldValue::I32(256))]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'q' in vhost '/': {max_value_exceeded,256}"
+        );
+        assert_eq!(
+            refusal(&[("x-dead-letter-routing-key", "k".into())]),
+            "PRECONDITION_FAILED - invalid arg 'x-dead-letter-routing-key' for queue 'q' in vhost '/': routing_key_but_no_dlx_defined"
+        );
+        assert_eq!(
+            refusal(&[("x-message-ttl", FieldValue::I64(4_294_967_296))]),
+            "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_too_large,4294967296,4294967295}"
+        );
+    }
+
+    #[test]
+    fn arguments_of_another_queue_type_and_quorum_properties_are_refused() {
+        assert_eq!(
+            refusal(&[("x-queue-type", "quorum".into()), ("x-max-priority", FieldValue::I32(5))]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue"
+        );
+        assert_eq!(
+            refusal(&[("x-delivery-limit", FieldValue::I32(5))]),
+            "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue 'q' in vhost '/' of queue type rabbit_classic_queue"
+        );
+        assert_eq!(
+            parse(&[("x-queue-type", "quorum".into())], false).unwrap_err().text,
+            "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'q' in vhost '/'"
+        );
+        assert_eq!(
+            refusal(&[("x-queue-type", "stream".into())]),
+            "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'stream'\""
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use warren_protocol::{ContentHeader, FieldTable};
-use warren_store::QueueSummary;
+use warren_store::{Offset, QueueSummary};
 
 use super::{Consumer, Queue, QueueEntry};
 use crate::message::Message;
@@ -73,7 +73,7 @@ pub(crate) trait QueueBackend: Send + Sync {
     /// `x-delivery-count`; others send the header as published).
     fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader>;
     /// Takes over what the store recovered for this queue at start.
-    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64);
+    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset);
 }
 
 /// What a queue needs from the vhost it belongs to.

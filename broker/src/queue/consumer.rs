@@ -130,3 +130,34 @@ impl Consumer {
         self.active.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_of_zero_is_unlimited() {
+        let credit = Credit::new(0);
+        assert!(!credit.has_limit());
+        for _ in 0..10_000 {
+            assert!(credit.try_take());
+        }
+        assert!(credit.has_room());
+    }
+
+    #[test]
+    fn a_window_gives_what_it_has_and_takes_back_what_is_settled() {
+        let credit = Credit::new(2);
+        assert!(credit.try_take() && credit.try_take());
+        assert!(!credit.try_take() && !credit.has_room());
+        credit.give_back(1);
+        assert!(credit.try_take());
+        credit.give_back(5);
+        assert!(
+            credit.has_room(),
+            "giving back more than was taken saturates at none in flight"
+        );
+        credit.set_limit(1);
+        assert!(credit.try_take() && !credit.try_take());
+    }
+}

@@ -146,3 +146,136 @@ pub(super) fn is_automatic_cycle(queue: &str, message: &Message) -> bool {
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use warren_protocol::{BasicProperties, ContentHeader};
+
+    use super::*;
+
+    fn message(headers: Option<FieldTable>, expiration: Option<&str>) -> Arc<Message> {
+        let properties = BasicProperties {
+            headers,
+            expiration: expiration.map(ShortStr::from),
+            ..Default::default()
+        };
+        Message::new(
+            "orders".into(),
+            "eu.created".into(),
+            ContentHeader::new(60, 2, properties),
+            Bytes::from_static(b"hi"),
+        )
+    }
+
+    fn deaths(message: &Message) -> Vec<FieldTable> {
+        let headers = message.header.properties().headers.clone().unwrap_or_default();
+        headers
+            .get("x-death")
+            .and_then(FieldValue::as_array)
+            .map(|a| a.iter().filter_map(FieldValue::as_table).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_first_death_records_where_why_and_how_it_was_published() {
+        let mut headers = FieldTable::new();
+        headers.insert("CC", FieldValue::Array(vec!["copy.key".into()]));
+        headers.insert("BCC", FieldValue::Array(vec!["secret".into()]));
+        let original = message(Some(headers), Some("60000"));
+        let (dead, keys) = dead_letter_message(&original, DeathReason::Expired, &"work".into(), &"dlx".into(), None);
+        assert_eq!(keys, vec![ShortStr::from("eu.created"), ShortStr::from("copy.key")]);
+        assert_eq!(dead.exchange.as_str(), "dlx");
+        assert_eq!(dead.routing_key.as_str(), "eu.created");
+        let properties = dead.header.properties();
+        assert_eq!(properties.expiration, None, "the expiration moves into x-death");
+        let headers = properties.headers.as_ref().unwrap();
+        assert!(headers.get("BCC").is_none());
+        assert_eq!(
+            headers.get("x-first-death-reason").and_then(FieldValue::as_str),
+            Some("expired")
+        );
+        assert_eq!(
+            headers.get("x-first-death-queue").and_then(FieldValue::as_str),
+            Some("work")
+        );
+        assert_eq!(
+            headers.get("x-first-death-exchange").and_then(FieldValue::as_str),
+            Some("orders")
+        );
+        let death = &deaths(&dead)[0];
+        assert_eq!(death.get("count").and_then(FieldValue::as_i64), Some(1));
+        assert_eq!(death.get("reason").and_then(FieldValue::as_str), Some("expired"));
+        assert_eq!(
+            death.get("original-expiration").and_then(FieldValue::as_str),
+            Some("60000")
+        );
+        assert_eq!(
+            death
+                .get("routing-keys")
+                .and_then(FieldValue::as_array)
+                .map(<[FieldValue]>::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn the_same_death_again_counts_up_and_moves_to_the_front() {
+        let original = message(None, None);
+        let (once, _) = dead_letter_message(&original, DeathReason::Rejected, &"a".into(), &"dlx".into(), None);
+        let (elsewhere, _) = dead_letter_message(&once, DeathReason::Expired, &"b".into(), &"dlx".into(), None);
+        let (again, _) = dead_letter_message(&elsewhere, DeathReason::Rejected, &"a".into(), &"dlx".into(), None);
+        let all = deaths(&again);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].get("queue").and_then(FieldValue::as_str), Some("a"));
+        assert_eq!(all[0].get("count").and_then(FieldValue::as_i64), Some(2));
+        assert_eq!(all[1].get("queue").and_then(FieldValue::as_str), Some("b"));
+        let first = again.header.properties().headers.clone().unwrap();
+        assert_eq!(first.get("x-first-death-queue").and_then(FieldValue::as_str), Some("a"));
+    }
+
+    #[test]
+    fn a_count_at_the_limit_saturates_instead_of_overflowing() {
+        let mut death = FieldTable::new();
+        death.insert("count", FieldValue::I64(i64::MAX));
+        death.insert("reason", "rejected".into());
+        death.insert("queue", "a".into());
+        let mut headers = FieldTable::new();
+        headers.insert("x-death", FieldValue::Array(vec![FieldValue::Table(death)]));
+        let (dead, _) = dead_letter_message(
+            &message(Some(headers), None),
+            DeathReason::Rejected,
+            &"a".into(),
+            &"dlx".into(),
+            None,
+        );
+        assert_eq!(
+            deaths(&dead)[0].get("count").and_then(FieldValue::as_i64),
+            Some(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_routing_key_replaces_the_original_keys() {
+        let (dead, keys) = dead_letter_message(
+            &message(None, None),
+            DeathReason::MaxLen,
+            &"a".into(),
+            &"dlx".into(),
+            Some(&"parking".into()),
+        );
+        assert_eq!(keys, vec![ShortStr::from("parking")]);
+        assert_eq!(dead.routing_key.as_str(), "parking");
+    }
+
+    #[test]
+    fn only_cycles_without_a_rejection_are_automatic() {
+        let original = message(None, None);
+        let (in_a, _) = dead_letter_message(&original, DeathReason::Expired, &"a".into(), &"dlx".into(), None);
+        let (in_b, _) = dead_letter_message(&in_a, DeathReason::Expired, &"b".into(), &"dlx".into(), None);
+        assert!(is_automatic_cycle("a", &in_b), "a -> b -> a by expiry loops forever");
+        assert!(!is_automatic_cycle("c", &in_b), "c was never visited");
+        let (rejected, _) = dead_letter_message(&in_a, DeathReason::Rejected, &"b".into(), &"dlx".into(), None);
+        assert!(!is_automatic_cycle("a", &rejected), "a rejection breaks the cycle");
+    }
+}

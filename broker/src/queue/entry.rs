@@ -1,7 +1,9 @@
 //! A message's place in one queue.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
+
+use warren_store::Offset;
 
 use crate::message::Message;
 
@@ -11,7 +13,7 @@ use crate::message::Message;
 #[derive(Debug, Clone)]
 pub(crate) struct QueueEntry {
     pub message: Arc<Message>,
-    pub offset: u64,
+    pub offset: Offset,
     pub redelivered: bool,
     /// How many times it was delivered and came back (quorum semantics).
     pub delivery_count: u32,
@@ -27,7 +29,7 @@ pub(crate) struct QueueEntry {
 
 impl QueueEntry {
     /// A message new to the queue.
-    pub(crate) fn new(message: Arc<Message>, offset: u64, priority: u8, expires_at: Option<Instant>) -> QueueEntry {
+    pub(crate) fn new(message: Arc<Message>, offset: Offset, priority: u8, expires_at: Option<Instant>) -> QueueEntry {
         QueueEntry {
             message,
             offset,

@@ -40,7 +40,7 @@ pub(crate) use local::Persistence;
 
 use crate::ids::ConnectionId;
 use crate::message::Message;
-use warren_store::QueueSummary;
+use warren_store::{Offset, QueueSummary};
 
 /// The declared properties of a queue, fixed at declaration.
 #[derive(Debug, Clone)]
@@ -166,7 +166,7 @@ impl Queue {
     }
 
     /// Recovery at start: what the store held for this durable queue.
-    pub(crate) fn restore(self: &Arc<Self>, summary: QueueSummary, delivered_below: u64) {
+    pub(crate) fn restore(self: &Arc<Self>, summary: QueueSummary, delivered_below: Offset) {
         self.backend.restore(self, summary, delivered_below)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use warren_protocol::FieldTable;
-use warren_store::{BindingRecord, ExchangeRecord, QueueRecord};
+use warren_store::{BindingRecord, ExchangeRecord, QueueRecord, StoreError, StoreResult};
 
 use super::VHost;
 use crate::error::{AmqpError, AmqpResult};
@@ -19,10 +19,20 @@ pub(crate) fn encode_table(table: &FieldTable) -> Vec<u8> {
     buf.to_vec()
 }
 
-/// Reads a table written by `encode_table` (length prefix included).
-pub(crate) fn decode_table(bytes: &[u8]) -> FieldTable {
-    let body = Bytes::copy_from_slice(bytes.get(4..).unwrap_or_default());
-    FieldTable::decode(&body, 0).unwrap_or_default()
+/// Reads a table written by `encode_table` (length prefix included). A
+/// stored table that does not decode is corruption: the error names what
+/// it belonged to (`what`), and the broker does not start on it rather
+/// than run the entity without its arguments.
+pub(crate) fn decode_table(bytes: &[u8], what: &str) -> StoreResult<FieldTable> {
+    let corrupt = |why: String| StoreError::Corrupt(format!("the arguments of {what}: {why}"));
+    let (Some(length), Some(body)) = (bytes.get(..4), bytes.get(4..)) else {
+        return Err(corrupt("shorter than their length".into()));
+    };
+    let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
+    if length != body.len() {
+        return Err(corrupt(format!("{} bytes where {length} were written", body.len())));
+    }
+    FieldTable::decode(&Bytes::copy_from_slice(body), 0).map_err(|e| corrupt(e.to_string()))
 }
 
 fn store_error(e: warren_store::StoreError) -> AmqpError {
@@ -154,35 +164,42 @@ impl VHost {
 /// Rebuilding a vhost from stored definitions at start (nothing is written
 /// back: it is already in the store).
 impl VHost {
-    pub(crate) fn restore_exchange(&self, record: &ExchangeRecord) {
+    pub(crate) fn restore_exchange(&self, record: &ExchangeRecord) -> StoreResult<()> {
         let Some(kind) = crate::exchange::ExchangeKind::parse(&record.kind) else {
             tracing::warn!(
                 "stored exchange '{}' has unknown type '{}'; skipped",
                 record.name,
                 record.kind
             );
-            return;
+            return Ok(());
         };
+        let what = format!("exchange '{}' in vhost '{}'", record.name, self.name);
         let settings = crate::exchange::ExchangeSettings {
             kind,
             durable: true,
             auto_delete: record.auto_delete,
             internal: record.internal,
-            arguments: decode_table(&record.arguments),
+            arguments: decode_table(&record.arguments, &what)?,
         };
         let name = warren_protocol::ShortStr::from(record.name.as_str());
         self.exchanges.insert(name.clone(), Exchange::new(name, settings));
+        Ok(())
     }
 
-    pub(crate) fn restore_queue(self: &Arc<Self>, record: &QueueRecord) -> Option<Arc<crate::queue::Queue>> {
-        let durability = self.durability.clone()?;
+    pub(crate) fn restore_queue(
+        self: &Arc<Self>,
+        record: &QueueRecord,
+    ) -> StoreResult<Option<Arc<crate::queue::Queue>>> {
+        let Some(durability) = self.durability.clone() else {
+            return Ok(None);
+        };
+        let what = format!("queue '{}' in vhost '{}'", record.name, self.name);
         let settings = QueueSettings {
             durable: true,
             exclusive_owner: None,
             auto_delete: record.auto_delete,
-            arguments: decode_table(&record.arguments),
+            arguments: decode_table(&record.arguments, &what)?,
         };
-        let what = format!("queue '{}' in vhost '{}'", record.name, self.name);
         let args =
             match crate::queue::QueueArguments::parse(&settings.arguments, &what, true, false, record.auto_delete) {
                 Ok(args) => args,
@@ -205,24 +222,29 @@ impl VHost {
             Some(persistence),
         );
         self.queues.insert(name, queue.clone());
-        Some(queue)
+        Ok(Some(queue))
     }
 
-    pub(crate) fn restore_binding(&self, record: &BindingRecord) {
+    pub(crate) fn restore_binding(&self, record: &BindingRecord) -> StoreResult<()> {
         let Some(source) = self.exchange(&record.source) else {
-            return;
+            return Ok(());
         };
         let destination = match record.destination_kind.as_str() {
             "queue" => match self.queue(&record.destination) {
                 Some(q) => Destination::Queue(q),
-                None => return,
+                None => return Ok(()),
             },
             _ => Destination::Exchange(record.destination.as_str().into()),
         };
-        source.bind(Binding {
+        let what = format!(
+            "the binding of {} '{}' to exchange '{}' in vhost '{}'",
+            record.destination_kind, record.destination, record.source, self.name
+        );
+        source.bind(Binding::new(
             destination,
-            routing_key: record.routing_key.as_str().into(),
-            arguments: decode_table(&record.arguments),
-        });
+            record.routing_key.as_str().into(),
+            decode_table(&record.arguments, &what)?,
+        ));
+        Ok(())
     }
 }

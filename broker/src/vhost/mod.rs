@@ -190,11 +190,7 @@ impl VHost {
     ) -> AmqpResult<()> {
         let exchange = self.exchange_or_404(source)?;
         exchange.validate_binding(&arguments)?;
-        let binding = Binding {
-            destination,
-            routing_key,
-            arguments,
-        };
+        let binding = Binding::new(destination, routing_key, arguments);
         self.persist_binding(source, &binding)?;
         exchange.bind(binding);
         Ok(())
@@ -206,11 +202,7 @@ impl VHost {
         let Some(exchange) = self.exchange(source) else {
             return;
         };
-        let binding = Binding {
-            destination,
-            routing_key,
-            arguments,
-        };
+        let binding = Binding::new(destination, routing_key, arguments);
         self.unpersist_binding(source, &binding);
         if exchange.unbind(&binding) && exchange.settings.auto_delete && !exchange.has_bindings() {
             let _ = self.delete_exchange(&exchange.name, false);

@@ -8,7 +8,9 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -91,7 +93,7 @@ async fn run_timer(queue: Weak<Queue>, local: Weak<LocalQueue>, wake: Arc<Notify
         match next {
             Some(deadline) => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
                     _ = wake.notified() => {}
                 }
             }

@@ -2,7 +2,7 @@
 //! offset order.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::queue::QueueEntry;
 
@@ -108,5 +108,85 @@ impl MessageList {
         self.len = 0;
         self.bytes = 0;
         self.levels.iter_mut().flat_map(|level| level.drain(..)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use warren_protocol::{BasicProperties, ContentHeader};
+    use warren_store::Offset;
+
+    use super::*;
+    use crate::message::Message;
+
+    fn entry(offset: u64, priority: u8, expires_at: Option<Instant>) -> QueueEntry {
+        let message: Arc<Message> = Message::new(
+            "".into(),
+            "q".into(),
+            ContentHeader::new(60, 1, BasicProperties::default()),
+            Bytes::from_static(b"x"),
+        );
+        QueueEntry::new(message, Offset(offset), priority, expires_at)
+    }
+
+    fn offsets(list: &mut MessageList) -> Vec<u64> {
+        std::iter::from_fn(|| list.pop_front()).map(|e| e.offset.0).collect()
+    }
+
+    #[test]
+    fn the_highest_priority_goes_first_fifo_within_a_level() {
+        let mut list = MessageList::new(Some(5));
+        for (offset, priority) in [(0, 1), (1, 5), (2, 1), (3, 9), (4, 0)] {
+            let level = list.level_of(priority);
+            list.push_back(entry(offset, level, None));
+        }
+        assert_eq!(list.level_of(9), 5, "priorities above the maximum count as the maximum");
+        assert_eq!((list.len(), list.bytes()), (5, 5));
+        assert_eq!(offsets(&mut list), [1, 3, 0, 2, 4]);
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn a_requeued_message_goes_back_to_its_place() {
+        let mut list = MessageList::new(None);
+        for offset in [0, 2, 3] {
+            list.push_back(entry(offset, 0, None));
+        }
+        list.requeue(entry(1, 0, None));
+        list.requeue(entry(9, 0, None));
+        assert_eq!(offsets(&mut list), [0, 1, 2, 3, 9]);
+    }
+
+    #[test]
+    fn a_length_limit_drops_the_oldest_of_the_lowest_priority() {
+        let mut list = MessageList::new(Some(2));
+        for (offset, priority) in [(0, 2), (1, 0), (2, 0)] {
+            list.push_back(entry(offset, priority, None));
+        }
+        assert_eq!(list.pop_oldest_lowest().map(|e| e.offset.0), Some(1));
+    }
+
+    #[test]
+    fn only_expired_heads_are_taken() {
+        let now = Instant::now();
+        let past = Some(now - Duration::from_secs(1));
+        let future = Some(now + Duration::from_secs(60));
+        let mut list = MessageList::new(None);
+        list.push_back(entry(0, 0, past));
+        list.push_back(entry(1, 0, future));
+        list.push_back(entry(2, 0, past));
+        let mut expired = Vec::new();
+        list.take_expired_heads(now, &mut expired);
+        assert_eq!(expired.iter().map(|e| e.offset.0).collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            list.next_expiry(),
+            future,
+            "offset 2 waits behind a live head, as in RabbitMQ"
+        );
+        assert_eq!(list.len(), 2);
     }
 }

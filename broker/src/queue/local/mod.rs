@@ -24,12 +24,14 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use warren_protocol::{ContentHeader, FieldTable, FieldValue, ShortStr};
-use warren_store::QueueSummary;
+use warren_store::{Offset, QueueSummary};
 
 use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
@@ -88,7 +90,7 @@ struct QueueState {
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin continues.
     next_consumer: usize,
-    next_offset: u64,
+    next_offset: Offset,
     /// Set once a consumer has attached, for auto-delete.
     had_consumers: bool,
     /// Last declare, get or consumer change, for `x-expires`.
@@ -133,7 +135,7 @@ impl LocalQueue {
                 paged: PagedTail::default(),
                 consumers: Vec::new(),
                 next_consumer: 0,
-                next_offset: 0,
+                next_offset: Offset::default(),
                 had_consumers: false,
                 last_used: Instant::now(),
             }),
@@ -301,7 +303,7 @@ impl QueueBackend for LocalQueue {
         if args.overflow != Overflow::DropHead && Self::would_overflow(args, &state, &message) {
             drop(state);
             if args.overflow == Overflow::RejectPublishDlx {
-                let entry = QueueEntry::new(message, 0, 0, expires_at);
+                let entry = QueueEntry::new(message, Offset::default(), 0, expires_at);
                 self.dead_letter(queue, vec![(entry, DeathReason::MaxLen)]);
             }
             return Enqueued::Rejected;
@@ -313,7 +315,7 @@ impl QueueBackend for LocalQueue {
         if in_store && self.persist(queue, &message, offset, expires_at, now).is_err() {
             return Enqueued::Rejected;
         }
-        state.next_offset += 1;
+        state.next_offset = offset.next();
         let stored = in_store && persistent;
         let mut new_head = false;
         if page_out {
@@ -497,7 +499,7 @@ impl QueueBackend for LocalQueue {
         }
     }
 
-    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64) {
+    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
         self.restore_from_store(queue, summary, delivered_below);
     }
 }

@@ -26,9 +26,11 @@
 //! (`x-max-priority`) and non-durable queues keep everything in memory.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use warren_store::{EntryRecord, QueueSummary};
+use tokio::time::Instant;
+
+use warren_store::{EntryRecord, MessageId, Offset, QueueSummary};
 
 use super::{Dead, LocalQueue, QueueEntry, QueueState};
 use crate::blocking;
@@ -47,12 +49,12 @@ const PAGE_IN_BATCH: usize = 512;
 pub(super) struct PagedTail {
     /// The lowest offset in the tail: the store's index holds the tail as
     /// every entry of this queue at or above it.
-    pub from: u64,
+    pub from: Offset,
     pub count: u64,
     pub bytes: u64,
     /// Messages recovered at start below this offset had been delivered
     /// before the restart; they come back redelivered.
-    pub redelivered_below: u64,
+    pub redelivered_below: Offset,
     /// A read-ahead of the batch at `from` is in flight.
     pub reading: bool,
 }
@@ -63,7 +65,7 @@ impl PagedTail {
     }
 
     /// A new message (at `offset`) stays on disk.
-    pub(super) fn push(&mut self, offset: u64, bytes: usize) {
+    pub(super) fn push(&mut self, offset: Offset, bytes: usize) {
         if self.count == 0 {
             self.from = offset;
         }
@@ -118,7 +120,7 @@ impl LocalQueue {
 
     /// The window ran dry while messages are on disk: reads the batch at
     /// `from` now (the caller must not hold the lock).
-    pub(super) fn page_in_now(&self, from: u64) {
+    pub(super) fn page_in_now(&self, from: Offset) {
         blocking::run(|| self.page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, false));
     }
 
@@ -128,7 +130,7 @@ impl LocalQueue {
     /// may have moved it). `read_ahead` says this is the read in flight that
     /// `reading` stands for. Then delivers what it can, and lets limits and
     /// TTLs act on what came in.
-    fn page_in(&self, from: u64, limit: usize, max_bytes: usize, read_ahead: bool) {
+    fn page_in(&self, from: Offset, limit: usize, max_bytes: usize, read_ahead: bool) {
         let Some(p) = &self.persistence else {
             return;
         };
@@ -160,7 +162,7 @@ impl LocalQueue {
 
     /// Reads a batch of the tail from the store: index entries, and the
     /// message of each (None where it cannot be read).
-    fn read_tail(&self, p: &super::Persistence, from: u64, limit: usize, max_bytes: usize) -> ReadBatch {
+    fn read_tail(&self, p: &super::Persistence, from: Offset, limit: usize, max_bytes: usize) -> ReadBatch {
         let store = p.durability.shared_store();
         let records = match store.entries(p.id, from, limit) {
             Ok(records) => records,
@@ -205,7 +207,7 @@ impl LocalQueue {
         let now = Instant::now();
         for (offset, record, message) in read {
             let tail = &mut state.paged;
-            tail.from = offset + 1;
+            tail.from = offset.next();
             tail.count = tail.count.saturating_sub(1);
             tail.bytes = tail.bytes.saturating_sub(record.body_size);
             let message = match message {
@@ -232,8 +234,8 @@ impl LocalQueue {
         }
     }
 
-    fn drop_unreadable(&self, offset: u64, message: u64, why: String) {
-        tracing::warn!(queue = %self.name, offset, "stored message cannot be read ({why}); dropped");
+    fn drop_unreadable(&self, offset: Offset, message: MessageId, why: String) {
+        tracing::warn!(queue = %self.name, %offset, "stored message cannot be read ({why}); dropped");
         if let Some(p) = &self.persistence {
             let _ = p.durability.store().remove_entry(p.id, offset, message);
             p.durability.wrote();
@@ -242,7 +244,7 @@ impl LocalQueue {
 
     /// Recovery at start: the queue's whole index becomes the tail, and the
     /// window is filled from it (a queue that does not page loads it all).
-    pub(super) fn restore_from_store(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: u64) {
+    pub(super) fn restore_from_store(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
         let from = summary.first_offset;
         {
             let mut state = self.state.lock();
@@ -269,7 +271,7 @@ impl LocalQueue {
 
 /// A batch read from a queue's tail: (offset, index entry, message).
 enum ReadBatch {
-    Read(Vec<(u64, EntryRecord, Result<Arc<Message>, String>)>),
+    Read(Vec<(Offset, EntryRecord, Result<Arc<Message>, String>)>),
     /// The store could not be read; the tail stays as it is.
     Failed,
 }

@@ -9,9 +9,9 @@
 //! the in-memory message (`message::StoredBody`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
-use warren_store::EntryRecord;
+use warren_store::{EntryRecord, MessageId, Offset, QueueId};
 
 use super::paging::unix_ms;
 use super::{LocalQueue, QueueEntry};
@@ -23,14 +23,14 @@ use crate::queue::Queue;
 pub(crate) struct Persistence {
     pub durability: Arc<Durability>,
     /// The queue's id in the store.
-    pub id: u64,
+    pub id: QueueId,
 }
 
 impl Persistence {
     /// Stores a message's body if no queue has yet (appended in memory;
     /// the flusher writes it). Waits first if the disk has fallen far
     /// behind. Err when the store is failing.
-    pub(super) fn store_body(&self, message: &Message) -> Result<u64, ()> {
+    pub(super) fn store_body(&self, message: &Message) -> Result<MessageId, ()> {
         if self.durability.is_failed() {
             return Err(());
         }
@@ -48,7 +48,7 @@ impl LocalQueue {
         &self,
         queue: &Queue,
         message: &Arc<Message>,
-        offset: u64,
+        offset: Offset,
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Result<(), ()> {
@@ -86,7 +86,7 @@ impl LocalQueue {
 
     /// Removes the entries of offsets `from..to` (a purged tail) from the
     /// store; its files are cleared at the next sync, on the flusher.
-    pub(super) fn forget_paged(&self, queue: &Queue, from: u64, to: u64) {
+    pub(super) fn forget_paged(&self, queue: &Queue, from: Offset, to: Offset) {
         let Some(p) = &self.persistence else {
             return;
         };
@@ -138,7 +138,7 @@ impl LocalQueue {
 
 /// The index entry of a message stored as `id` in a queue.
 fn entry_record(
-    id: u64,
+    id: MessageId,
     message: &Message,
     delivery_count: u32,
     expires_at: Option<Instant>,
