@@ -232,6 +232,9 @@ impl Durability {
             if sync_due && self.dirty.load(Ordering::Acquire) {
                 last_sync = std::time::Instant::now();
                 self.sync_now();
+            } else if sync_due && !requests.write {
+                // Nothing to sync: the next look is an idle interval away.
+                last_sync = std::time::Instant::now();
             } else if requests.write {
                 if let Err(e) = self.store.write_behind() {
                     tracing::error!("writing messages to disk failed: {e}");

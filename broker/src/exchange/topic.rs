@@ -132,33 +132,36 @@ impl Node {
 }
 
 /// The `#` nodes routing has tried, and at which word of the key. Few in
-/// the common case (a short list, no hashing); a set once there are many.
+/// the common case (kept inline: routing allocates nothing); a set once
+/// there are many.
 #[derive(Default)]
 struct Tried {
-    few: Vec<(*const Node, usize)>,
-    many: Option<HashSet<(*const Node, usize)>>,
+    few: [(usize, usize); Tried::FEW],
+    len: usize,
+    many: Option<HashSet<(usize, usize)>>,
     /// How many (node, word) steps routing took, for the tests.
     #[cfg(test)]
     steps: usize,
 }
 
 impl Tried {
-    /// The most kept in the list before it becomes a set.
-    const FEW: usize = 32;
+    /// The most kept inline before they move to a set.
+    const FEW: usize = 8;
 
     /// Records that `node` is tried at `position`; false if it was before.
     fn first_time(&mut self, node: &Node, position: usize) -> bool {
-        let key = (node as *const Node, position);
+        let key = (node as *const Node as usize, position);
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
-        if self.few.contains(&key) {
+        if self.few[..self.len].contains(&key) {
             return false;
         }
-        if self.few.len() < Self::FEW {
-            self.few.push(key);
+        if self.len < Self::FEW {
+            self.few[self.len] = key;
+            self.len += 1;
         } else {
-            let mut many: HashSet<_> = self.few.drain(..).collect();
+            let mut many: HashSet<_> = self.few.iter().copied().collect();
             many.insert(key);
             self.many = Some(many);
         }
