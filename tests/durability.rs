@@ -20,6 +20,22 @@ async fn channel(warren: &Warren) -> (Connection, Channel) {
     (connection, channel)
 }
 
+/// Returns once everything this connection did so far is on disk: a
+/// persistent publish on a channel of the same connection is confirmed only
+/// after a sync, and that sync (or an earlier one) covers what the broker
+/// did before it (acks, delivery marks, requeues): frames of one
+/// connection are handled in order. No waiting on the clock.
+async fn synced(connection: &Connection) {
+    let ch = connection.create_channel().await.unwrap();
+    ch.queue_declare("sync-barrier".into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    publish(&ch, "", "sync-barrier", b"barrier", persistent()).await;
+    ch.wait_for_confirms().await.unwrap();
+    ch.close(200, "synced".into()).await.unwrap();
+}
+
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)
 }
@@ -161,9 +177,9 @@ async fn confirmed_messages_survive_a_crash_and_unacked_come_back_redelivered() 
         assert!(!first.delivery.redelivered);
         let second = ch.basic_get("work".into(), Default::default()).await.unwrap().unwrap();
         second.delivery.ack(Default::default()).await.unwrap();
-        // Give the ack and the delivery mark time to reach disk (they are
-        // not confirmed operations; the broker syncs them within 200 ms).
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The ack and the delivery mark are not confirmed operations: wait
+        // until a sync has covered them.
+        synced(&_connection).await;
     }
     warren.crash();
 
@@ -359,7 +375,7 @@ async fn a_queue_longer_than_memory_survives_a_crash_without_its_transient_messa
         for _ in 0..100 {
             consumer.next().await.unwrap().unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        synced(&_connection).await;
     }
     warren.crash();
 
@@ -484,7 +500,8 @@ async fn disk_space_comes_back_while_running_despite_an_old_unacked_message() {
     // The old message is still there, and still there after a crash.
     drop(held);
     holder.close(200, "bye".into()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A sync after now covers the churn's acks (made on this connection).
+    synced(&_connection).await;
     warren.crash();
     let warren = Warren::start(dir.path());
     let (_connection, ch) = channel(&warren).await;
@@ -539,7 +556,7 @@ async fn properties_headers_and_positions_survive_a_restart_exclusive_queues_do_
         // Deliver the first without acking it, then leave.
         let first = ch.basic_get("props".into(), Default::default()).await.unwrap().unwrap();
         assert!(!first.delivery.redelivered);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        synced(&connection).await;
         connection.close(200, "bye".into()).await.unwrap();
     }
     warren.stop();
@@ -615,7 +632,7 @@ async fn ttls_keep_running_across_a_restart_and_quorum_delivery_counts_are_kept(
                 .await
                 .unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        synced(&_connection).await;
     }
     warren.stop();
     // The short TTL runs out while the broker is down.
@@ -742,8 +759,9 @@ async fn a_body_routed_to_several_durable_queues_is_stored_once() {
             .enumerate()
             .all(|(n, (b, _))| b.len() == 1 << 20 && b[0] == n as u8));
     }
-    // The bodies stay while one queue still holds them, and go with it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The bodies stay while one queue still holds them (after a sync that
+    // would have freed them otherwise), and go with it.
+    synced(&_connection).await;
     assert!(dir_size(&dir.path().join("messages")) >= 8 << 20);
     assert_eq!(drain(&ch, "fan-4").await.len(), 8);
     let started = Instant::now();

@@ -97,6 +97,31 @@ pub mod lapin_util {
 
     impl<F: Future> Bounded for F {}
 
+    /// Polls `check` every 10 ms until it gives a value, for at most
+    /// [`STEP`]; panics naming `what` if it never does. For what a broker
+    /// does asynchronously (dead-lettering, expiry, closing).
+    #[track_caller]
+    pub fn eventually<T, F, Fut>(what: &str, mut check: F) -> impl Future<Output = T> + '_
+    where
+        F: FnMut() -> Fut + 'static,
+        Fut: Future<Output = Option<T>>,
+    {
+        let at = std::panic::Location::caller();
+        async move {
+            let deadline = tokio::time::Instant::now() + STEP;
+            loop {
+                if let Some(value) = check().await {
+                    return value;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: not within {STEP:?} at {at}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
     /// A name unique to this test run (and unlikely to clash with earlier
     /// runs against the same broker), so tests can share a broker.
     pub fn unique(prefix: &str) -> String {

@@ -17,8 +17,12 @@ async fn channel_flow_off_is_not_implemented() {
         .await
         .expect_err("refused");
     assert_eq!(reply_of(&error), (540, "NOT_IMPLEMENTED - active=false".to_string()));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!connection.status().connected(), "540 closes the connection");
+    let connection = std::sync::Arc::new(connection);
+    eventually("540 closes the connection", move || {
+        let connection = connection.clone();
+        async move { (!connection.status().connected()).then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -75,12 +75,18 @@ async fn rejected_messages_are_dead_lettered_with_x_death() {
         .reject(BasicRejectOptions { requeue: false })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let dead = ch
-        .basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
+    let dead = eventually("the rejected message is dead-lettered", {
+        let (ch, parking) = (ch.clone(), parking.clone());
+        move || {
+            let (ch, parking) = (ch.clone(), parking.clone());
+            async move {
+                ch.basic_get(parking.as_str().into(), BasicGetOptions { no_ack: true })
+                    .await
+                    .unwrap()
+            }
+        }
+    })
+    .await;
     let props = &dead.delivery.properties;
     assert_eq!(props.expiration(), &None, "the per-message TTL is removed");
     let death = first_death(props);
@@ -123,7 +129,14 @@ async fn messages_expire_on_time_without_consumers() {
         BasicProperties::default().with_expiration("50".into()),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("both messages expire into the dead-letter queue", {
+        let expired = expired.clone();
+        move || {
+            let expired = expired.clone();
+            async move { (queue_counts(&expired).await.ok()?.0 == 2).then_some(()) }
+        }
+    })
+    .await;
     assert!(
         drain(&ch, &source).await.is_empty(),
         "an expired message is never delivered"
@@ -152,20 +165,28 @@ async fn unused_queues_expire() {
     let (_c, ch) = channel().await;
     let q = unique("expires");
     declare(&ch, &q, args(&[("x-expires", AMQPValue::LongInt(200))])).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let probe = connect().await.create_channel().await.unwrap();
-    let gone = probe
-        .queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect_err("expired");
-    assert_eq!(reply_of(&gone).0, 404);
+    // Probed with queue.bind, which is not a use (a passive declare or a
+    // basic.get would restart the queue's timer, in RabbitMQ too).
+    let code = eventually("the unused queue expires", move || {
+        let q = q.clone();
+        async move {
+            let (connection, probe) = channel().await;
+            let bound = probe
+                .queue_bind(
+                    q.as_str().into(),
+                    "amq.direct".into(),
+                    "probe".into(),
+                    Default::default(),
+                    FieldTable::default(),
+                )
+                .bounded()
+                .await;
+            let _ = connection.close(200, "OK".into()).bounded().await;
+            bound.err().map(|e| reply_of(&e).0)
+        }
+    })
+    .await;
+    assert_eq!(code, 404);
 }
 
 #[tokio::test]
@@ -258,11 +279,15 @@ async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
     ch.wait_for_confirms().await.unwrap();
     let mut counts = Vec::new();
     for _ in 0..2 {
-        let m = ch
-            .basic_get(q.as_str().into(), Default::default())
-            .await
-            .unwrap()
-            .unwrap();
+        // RabbitMQ's quorum queue takes a requeue asynchronously.
+        let m = eventually("the message is back in the queue", {
+            let (ch, q) = (ch.clone(), q.clone());
+            move || {
+                let (ch, q) = (ch.clone(), q.clone());
+                async move { ch.basic_get(q.as_str().into(), Default::default()).await.unwrap() }
+            }
+        })
+        .await;
         counts.push(header(&m.delivery.properties, "x-delivery-count").cloned());
         m.delivery
             .nack(BasicNackOptions {
@@ -271,19 +296,24 @@ async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
             })
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         counts,
         [Some(AMQPValue::LongLongInt(0)), Some(AMQPValue::LongLongInt(1))]
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dead = eventually("past its delivery limit it is dead-lettered", {
+        let (ch, dlq) = (ch.clone(), dlq.clone());
+        move || {
+            let (ch, dlq) = (ch.clone(), dlq.clone());
+            async move {
+                ch.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+                    .await
+                    .unwrap()
+            }
+        }
+    })
+    .await;
     assert!(drain(&ch, &q).await.is_empty(), "past its delivery limit");
-    let dead = ch
-        .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
         first_death(&dead.delivery.properties).inner().get("reason"),
         Some(&text("delivery_limit"))
@@ -471,4 +501,19 @@ async fn direct_reply_to_round_trip() {
         .unwrap()
         .unwrap();
     assert_eq!(reply.data, b"pong");
+}
+
+#[tokio::test]
+async fn a_passive_declare_is_a_use_that_puts_expiry_off() {
+    let (_c, ch) = channel().await;
+    let q = unique("expires-passive");
+    declare(&ch, &q, args(&[("x-expires", AMQPValue::LongInt(400))])).await;
+    // Passive declares every 100 ms for a second: the queue outlives its
+    // 400 ms of x-expires because each one renews it, as in RabbitMQ.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(1) {
+        queue_counts(&q).await.expect("still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    delete_queue(&q).await;
 }

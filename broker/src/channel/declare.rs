@@ -94,6 +94,9 @@ impl Channel {
             let name = self.queue_name(&m.queue)?;
             let queue = ctx.vhost.queue_or_404(&name)?;
             ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
+            // A passive declare is a use too: RabbitMQ restarts the
+            // queue's x-expires timer on it.
+            queue.touch();
             queue
         } else {
             let name = if m.queue.is_empty() {
