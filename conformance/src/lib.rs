@@ -576,25 +576,25 @@ pub mod raw {
                 (2047, 131_072, 60),
                 "RabbitMQ's defaults"
             );
-            raw.send_method(
-                0,
-                ConnectionTuneOk {
-                    channel_max: tune.channel_max,
-                    frame_max: tune.frame_max,
-                    heartbeat,
-                },
-            )
-            .await;
-            raw.send_method(
-                0,
-                ConnectionOpen {
-                    virtual_host: "/".into(),
-                    ..Default::default()
-                },
-            )
-            .await;
+            raw.tune_and_open(tune.channel_max, tune.frame_max, heartbeat, "/")
+                .await;
             assert!(matches!(raw.method().await, Method::ConnectionOpenOk(_)));
             raw
+        }
+
+        /// Sends tune-ok with these limits, then connection.open for `vhost`.
+        pub async fn tune_and_open(&mut self, channel_max: u16, frame_max: u32, heartbeat: u16, vhost: &str) {
+            let tune_ok = ConnectionTuneOk {
+                channel_max,
+                frame_max,
+                heartbeat,
+            };
+            self.send_method(0, tune_ok).await;
+            let open = ConnectionOpen {
+                virtual_host: vhost.into(),
+                ..Default::default()
+            };
+            self.send_method(0, open).await;
         }
 
         /// Opens channel `id` and waits for channel.open-ok.

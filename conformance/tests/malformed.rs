@@ -244,23 +244,8 @@ async fn after_an_oversized_frame_nothing_more_is_read_and_the_socket_goes_3_s_l
 #[tokio::test]
 async fn a_vhost_that_does_not_exist_is_refused_naming_connection_open() {
     let (mut raw, tune) = Raw::started().await;
-    raw.send_method(
-        0,
-        ConnectionTuneOk {
-            channel_max: tune.channel_max,
-            frame_max: tune.frame_max,
-            heartbeat: 0,
-        },
-    )
-    .await;
-    raw.send_method(
-        0,
-        ConnectionOpen {
-            virtual_host: "no-such-vhost".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    raw.tune_and_open(tune.channel_max, tune.frame_max, 0, "no-such-vhost")
+        .await;
     let close = raw.expect_close(530).await;
     assert_eq!(
         parts(&close),
@@ -274,23 +259,7 @@ async fn limits_above_the_servers_in_tune_ok_end_the_handshake_silently() {
     let cases = [(2047, 131_073), (2047, 0), (2048, 131_072), (0, 131_072), (2047, 4095)];
     let runs = cases.into_iter().map(|(channel_max, frame_max)| async move {
         let (mut raw, _) = Raw::started().await;
-        raw.send_method(
-            0,
-            ConnectionTuneOk {
-                channel_max,
-                frame_max,
-                heartbeat: 0,
-            },
-        )
-        .await;
-        raw.send_method(
-            0,
-            ConnectionOpen {
-                virtual_host: "/".into(),
-                ..Default::default()
-            },
-        )
-        .await;
+        raw.tune_and_open(channel_max, frame_max, 0, "/").await;
         let waited = raw.expect_silent_close(Duration::from_secs(8)).await;
         assert!(
             waited >= Duration::from_secs(2),
