@@ -123,7 +123,10 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
                 buf.advance(size + 1);
                 method
             };
-            Frame::Method(channel, method.map_err(|e| ProtocolError { channel, ..e })?)
+            match method {
+                Ok(method) => Frame::Method(channel, method),
+                Err(e) => return Err(on_channel(e, channel)),
+            }
         }
         frame_type::HEADER if size >= ContentHeader::FIXED_LEN => {
             // class-id, weight and body-size are read in place; the
@@ -142,7 +145,10 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
                 buf.advance(len + 1);
                 header
             };
-            Frame::Header(channel, header.map_err(|e| ProtocolError { channel, ..e })?)
+            match header {
+                Ok(header) => Frame::Header(channel, header),
+                Err(e) => return Err(on_channel(e, channel)),
+            }
         }
         frame_type::HEADER => return Err(truncated_header(buf, size)),
         frame_type::BODY => {
@@ -162,6 +168,12 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>>
 // The error paths of `decode_frame`, kept out of its inlined body. Texts are
 // RabbitMQ's: the frame type, its payload as Erlang prints a binary, and
 // the reason.
+
+/// Names the channel of the frame an error was found in.
+#[cold]
+fn on_channel(e: ProtocolError, channel: u16) -> ProtocolError {
+    ProtocolError { channel, ..e }
+}
 
 /// A binary as Erlang's `~p` prints it in RabbitMQ's reply texts:
 /// `<<"hello">>` when every byte is printable, else `<<0,60,...>>`.

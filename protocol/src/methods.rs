@@ -15,17 +15,21 @@ use crate::field_table::FieldTable;
 use crate::types::ShortStr;
 use crate::wire::{Field, Reader, Writer};
 
-/// Completes an error found in a method's arguments. Arguments that do not
-/// fit the method's layout become RabbitMQ's 501 "cannot decode", which
-/// shows the argument bytes as Erlang prints a binary (`~w`); other kinds
-/// keep their text. Either way the error names the method.
 #[cold]
-fn argument_error(e: ProtocolError, r: &Reader<'_>, arguments: usize, class_id: u16, method_id: u16) -> ProtocolError {
-    let e = e.with_method(class_id, method_id);
-    if e.kind != ErrorKind::Arguments {
+fn trailing_bytes(class_id: u16, method_id: u16) -> ProtocolError {
+    ProtocolError::arguments("trailing bytes after the arguments").with_method(class_id, method_id)
+}
+
+/// Completes an error found in a method frame's payload: arguments that do
+/// not fit the method's layout become RabbitMQ's 501 "cannot decode", which
+/// shows the argument bytes (after class and method ids) as Erlang prints
+/// a binary (`~w`); other kinds keep their text.
+#[cold]
+fn cannot_decode(e: ProtocolError, payload: &[u8]) -> ProtocolError {
+    if e.kind != ErrorKind::Arguments || e.class_id == 0 && e.method_id == 0 {
         return e;
     }
-    let bytes = r.all().get(arguments..).unwrap_or_default();
+    let bytes = payload.get(4..).unwrap_or_default();
     let mut text = String::from("cannot decode <<");
     for (i, b) in bytes.iter().enumerate() {
         if text.len() > MAX_TEXT {
@@ -113,6 +117,15 @@ macro_rules! methods {
                 }
             }
 
+            /// Whether content follows the method given by ids (RabbitMQ
+            /// does not check its short strings for UTF-8).
+            fn carries_content(class_id: u16, method_id: u16) -> bool {
+                match (class_id, method_id) {
+                    $(($class, $method) => methods!(@content $($content)?),)*
+                    _ => false,
+                }
+            }
+
             /// Whether the method given by ids has a field that keeps a
             /// slice of its payload (a longstr, byte field or table). The
             /// frame decoder borrows the payload of every other method
@@ -127,29 +140,29 @@ macro_rules! methods {
 
             /// Decodes a method frame's payload: class id, method id, arguments.
             pub fn decode(payload: &Bytes) -> Result<Method> {
-                Self::decode_from(Reader::new(payload))
+                Self::decode_from(Reader::new(payload)).map_err(|e| cannot_decode(e, payload))
             }
 
             /// Decodes a borrowed method frame's payload; fields that keep
             /// a slice of the payload are copied.
             pub fn decode_borrowed(payload: &[u8]) -> Result<Method> {
-                Self::decode_from(Reader::borrowed(payload))
+                Self::decode_from(Reader::borrowed(payload)).map_err(|e| cannot_decode(e, payload))
             }
 
+            /// Decodes class id, method id and arguments. The reader is not
+            /// borrowed by the error path (that would keep it out of
+            /// registers on every read): errors are completed by the caller.
             fn decode_from(mut r: Reader<'_>) -> Result<Method> {
                 let class_id = r.u16()?;
                 let method_id = r.u16()?;
-                let arguments = r.position();
+                if Self::carries_content(class_id, method_id) {
+                    r.accept_invalid_utf8();
+                }
                 let method = match (class_id, method_id) {
-                    $(($class, $method) => {
-                        if methods!(@content $($content)?) {
-                            r.accept_invalid_utf8();
-                        }
-                        Method::$variant($variant {
-                            $($field: <$ty as Field>::read(&mut r)
-                                .map_err(|e| argument_error(e, &r, arguments, class_id, method_id))?,)*
-                        })
-                    })*
+                    $(($class, $method) => Method::$variant($variant {
+                        $($field: <$ty as Field>::read(&mut r)
+                            .map_err(|e| e.with_method(class_id, method_id))?,)*
+                    }),)*
                     _ => {
                         return Err(ProtocolError::new(
                             ErrorKind::UnknownMethod,
@@ -159,8 +172,7 @@ macro_rules! methods {
                     }
                 };
                 if r.remaining() > 0 {
-                    let e = ProtocolError::arguments("trailing bytes after the arguments");
-                    return Err(argument_error(e, &r, arguments, class_id, method_id));
+                    return Err(trailing_bytes(class_id, method_id));
                 }
                 Ok(method)
             }

@@ -70,11 +70,6 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
-    /// Every byte of the payload, read or not.
-    pub fn all(&self) -> &'a [u8] {
-        self.buf
-    }
-
     /// Runs a nom parser on the unread bytes and advances past what it used.
     #[inline]
     fn parse<T>(&mut self, what: &str, parser: impl FnOnce(&'a [u8]) -> IResult<&'a [u8], T>) -> Result<T> {

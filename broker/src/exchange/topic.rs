@@ -4,10 +4,12 @@
 //! Patterns are stored in a trie keyed by word, with separate edges for `*`
 //! and `#`, so routing walks the words of the key once instead of testing
 //! every binding (or a regex per binding). A `#` may swallow any number of
-//! words, so a pattern with many of them could be tried an exponential
-//! number of ways; routing remembers which `#` node it has tried at which
-//! word of the key and never tries one twice, so the work is bounded by the
-//! trie's size times the key's length, whatever the patterns.
+//! words, so a pattern with several of them could be tried an exponential
+//! number of ways; below a first `#`, routing remembers which `#` node it
+//! has tried at which word of the key and never tries one twice, so the
+//! work is bounded by the trie's size times the key's length, whatever the
+//! patterns. (A first `#` is reached only one way, so patterns with one
+//! `#`, the common case, pay nothing for this.)
 
 use std::collections::{HashMap, HashSet};
 
@@ -82,7 +84,16 @@ impl Node {
 
     /// Matches the remaining words of a routing key (`None`: no words
     /// left), the word at `position` of the key being the next.
-    fn route(&self, rest: Option<&str>, position: usize, tried: &mut Tried, found: &mut dyn FnMut(&Destination)) {
+    /// `under_hash`: this node was reached through a `#`, so it may be
+    /// reached again at the same position another way.
+    fn route(
+        &self,
+        rest: Option<&str>,
+        position: usize,
+        under_hash: bool,
+        tried: &mut Tried,
+        found: &mut dyn FnMut(&Destination),
+    ) {
         #[cfg(test)]
         {
             tried.steps += 1;
@@ -91,10 +102,10 @@ impl Node {
             None => self.bindings.iter().for_each(|b| found(&b.destination)),
             Some((word, after)) => {
                 if let Some(child) = self.words.get(word) {
-                    child.route(after, position + 1, tried, found);
+                    child.route(after, position + 1, under_hash, tried, found);
                 }
                 if let Some(star) = &self.star {
-                    star.route(after, position + 1, tried, found);
+                    star.route(after, position + 1, under_hash, tried, found);
                 }
             }
         }
@@ -103,11 +114,11 @@ impl Node {
             let mut remaining = rest;
             let mut at = position;
             loop {
-                if !tried.first_time(hash, at) {
+                if under_hash && !tried.first_time(hash, at) {
                     // Tried here before, and so at every later word too.
                     break;
                 }
-                hash.route(remaining, at, tried, found);
+                hash.route(remaining, at, true, tried, found);
                 match split_word(remaining) {
                     Some((_, after)) => {
                         remaining = after;
@@ -131,13 +142,11 @@ impl Node {
     }
 }
 
-/// The `#` nodes routing has tried, and at which word of the key. Few in
-/// the common case (kept inline: routing allocates nothing); a set once
-/// there are many.
+/// The `#` nodes below a first `#` that routing has tried, and at which
+/// word of the key: a short list, a set once there are many.
 #[derive(Default)]
 struct Tried {
-    few: [(usize, usize); Tried::FEW],
-    len: usize,
+    few: Vec<(usize, usize)>,
     many: Option<HashSet<(usize, usize)>>,
     /// How many (node, word) steps routing took, for the tests.
     #[cfg(test)]
@@ -145,8 +154,8 @@ struct Tried {
 }
 
 impl Tried {
-    /// The most kept inline before they move to a set.
-    const FEW: usize = 8;
+    /// The most kept in the list before it becomes a set.
+    const FEW: usize = 32;
 
     /// Records that `node` is tried at `position`; false if it was before.
     fn first_time(&mut self, node: &Node, position: usize) -> bool {
@@ -154,14 +163,13 @@ impl Tried {
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
-        if self.few[..self.len].contains(&key) {
+        if self.few.contains(&key) {
             return false;
         }
-        if self.len < Self::FEW {
-            self.few[self.len] = key;
-            self.len += 1;
+        if self.few.len() < Self::FEW {
+            self.few.push(key);
         } else {
-            let mut many: HashSet<_> = self.few.iter().copied().collect();
+            let mut many: HashSet<_> = self.few.drain(..).collect();
             many.insert(key);
             self.many = Some(many);
         }
@@ -237,7 +245,7 @@ impl Route for TopicRouter {
 
     fn route(&self, routing_key: &str, _headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
         let start = (!routing_key.is_empty()).then_some(routing_key);
-        self.root.route(start, 0, &mut Tried::default(), found);
+        self.root.route(start, 0, false, &mut Tried::default(), found);
     }
 
     fn bindings(&self) -> Vec<Binding> {
@@ -348,7 +356,7 @@ mod tests {
         let key = format!("{}.c", vec!["a"; 39].join("."));
         let mut tried = Tried::default();
         let mut found = 0;
-        router.root.route(Some(&key), 0, &mut tried, &mut |_| found += 1);
+        router.root.route(Some(&key), 0, false, &mut tried, &mut |_| found += 1);
         assert_eq!(found, 0);
         let nodes = pattern.split('.').count() + 1;
         let positions = 41;
