@@ -51,17 +51,51 @@ pub(crate) struct QueueSettings {
     pub arguments: FieldTable,
 }
 
-/// A queue as the rest of the broker holds it.
-pub(crate) struct Queue {
+/// A queue as the rest of the broker holds it: `QueueOf` over the
+/// interface, the backend living in the same allocation as the identity
+/// (one pointer from a route or a delivery to the queue's state, not two).
+pub(crate) type Queue = QueueOf<dyn QueueBackend>;
+
+/// A queue's identity and its type's backend `B`. Built with the concrete
+/// backend (`Arc<QueueOf<LocalQueue>>`, which the backend keeps a weak
+/// reference to for its background work) and handed out as [`Queue`].
+pub(crate) struct QueueOf<B: ?Sized> {
     pub name: ShortStr,
     pub vhost_name: Arc<str>,
     pub settings: QueueSettings,
     /// The typed form of `settings.arguments`.
     pub args: QueueArguments,
-    backend: Arc<dyn QueueBackend>,
+    backend: B,
 }
 
-impl std::fmt::Debug for Queue {
+/// What every queue is made of before its backend.
+pub(crate) struct Identity {
+    pub name: ShortStr,
+    pub vhost_name: Arc<str>,
+    pub settings: QueueSettings,
+    pub args: QueueArguments,
+}
+
+impl<B> QueueOf<B> {
+    fn assemble(identity: Identity, backend: B) -> QueueOf<B> {
+        QueueOf {
+            name: identity.name,
+            vhost_name: identity.vhost_name,
+            settings: identity.settings,
+            args: identity.args,
+            backend,
+        }
+    }
+}
+
+impl<B: ?Sized> QueueOf<B> {
+    /// The backend, typed (for the backend's own background work).
+    pub(crate) fn backend(&self) -> &B {
+        &self.backend
+    }
+}
+
+impl<B: ?Sized> std::fmt::Debug for QueueOf<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("name", &self.name)
@@ -81,17 +115,16 @@ impl Queue {
         args: QueueArguments,
         persistence: Option<Persistence>,
     ) -> Arc<Queue> {
-        let backend: Arc<dyn QueueBackend> = match args.queue_type {
-            QueueType::Classic => classic::new(name.clone(), &args, host, persistence),
-            QueueType::Quorum => quorum::new(name.clone(), &args, host, persistence),
-        };
-        let queue = Arc::new(Queue {
+        let identity = Identity {
             name,
             vhost_name,
             settings,
             args,
-            backend,
-        });
+        };
+        let queue: Arc<Queue> = match identity.args.queue_type {
+            QueueType::Classic => classic::new(identity, host, persistence),
+            QueueType::Quorum => quorum::new(identity, host, persistence),
+        };
         queue.backend.attach(&queue);
         queue
     }

@@ -6,16 +6,9 @@
 
 use std::sync::{Arc, Weak};
 
-use warren_protocol::ShortStr;
-
 use super::local::{LocalQueue, Rules};
-use super::{Persistence, QueueArguments, QueueBackend, QueueHost};
+use super::{Identity, Persistence, Queue, QueueHost};
 
-pub(super) fn new(
-    name: ShortStr,
-    args: &QueueArguments,
-    host: Weak<dyn QueueHost>,
-    persistence: Option<Persistence>,
-) -> Arc<dyn QueueBackend> {
-    LocalQueue::new(name, args, Rules::default(), host, persistence)
+pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, persistence: Option<Persistence>) -> Arc<Queue> {
+    LocalQueue::queue(identity, Rules::default(), host, persistence)
 }

@@ -15,22 +15,18 @@ use tokio::time::Instant;
 use tokio::sync::Notify;
 
 use super::{Dead, DeathReason, LocalQueue, QueueState};
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueOf};
 
 impl LocalQueue {
     /// Starts the timer task if it is not running yet.
-    pub(super) fn ensure_timer(&self, queue: &Arc<Queue>) {
+    pub(super) fn ensure_timer(&self) {
         if self.timer_started.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        runtime.spawn(run_timer(
-            Arc::downgrade(queue),
-            self.me.clone(),
-            self.timer_wake.clone(),
-        ));
+        runtime.spawn(run_timer(self.me.clone(), self.timer_wake.clone()));
     }
 
     /// Moves expired messages at the heads into `dead`.
@@ -71,12 +67,14 @@ impl LocalQueue {
     }
 }
 
-async fn run_timer(queue: Weak<Queue>, local: Weak<LocalQueue>, wake: Arc<Notify>) {
+async fn run_timer(me: Weak<QueueOf<LocalQueue>>, wake: Arc<Notify>) {
     loop {
         let next = {
-            let (Some(queue), Some(local)) = (queue.upgrade(), local.upgrade()) else {
+            let Some(typed) = me.upgrade() else {
                 return;
             };
+            let local = typed.backend();
+            let queue: Arc<Queue> = typed.clone();
             if local.is_deleted() {
                 return;
             }

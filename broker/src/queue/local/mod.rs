@@ -23,7 +23,7 @@ mod persistence;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,8 +36,8 @@ use warren_store::{Offset, QueueSummary};
 use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
 use super::{
-    ConsumeRefusal, Consumer, Delivery, Enqueued, Queue, QueueArguments, QueueBackend, QueueEntry, QueueHost,
-    Settlement,
+    ConsumeRefusal, Consumer, Delivery, Enqueued, Identity, Queue, QueueArguments, QueueBackend, QueueEntry, QueueHost,
+    QueueOf, Settlement,
 };
 use crate::message::Message;
 use messages::MessageList;
@@ -56,12 +56,9 @@ pub(crate) struct Rules {
 }
 
 pub(crate) struct LocalQueue {
-    /// Itself, for the timer task and read-ahead (which must not keep it
-    /// alive).
-    me: Weak<LocalQueue>,
-    /// The queue's handle, set once it exists (for deliveries made by a
-    /// read-ahead that lands).
-    handle: OnceLock<Weak<Queue>>,
+    /// The queue it is the backend of, for the timer task and read-ahead
+    /// (which must not keep it alive).
+    me: Weak<QueueOf<LocalQueue>>,
     /// The queue's name, for log lines.
     name: ShortStr,
     rules: Rules,
@@ -112,20 +109,34 @@ impl QueueState {
 type Dead = Vec<(QueueEntry, DeathReason)>;
 
 impl LocalQueue {
-    pub(super) fn new(
-        name: ShortStr,
-        args: &QueueArguments,
+    /// A queue running on this engine with `rules`.
+    pub(in crate::queue) fn queue(
+        identity: Identity,
         rules: Rules,
         host: Weak<dyn QueueHost>,
         persistence: Option<Persistence>,
-    ) -> Arc<LocalQueue> {
+    ) -> Arc<Queue> {
+        let queue: Arc<QueueOf<LocalQueue>> = Arc::new_cyclic(|me| {
+            let backend = LocalQueue::new(me.clone(), &identity, rules, host, persistence);
+            QueueOf::assemble(identity, backend)
+        });
+        queue
+    }
+
+    fn new(
+        me: Weak<QueueOf<LocalQueue>>,
+        identity: &Identity,
+        rules: Rules,
+        host: Weak<dyn QueueHost>,
+        persistence: Option<Persistence>,
+    ) -> LocalQueue {
+        let args = &identity.args;
         // Priority queues keep everything in memory (their levels interleave
         // by priority, not by offset, so a tail on disk would break order).
         let pages = persistence.is_some() && args.max_priority.is_none();
-        Arc::new_cyclic(|me| LocalQueue {
-            me: me.clone(),
-            handle: OnceLock::new(),
-            name,
+        LocalQueue {
+            me,
+            name: identity.name.clone(),
             rules,
             host,
             persistence,
@@ -144,7 +155,7 @@ impl LocalQueue {
             dead_lettering: AtomicBool::new(false),
             timer_started: AtomicBool::new(false),
             timer_wake: Arc::new(Notify::new()),
-        })
+        }
     }
 
     fn is_deleted(&self) -> bool {
@@ -281,9 +292,8 @@ impl LocalQueue {
 
 impl QueueBackend for LocalQueue {
     fn attach(&self, queue: &Arc<Queue>) {
-        let _ = self.handle.set(Arc::downgrade(queue));
         if queue.args.expires.is_some() {
-            self.ensure_timer(queue);
+            self.ensure_timer();
         }
     }
 
@@ -336,7 +346,7 @@ impl QueueBackend for LocalQueue {
         }
         self.unlock_and_dead_letter(queue, state, dead);
         if expires_at.is_some() {
-            self.ensure_timer(queue);
+            self.ensure_timer();
         }
         if stored {
             Enqueued::Stored
@@ -499,8 +509,8 @@ impl QueueBackend for LocalQueue {
         }
     }
 
-    fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
-        self.restore_from_store(queue, summary, delivered_below);
+    fn restore(&self, _queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
+        self.restore_from_store(summary, delivered_below);
     }
 }
 

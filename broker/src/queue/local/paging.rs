@@ -25,7 +25,7 @@
 //! reference count; store/README.md has the measurement). Priority queues
 //! (`x-max-priority`) and non-durable queues keep everything in memory.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -112,8 +112,8 @@ impl LocalQueue {
         let from = state.paged.from;
         let me = self.me.clone();
         blocking::spawn(move || {
-            if let Some(local) = me.upgrade() {
-                local.page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, true);
+            if let Some(queue) = me.upgrade() {
+                queue.backend().page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, true);
             }
         });
     }
@@ -135,7 +135,7 @@ impl LocalQueue {
             return;
         };
         let batch = self.read_tail(p, from, limit, max_bytes);
-        let queue = self.handle.get().and_then(Weak::upgrade);
+        let queue: Option<Arc<Queue>> = self.me.upgrade().map(|typed| typed as Arc<Queue>);
         let mut state = self.state.lock();
         if read_ahead {
             state.paged.reading = false;
@@ -155,7 +155,7 @@ impl LocalQueue {
         let has_ttl = state.ready.next_expiry().is_some();
         self.unlock_and_dead_letter(&queue, state, dead);
         if has_ttl {
-            self.ensure_timer(&queue);
+            self.ensure_timer();
             self.timer_wake.notify_one();
         }
     }
@@ -244,7 +244,7 @@ impl LocalQueue {
 
     /// Recovery at start: the queue's whole index becomes the tail, and the
     /// window is filled from it (a queue that does not page loads it all).
-    pub(super) fn restore_from_store(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
+    pub(super) fn restore_from_store(&self, summary: QueueSummary, delivered_below: Offset) {
         let from = summary.first_offset;
         {
             let mut state = self.state.lock();
@@ -265,7 +265,6 @@ impl LocalQueue {
         } else {
             self.page_in(from, usize::MAX, usize::MAX, false);
         }
-        let _ = queue;
     }
 }
 

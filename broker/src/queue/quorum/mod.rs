@@ -10,23 +10,16 @@
 
 use std::sync::{Arc, Weak};
 
-use warren_protocol::ShortStr;
-
 use super::local::{LocalQueue, Rules};
-use super::{Persistence, QueueArguments, QueueBackend, QueueHost};
+use super::{Identity, Persistence, Queue, QueueHost};
 
 /// Quorum queues' delivery limit when none is declared (RabbitMQ 4).
 pub(crate) const DEFAULT_DELIVERY_LIMIT: u64 = 20;
 
-pub(super) fn new(
-    name: ShortStr,
-    args: &QueueArguments,
-    host: Weak<dyn QueueHost>,
-    persistence: Option<Persistence>,
-) -> Arc<dyn QueueBackend> {
+pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, persistence: Option<Persistence>) -> Arc<Queue> {
     let rules = Rules {
-        delivery_limit: Some(args.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT)),
+        delivery_limit: Some(identity.args.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT)),
         counts_deliveries: true,
     };
-    LocalQueue::new(name, args, rules, host, persistence)
+    LocalQueue::queue(identity, rules, host, persistence)
 }
