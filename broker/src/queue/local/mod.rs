@@ -304,7 +304,7 @@ impl QueueBackend for LocalQueue {
         if let Some(p) = &self.persistence {
             // A persistent message's body goes to the store before the lock
             // is taken, so publishers to other queues never wait on it.
-            if message.is_persistent() && p.store_body(&message).is_err() {
+            if message.is_persistent() && p.store_body_unlocked(&message).is_err() {
                 return Enqueued::Rejected;
             }
         }

@@ -27,14 +27,19 @@ pub(crate) struct Persistence {
 }
 
 impl Persistence {
+    /// Stores a message's body before the queue's lock is taken: waits
+    /// first if the disk has fallen far behind (never under the lock).
+    pub(super) fn store_body_unlocked(&self, message: &Message) -> Result<MessageId, ()> {
+        self.durability.throttle();
+        self.store_body(message)
+    }
+
     /// Stores a message's body if no queue has yet (appended in memory;
-    /// the flusher writes it). Waits first if the disk has fallen far
-    /// behind. Err when the store is failing.
-    pub(super) fn store_body(&self, message: &Message) -> Result<MessageId, ()> {
+    /// the flusher writes it). Err when the store is failing.
+    fn store_body(&self, message: &Message) -> Result<MessageId, ()> {
         if self.durability.is_failed() {
             return Err(());
         }
-        self.durability.throttle();
         message.store_body(self.durability.shared_store()).map_err(|e| {
             tracing::error!("storing a message body failed: {e}");
         })
@@ -43,7 +48,8 @@ impl Persistence {
 
 impl LocalQueue {
     /// Writes a message's index entry at `offset` (and its body if it has
-    /// none yet). Err when the store is failing or refused the write.
+    /// none yet: a transient message paged out; an append in memory, no
+    /// waiting). Err when the store is failing or refused the write.
     pub(super) fn persist(
         &self,
         queue: &Queue,
