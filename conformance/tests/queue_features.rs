@@ -507,12 +507,16 @@ async fn direct_reply_to_round_trip() {
 async fn a_passive_declare_is_a_use_that_puts_expiry_off() {
     let (_c, ch) = channel().await;
     let q = unique("expires-passive");
-    declare(&ch, &q, args(&[("x-expires", AMQPValue::LongInt(400))])).await;
-    // Passive declares every 100 ms for a second: the queue outlives its
-    // 400 ms of x-expires because each one renews it, as in RabbitMQ.
+    declare(&ch, &q, args(&[("x-expires", AMQPValue::LongInt(1000))])).await;
+    // Passive declares every 100 ms for three seconds, on the channel that is
+    // already open (a fresh connection per probe can take longer than the
+    // expiry on a loaded CI machine): the queue outlives its 1 s of x-expires
+    // because each one renews it, as in RabbitMQ.
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(1) {
-        queue_counts(&q).await.expect("still there");
+    while started.elapsed() < Duration::from_secs(3) {
+        ch.queue_declare(q.as_str().into(), passive_queue(), FieldTable::default())
+            .await
+            .expect("still there");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     delete_queue(&q).await;
