@@ -12,6 +12,16 @@ use warren::Settings;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Hands memory freed on any thread back to the operating system at once
+/// (mimalloc otherwise keeps freed pages for a while, and resident memory
+/// would stay above the watermark after consumers drained the queues). The
+/// broker calls this while its memory alarm is raised.
+fn release_memory() {
+    // SAFETY: mi_collect takes no pointers; mimalloc allows it from any
+    // thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -24,7 +34,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = Settings::load()?.resolve()?;
+    let mut config = Settings::load()?.resolve()?;
+    config.release_memory = Some(release_memory);
     let broker = warren::start(config).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -1,5 +1,5 @@
 //! The broker's shared state: vhosts, users, direct reply-to addresses,
-//! the durable store, and the shutdown and disk-alarm signals.
+//! the durable store, the resource alarms and the shutdown signal.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 use warren_store::{LazySledStore, Store, StoreOptions};
 
+use crate::alarm::{Alarms, Limits};
 use crate::config::BrokerConfig;
 use crate::durability::Durability;
 use crate::ids::ConnectionId;
@@ -29,8 +30,8 @@ pub(crate) struct Broker {
     durability: Arc<Durability>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
-    /// The disk alarm: true while free disk space is below the limit.
-    disk_alarm: watch::Sender<bool>,
+    /// The memory and disk alarms.
+    alarms: Arc<Alarms>,
     /// Held while the broker runs: the data directory's lock.
     _lock: std::fs::File,
 }
@@ -74,7 +75,12 @@ impl Broker {
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
         let users = config.users.iter().cloned().collect();
         let (shutdown, _) = watch::channel(false);
-        let (disk_alarm, _) = watch::channel(false);
+        let alarms = Alarms::start(Limits {
+            memory_high_watermark: config.memory_high_watermark,
+            disk_free_limit: config.disk_free_limit,
+            release_memory: config.release_memory,
+            data_dir: config.data_dir.clone(),
+        });
         let broker = Arc::new(Broker {
             vhosts: DashMap::new(),
             users,
@@ -82,7 +88,7 @@ impl Broker {
             reply_targets: ReplyRegistry::default(),
             durability,
             shutdown,
-            disk_alarm,
+            alarms,
             _lock: lock,
             config,
         });
@@ -143,33 +149,9 @@ impl Broker {
         let _ = signal.wait_for(|stopping| *stopping).await;
     }
 
-    /// Watches the disk alarm.
-    pub(crate) fn disk_alarm(&self) -> watch::Receiver<bool> {
-        self.disk_alarm.subscribe()
-    }
-
-    /// Checks free space on the data directory's disk and raises or clears
-    /// the alarm. Returns whether it is raised.
-    pub(crate) fn check_disk(&self) -> bool {
-        let raised = match fs4::available_space(&self.config.data_dir) {
-            Ok(free) => free < self.config.disk_free_limit,
-            Err(e) => {
-                tracing::warn!("cannot read free disk space: {e}");
-                false
-            }
-        };
-        let was = self.disk_alarm.send_replace(raised);
-        if raised != was {
-            if raised {
-                tracing::warn!(
-                    limit = self.config.disk_free_limit,
-                    "disk alarm: free disk space below the limit; publishers are blocked"
-                );
-            } else {
-                tracing::info!("disk alarm cleared; publishers are unblocked");
-            }
-        }
-        raised
+    /// The memory and disk alarms.
+    pub(crate) fn alarms(&self) -> &Alarms {
+        &self.alarms
     }
 
     /// Tells every connection to close with 320 CONNECTION_FORCED.

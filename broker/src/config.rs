@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use crate::memory::MemoryWatermark;
+
 /// What Warren calls itself in connection.start (see
 /// `connection/server_properties.rs` for why RabbitMQ is the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -53,6 +55,14 @@ pub struct BrokerConfig {
     /// Below this many free bytes on the data directory's disk, publishing
     /// connections are blocked (RabbitMQ's disk alarm; its default 50 MB).
     pub disk_free_limit: u64,
+    /// At or above this much resident memory, publishing connections are
+    /// blocked (RabbitMQ's `vm_memory_high_watermark`).
+    pub memory_high_watermark: MemoryWatermark,
+    /// Returns freed memory to the operating system. The process's
+    /// allocator knows how (the `warren` binary's is mimalloc); the broker
+    /// calls it while the memory alarm is raised, so memory consumers freed
+    /// shows in the resident size and the alarm can clear.
+    pub release_memory: Option<fn()>,
     /// What Warren calls itself to clients.
     pub server_identity: ServerIdentity,
     /// Delete `data_dir` when the broker shuts down (for tests).
@@ -78,6 +88,8 @@ impl Default for BrokerConfig {
             guest_remote_access: false,
             handshake_timeout: Duration::from_secs(10),
             disk_free_limit: 50_000_000,
+            memory_high_watermark: MemoryWatermark::default(),
+            release_memory: None,
             server_identity: ServerIdentity::RabbitMq,
             remove_data_dir_on_shutdown: false,
         }
@@ -138,6 +150,13 @@ pub struct Settings {
     #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_free_limit: Option<u64>,
+    /// Block publishers while the process's resident memory is at or above
+    /// this: a fraction of the memory available to it (the machine's, or
+    /// its cgroup's limit) such as 0.6, or a size such as 512MiB or 2GB;
+    /// 0 blocks all publishing [default: 0.6, as RabbitMQ 4].
+    #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", value_parser = MemoryWatermark::parse)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_high_watermark: Option<MemoryWatermark>,
     /// What Warren calls itself to clients in connection.start: `rabbitmq`
     /// (product RabbitMQ 3.13.7, which Celery/kombu need for RabbitMQ's
     /// prefetch semantics) or `warren` [default: rabbitmq].
@@ -218,6 +237,9 @@ impl Settings {
         if let Some(v) = self.server_identity {
             config.server_identity = v;
         }
+        if let Some(v) = self.memory_high_watermark {
+            config.memory_high_watermark = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -292,5 +314,44 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(config.consumer_timeout, None);
+    }
+
+    #[test]
+    fn the_memory_watermark_reads_from_flags_and_files() {
+        let config = Settings::try_parse_from(["warren", "--memory-high-watermark", "512MiB"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(config.memory_high_watermark, MemoryWatermark::Absolute(512 << 20));
+        assert!(Settings::try_parse_from(["warren", "--memory-high-watermark", "lots"]).is_err());
+        for (text, expected) in [
+            ("0.4", MemoryWatermark::Relative(0.4)),
+            ("\"2GiB\"", MemoryWatermark::Absolute(2 << 30)),
+            ("1000000", MemoryWatermark::Absolute(1_000_000)),
+        ] {
+            let (_keep, path) = file(&format!("memory_high_watermark = {text}\n"));
+            let config = Settings::try_parse_from(["warren", "--config", path.to_str().unwrap()])
+                .unwrap()
+                .over_file()
+                .unwrap()
+                .resolve()
+                .unwrap();
+            assert_eq!(config.memory_high_watermark, expected, "{text}");
+        }
+        // A flag over a file goes through the merge's serialisation intact.
+        let (_keep, path) = file("memory_high_watermark = 0.4\n");
+        let config = Settings::try_parse_from([
+            "warren",
+            "--memory-high-watermark",
+            "64MiB",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .unwrap()
+        .over_file()
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(config.memory_high_watermark, MemoryWatermark::Absolute(64 << 20));
     }
 }

@@ -8,6 +8,7 @@
 
 #![warn(unreachable_pub)]
 
+mod alarm;
 mod blocking;
 mod broker;
 mod channel;
@@ -18,6 +19,7 @@ mod durability;
 mod error;
 mod exchange;
 mod ids;
+mod memory;
 mod message;
 mod names;
 mod outbound;
@@ -34,4 +36,5 @@ pub mod bench;
 mod tests;
 
 pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
+pub use memory::MemoryWatermark;
 pub use server::{start, RunningBroker};

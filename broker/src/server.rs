@@ -106,12 +106,8 @@ async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
     }
 }
 
-/// How often free disk space is checked.
-const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-
 async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, connections: TaskTracker) {
     let mut shutdown = broker.shutdown_signal();
-    let mut disk_check = tokio::time::interval(DISK_CHECK_INTERVAL);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -125,9 +121,6 @@ async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, connections: Ta
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = disk_check.tick() => {
-                broker.check_disk();
-            }
             _ = Broker::stopping(&mut shutdown) => break,
         }
     }

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use warren_protocol::*;
 
+use crate::alarm::Raised;
 use crate::broker::Broker;
 use crate::channel::{Channel, ConnCtx};
 use crate::durability::Synced;
@@ -212,7 +213,8 @@ impl Connection {
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
         let mut durable = self.ctx.broker.durability().subscribe();
-        let mut disk_alarm = self.ctx.broker.disk_alarm();
+        let broker = self.ctx.broker.clone();
+        let mut alarms = broker.alarms().subscribe();
         let mut blocked = false;
         let heartbeat = Duration::from_secs(self.heartbeat.into());
         let consumer_timeout = self.ctx.broker.config.consumer_timeout;
@@ -241,12 +243,12 @@ impl Connection {
             }
             let backlog = self.writer.backlog.clone();
             self.ctx.now = Instant::now();
-            // A publishing connection is not read while the disk alarm is
-            // raised (RabbitMQ's blocking), so its publishes wait in TCP.
-            let alarm = *disk_alarm.borrow();
-            if alarm != blocked && (self.ctx.has_published || !alarm) {
-                blocked = alarm;
-                self.notify_blocked(blocked);
+            // A publishing connection is not read while a resource alarm
+            // is raised (RabbitMQ's blocking), so its publishes wait in TCP.
+            let raised = *alarms.borrow_and_update();
+            if raised.any() != blocked && (self.ctx.has_published || !raised.any()) {
+                blocked = raised.any();
+                self.notify_blocked(raised);
                 self.flush(&mut last_sent);
             }
             let reading = self.reading && backlog.bytes() <= writer::HIGH_WATER_MARK && !blocked;
@@ -259,13 +261,14 @@ impl Connection {
                         }
                         break;
                     }
-                    Ok(_) => {
+                    Ok(read) => {
                         last_received = Instant::now();
+                        broker.alarms().note_inflow(read);
                         self.handle_input(&mut read_buf);
                     }
                 },
                 _ = backlog.wait_below_high_water(), if backlog.bytes() > writer::HIGH_WATER_MARK => {}
-                _ = disk_alarm.changed() => {}
+                _ = alarms.changed() => {}
                 work = inbox.recv() => {
                     if let Some(work) = work {
                         self.handle_outbound(work);
@@ -293,6 +296,12 @@ impl Connection {
                         }
                     }
                     if !heartbeat.is_zero() {
+                        // While the connection is blocked its socket is not
+                        // read, so heartbeats cannot be seen: the clock
+                        // stops, as RabbitMQ pauses its heartbeat monitor.
+                        if blocked {
+                            last_received = now;
+                        }
                         if now.duration_since(last_received) > heartbeat * 2 {
                             tracing::error!(
                                 "closing AMQP connection ({}): missed heartbeats from client, timeout: {}s",
@@ -355,15 +364,15 @@ impl Connection {
     }
 
     /// connection.blocked / unblocked, for clients that asked for them.
-    fn notify_blocked(&mut self, blocked: bool) {
+    fn notify_blocked(&mut self, raised: Raised) {
         if !self.ctx.caps.connection_blocked {
             return;
         }
-        if blocked {
+        if raised.any() {
             self.ctx.send(
                 0,
                 ConnectionBlocked {
-                    reason: ShortStr::from_static("low on disk"),
+                    reason: ShortStr::from_static(raised.reason()),
                 },
             );
         } else {
