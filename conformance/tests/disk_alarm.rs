@@ -123,7 +123,10 @@ async fn publishers_are_blocked_while_the_disk_is_low_and_consumers_are_not() {
     ));
     publish(&mut publisher, "alarm", b"first").await;
     let blocked = read_method(&mut publisher, &mut pbuf).await;
-    assert!(matches!(blocked, Method::ConnectionBlocked(_)), "got {blocked:?}");
+    match blocked {
+        Method::ConnectionBlocked(blocked) => assert_eq!(blocked.reason.as_str(), "low on disk"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
     publish(&mut publisher, "alarm", b"second").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 

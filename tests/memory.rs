@@ -1,0 +1,247 @@
+//! The memory alarm of the real process: above `--memory-high-watermark`
+//! publishing connections get `connection.blocked` ("low on memory") and
+//! are not read, consumers keep being served, the alarm clears once the
+//! queue drains, and the publisher resumes with nothing it had confirmed
+//! lost. The process's resident memory is sampled throughout.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Warren;
+use futures::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Event};
+
+const MIB: u64 = 1 << 20;
+
+async fn connect(warren: &Warren) -> Connection {
+    Connection::connect(&warren.url(), ConnectionProperties::default())
+        .await
+        .expect("connect")
+}
+
+/// Waits (up to `within`) for the next blocked/unblocked event.
+async fn next_block_event(events: &mut (impl futures::Stream<Item = Event> + Unpin), within: Duration) -> Event {
+    tokio::time::timeout(within, async {
+        loop {
+            match events.next().await {
+                Some(event @ (Event::ConnectionBlocked(_) | Event::ConnectionUnblocked)) => return event,
+                Some(_) => continue,
+                None => panic!("the connection's events ended"),
+            }
+        }
+    })
+    .await
+    .expect("no connection.blocked/unblocked in time")
+}
+
+/// Samples a process's resident memory every few milliseconds, keeping the
+/// highest value, until dropped.
+struct RssSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let peak = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(rss) = resident(pid) {
+                    p.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        RssSampler { peak, stop }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn resident(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line["VmRSS:".len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+async fn message_count(channel: &Channel, queue: &str) -> u32 {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("passive declare")
+        .message_count()
+}
+
+#[tokio::test]
+async fn a_watermark_of_zero_blocks_every_publisher_and_no_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start_with(dir.path(), &["--memory-high-watermark", "0"]);
+    warren.wait_for_log("memory resource limit alarm set on node");
+
+    let publisher = connect(&warren).await;
+    let mut events = publisher.events_listener();
+    let channel = publisher.create_channel().await.unwrap();
+    channel
+        .queue_declare("zero".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            "zero".into(),
+            BasicPublishOptions::default(),
+            b"first",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    match next_block_event(&mut events, Duration::from_secs(10)).await {
+        Event::ConnectionBlocked(reason) => assert_eq!(reason, "low on memory"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+
+    // Another connection that does not publish is served: it declares,
+    // consumes the one message read before the block, and acks it.
+    let consumer = connect(&warren).await;
+    let channel = consumer.create_channel().await.unwrap();
+    assert_eq!(message_count(&channel, "zero").await, 1);
+    let got = channel
+        .basic_get("zero".into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("the message published before the block");
+    assert_eq!(got.delivery.data, b"first");
+    got.delivery.ack(BasicAckOptions::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
+    const WATERMARK: u64 = 48 * MIB;
+    const MESSAGES: u32 = 1200; // 75 MiB of 64 KiB bodies: more than fits
+    const BODY: usize = 64 * 1024;
+
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start_with(dir.path(), &["--memory-high-watermark", "48MiB"]);
+    warren.wait_for_log("memory high watermark set to 48 MiB");
+    let sampler = RssSampler::start(warren.child.id());
+
+    let consumer = connect(&warren).await;
+    let consume = consumer.create_channel().await.unwrap();
+    consume
+        .queue_declare("flood".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+
+    // The publisher: transient 64 KiB messages into a non-durable queue
+    // with nobody consuming, as fast as the socket takes them, confirmed.
+    let publisher = connect(&warren).await;
+    let mut events = publisher.events_listener();
+    let publish = publisher.create_channel().await.unwrap();
+    publish.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let publishing = tokio::spawn(async move {
+        let mut confirms = Vec::new();
+        for i in 0..MESSAGES {
+            let mut body = vec![0u8; BODY];
+            body[..4].copy_from_slice(&i.to_be_bytes());
+            let confirm = publish
+                .basic_publish(
+                    "".into(),
+                    "flood".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("publish");
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
+        }
+        publisher
+    });
+
+    match next_block_event(&mut events, Duration::from_secs(30)).await {
+        Event::ConnectionBlocked(reason) => assert_eq!(reason, "low on memory"),
+        other => panic!("expected connection.blocked, got {other:?}"),
+    }
+    warren.wait_for_log("memory resource limit alarm set on node");
+    // While the publisher is blocked, the other connection is served, and
+    // the queue holds only part of the flood.
+    let held = message_count(&consume, "flood").await;
+    assert!(held < MESSAGES, "the whole flood got in: {held}");
+    assert!(!publishing.is_finished());
+
+    // Consume everything: the alarm clears, the publisher resumes, and
+    // every message arrives once, in order.
+    consume.basic_qos(200, BasicQosOptions::default()).await.unwrap();
+    let mut deliveries = consume
+        .basic_consume(
+            "flood".into(),
+            "drain".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let draining = tokio::spawn(async move {
+        for expected in 0..MESSAGES {
+            let delivery = tokio::time::timeout(Duration::from_secs(30), deliveries.next())
+                .await
+                .expect("the flood stalled")
+                .expect("consumer ended")
+                .expect("delivery");
+            assert_eq!(delivery.data.len(), BODY);
+            assert_eq!(u32::from_be_bytes(delivery.data[..4].try_into().unwrap()), expected);
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+    });
+    match next_block_event(&mut events, Duration::from_secs(30)).await {
+        Event::ConnectionUnblocked => {}
+        other => panic!("expected connection.unblocked, got {other:?}"),
+    }
+    warren.wait_for_log("memory resource limit alarm cleared on node");
+    let _publisher = tokio::time::timeout(Duration::from_secs(60), publishing)
+        .await
+        .expect("the publisher did not finish")
+        .expect("publisher task");
+    tokio::time::timeout(Duration::from_secs(60), draining)
+        .await
+        .expect("the consumer did not finish")
+        .expect("consumer task");
+
+    // The broker only learns of memory by measuring it, so it can pass the
+    // watermark by what its connections read between two measurements: a
+    // few socket reads, well under 5%.
+    let peak = sampler.peak();
+    eprintln!("peak resident memory: {:.1} MiB", peak as f64 / MIB as f64);
+    assert!(
+        peak <= WATERMARK + WATERMARK / 20,
+        "resident memory reached {} MiB with a {} MiB watermark",
+        peak / MIB,
+        WATERMARK / MIB
+    );
+}
