@@ -106,6 +106,10 @@ struct Inner {
     unwritten: VecDeque<Unwritten>,
     /// A file made ahead of need for the next segment, and its number.
     spare: Option<(u32, Arc<File>)>,
+    /// The number of the spare `write_behind` is making outside the lock:
+    /// an append that needs that segment first opens the same file rather
+    /// than failing to create it anew.
+    making_spare: Option<u32>,
     /// Sealed segments not yet synced.
     unsynced: Vec<Arc<File>>,
     /// A segment file was created since the last sync (the directory needs one).
@@ -186,6 +190,7 @@ impl SegmentStore {
             buffer: Vec::with_capacity(WRITE_BUFFER),
             unwritten: VecDeque::new(),
             spare: None,
+            making_spare: None,
             unsynced: Vec::new(),
             created: false,
             dead: Vec::new(),
@@ -372,7 +377,8 @@ impl SegmentStore {
             Some((spare, file)) if spare == number => file,
             other => {
                 inner.spare = other;
-                Arc::new(self.create_file(number)?)
+                let shared = inner.making_spare == Some(number);
+                Arc::new(self.create_file(number, shared)?)
             }
         };
         inner.segments.insert(
@@ -396,11 +402,17 @@ impl SegmentStore {
         Ok(())
     }
 
-    fn create_file(&self, number: u32) -> io::Result<File> {
+    /// Creates segment `number`'s file, which must not exist, unless
+    /// `shared`: the spare being made for that number, which whichever of
+    /// the appender and `write_behind` comes first creates (both empty,
+    /// never truncated; segment numbers only grow, so no older file can
+    /// have that name).
+    fn create_file(&self, number: u32, shared: bool) -> io::Result<File> {
         OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
+            .create(shared)
+            .create_new(!shared)
             .open(segment_path(&self.dir, number))
     }
 
@@ -423,6 +435,7 @@ impl SegmentStore {
                 .map(|u| (u.file.clone(), u.at, u.bytes.clone()))
                 .collect();
             let make_spare = inner.spare.is_none().then(|| next_segment(inner.active)).transpose()?;
+            inner.making_spare = make_spare;
             (queued, make_spare)
         };
         let mut written: Vec<&Arc<Vec<u8>>> = Vec::with_capacity(queued.len());
@@ -435,7 +448,7 @@ impl SegmentStore {
             written.push(bytes);
         }
         let spare = match make_spare {
-            Some(number) if result.is_ok() => match self.create_file(number) {
+            Some(number) if result.is_ok() => match self.create_file(number, true) {
                 Ok(file) => Some((number, Arc::new(file))),
                 Err(e) => {
                     result = Err(e);
@@ -445,6 +458,7 @@ impl SegmentStore {
             _ => None,
         };
         let mut inner = self.inner.lock();
+        inner.making_spare = None;
         // What was written leaves the queue; what was not stays for next time.
         inner.unwritten.retain(|u| {
             let done = written.iter().any(|w| Arc::ptr_eq(w, &u.bytes));

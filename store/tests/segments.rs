@@ -296,3 +296,40 @@ fn appends_stay_in_memory_until_the_flusher_writes_them() {
         assert_eq!(&body[..8], &(offset as u64).to_be_bytes());
     }
 }
+
+#[test]
+fn appends_that_start_segments_race_the_flusher_making_the_next_one() {
+    // The flusher makes the next segment's file outside the store's lock
+    // while appends may start that very segment: neither may fail because
+    // the other created the file first (each 16 KiB append here fills a
+    // 64 KiB segment in four, so the two meet often).
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap());
+    store.save_queue(&queue(1)).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.write_behind().expect("write-behind");
+            }
+        })
+    };
+    let body = vec![7u8; 16 * 1024];
+    let ids: Vec<MessageId> = (0..4000u64)
+        .map(|offset| {
+            let id = store.append_message(&[&offset.to_be_bytes(), &body]).expect("append");
+            store
+                .add_entry(QueueId(1), Offset(offset), &entry(id, 16 * 1024 + 8))
+                .unwrap();
+            id
+        })
+        .collect();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    flusher.join().unwrap();
+    store.sync().unwrap();
+    for (offset, id) in ids.iter().enumerate() {
+        let stored = store.message(*id).unwrap().expect("stored");
+        assert_eq!(&stored[..8], &(offset as u64).to_be_bytes());
+    }
+}
