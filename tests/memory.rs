@@ -2,7 +2,9 @@
 //! publishing connections get `connection.blocked` ("low on memory") and
 //! are not read, consumers keep being served, the alarm clears once the
 //! queue drains, and the publisher resumes with nothing it had confirmed
-//! lost. The process's resident memory is sampled throughout.
+//! lost. A consumer whose socket stalls holds a bounded amount of the
+//! broker's memory, and the queue goes on serving its other consumers.
+//! The process's resident memory is sampled throughout.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::proxy::PausableProxy;
 use common::Warren;
 use futures::StreamExt;
 use lapin::options::*;
@@ -243,5 +246,133 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
         "resident memory reached {} MiB with a {} MiB watermark",
         peak / MIB,
         WATERMARK / MIB
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest() {
+    const MESSAGES: u32 = 1600; // 100 MiB on disk
+    const BODY: usize = 64 * 1024;
+
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let direct = connect(&warren).await;
+    let channel = direct.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare("deep".into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let persistent = BasicProperties::default().with_delivery_mode(2);
+    let mut confirms = Vec::new();
+    for i in 0..MESSAGES {
+        let mut body = vec![0u8; BODY];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        confirms.push(
+            channel
+                .basic_publish(
+                    "".into(),
+                    "deep".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    persistent.clone(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    let before = resident(warren.child.id()).expect("VmRSS");
+    let sampler = RssSampler::start(warren.child.id());
+
+    // A no-ack consumer behind a proxy that stops reading: the broker's
+    // writes to it fill the socket buffers and wait.
+    let proxy = PausableProxy::start(warren.addr).await;
+    let slow = Connection::connect(&proxy.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let slow_channel = slow.create_channel().await.unwrap();
+    proxy.pause(true);
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    let mut slow_deliveries = slow_channel
+        .basic_consume("deep".into(), "slow".into(), no_ack, FieldTable::default())
+        .await
+        .unwrap();
+
+    // The queue hands the stalled consumer what its window and socket take,
+    // then stops: wait for the count to settle.
+    let mut settled = (MESSAGES, 0);
+    let started = std::time::Instant::now();
+    while settled.1 < 10 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the queue never stopped");
+        let count = message_count(&channel, "deep").await;
+        settled = if count == settled.0 {
+            (count, settled.1 + 1)
+        } else {
+            (count, 0)
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = settled.0;
+    assert!(
+        left > MESSAGES / 2,
+        "the stalled consumer took {} of {MESSAGES} messages",
+        MESSAGES - left
+    );
+    let growth = sampler.peak().saturating_sub(before);
+    assert!(
+        growth < 32 * MIB,
+        "a stalled consumer grew resident memory by {} MiB",
+        growth / MIB
+    );
+
+    // Another consumer of the same queue gets everything the stalled one
+    // does not hold.
+    channel.basic_qos(100, BasicQosOptions::default()).await.unwrap();
+    let mut fast = channel
+        .basic_consume(
+            "deep".into(),
+            "fast".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut seen = vec![false; MESSAGES as usize];
+    for _ in 0..left {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), fast.next())
+            .await
+            .expect("the other consumer stalled too")
+            .expect("consumer ended")
+            .expect("delivery");
+        let n = u32::from_be_bytes(delivery.data[..4].try_into().unwrap()) as usize;
+        assert!(!std::mem::replace(&mut seen[n], true), "message {n} twice");
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+
+    // Once its network moves again the stalled consumer gets the rest.
+    proxy.pause(false);
+    while seen.iter().any(|s| !s) {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), slow_deliveries.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} messages never arrived", seen.iter().filter(|s| !**s).count()))
+            .expect("consumer ended")
+            .expect("delivery");
+        let n = u32::from_be_bytes(delivery.data[..4].try_into().unwrap()) as usize;
+        assert!(!std::mem::replace(&mut seen[n], true), "message {n} twice");
+    }
+    eprintln!(
+        "stalled consumer: took {} messages, resident memory grew {:.1} MiB",
+        MESSAGES - left,
+        growth as f64 / MIB as f64
     );
 }

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -9,7 +9,7 @@ use warren_protocol::*;
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::names;
-use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry};
+use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
 
 /// A consumer on this channel and the queue it consumes from.
 pub(crate) struct ChannelConsumer {
@@ -76,6 +76,7 @@ impl Channel {
             priority: m.arguments.get("x-priority").and_then(FieldValue::as_i64).unwrap_or(0),
             credit: Credit::new(self.consumer_prefetch),
             channel_credit: self.channel_credit.clone(),
+            transit: Transit::default(),
             active: AtomicBool::new(true),
         });
         if queue.add_consumer(consumer.clone()).is_err() {

@@ -269,7 +269,10 @@ impl Connection {
                 },
                 _ = backlog.wait_below_high_water(), if backlog.bytes() > writer::HIGH_WATER_MARK => {}
                 _ = alarms.changed() => {}
-                work = inbox.recv() => {
+                // The inbox is read only while the socket keeps up, so a
+                // slow reader's deliveries wait in their queues (bounded
+                // by each consumer's transit window), not here.
+                work = inbox.recv(), if backlog.bytes() <= writer::HIGH_WATER_MARK => {
                     if let Some(work) = work {
                         self.handle_outbound(work);
                         for _ in 0..INBOX_BATCH {
@@ -584,12 +587,27 @@ impl Connection {
 
     fn handle_outbound(&mut self, work: Outbound) {
         match work {
-            Outbound::Deliver(delivery) => match self.channels.get_mut(&delivery.consumer.channel) {
-                Some(channel) if channel.accepts_delivery(&delivery.consumer) => {
-                    channel.deliver(&mut self.ctx, delivery);
+            Outbound::Deliver(delivery) => {
+                // Off the inbox: room in the consumer's transit window, and
+                // the queue woken if it had stopped for want of it.
+                let stalled = delivery
+                    .consumer
+                    .transit
+                    .arrived(delivery.entry.message.body.len())
+                    .then(|| delivery.queue.clone());
+                match self.channels.get_mut(&delivery.consumer.channel) {
+                    Some(channel) if channel.accepts_delivery(&delivery.consumer) => {
+                        channel.deliver(&mut self.ctx, delivery);
+                    }
+                    _ => {
+                        delivery.consumer.release_credit(1);
+                        delivery.queue.return_undelivered(delivery.entry);
+                    }
                 }
-                _ => return_undelivered(delivery),
-            },
+                if let Some(queue) = stalled {
+                    queue.kick();
+                }
+            }
             Outbound::ConsumerCancelled { channel, consumer_tag } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
                     channel.consumer_cancelled_by_queue(&mut self.ctx, consumer_tag);
@@ -632,8 +650,10 @@ impl Connection {
     }
 }
 
-/// Hands a delivery that will not be written back to its queue.
+/// Hands a delivery that will not be written back to its queue (the
+/// connection is going, so its consumers' windows no longer matter).
 fn return_undelivered(delivery: Delivery) {
+    delivery.consumer.transit.arrived(delivery.entry.message.body.len());
     delivery.consumer.release_credit(1);
     delivery.queue.return_undelivered(delivery.entry);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use warren_protocol::ShortStr;
 
-use super::{Queue, QueueEntry};
+use super::{Queue, QueueEntry, Transit};
 
 /// A message a queue hands to one of its consumers.
 #[derive(Debug)]
@@ -92,6 +92,8 @@ pub(crate) struct Consumer {
     /// The channel-wide prefetch (basic.qos global=true), shared by the
     /// channel's consumers.
     pub channel_credit: Arc<Credit>,
+    /// Deliveries on their way to the connection, not yet written.
+    pub transit: Transit,
     /// Cleared when the consumer is cancelled; deliveries already on their
     /// way are then requeued by the channel.
     pub active: AtomicBool,
@@ -99,7 +101,11 @@ pub(crate) struct Consumer {
 
 impl Consumer {
     /// Takes credit for one delivery from both windows, or none.
+    /// Both need room in the transit window first.
     pub(crate) fn try_take_credit(&self) -> bool {
+        if !self.transit.has_room() {
+            return false;
+        }
         if self.no_ack {
             return true;
         }
@@ -115,7 +121,7 @@ impl Consumer {
 
     /// Whether both windows have room, without taking any.
     pub(crate) fn has_credit(&self) -> bool {
-        self.no_ack || (self.credit.has_room() && self.channel_credit.has_room())
+        self.transit.has_room() && (self.no_ack || (self.credit.has_room() && self.channel_credit.has_room()))
     }
 
     /// Returns credit for deliveries that were acked, nacked or requeued.

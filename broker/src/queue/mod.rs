@@ -26,6 +26,7 @@ mod dead_letter;
 mod entry;
 mod local;
 mod quorum;
+mod transit;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
@@ -37,6 +38,7 @@ pub(crate) use backend::{ConsumeRefusal, Enqueued, QueueBackend, QueueHost, Sett
 pub(crate) use consumer::{Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use local::Persistence;
+pub(crate) use transit::Transit;
 
 use crate::ids::ConnectionId;
 use crate::message::Message;

@@ -249,6 +249,7 @@ impl LocalQueue {
                 return;
             };
             self.mark_delivered(&entry);
+            consumer.transit.sent(entry.message.body.len());
             let delivery = Delivery {
                 consumer: consumer.clone(),
                 queue: queue.clone(),
@@ -256,6 +257,7 @@ impl LocalQueue {
             };
             if let Err(Delivery { entry, .. }) = consumer.sink.deliver(delivery) {
                 // The connection is gone: its consumer goes too.
+                consumer.transit.arrived(entry.message.body.len());
                 consumer.release_credit(1);
                 state.ready.requeue(entry);
                 state.consumers.remove(index);
