@@ -13,6 +13,7 @@ use warren_store::{LazySledStore, Store, StoreOptions};
 
 use crate::alarm::{Alarms, Limits};
 use crate::config::BrokerConfig;
+use crate::connection_slots::ConnectionSlots;
 use crate::durability::Durability;
 use crate::ids::ConnectionId;
 use crate::recovery;
@@ -32,6 +33,8 @@ pub(crate) struct Broker {
     shutdown: watch::Sender<bool>,
     /// The memory and disk alarms.
     alarms: Arc<Alarms>,
+    /// Open connections, against `--max-connections`.
+    connection_slots: Arc<ConnectionSlots>,
     /// Held while the broker runs: the data directory's lock.
     _lock: std::fs::File,
 }
@@ -89,6 +92,7 @@ impl Broker {
             durability,
             shutdown,
             alarms,
+            connection_slots: ConnectionSlots::new(config.max_connections),
             _lock: lock,
             config,
         });
@@ -152,6 +156,11 @@ impl Broker {
     /// The memory and disk alarms.
     pub(crate) fn alarms(&self) -> &Alarms {
         &self.alarms
+    }
+
+    /// Open connections, against `--max-connections`.
+    pub(crate) fn connection_slots(&self) -> &Arc<ConnectionSlots> {
+        &self.connection_slots
     }
 
     /// Tells every connection to close with 320 CONNECTION_FORCED.

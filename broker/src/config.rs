@@ -65,6 +65,12 @@ pub struct BrokerConfig {
     pub release_memory: Option<fn()>,
     /// What Warren calls itself to clients.
     pub server_identity: ServerIdentity,
+    /// Connections open at once beyond which connection.open is refused
+    /// (RabbitMQ's `connection_max`); None for no limit, 0 refuses all.
+    pub max_connections: Option<u32>,
+    /// Consumers one channel may hold (RabbitMQ's
+    /// `consumer_max_per_channel`); None for no limit.
+    pub max_consumers_per_channel: Option<u32>,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
 }
@@ -91,6 +97,8 @@ impl Default for BrokerConfig {
             memory_high_watermark: MemoryWatermark::default(),
             release_memory: None,
             server_identity: ServerIdentity::RabbitMq,
+            max_connections: None,
+            max_consumers_per_channel: None,
             remove_data_dir_on_shutdown: false,
         }
     }
@@ -163,6 +171,18 @@ pub struct Settings {
     #[arg(long, env = "WARREN_SERVER_IDENTITY", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_identity: Option<ServerIdentity>,
+    /// Refuse connection.open once this many connections are open
+    /// (530, as RabbitMQ's connection_max); 0 refuses every connection
+    /// [default: no limit, as RabbitMQ].
+    #[arg(long, env = "WARREN_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Close a connection whose channel asks for more consumers than this
+    /// (530, as RabbitMQ's consumer_max_per_channel) [default: no limit,
+    /// as RabbitMQ].
+    #[arg(long, env = "WARREN_MAX_CONSUMERS_PER_CHANNEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_consumers_per_channel: Option<u32>,
 }
 
 /// A setting that cannot be used.
@@ -239,6 +259,12 @@ impl Settings {
         }
         if let Some(v) = self.memory_high_watermark {
             config.memory_high_watermark = v;
+        }
+        if let Some(v) = self.max_connections {
+            config.max_connections = Some(v);
+        }
+        if let Some(v) = self.max_consumers_per_channel {
+            config.max_consumers_per_channel = Some(v);
         }
         config.validate()?;
         Ok(config)

@@ -15,6 +15,7 @@ mod channel;
 mod client_capabilities;
 mod config;
 mod connection;
+mod connection_slots;
 mod durability;
 mod error;
 mod exchange;

@@ -1,7 +1,10 @@
 //! What RabbitMQ refuses, refused the same way (through lapin):
 //! channel.flow(active=false) is 540 NOT_IMPLEMENTED and closes the
 //! connection; a body over the maximum message size is 406 and closes only
-//! the channel. (Immediate publishes are in publish.rs.)
+//! the channel; past `--max-connections` connection.open is refused with
+//! 530, and past `--max-consumers-per-channel` basic.consume closes the
+//! connection with 530, in RabbitMQ's words. (Immediate publishes are in
+//! publish.rs.)
 
 use std::sync::OnceLock;
 
@@ -113,4 +116,64 @@ async fn vhosts_keep_their_exchanges_and_queues_apart() {
         )
         .await;
     assert!(missing.is_err());
+}
+
+#[tokio::test]
+async fn connections_past_the_node_limit_are_refused_with_530_until_one_closes() {
+    let mut config = warren::ephemeral_config();
+    config.max_connections = Some(2);
+    let url = warren_conformance::start_background_broker(config);
+    let first = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let _second = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let refused = lapin::Connection::connect(&url, Default::default())
+        .await
+        .expect_err("a third connection is over the limit");
+    assert_eq!(
+        reply_of(&refused),
+        (
+            530,
+            "NOT_ALLOWED - connection refused: node connection limit (2) is reached".to_string()
+        )
+    );
+    // A closed connection frees its place.
+    first.close(200, "bye".into()).await.unwrap();
+    let again = url.clone();
+    eventually("a place frees up", move || {
+        let url = again.clone();
+        async move { lapin::Connection::connect(&url, Default::default()).await.ok() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_consumer_past_the_channel_limit_closes_the_connection_with_530() {
+    let mut config = warren::ephemeral_config();
+    config.max_consumers_per_channel = Some(2);
+    let url = warren_conformance::start_background_broker(config);
+    let connection = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let ch = connection.create_channel().await.unwrap();
+    let q = temp_queue(&ch).await;
+    // (Held: lapin cancels a consumer it drops.)
+    let _one = consume(&ch, &q, "one", true).await;
+    let _two = consume(&ch, &q, "two", true).await;
+    // Another channel has its own allowance.
+    let other = connection.create_channel().await.unwrap();
+    let _three = consume(&other, &q, "three", true).await;
+    let error = ch
+        .basic_consume(
+            q.as_str().into(),
+            "four".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect_err("over the limit");
+    assert_eq!(
+        reply_of(&error),
+        (
+            530,
+            "NOT_ALLOWED - reached maximum (2) of consumers per channel".to_string()
+        )
+    );
+    assert_connection_closed(&connection).await;
 }

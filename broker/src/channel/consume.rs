@@ -64,6 +64,13 @@ impl Channel {
                 )));
             }
         }
+        if let Some(max) = ctx.broker.config.max_consumers_per_channel {
+            if self.consumers.len() >= max as usize {
+                return Err(AmqpError::not_allowed(format!(
+                    "reached maximum ({max}) of consumers per channel"
+                )));
+            }
+        }
         if self.consumers.contains_key(tag.as_str()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }

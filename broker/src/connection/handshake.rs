@@ -13,11 +13,14 @@ use super::log::{self, ConnectionName};
 use super::server_properties::server_properties;
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
+use crate::connection_slots::{ConnectionSlot, LimitReached};
 use crate::error::AmqpError;
 use crate::vhost::VHost;
 
 /// The outcome of a successful handshake.
 pub(super) struct Session {
+    /// Its place under `--max-connections`, held while it is open.
+    pub slot: ConnectionSlot,
     pub vhost: Arc<VHost>,
     pub user: String,
     pub frame_max: u32,
@@ -180,6 +183,14 @@ pub(super) async fn run(
         }
         Err(e) => return Err(HandshakeError::Silent(e.to_string())),
     };
+    let slot = match broker.connection_slots().take() {
+        Ok(slot) => slot,
+        Err(LimitReached(limit)) => {
+            let what = format!("connection refused: node connection limit ({limit}) is reached");
+            log::handshake_error(name, Some(&user), "opening", &what);
+            return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
+        }
+    };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
         let what = format!("vhost {} not found", open.virtual_host);
         log::handshake_error(name, Some(&user), "opening", &what);
@@ -187,6 +198,7 @@ pub(super) async fn run(
     };
     send(reader.socket, ConnectionOpenOk::default().into()).await?;
     Ok(Session {
+        slot,
         vhost,
         user,
         frame_max,

@@ -83,6 +83,8 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
         vhost: &session.vhost.name,
         user: &session.user,
     });
+    // Held until the connection has ended: its place under --max-connections.
+    let _slot = session.slot;
     let id = broker.next_connection_id();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
     let handle = ConnectionHandle::new(inbox_tx);
