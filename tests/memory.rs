@@ -3,7 +3,9 @@
 //! are not read, consumers keep being served, the alarm clears once the
 //! queue drains, and the publisher resumes with nothing it had confirmed
 //! lost. A consumer whose socket stalls holds a bounded amount of the
-//! broker's memory, and the queue goes on serving its other consumers.
+//! broker's memory, and the queue goes on serving its other consumers. A
+//! non-durable queue far longer than memory keeps its tail on disk, and
+//! none of it outlives a restart.
 //! The process's resident memory is sampled throughout.
 
 mod common;
@@ -153,13 +155,17 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
 
     let consumer = connect(&warren).await;
     let consume = consumer.create_channel().await.unwrap();
+    // A priority queue: it keeps every message in memory (other queues
+    // page theirs to disk past a window, which would spare the alarm).
+    let mut priority = FieldTable::default();
+    priority.insert("x-max-priority".into(), lapin::types::AMQPValue::ShortShortUInt(1));
     consume
-        .queue_declare("flood".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .queue_declare("flood".into(), QueueDeclareOptions::default(), priority)
         .await
         .unwrap();
 
-    // The publisher: transient 64 KiB messages into a non-durable queue
-    // with nobody consuming, as fast as the socket takes them, confirmed.
+    // The publisher: transient 64 KiB messages into a queue in memory with
+    // nobody consuming, as fast as the socket takes them, confirmed.
     let publisher = connect(&warren).await;
     let mut events = publisher.events_listener();
     let publish = publisher.create_channel().await.unwrap();
@@ -375,4 +381,118 @@ async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest
         MESSAGES - left,
         growth as f64 / MIB as f64
     );
+}
+
+/// Bytes of the files under `dir`, recursively.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_non_durable_queue_pages_past_its_window_and_none_of_it_outlives_a_restart() {
+    const MESSAGES: u32 = 60_000; // 240 MiB of 4 KiB bodies
+    const BODY: usize = 4096;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Paging from the start (by default a non-durable queue pages once
+    // memory reaches half the watermark).
+    let warren = Warren::start_with(dir.path(), &["--memory-paging-ratio", "0"]);
+    let before = resident(warren.child.id()).expect("VmRSS");
+    let sampler = RssSampler::start(warren.child.id());
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("long".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let mut confirms = Vec::with_capacity(MESSAGES as usize);
+    for i in 0..MESSAGES {
+        let mut body = vec![0u8; BODY];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        confirms.push(
+            channel
+                .basic_publish(
+                    "".into(),
+                    "long".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for confirm in confirms {
+        assert!(confirm.await.unwrap().is_ack());
+    }
+    assert_eq!(message_count(&channel, "long").await, MESSAGES);
+    let growth = sampler.peak().saturating_sub(before);
+    let on_disk = dir_bytes(dir.path());
+    eprintln!(
+        "non-durable queue of {} MiB: resident memory grew {:.1} MiB, {:.1} MiB on disk",
+        (MESSAGES as usize * BODY) >> 20,
+        growth as f64 / MIB as f64,
+        on_disk as f64 / MIB as f64
+    );
+    assert!(on_disk > 150 * MIB, "the tail is on disk: {} MiB", on_disk / MIB);
+    assert!(
+        growth < 150 * MIB,
+        "resident memory grew {} MiB for a 234 MiB queue",
+        growth / MIB
+    );
+
+    // Half of it comes back from disk in order.
+    let mut deliveries = channel
+        .basic_consume(
+            "long".into(),
+            "reader".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for expected in 0..MESSAGES / 2 {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), deliveries.next())
+            .await
+            .expect("the queue stalled")
+            .expect("consumer ended")
+            .expect("delivery");
+        assert_eq!(u32::from_be_bytes(delivery.data[..4].try_into().unwrap()), expected);
+    }
+    drop(deliveries);
+    drop(channel);
+    drop(connection);
+
+    // After a restart the queue is gone, and so is what it had on disk.
+    warren.stop();
+    let warren = Warren::start(dir.path());
+    warren.wait_for_log("store: dropped what did not survive");
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    let gone = channel
+        .queue_declare(
+            "long".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("a non-durable queue does not survive a restart");
+    assert!(gone.to_string().contains("NOT_FOUND"), "{gone}");
 }

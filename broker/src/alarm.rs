@@ -14,9 +14,15 @@
 //! together as memory nears the watermark, and a fast publisher cannot
 //! carry memory far past it between two of them; the alarm itself follows
 //! measurements only.
+//!
+//! The same measurements tell non-durable queues when to page: once
+//! resident memory reaches `--memory-paging-ratio` of the watermark
+//! (RabbitMQ 3.x's `vm_memory_high_watermark_paging_ratio`), they keep
+//! only a window of their messages in memory and the rest on disk
+//! ([`MemoryPressure`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -63,10 +69,28 @@ impl Raised {
     }
 }
 
+/// Whether memory is high enough that non-durable queues page: set at the
+/// paging ratio of the watermark, cleared below 90% of that.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MemoryPressure(Arc<AtomicBool>);
+
+impl MemoryPressure {
+    /// Memory is high: queues that page only under pressure page.
+    pub(crate) fn is_high(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, high: bool) -> bool {
+        self.0.swap(high, Ordering::Relaxed) != high
+    }
+}
+
 /// What the alarms are measured against.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub memory_high_watermark: MemoryWatermark,
+    /// The share of the watermark at which non-durable queues page.
+    pub memory_paging_ratio: f64,
     pub disk_free_limit: u64,
     pub data_dir: PathBuf,
     /// Returns freed memory to the operating system (see
@@ -81,6 +105,10 @@ pub(crate) struct Alarms {
     watermark: u64,
     /// Resident memory at the last measurement.
     resident: AtomicU64,
+    /// Set while resident memory is at or above `paging_at`.
+    pressure: MemoryPressure,
+    /// The paging ratio of the watermark, in bytes.
+    paging_at: u64,
     /// Bytes read from sockets since the last measurement.
     inflow: AtomicU64,
     limits: Limits,
@@ -100,10 +128,13 @@ impl Alarms {
             available >> 20
         );
         let (raised, _) = watch::channel(Raised::default());
+        let paging_at = (watermark as f64 * limits.memory_paging_ratio.clamp(0.0, 1.0)) as u64;
         let alarms = Arc::new(Alarms {
             raised,
             watermark,
             resident: AtomicU64::new(0),
+            pressure: MemoryPressure::default(),
+            paging_at,
             inflow: AtomicU64::new(0),
             limits,
             monitor: OnceLock::new(),
@@ -121,6 +152,11 @@ impl Alarms {
             Err(e) => tracing::error!("cannot start the resource monitor thread: {e}; memory and disk are not watched"),
         }
         alarms
+    }
+
+    /// Whether non-durable queues should page now.
+    pub(crate) fn pressure(&self) -> MemoryPressure {
+        self.pressure.clone()
     }
 
     /// Watches which alarms are raised.
@@ -156,6 +192,18 @@ impl Alarms {
         };
         self.resident.store(resident, Ordering::Relaxed);
         self.inflow.store(0, Ordering::Relaxed);
+        let paging = self.pressure.is_high();
+        if !paging && resident >= self.paging_at {
+            if self.pressure.set(true) {
+                tracing::info!(
+                    "memory at {} MiB, {} MiB or more: non-durable queues keep only a window of their messages in memory",
+                    resident >> 20,
+                    self.paging_at >> 20
+                );
+            }
+        } else if paging && (resident as f64) < self.paging_at as f64 * MEMORY_CLEAR_RATIO {
+            self.pressure.set(false);
+        }
         let raised = self.raised.borrow().memory;
         if !raised && resident >= self.watermark {
             self.set_memory(true, resident);
@@ -251,6 +299,7 @@ mod tests {
     fn limits(watermark: MemoryWatermark) -> Limits {
         Limits {
             memory_high_watermark: watermark,
+            memory_paging_ratio: 0.5,
             disk_free_limit: 0,
             data_dir: std::env::temp_dir(),
             release_memory: None,
@@ -261,6 +310,19 @@ mod tests {
     fn a_watermark_of_zero_raises_the_memory_alarm_at_start() {
         let alarms = Alarms::start(limits(MemoryWatermark::Relative(0.0)));
         assert!(alarms.subscribe().borrow().memory);
+        assert!(alarms.pressure().is_high(), "and queues page");
+    }
+
+    #[test]
+    fn queues_page_from_the_paging_ratio_of_the_watermark() {
+        let resident = memory::resident_bytes().expect("VmRSS");
+        // The process is past half of twice its size, not past half of
+        // ten times it.
+        let alarms = Alarms::start(limits(MemoryWatermark::Absolute(resident * 2 - resident / 4)));
+        assert!(alarms.pressure().is_high());
+        assert!(!alarms.subscribe().borrow().memory);
+        let alarms = Alarms::start(limits(MemoryWatermark::Absolute(resident * 10)));
+        assert!(!alarms.pressure().is_high());
     }
 
     #[test]

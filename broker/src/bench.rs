@@ -40,7 +40,7 @@ impl Routed {
 impl Default for RoutingBench {
     fn default() -> Self {
         RoutingBench {
-            vhost: Arc::new(VHost::new("/", None)),
+            vhost: Arc::new(VHost::new("/", None, Default::default())),
         }
     }
 }

@@ -80,6 +80,7 @@ impl Broker {
         let (shutdown, _) = watch::channel(false);
         let alarms = Alarms::start(Limits {
             memory_high_watermark: config.memory_high_watermark,
+            memory_paging_ratio: config.memory_paging_ratio,
             disk_free_limit: config.disk_free_limit,
             release_memory: config.release_memory,
             data_dir: config.data_dir.clone(),
@@ -125,7 +126,7 @@ impl Broker {
         }
         self.vhosts
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(VHost::new(name, Some(self.durability.clone()))))
+            .or_insert_with(|| Arc::new(VHost::new(name, Some(self.durability.clone()), self.alarms.pressure())))
             .clone()
     }
 

@@ -58,6 +58,11 @@ pub struct BrokerConfig {
     /// At or above this much resident memory, publishing connections are
     /// blocked (RabbitMQ's `vm_memory_high_watermark`).
     pub memory_high_watermark: MemoryWatermark,
+    /// The share of the watermark at which non-durable queues start keeping
+    /// only a window of their messages in memory and the rest on disk
+    /// (RabbitMQ 3.x's `vm_memory_high_watermark_paging_ratio`); durable
+    /// queues always do.
+    pub memory_paging_ratio: f64,
     /// Returns freed memory to the operating system. The process's
     /// allocator knows how (the `warren` binary's is mimalloc); the broker
     /// calls it while the memory alarm is raised, so memory consumers freed
@@ -95,6 +100,7 @@ impl Default for BrokerConfig {
             handshake_timeout: Duration::from_secs(10),
             disk_free_limit: 50_000_000,
             memory_high_watermark: MemoryWatermark::default(),
+            memory_paging_ratio: 0.5,
             release_memory: None,
             server_identity: ServerIdentity::RabbitMq,
             max_connections: None,
@@ -165,6 +171,13 @@ pub struct Settings {
     #[arg(long, env = "WARREN_MEMORY_HIGH_WATERMARK", value_parser = MemoryWatermark::parse)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_high_watermark: Option<MemoryWatermark>,
+    /// Non-durable queues keep only a window of their messages in memory,
+    /// the rest on disk, once resident memory reaches this share of the
+    /// high watermark; 0 makes them always do, as durable queues do
+    /// [default: 0.5, as RabbitMQ 3.x's paging ratio].
+    #[arg(long, env = "WARREN_MEMORY_PAGING_RATIO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_paging_ratio: Option<f64>,
     /// What Warren calls itself to clients in connection.start: `rabbitmq`
     /// (product RabbitMQ 3.13.7, which Celery/kombu need for RabbitMQ's
     /// prefetch semantics) or `warren` [default: rabbitmq].
@@ -260,6 +273,9 @@ impl Settings {
         if let Some(v) = self.memory_high_watermark {
             config.memory_high_watermark = v;
         }
+        if let Some(v) = self.memory_paging_ratio {
+            config.memory_paging_ratio = v;
+        }
         if let Some(v) = self.max_connections {
             config.max_connections = Some(v);
         }
@@ -278,6 +294,12 @@ impl BrokerConfig {
             return Err(ConfigError::Invalid(format!(
                 "frame_max {} is below the protocol's minimum of {FRAME_MIN} bytes",
                 self.frame_max
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.memory_paging_ratio) {
+            return Err(ConfigError::Invalid(format!(
+                "memory_paging_ratio {} is not between 0 and 1",
+                self.memory_paging_ratio
             )));
         }
         if self.max_message_size > MAX_MESSAGE_SIZE_CEILING {
@@ -331,6 +353,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "frame_max 8 is below the protocol's minimum of 4096 bytes");
+        let err = Settings::try_parse_from(["warren", "--memory-paging-ratio", "1.5"])
+            .unwrap()
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "memory_paging_ratio 1.5 is not between 0 and 1");
     }
 
     #[test]

@@ -18,8 +18,14 @@ pub fn broker_url() -> String {
         return url;
     }
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| start_background_broker(warren::ephemeral_config()))
-        .clone()
+    URL.get_or_init(|| {
+        let mut config = warren::ephemeral_config();
+        // Non-durable queues page past their window as durable ones do (by
+        // default only under memory pressure), so the suite covers paging.
+        config.memory_paging_ratio = 0.0;
+        start_background_broker(config)
+    })
+    .clone()
 }
 
 /// Starts a Warren broker with `config` on a thread of its own and returns

@@ -1,8 +1,9 @@
-//! Durable queues longer than the in-memory window (Warren keeps 4,096
-//! messages of a durable queue in memory and reads the rest back from
-//! disk): through lapin, a long queue behaves exactly as a short one:
-//! order, counts, length limits, TTL with dead-lettering, purge, requeue.
-//! Every scenario holds on RabbitMQ too (`WARREN_TEST_URL`).
+//! Queues longer than the in-memory window (Warren keeps 4,096 messages of
+//! a queue in memory and reads the rest back from disk, durable queue or
+//! not, as RabbitMQ 3.12+ does): through lapin, a long queue behaves
+//! exactly as a short one: order, counts, length limits, TTL with
+//! dead-lettering, purge, requeue. Every scenario runs on a durable and on
+//! a non-durable queue, and holds on RabbitMQ too (`WARREN_TEST_URL`).
 
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use warren_conformance::lapin_util::*;
 /// Comfortably more than the window, so every scenario crosses it.
 const LONG: u32 = 10_000;
 
-async fn durable_queue(channel: &Channel, arguments: FieldTable) -> String {
+async fn new_queue(channel: &Channel, durable: bool, arguments: FieldTable) -> String {
     let name = unique("paged");
     let options = QueueDeclareOptions {
-        durable: true,
+        durable,
         ..Default::default()
     };
     channel
@@ -111,10 +112,9 @@ fn assert_numbered(bodies: &[String], expected: std::ops::Range<u32>, what: &str
     assert_eq!(bodies.len(), expected.len(), "{what}: how many");
 }
 
-#[tokio::test]
-async fn a_long_durable_queue_delivers_everything_once_in_order() {
+async fn a_long_queue_delivers_everything_once_in_order(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 3).await;
     assert_eq!(
         count(&channel, &queue).await,
@@ -127,10 +127,9 @@ async fn a_long_durable_queue_delivers_everything_once_in_order() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn publishing_while_consuming_keeps_the_order_across_the_window() {
+async fn publishing_while_consuming_keeps_the_order_across_the_window(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, 6_000, 0).await;
     let first = consume_and_ack(&queue, 3_000).await;
     publish_numbered(&channel, &queue, 6_000, 6_000, 0).await;
@@ -139,10 +138,9 @@ async fn publishing_while_consuming_keeps_the_order_across_the_window() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn basic_get_counts_what_is_left_on_disk() {
+async fn basic_get_counts_what_is_left_on_disk(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 0).await;
     let message = channel
         .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
@@ -155,11 +153,10 @@ async fn basic_get_counts_what_is_left_on_disk() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn a_length_limit_counts_messages_on_disk() {
+async fn a_length_limit_counts_messages_on_disk(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
     let limit = table(&[("x-max-length", AMQPValue::LongInt(5_000))]);
-    let queue = durable_queue(&channel, limit).await;
+    let queue = new_queue(&channel, durable, limit).await;
     publish_numbered(&channel, &queue, 0, 8_000, 0).await;
     assert_eq!(count(&channel, &queue).await, 5_000);
     let bodies = consume_and_ack(&queue, 5_000).await;
@@ -167,14 +164,13 @@ async fn a_length_limit_counts_messages_on_disk() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn reject_publish_refuses_once_the_queue_on_disk_is_full() {
+async fn reject_publish_refuses_once_the_queue_on_disk_is_full(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
     let limit = table(&[
         ("x-max-length", AMQPValue::LongInt(6_000)),
         ("x-overflow", text("reject-publish")),
     ]);
-    let queue = durable_queue(&channel, limit).await;
+    let queue = new_queue(&channel, durable, limit).await;
     publish_numbered(&channel, &queue, 0, 6_000, 0).await;
     let confirm = channel
         .basic_publish(
@@ -195,16 +191,15 @@ async fn reject_publish_refuses_once_the_queue_on_disk_is_full() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn messages_on_disk_expire_into_the_dead_letter_queue() {
+async fn messages_on_disk_expire_into_the_dead_letter_queue(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let dead = durable_queue(&channel, FieldTable::default()).await;
+    let dead = new_queue(&channel, durable, FieldTable::default()).await;
     let arguments = table(&[
         ("x-message-ttl", AMQPValue::LongInt(200)),
         ("x-dead-letter-exchange", text("")),
         ("x-dead-letter-routing-key", text(&dead)),
     ]);
-    let queue = durable_queue(&channel, arguments).await;
+    let queue = new_queue(&channel, durable, arguments).await;
     publish_numbered(&channel, &queue, 0, 6_000, 0).await;
     let started = std::time::Instant::now();
     while count(&channel, &dead).await < 6_000 {
@@ -221,10 +216,9 @@ async fn messages_on_disk_expire_into_the_dead_letter_queue() {
     delete_queue(&dead).await;
 }
 
-#[tokio::test]
-async fn purge_counts_and_removes_messages_on_disk() {
+async fn purge_counts_and_removes_messages_on_disk(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 4).await;
     let purged = channel
         .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
@@ -242,10 +236,9 @@ async fn purge_counts_and_removes_messages_on_disk() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn unacked_messages_come_back_first_when_their_channel_closes() {
+async fn unacked_messages_come_back_first_when_their_channel_closes(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 0).await;
     {
         let connection = connect().await;
@@ -272,10 +265,9 @@ async fn unacked_messages_come_back_first_when_their_channel_closes() {
     delete_queue(&queue).await;
 }
 
-#[tokio::test]
-async fn deleting_a_long_queue_reports_every_message() {
+async fn deleting_a_long_queue_reports_every_message(durable: bool) {
     let (_connection, channel) = confirming_channel().await;
-    let queue = durable_queue(&channel, FieldTable::default()).await;
+    let queue = new_queue(&channel, durable, FieldTable::default()).await;
     publish_numbered(&channel, &queue, 0, LONG, 0).await;
     let deleted = channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -284,3 +276,33 @@ async fn deleting_a_long_queue_reports_every_message() {
         .unwrap();
     assert_eq!(deleted, LONG);
 }
+
+/// Each case as two tests: `durable::case` and `non_durable::case`.
+macro_rules! durable_and_not {
+    ($($case:ident),* $(,)?) => {
+        mod durable {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(true).await
+            })*
+        }
+        mod non_durable {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(false).await
+            })*
+        }
+    };
+}
+
+durable_and_not!(
+    a_long_queue_delivers_everything_once_in_order,
+    publishing_while_consuming_keeps_the_order_across_the_window,
+    basic_get_counts_what_is_left_on_disk,
+    a_length_limit_counts_messages_on_disk,
+    reject_publish_refuses_once_the_queue_on_disk_is_full,
+    messages_on_disk_expire_into_the_dead_letter_queue,
+    purge_counts_and_removes_messages_on_disk,
+    unacked_messages_come_back_first_when_their_channel_closes,
+    deleting_a_long_queue_reports_every_message,
+);

@@ -64,6 +64,9 @@ impl Store for LazySledStore {
     fn delete_queue(&self, vhost: &str, name: &str, id: QueueId) -> StoreResult<()> {
         self.get()?.delete_queue(vhost, name, id)
     }
+    fn delete_index(&self, id: QueueId) -> StoreResult<()> {
+        self.get()?.delete_index(id)
+    }
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()> {
         self.get()?.save_binding(record)
     }

@@ -54,6 +54,9 @@ pub trait Store: Send + Sync + 'static {
     /// once; its files are walked (releasing its messages) and removed at
     /// the next sync, off the caller's thread.
     fn delete_queue(&self, vhost: &str, name: &str, id: QueueId) -> StoreResult<()>;
+    /// Deletes the index of a queue that has no definition here (a
+    /// non-durable queue that paged), as `delete_queue` deletes it.
+    fn delete_index(&self, id: QueueId) -> StoreResult<()>;
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn delete_binding(&self, record: &BindingRecord) -> StoreResult<()>;
     fn definitions(&self) -> StoreResult<Definitions>;

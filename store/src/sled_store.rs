@@ -177,6 +177,11 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn delete_index(&self, id: QueueId) -> StoreResult<()> {
+        self.indexes.delete(id);
+        Ok(())
+    }
+
     fn save_binding(&self, record: &BindingRecord) -> StoreResult<()> {
         self.bindings.insert(json(record), &[])?;
         Ok(())

@@ -15,7 +15,7 @@ use crate::queue::{Queue, QueueSettings};
 use crate::vhost::VHost;
 
 fn vhost() -> Arc<VHost> {
-    Arc::new(VHost::new("/", None))
+    Arc::new(VHost::new("/", None, Default::default()))
 }
 
 fn declare(vhost: &Arc<VHost>, name: &str, arguments: &[(&str, FieldValue)]) -> Arc<Queue> {

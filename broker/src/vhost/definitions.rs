@@ -76,13 +76,18 @@ impl VHost {
         }
     }
 
-    /// A new durable queue's place in the store.
+    /// A new queue's place in the store: a durable one's definition and id; a
+    /// non-durable one's way to page (None without a data directory).
     pub(super) fn persist_queue(&self, name: &str, settings: &QueueSettings) -> AmqpResult<Option<Persistence>> {
         let Some(durability) = &self.durability else {
             return Ok(None);
         };
         if !settings.durable {
-            return Ok(None);
+            // Stored only if it pages: no definition, no id until then.
+            return Ok(Some(Persistence::paging_only(
+                durability.clone(),
+                self.memory_pressure.clone(),
+            )));
         }
         let store = durability.store();
         let id = store.next_id().map_err(store_error)?;
@@ -95,10 +100,7 @@ impl VHost {
         };
         store.save_queue(&record).map_err(store_error)?;
         durability.wrote();
-        Ok(Some(Persistence {
-            durability: durability.clone(),
-            id,
-        }))
+        Ok(Some(Persistence::durable(durability.clone(), id)))
     }
 
     fn is_durable(&self, destination: &Destination) -> bool {
@@ -209,10 +211,7 @@ impl VHost {
                 }
             };
         let name = warren_protocol::ShortStr::from(record.name.as_str());
-        let persistence = Persistence {
-            durability,
-            id: record.id,
-        };
+        let persistence = Persistence::durable(durability, record.id);
         let queue = crate::queue::Queue::new(
             name.clone(),
             self.name.clone(),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use dashmap::DashMap;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
+use crate::alarm::MemoryPressure;
 use crate::durability::Durability;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
@@ -41,15 +42,18 @@ pub(crate) struct VHost {
     pub name: Arc<str>,
     /// Where durable definitions go; None keeps everything in memory.
     durability: Option<Arc<Durability>>,
+    /// When its non-durable queues page.
+    memory_pressure: MemoryPressure,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
 
 impl VHost {
-    pub(crate) fn new(name: &str, durability: Option<Arc<Durability>>) -> VHost {
+    pub(crate) fn new(name: &str, durability: Option<Arc<Durability>>, memory_pressure: MemoryPressure) -> VHost {
         let vhost = VHost {
             name: name.into(),
             durability,
+            memory_pressure,
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };

@@ -64,10 +64,12 @@ pub(crate) struct LocalQueue {
     rules: Rules,
     /// The vhost, to route dead letters and to delete itself on expiry.
     host: Weak<dyn QueueHost>,
-    /// For a durable queue: where its messages are stored.
+    /// Where its messages are stored: a durable queue's persistent ones,
+    /// and any queue's paged-out ones (None without a data directory).
     persistence: Option<Persistence>,
-    /// Whether only a window of the ready messages stays in memory.
-    pages: bool,
+    /// Whether it may keep only a window of its ready messages in memory
+    /// (it does once it has a store id: `paging.rs`).
+    may_page: bool,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
     /// Messages that died here, waiting to be dead-lettered in the order
@@ -133,14 +135,14 @@ impl LocalQueue {
         let args = &identity.args;
         // Priority queues keep everything in memory (their levels interleave
         // by priority, not by offset, so a tail on disk would break order).
-        let pages = persistence.is_some() && args.max_priority.is_none();
+        let may_page = persistence.is_some() && args.max_priority.is_none();
         LocalQueue {
             me,
             name: identity.name.clone(),
             rules,
             host,
             persistence,
-            pages,
+            may_page,
             state: Mutex::new(QueueState {
                 ready: MessageList::new(args.max_priority),
                 paged: PagedTail::default(),
@@ -303,11 +305,19 @@ impl QueueBackend for LocalQueue {
         let args = &queue.args;
         let now = Instant::now();
         let expires_at = Self::expiry_for(args, &message, now);
-        if let Some(p) = &self.persistence {
-            // A persistent message's body goes to the store before the lock
-            // is taken, so publishers to other queues never wait on it.
-            if message.is_persistent() && p.store_body_unlocked(&message).is_err() {
-                return Enqueued::Rejected;
+        let durable = self.persistence.as_ref().is_some_and(Persistence::is_durable);
+        let persistent = message.is_persistent();
+        if let Some((p, _)) = self.stored_as() {
+            if durable && persistent {
+                // A persistent message's body goes to the store before the
+                // lock is taken, so publishers to other queues never wait on it.
+                if p.store_body_unlocked(&message).is_err() {
+                    return Enqueued::Rejected;
+                }
+            } else {
+                // It may be paged out under the lock: wait here, not there,
+                // if the disk has fallen far behind.
+                p.durability.throttle();
             }
         }
         let mut dead = Dead::new();
@@ -322,13 +332,12 @@ impl QueueBackend for LocalQueue {
         }
         let offset = state.next_offset;
         let page_out = self.should_page_out(&state);
-        let persistent = message.is_persistent();
-        let in_store = self.persistence.is_some() && (persistent || page_out);
+        let in_store = (durable && persistent) || page_out;
         if in_store && self.persist(queue, &message, offset, expires_at, now).is_err() {
             return Enqueued::Rejected;
         }
         state.next_offset = offset.next();
-        let stored = in_store && persistent;
+        let stored = durable && persistent;
         let mut new_head = false;
         if page_out {
             state.paged.push(offset, message.body_size());

@@ -1,5 +1,7 @@
-//! Queues longer than memory: a durable queue keeps a window of its oldest
-//! ready messages in memory and leaves the rest on disk.
+//! Queues longer than memory: a queue keeps a window of its oldest ready
+//! messages in memory and leaves the rest on disk, durable or not (as
+//! RabbitMQ 3.12+ classic queues do); a non-durable queue's part on disk
+//! never outlives the process.
 //!
 //! Once the window is full, a new message is written to the store (its
 //! body and its index entry; a transient one too, flagged so it does not
@@ -23,14 +25,15 @@
 //! consumers hold unacknowledged (bounded by their prefetch). The store
 //! keeps about 80-100 bytes per stored message in memory (its location and
 //! reference count; store/README.md has the measurement). Priority queues
-//! (`x-max-priority`) and non-durable queues keep everything in memory.
+//! (`x-max-priority`) keep everything in memory, and so does a broker
+//! without a data directory.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use warren_store::{EntryRecord, MessageId, Offset, QueueSummary};
+use warren_store::{EntryRecord, MessageId, Offset, QueueId, QueueSummary};
 
 use super::{Dead, LocalQueue, QueueEntry, QueueState};
 use crate::blocking;
@@ -91,11 +94,57 @@ fn instant_from_unix_ms(ms: u64, now: Instant) -> Option<Instant> {
 }
 
 impl LocalQueue {
+    /// Whether only a window of the ready messages stays in memory: a
+    /// queue that may page and has its id in the store.
+    pub(super) fn pages(&self) -> bool {
+        self.may_page && self.stored_as().is_some()
+    }
+
     /// Whether a new message should stay on disk: the tail is not empty
-    /// (order), or the window is full.
+    /// (order), or the window is full and the queue pages now (a
+    /// non-durable one only under memory pressure). A non-durable queue
+    /// whose window is half full asks for its store id first (see
+    /// `persistence.rs`).
     pub(super) fn should_page_out(&self, state: &QueueState) -> bool {
-        self.pages
-            && (!state.paged.is_empty() || state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES)
+        if !self.may_page {
+            return false;
+        }
+        let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
+        // A tail once started stays (order); a new one needs the queue's
+        // rule to allow it now.
+        let Some(p) = &self.persistence else {
+            return false;
+        };
+        if state.paged.is_empty() && !p.pages_now() {
+            return false;
+        }
+        if self.stored_as().is_none() {
+            let half = state.ready.len() >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2;
+            if half {
+                self.request_store_id();
+            }
+            return false;
+        }
+        !state.paged.is_empty() || full
+    }
+
+    /// Gets a non-durable queue its store id, once, on a blocking thread.
+    fn request_store_id(&self) {
+        let Some(p) = &self.persistence else {
+            return;
+        };
+        if !p.should_request_id() {
+            return;
+        }
+        let me = self.me.clone();
+        blocking::spawn(move || {
+            if let Some(queue) = me.upgrade() {
+                let backend = queue.backend();
+                if let Some(p) = &backend.persistence {
+                    p.allocate_id(&backend.name);
+                }
+            }
+        });
     }
 
     /// Starts reading the tail's next batch once the window is down to
@@ -131,10 +180,10 @@ impl LocalQueue {
     /// `reading` stands for. Then delivers what it can, and lets limits and
     /// TTLs act on what came in.
     fn page_in(&self, from: Offset, limit: usize, max_bytes: usize, read_ahead: bool) {
-        let Some(p) = &self.persistence else {
+        let Some((p, queue_id)) = self.stored_as() else {
             return;
         };
-        let batch = self.read_tail(p, from, limit, max_bytes);
+        let batch = self.read_tail(p, queue_id, from, limit, max_bytes);
         let queue: Option<Arc<Queue>> = self.me.upgrade().map(|typed| typed as Arc<Queue>);
         let mut state = self.state.lock();
         if read_ahead {
@@ -162,9 +211,16 @@ impl LocalQueue {
 
     /// Reads a batch of the tail from the store: index entries, and the
     /// message of each (None where it cannot be read).
-    fn read_tail(&self, p: &super::Persistence, from: Offset, limit: usize, max_bytes: usize) -> ReadBatch {
+    fn read_tail(
+        &self,
+        p: &super::Persistence,
+        queue_id: QueueId,
+        from: Offset,
+        limit: usize,
+        max_bytes: usize,
+    ) -> ReadBatch {
         let store = p.durability.shared_store();
-        let records = match store.entries(p.id, from, limit) {
+        let records = match store.entries(queue_id, from, limit) {
             Ok(records) => records,
             Err(e) => {
                 tracing::error!(queue = %self.name, "reading messages back from the store failed: {e}");
@@ -236,8 +292,8 @@ impl LocalQueue {
 
     fn drop_unreadable(&self, offset: Offset, message: MessageId, why: String) {
         tracing::warn!(queue = %self.name, %offset, "stored message cannot be read ({why}); dropped");
-        if let Some(p) = &self.persistence {
-            let _ = p.durability.store().remove_entry(p.id, offset, message);
+        if let Some((p, queue_id)) = self.stored_as() {
+            let _ = p.durability.store().remove_entry(queue_id, offset, message);
             p.durability.wrote();
         }
     }
@@ -260,7 +316,7 @@ impl LocalQueue {
         if summary.count == 0 {
             return;
         }
-        if self.pages {
+        if self.pages() {
             self.page_in(from, WINDOW_MESSAGES, WINDOW_BYTES, false);
         } else {
             self.page_in(from, usize::MAX, usize::MAX, false);

@@ -1,32 +1,110 @@
-//! Durable queues and the store: writing a queue's index entries (and a
-//! message's body, the first time any queue stores it), removing them once
-//! messages are acked or dead, and remembering deliveries.
+//! Queues and the store: writing a queue's index entries (and a message's
+//! body, the first time any queue stores it), removing them once messages
+//! are acked or dead, and remembering deliveries.
 //!
 //! Persistent messages (delivery-mode 2) in durable queues are stored, as in
-//! RabbitMQ; so is any message a durable queue pages out (`paging.rs`),
-//! flagged transient if it is. The body is stored once per message and
-//! reference-counted by the store: each index entry holds it, and so does
-//! the in-memory message (`message::StoredBody`).
+//! RabbitMQ; so is any message a queue pages out (`paging.rs`), durable or
+//! not, flagged transient unless it is persistent in a durable queue (a
+//! transient entry never survives a restart). The body is stored once per
+//! message and reference-counted by the store: each index entry holds it,
+//! and so does the in-memory message (`message::StoredBody`).
+//!
+//! A durable queue has its store id from its declaration, and pages past
+//! its window always. A non-durable queue pages only under memory pressure
+//! (`alarm::MemoryPressure`, from `--memory-paging-ratio`): a full window
+//! with no pressure just grows, as in RabbitMQ 3.x, because paging costs
+//! its throughput more than half (scenario 1 of bench/run.py went from
+//! 694k to 287k msg/s when every queue paged past 4,096 messages). It needs
+//! its store id only once it pages: it asks for it when its window is half
+//! full under pressure, on a blocking thread (the first use of the store
+//! may open it), and pages only once it has it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::time::Instant;
 
 use warren_store::{EntryRecord, MessageId, Offset, QueueId};
 
 use super::paging::unix_ms;
 use super::{LocalQueue, QueueEntry};
+use crate::alarm::MemoryPressure;
 use crate::durability::Durability;
 use crate::message::Message;
 use crate::queue::Queue;
 
-/// A durable queue's link to the store.
+/// A queue's link to the store.
 pub(crate) struct Persistence {
     pub durability: Arc<Durability>,
-    /// The queue's id in the store.
-    pub id: QueueId,
+    /// The queue's id in the store: a durable queue's from the start, a
+    /// non-durable queue's once it has asked for one.
+    id: OnceLock<QueueId>,
+    /// Whether the queue is durable: its persistent messages are stored
+    /// and survive a restart. A non-durable queue's entries never do.
+    durable: bool,
+    /// A non-durable queue has asked for its id.
+    id_requested: AtomicBool,
+    /// A non-durable queue pages only while memory is high; None for a
+    /// durable queue, which always does.
+    pressure: Option<MemoryPressure>,
 }
 
 impl Persistence {
+    /// A durable queue's, with the id its definition is stored under.
+    pub(crate) fn durable(durability: Arc<Durability>, id: QueueId) -> Persistence {
+        Persistence {
+            durability,
+            id: OnceLock::from(id),
+            durable: true,
+            id_requested: AtomicBool::new(true),
+            pressure: None,
+        }
+    }
+
+    /// A non-durable queue's: the store only holds what it pages out,
+    /// which it starts doing under memory `pressure`.
+    pub(crate) fn paging_only(durability: Arc<Durability>, pressure: MemoryPressure) -> Persistence {
+        Persistence {
+            durability,
+            id: OnceLock::new(),
+            durable: false,
+            id_requested: AtomicBool::new(false),
+            pressure: Some(pressure),
+        }
+    }
+
+    /// Whether a full window should start a paged tail now: always for a
+    /// durable queue, under memory pressure for a non-durable one.
+    pub(super) fn pages_now(&self) -> bool {
+        self.pressure.as_ref().is_none_or(MemoryPressure::is_high)
+    }
+
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// The queue's id in the store, if it has one yet.
+    pub(crate) fn id(&self) -> Option<QueueId> {
+        self.id.get().copied()
+    }
+
+    /// True the first time it is asked while the queue has no id: the
+    /// caller then gets one (`allocate_id`, off the lock and the runtime).
+    pub(super) fn should_request_id(&self) -> bool {
+        !self.id_requested.swap(true, Ordering::AcqRel)
+    }
+
+    /// Takes an id from the store for a non-durable queue (which may open
+    /// the store: a blocking call). Logged and left without on failure: the
+    /// queue then keeps its messages in memory.
+    pub(super) fn allocate_id(&self, queue_name: &str) {
+        match self.durability.store().next_id() {
+            Ok(id) => {
+                let _ = self.id.set(id);
+            }
+            Err(e) => tracing::error!(queue = %queue_name, "cannot page the queue to disk: {e}"),
+        }
+    }
+
     /// Stores a message's body before the queue's lock is taken: waits
     /// first if the disk has fallen far behind (never under the lock).
     pub(super) fn store_body_unlocked(&self, message: &Message) -> Result<MessageId, ()> {
@@ -47,6 +125,12 @@ impl Persistence {
 }
 
 impl LocalQueue {
+    /// The queue's link to the store and its id there, once it has one.
+    pub(super) fn stored_as(&self) -> Option<(&Persistence, QueueId)> {
+        let p = self.persistence.as_ref()?;
+        Some((p, p.id()?))
+    }
+
     /// Writes a message's index entry at `offset` (and its body if it has
     /// none yet: a transient message paged out; an append in memory, no
     /// waiting). Err when the store is failing or refused the write.
@@ -58,14 +142,15 @@ impl LocalQueue {
         expires_at: Option<Instant>,
         now: Instant,
     ) -> Result<(), ()> {
-        let Some(p) = &self.persistence else {
+        let Some((p, queue_id)) = self.stored_as() else {
             return Err(());
         };
         let id = p.store_body(message)?;
-        let result = p
-            .durability
-            .store()
-            .add_entry(p.id, offset, &entry_record(id, message, 0, expires_at, now));
+        let result = p.durability.store().add_entry(
+            queue_id,
+            offset,
+            &entry_record(id, message, 0, expires_at, now, p.durable),
+        );
         match result {
             Ok(()) => {
                 p.durability.wrote();
@@ -81,10 +166,10 @@ impl LocalQueue {
     /// Removes a message's entry for good (acked, dead, purged); the store
     /// frees its body once nothing else holds it.
     pub(super) fn forget(&self, queue: &Queue, entry: &QueueEntry) {
-        let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
+        let (Some((p, queue_id)), Some(id), true) = (self.stored_as(), entry.message.store_id(), entry.in_store) else {
             return;
         };
-        if let Err(e) = p.durability.store().remove_entry(p.id, entry.offset, id) {
+        if let Err(e) = p.durability.store().remove_entry(queue_id, entry.offset, id) {
             tracing::error!(queue = %queue.name, "removing a message from the store failed: {e}");
         }
         p.durability.wrote();
@@ -93,10 +178,10 @@ impl LocalQueue {
     /// Removes the entries of offsets `from..to` (a purged tail) from the
     /// store; its files are cleared at the next sync, on the flusher.
     pub(super) fn forget_paged(&self, queue: &Queue, from: Offset, to: Offset) {
-        let Some(p) = &self.persistence else {
+        let Some((p, queue_id)) = self.stored_as() else {
             return;
         };
-        if let Err(e) = p.durability.store().remove_entries(p.id, from, to) {
+        if let Err(e) = p.durability.store().remove_entries(queue_id, from, to) {
             tracing::error!(queue = %queue.name, "purging the store failed: {e}");
         }
         p.durability.wrote();
@@ -104,29 +189,38 @@ impl LocalQueue {
 
     /// Deletes the queue's definition and whole index from the store.
     pub(super) fn drop_from_store(&self, queue: &Queue) {
-        let Some(p) = &self.persistence else {
+        let Some((p, queue_id)) = self.stored_as() else {
             return;
         };
-        if let Err(e) = p.durability.store().delete_queue(&queue.vhost_name, &queue.name, p.id) {
+        // A non-durable queue has no definition there, only its index.
+        let deleted = if p.durable {
+            p.durability
+                .store()
+                .delete_queue(&queue.vhost_name, &queue.name, queue_id)
+        } else {
+            p.durability.store().delete_index(queue_id)
+        };
+        if let Err(e) = deleted {
             tracing::error!(queue = %queue.name, "deleting the queue from the store failed: {e}");
         }
-        p.durability.forget_queue(p.id);
+        p.durability.forget_queue(queue_id);
         p.durability.wrote();
     }
 
     /// Remembers that a stored message was handed out, so it comes back
     /// marked redelivered after a crash.
     pub(super) fn mark_delivered(&self, entry: &QueueEntry) {
-        if let Some(p) = &self.persistence {
-            if entry.in_store {
-                p.durability.mark_delivered(p.id, entry.offset);
+        // Only a durable queue's entries outlive a restart.
+        if let (Some((p, queue_id)), true) = (self.stored_as(), entry.in_store) {
+            if p.durable {
+                p.durability.mark_delivered(queue_id, entry.offset);
             }
         }
     }
 
     /// Keeps a quorum queue's delivery count across restarts.
     pub(super) fn persist_delivery_count(&self, entry: &QueueEntry) {
-        let (Some(p), Some(id), true) = (&self.persistence, entry.message.store_id(), entry.in_store) else {
+        let (Some((p, queue_id)), Some(id), true) = (self.stored_as(), entry.message.store_id(), entry.in_store) else {
             return;
         };
         let record = entry_record(
@@ -135,26 +229,33 @@ impl LocalQueue {
             entry.delivery_count,
             entry.expires_at,
             Instant::now(),
+            p.durable,
         );
-        if p.durability.store().update_entry(p.id, entry.offset, &record).is_ok() {
+        if p.durability
+            .store()
+            .update_entry(queue_id, entry.offset, &record)
+            .is_ok()
+        {
             p.durability.wrote();
         }
     }
 }
 
-/// The index entry of a message stored as `id` in a queue.
+/// The index entry of a message stored as `id` in a queue (`durable` or
+/// not: only a persistent message in a durable queue outlives a restart).
 fn entry_record(
     id: MessageId,
     message: &Message,
     delivery_count: u32,
     expires_at: Option<Instant>,
     now: Instant,
+    durable: bool,
 ) -> EntryRecord {
     EntryRecord {
         message: id,
         delivery_count,
         body_size: message.body_size() as u64,
         expires_at_ms: expires_at.map_or(0, |at| unix_ms(at, now)),
-        transient: !message.is_persistent(),
+        transient: !(durable && message.is_persistent()),
     }
 }
