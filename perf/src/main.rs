@@ -76,7 +76,8 @@ struct Args {
     /// How long to publish, in seconds.
     #[arg(short = 'z', long, default_value_t = 10.0)]
     duration: f64,
-    /// Messages per producer (0: publish for --duration).
+    /// Messages per producer (0: publish for --duration); with no producers,
+    /// the messages the consumers drain (within --duration).
     #[arg(short = 'C', long, default_value_t = 0)]
     count: u64,
     /// Queue argument, `key=value` (integers are sent as integers). Repeatable.
@@ -304,9 +305,16 @@ async fn main() -> anyhow::Result<()> {
         _ => 1,
     };
     let published: u64 = producers.iter().map(|p| p.published).sum();
+    // Without producers, --count is what the consumers drain (a queue
+    // filled before), within --duration.
+    let drain_only = args.producers == 0 && args.count > 0;
     if args.consumers > 0 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let target = published * expected_copies;
+        let (target, patience) = if drain_only {
+            (args.count, Duration::from_secs_f64(args.duration))
+        } else {
+            (published * expected_copies, Duration::from_secs(60))
+        };
+        let deadline = Instant::now() + patience;
         while counters.consumed.load(Ordering::Relaxed) < target && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -332,6 +340,11 @@ async fn main() -> anyhow::Result<()> {
         (0, 0)
     };
     let counts = counters.snapshot();
+    let consume_seconds = if drain_only {
+        start.elapsed().as_secs_f64()
+    } else {
+        publish_seconds
+    };
     let summary = Summary {
         seconds: publish_seconds,
         published: counts[0],
@@ -340,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
         consumed: counts[2],
         publish_rate: counts[0] as f64 / publish_seconds,
         confirm_rate: counts[1] as f64 / publish_seconds,
-        consume_rate: counts[2] as f64 / publish_seconds,
+        consume_rate: counts[2] as f64 / consume_seconds,
         consumer_latency: Percentiles::of(&consumer_latency),
         confirm_latency: Percentiles::of(&confirm_latency),
         lost,
