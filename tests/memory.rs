@@ -85,19 +85,35 @@ fn resident(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-async fn message_count(channel: &Channel, queue: &str) -> u32 {
+async fn passive_declare(channel: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
     channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+}
+
+async fn message_count(channel: &Channel, queue: &str) -> u32 {
+    passive_declare(channel, queue)
         .await
         .expect("passive declare")
         .message_count()
+}
+
+/// The next delivery, within 30 s; `stalled` says what it means if none comes.
+async fn next_delivery(consumer: &mut lapin::Consumer, stalled: &str) -> lapin::message::Delivery {
+    tokio::time::timeout(Duration::from_secs(30), consumer.next())
+        .await
+        .unwrap_or_else(|_| panic!("{stalled}"))
+        .expect("consumer ended")
+        .expect("delivery")
+}
+
+/// The number a test wrote in the first four bytes of a body.
+fn number(delivery: &lapin::message::Delivery) -> u32 {
+    u32::from_be_bytes(delivery.data[..4].try_into().expect("a numbered body"))
 }
 
 #[tokio::test]
@@ -218,13 +234,9 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
         .unwrap();
     let draining = tokio::spawn(async move {
         for expected in 0..MESSAGES {
-            let delivery = tokio::time::timeout(Duration::from_secs(30), deliveries.next())
-                .await
-                .expect("the flood stalled")
-                .expect("consumer ended")
-                .expect("delivery");
+            let delivery = next_delivery(&mut deliveries, "the flood stalled").await;
             assert_eq!(delivery.data.len(), BODY);
-            assert_eq!(u32::from_be_bytes(delivery.data[..4].try_into().unwrap()), expected);
+            assert_eq!(number(&delivery), expected);
             delivery.ack(BasicAckOptions::default()).await.unwrap();
         }
     });
@@ -355,12 +367,8 @@ async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest
         .unwrap();
     let mut seen = vec![false; MESSAGES as usize];
     for _ in 0..left {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), fast.next())
-            .await
-            .expect("the other consumer stalled too")
-            .expect("consumer ended")
-            .expect("delivery");
-        let n = u32::from_be_bytes(delivery.data[..4].try_into().unwrap()) as usize;
+        let delivery = next_delivery(&mut fast, "the other consumer stalled too").await;
+        let n = number(&delivery) as usize;
         assert!(!std::mem::replace(&mut seen[n], true), "message {n} twice");
         delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
@@ -368,12 +376,9 @@ async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest
     // Once its network moves again the stalled consumer gets the rest.
     proxy.pause(false);
     while seen.iter().any(|s| !s) {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), slow_deliveries.next())
-            .await
-            .unwrap_or_else(|_| panic!("{} messages never arrived", seen.iter().filter(|s| !**s).count()))
-            .expect("consumer ended")
-            .expect("delivery");
-        let n = u32::from_be_bytes(delivery.data[..4].try_into().unwrap()) as usize;
+        let missing = format!("{} messages never arrived", seen.iter().filter(|s| !**s).count());
+        let delivery = next_delivery(&mut slow_deliveries, &missing).await;
+        let n = number(&delivery) as usize;
         assert!(!std::mem::replace(&mut seen[n], true), "message {n} twice");
     }
     eprintln!(
@@ -466,12 +471,8 @@ async fn a_non_durable_queue_pages_past_its_window_and_none_of_it_outlives_a_res
         .await
         .unwrap();
     for expected in 0..MESSAGES / 2 {
-        let delivery = tokio::time::timeout(Duration::from_secs(30), deliveries.next())
-            .await
-            .expect("the queue stalled")
-            .expect("consumer ended")
-            .expect("delivery");
-        assert_eq!(u32::from_be_bytes(delivery.data[..4].try_into().unwrap()), expected);
+        let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
+        assert_eq!(number(&delivery), expected);
     }
     drop(deliveries);
     drop(channel);
@@ -483,16 +484,79 @@ async fn a_non_durable_queue_pages_past_its_window_and_none_of_it_outlives_a_res
     warren.wait_for_log("store: dropped what did not survive");
     let connection = connect(&warren).await;
     let channel = connection.create_channel().await.unwrap();
-    let gone = channel
-        .queue_declare(
-            "long".into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let gone = passive_declare(&channel, "long")
         .await
         .expect_err("a non-durable queue does not survive a restart");
     assert!(gone.to_string().contains("NOT_FOUND"), "{gone}");
+}
+
+#[tokio::test]
+async fn a_flood_into_a_non_durable_queue_pages_to_disk_under_the_watermark() {
+    // The flood of issue #11: two publishers of 64 KiB transient messages
+    // into a non-durable queue nobody consumes (it took the process to
+    // 4.4 GiB in 8 s). At half the watermark the queue pages; the process
+    // stays under the watermark and every publish is confirmed.
+    const WATERMARK: u64 = 128 * MIB;
+    const PER_PUBLISHER: u32 = 1600; // 2 x 100 MiB
+    const BODY: usize = 64 * 1024;
+
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start_with(dir.path(), &["--memory-high-watermark", "128MiB"]);
+    let sampler = RssSampler::start(warren.child.id());
+    let setup = connect(&warren).await;
+    let channel = setup.create_channel().await.unwrap();
+    channel
+        .queue_declare("flood".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut publishers = Vec::new();
+    for p in 0..2u32 {
+        let connection = connect(&warren).await;
+        publishers.push(tokio::spawn(async move {
+            let channel = connection.create_channel().await.unwrap();
+            channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+            let mut confirms = Vec::new();
+            for i in 0..PER_PUBLISHER {
+                let mut body = vec![0u8; BODY];
+                body[..4].copy_from_slice(&(p * PER_PUBLISHER + i).to_be_bytes());
+                confirms.push(
+                    channel
+                        .basic_publish(
+                            "".into(),
+                            "flood".into(),
+                            BasicPublishOptions::default(),
+                            &body,
+                            BasicProperties::default(),
+                        )
+                        .await
+                        .expect("publish"),
+                );
+            }
+            for confirm in confirms {
+                assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
+            }
+            connection
+        }));
+    }
+    for publisher in publishers {
+        tokio::time::timeout(Duration::from_secs(120), publisher)
+            .await
+            .expect("the publishers did not finish")
+            .expect("publisher task");
+    }
+    assert_eq!(message_count(&channel, "flood").await, 2 * PER_PUBLISHER);
+    let peak = sampler.peak();
+    let on_disk = dir_bytes(dir.path());
+    eprintln!(
+        "flood of 200 MiB into a non-durable queue: peak {:.1} MiB, {:.1} MiB on disk",
+        peak as f64 / MIB as f64,
+        on_disk as f64 / MIB as f64
+    );
+    assert!(on_disk > 64 * MIB, "the queue paged: {} MiB on disk", on_disk / MIB);
+    assert!(
+        peak <= WATERMARK + WATERMARK / 20,
+        "resident memory reached {} MiB with a {} MiB watermark",
+        peak / MIB,
+        WATERMARK / MIB
+    );
 }

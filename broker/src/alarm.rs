@@ -19,7 +19,9 @@
 //! resident memory reaches `--memory-paging-ratio` of the watermark
 //! (RabbitMQ 3.x's `vm_memory_high_watermark_paging_ratio`), they keep
 //! only a window of their messages in memory and the rest on disk
-//! ([`MemoryPressure`]).
+//! ([`MemoryPressure`]); while it lasts, the monitor also asks the broker,
+//! at most once a second, to move what queues already held beyond their
+//! window to disk (the relief hook; it runs on a thread of its own).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +38,8 @@ const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// The least time between two measurements, however often connections
 /// wake the monitor.
 const MEMORY_CHECK_MIN_GAP: Duration = Duration::from_millis(1);
+/// The least time between two runs of the relief hook.
+const RELIEF_INTERVAL: Duration = Duration::from_secs(1);
 /// How often free disk space is measured.
 const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The memory alarm clears once resident memory is below this share of
@@ -114,6 +118,10 @@ pub(crate) struct Alarms {
     limits: Limits,
     /// The monitor thread, woken when memory may have reached the watermark.
     monitor: OnceLock<Thread>,
+    /// What frees memory under pressure (the broker pages queues out).
+    relief: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The relief hook is running.
+    relieving: Arc<AtomicBool>,
 }
 
 impl Alarms {
@@ -135,6 +143,8 @@ impl Alarms {
             resident: AtomicU64::new(0),
             pressure: MemoryPressure::default(),
             paging_at,
+            relief: OnceLock::new(),
+            relieving: Arc::new(AtomicBool::new(false)),
             inflow: AtomicU64::new(0),
             limits,
             monitor: OnceLock::new(),
@@ -152,6 +162,37 @@ impl Alarms {
             Err(e) => tracing::error!("cannot start the resource monitor thread: {e}; memory and disk are not watched"),
         }
         alarms
+    }
+
+    /// Sets what the monitor calls, on a thread of its own, while memory is
+    /// at or above the paging ratio.
+    pub(crate) fn set_relief(&self, relief: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.relief.set(relief);
+    }
+
+    /// Runs the relief hook on a thread of its own unless it is running.
+    fn relieve(self: &Arc<Self>) {
+        if self.relief.get().is_none() || self.relieving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let alarms = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("warren-relief".into()).spawn(move || {
+            if let Some(alarms) = alarms.upgrade() {
+                if let Some(relief) = alarms.relief.get() {
+                    relief();
+                }
+                alarms.relieving.store(false, Ordering::Release);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start a thread to page queues out: {e}");
+            self.relieving.store(false, Ordering::Release);
+        }
+    }
+
+    /// The memory watermark, in bytes.
+    pub(crate) fn watermark(&self) -> u64 {
+        self.watermark
     }
 
     /// Whether non-durable queues should page now.
@@ -265,6 +306,7 @@ impl Alarms {
 fn monitor(alarms: Weak<Alarms>) {
     let mut last_disk_check = Instant::now();
     let mut last_memory_check = Instant::now();
+    let mut last_relief: Option<Instant> = None;
     loop {
         std::thread::park_timeout(MEMORY_CHECK_INTERVAL);
         // Woken early: not more often than the least gap.
@@ -276,6 +318,10 @@ fn monitor(alarms: Weak<Alarms>) {
         };
         last_memory_check = Instant::now();
         alarms.check_memory();
+        if alarms.pressure.is_high() && last_relief.is_none_or(|at| at.elapsed() >= RELIEF_INTERVAL) {
+            last_relief = Some(Instant::now());
+            alarms.relieve();
+        }
         if last_disk_check.elapsed() >= DISK_CHECK_INTERVAL {
             last_disk_check = Instant::now();
             alarms.check_disk();

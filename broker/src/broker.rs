@@ -85,6 +85,8 @@ impl Broker {
             release_memory: config.release_memory,
             data_dir: config.data_dir.clone(),
         });
+        // What waits for the disk is at most an eighth of the watermark.
+        durability.limit_unwritten(alarms.watermark() / 8);
         let broker = Arc::new(Broker {
             vhosts: DashMap::new(),
             users,
@@ -97,6 +99,12 @@ impl Broker {
             _lock: lock,
             config,
         });
+        let weak = Arc::downgrade(&broker);
+        broker.alarms.set_relief(Box::new(move || {
+            if let Some(broker) = weak.upgrade() {
+                broker.relieve_memory();
+            }
+        }));
         if store.exists() {
             let recovered = store
                 .get()
@@ -152,6 +160,17 @@ impl Broker {
         // The guard `wait_for` returns is dropped here, before any await in
         // the caller, so callers stay `Send`.
         let _ = signal.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Memory is high: every queue that pages moves what it holds beyond
+    /// its window to disk (blocking; the alarm monitor's relief thread).
+    fn relieve_memory(&self) {
+        let vhosts: Vec<Arc<VHost>> = self.vhosts.iter().map(|v| v.clone()).collect();
+        for vhost in vhosts {
+            for queue in vhost.queues() {
+                queue.relieve_memory();
+            }
+        }
     }
 
     /// The memory and disk alarms.

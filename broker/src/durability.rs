@@ -96,6 +96,9 @@ pub(crate) struct Durability {
     delivered_marks: DashMap<QueueId, Offset>,
     /// Set after a sync failed: publishes needing disk are refused.
     failed: AtomicBool,
+    /// How far appends may run ahead of the disk: [`UNWRITTEN_MAX`], or
+    /// less with a small memory watermark (`limit_unwritten`).
+    unwritten_max: AtomicU64,
 }
 
 impl Durability {
@@ -113,6 +116,7 @@ impl Durability {
             stopping: AtomicBool::new(false),
             delivered_marks: DashMap::new(),
             failed: AtomicBool::new(false),
+            unwritten_max: AtomicU64::new(UNWRITTEN_MAX),
         });
         let flusher = durability.clone();
         std::thread::Builder::new()
@@ -162,17 +166,26 @@ impl Durability {
                 self.wake.notify_one();
             }
         }
-        if unwritten < UNWRITTEN_MAX {
+        let max = self.unwritten_max.load(Ordering::Relaxed);
+        if unwritten < max {
             return;
         }
         crate::blocking::run(|| {
             let mut requests = self.requests.lock();
-            while self.store.unwritten_bytes() >= UNWRITTEN_MAX && !self.stopping.load(Ordering::Acquire) {
+            while self.store.unwritten_bytes() >= max && !self.stopping.load(Ordering::Acquire) {
                 requests.write = true;
                 self.wake.notify_one();
                 self.drained.wait_for(&mut requests, Duration::from_millis(100));
             }
         });
+    }
+
+    /// Lets appends run at most `bytes` ahead of the disk (never below the
+    /// write-behind threshold), so what waits for the disk stays a small
+    /// share of a small memory watermark.
+    pub(crate) fn limit_unwritten(&self, bytes: u64) {
+        let max = bytes.clamp(WRITE_BEHIND_AT * 2, UNWRITTEN_MAX);
+        self.unwritten_max.store(max, Ordering::Relaxed);
     }
 
     /// Watches what is durable.

@@ -61,6 +61,9 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn kick(&self, queue: &Arc<Queue>);
     /// Drops every ready message; returns how many.
     fn purge(&self, queue: &Arc<Queue>) -> u64;
+    /// Memory is high: moves what it holds beyond its in-memory window to
+    /// disk, if its type pages. May block (called on a thread of its own).
+    fn relieve_memory(&self, _queue: &Arc<Queue>) {}
     /// Cancels every consumer and drops every message (and the queue's
     /// place in the store); returns how many messages were ready.
     fn delete(&self, queue: &Arc<Queue>) -> u64;

@@ -176,6 +176,12 @@ impl Queue {
         self.backend.purge(self)
     }
 
+    /// Memory is high: pages out what is beyond the in-memory window (may
+    /// block).
+    pub(crate) fn relieve_memory(self: &Arc<Self>) {
+        self.backend.relieve_memory(self)
+    }
+
     /// Marks the queue deleted, cancels its consumers and returns how many
     /// ready messages it held. (The vhost removes it from its tables first.)
     pub(crate) fn delete(self: &Arc<Self>) -> u64 {

@@ -368,6 +368,11 @@ impl VHost {
         }
     }
 
+    /// Every queue, as it is now.
+    pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.iter().map(|q| q.clone()).collect()
+    }
+
     /// Exclusive queues owned by a connection, to delete when it closes.
     pub(crate) fn exclusive_queues_of(&self, connection: ConnectionId) -> Vec<Arc<Queue>> {
         self.queues

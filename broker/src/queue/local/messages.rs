@@ -62,6 +62,20 @@ impl MessageList {
         Some(entry)
     }
 
+    /// The newest message (the highest offset of any level), which memory
+    /// pressure moves to disk first.
+    pub(super) fn pop_newest(&mut self) -> Option<QueueEntry> {
+        let level = self
+            .levels
+            .iter_mut()
+            .filter(|level| !level.is_empty())
+            .max_by_key(|level| level.back().map(|e| e.offset))?;
+        let entry = level.pop_back()?;
+        self.len -= 1;
+        self.bytes -= entry.message.body_size();
+        Some(entry)
+    }
+
     /// The oldest message of the lowest priority, which a length limit drops first.
     pub(super) fn pop_oldest_lowest(&mut self) -> Option<QueueEntry> {
         let entry = self.levels.iter_mut().find_map(|level| level.pop_front())?;

@@ -457,6 +457,10 @@ impl QueueBackend for LocalQueue {
         self.unlock_and_dead_letter(queue, state, dead);
     }
 
+    fn relieve_memory(&self, queue: &Arc<Queue>) {
+        LocalQueue::relieve_memory(self, queue);
+    }
+
     fn kick(&self, queue: &Arc<Queue>) {
         let mut dead = Dead::new();
         let mut state = self.state.lock();

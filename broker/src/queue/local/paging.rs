@@ -67,6 +67,14 @@ impl PagedTail {
         self.count == 0
     }
 
+    /// A message from the back of the window (at `offset`, below the
+    /// tail's) joins the tail at its head.
+    pub(super) fn prepend(&mut self, offset: Offset, bytes: usize) {
+        self.from = offset;
+        self.count += 1;
+        self.bytes += bytes as u64;
+    }
+
     /// A new message (at `offset`) stays on disk.
     pub(super) fn push(&mut self, offset: Offset, bytes: usize) {
         if self.count == 0 {
@@ -103,29 +111,82 @@ impl LocalQueue {
     /// Whether a new message should stay on disk: the tail is not empty
     /// (order), or the window is full and the queue pages now (a
     /// non-durable one only under memory pressure). A non-durable queue
-    /// whose window is half full asks for its store id first (see
-    /// `persistence.rs`).
+    /// whose window is half full asks for its store id first, pressure or
+    /// not (see `persistence.rs`).
     pub(super) fn should_page_out(&self, state: &QueueState) -> bool {
         if !self.may_page {
             return false;
         }
         let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
-        // A tail once started stays (order); a new one needs the queue's
-        // rule to allow it now.
         let Some(p) = &self.persistence else {
             return false;
         };
-        if state.paged.is_empty() && !p.pages_now() {
-            return false;
-        }
         if self.stored_as().is_none() {
+            // Ready ahead of need, pressure or not: opening the store takes
+            // memory at once, better before memory is high than at it.
             let half = state.ready.len() >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2;
             if half {
                 self.request_store_id();
             }
             return false;
         }
-        !state.paged.is_empty() || full
+        // A tail once started stays (order); a new one needs the queue's
+        // rule to allow it now.
+        !state.paged.is_empty() || (full && p.pages_now())
+    }
+
+    /// Memory is high: moves the ready messages beyond the window, newest
+    /// first, to the head of the tail on disk, a batch at a time. A
+    /// non-durable queue that filled before memory rose, with nobody to
+    /// drain it, would otherwise hold memory (and the alarm) up for good.
+    /// Blocks (the store may open, the disk may be behind): called on the
+    /// alarm monitor's relief thread.
+    pub(super) fn relieve_memory(&self, queue: &Queue) {
+        let Some(p) = &self.persistence else {
+            return;
+        };
+        if !self.may_page || p.is_durable() {
+            return;
+        }
+        if p.id().is_none() {
+            if !p.should_request_id() {
+                return; // being asked for already; next time
+            }
+            p.allocate_id(&self.name);
+        }
+        loop {
+            p.durability.throttle();
+            if self.page_out_excess(queue, PAGE_IN_BATCH) == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Moves up to `limit` of the newest ready messages beyond the window
+    /// to the tail (writing those not stored yet); returns how many.
+    fn page_out_excess(&self, queue: &Queue, limit: usize) -> usize {
+        if self.stored_as().is_none() {
+            return 0;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let mut moved = 0;
+        while moved < limit && (state.ready.len() > WINDOW_MESSAGES || state.ready.bytes() > WINDOW_BYTES) {
+            let Some(entry) = state.ready.pop_newest() else {
+                break;
+            };
+            if !entry.in_store
+                && self
+                    .persist(queue, &entry.message, entry.offset, entry.expires_at, now)
+                    .is_err()
+            {
+                state.ready.push_back(entry);
+                break;
+            }
+            state.paged.prepend(entry.offset, entry.message.body_size());
+            moved += 1;
+        }
+        moved
     }
 
     /// Gets a non-durable queue its store id, once, on a blocking thread.

@@ -14,10 +14,11 @@
 //! (`alarm::MemoryPressure`, from `--memory-paging-ratio`): a full window
 //! with no pressure just grows, as in RabbitMQ 3.x, because paging costs
 //! its throughput more than half (scenario 1 of bench/run.py went from
-//! 694k to 287k msg/s when every queue paged past 4,096 messages). It needs
-//! its store id only once it pages: it asks for it when its window is half
-//! full under pressure, on a blocking thread (the first use of the store
-//! may open it), and pages only once it has it.
+//! 694k to 287k msg/s when every queue paged past 4,096 messages). It asks
+//! for its store id when its window is first half full, pressure or not,
+//! on a blocking thread (the first use of the store may open it, which
+//! takes memory at once: better before memory is high), and pages only
+//! once it has it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
