@@ -111,6 +111,37 @@ async fn next_delivery(consumer: &mut lapin::Consumer, stalled: &str) -> lapin::
         .expect("delivery")
 }
 
+/// Publishes the messages numbered `numbers` (the number in the first four
+/// bytes of a `body_size` body) on a channel in confirm mode, then waits
+/// for every confirm and checks it is an ack.
+async fn publish_numbered(
+    channel: &Channel,
+    queue: &str,
+    numbers: std::ops::Range<u32>,
+    body_size: usize,
+    properties: BasicProperties,
+) {
+    let mut confirms = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        let mut body = vec![0u8; body_size];
+        body[..4].copy_from_slice(&n.to_be_bytes());
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                &body,
+                properties.clone(),
+            )
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
+    }
+}
+
 /// The number a test wrote in the first four bytes of a body.
 fn number(delivery: &lapin::message::Delivery) -> u32 {
     u32::from_be_bytes(delivery.data[..4].try_into().expect("a numbered body"))
@@ -187,25 +218,7 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
     let publish = publisher.create_channel().await.unwrap();
     publish.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let publishing = tokio::spawn(async move {
-        let mut confirms = Vec::new();
-        for i in 0..MESSAGES {
-            let mut body = vec![0u8; BODY];
-            body[..4].copy_from_slice(&i.to_be_bytes());
-            let confirm = publish
-                .basic_publish(
-                    "".into(),
-                    "flood".into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    BasicProperties::default(),
-                )
-                .await
-                .expect("publish");
-            confirms.push(confirm);
-        }
-        for confirm in confirms {
-            assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
-        }
+        publish_numbered(&publish, "flood", 0..MESSAGES, BODY, BasicProperties::default()).await;
         publisher
     });
 
@@ -286,26 +299,7 @@ async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest
         .unwrap();
     channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     let persistent = BasicProperties::default().with_delivery_mode(2);
-    let mut confirms = Vec::new();
-    for i in 0..MESSAGES {
-        let mut body = vec![0u8; BODY];
-        body[..4].copy_from_slice(&i.to_be_bytes());
-        confirms.push(
-            channel
-                .basic_publish(
-                    "".into(),
-                    "deep".into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    persistent.clone(),
-                )
-                .await
-                .unwrap(),
-        );
-    }
-    for confirm in confirms {
-        assert!(confirm.await.unwrap().is_ack());
-    }
+    publish_numbered(&channel, "deep", 0..MESSAGES, BODY, persistent).await;
     let before = resident(warren.child.id()).expect("VmRSS");
     let sampler = RssSampler::start(warren.child.id());
 
@@ -421,26 +415,7 @@ async fn a_non_durable_queue_pages_past_its_window_and_none_of_it_outlives_a_res
         .await
         .unwrap();
     channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    let mut confirms = Vec::with_capacity(MESSAGES as usize);
-    for i in 0..MESSAGES {
-        let mut body = vec![0u8; BODY];
-        body[..4].copy_from_slice(&i.to_be_bytes());
-        confirms.push(
-            channel
-                .basic_publish(
-                    "".into(),
-                    "long".into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    BasicProperties::default(),
-                )
-                .await
-                .unwrap(),
-        );
-    }
-    for confirm in confirms {
-        assert!(confirm.await.unwrap().is_ack());
-    }
+    publish_numbered(&channel, "long", 0..MESSAGES, BODY, BasicProperties::default()).await;
     assert_eq!(message_count(&channel, "long").await, MESSAGES);
     let growth = sampler.peak().saturating_sub(before);
     let on_disk = dir_bytes(dir.path());
@@ -515,26 +490,8 @@ async fn a_flood_into_a_non_durable_queue_pages_to_disk_under_the_watermark() {
         publishers.push(tokio::spawn(async move {
             let channel = connection.create_channel().await.unwrap();
             channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-            let mut confirms = Vec::new();
-            for i in 0..PER_PUBLISHER {
-                let mut body = vec![0u8; BODY];
-                body[..4].copy_from_slice(&(p * PER_PUBLISHER + i).to_be_bytes());
-                confirms.push(
-                    channel
-                        .basic_publish(
-                            "".into(),
-                            "flood".into(),
-                            BasicPublishOptions::default(),
-                            &body,
-                            BasicProperties::default(),
-                        )
-                        .await
-                        .expect("publish"),
-                );
-            }
-            for confirm in confirms {
-                assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
-            }
+            let numbers = p * PER_PUBLISHER..(p + 1) * PER_PUBLISHER;
+            publish_numbered(&channel, "flood", numbers, BODY, BasicProperties::default()).await;
             connection
         }));
     }
