@@ -121,7 +121,7 @@ pub(crate) struct Alarms {
     /// What frees memory under pressure (the broker pages queues out).
     relief: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The relief hook is running.
-    relieving: Arc<AtomicBool>,
+    relieving: AtomicBool,
 }
 
 impl Alarms {
@@ -144,7 +144,7 @@ impl Alarms {
             pressure: MemoryPressure::default(),
             paging_at,
             relief: OnceLock::new(),
-            relieving: Arc::new(AtomicBool::new(false)),
+            relieving: AtomicBool::new(false),
             inflow: AtomicU64::new(0),
             limits,
             monitor: OnceLock::new(),
@@ -233,24 +233,16 @@ impl Alarms {
         };
         self.resident.store(resident, Ordering::Relaxed);
         self.inflow.store(0, Ordering::Relaxed);
-        let paging = self.pressure.is_high();
-        if !paging && resident >= self.paging_at {
-            if self.pressure.set(true) {
-                tracing::info!(
-                    "memory at {} MiB, {} MiB or more: non-durable queues keep only a window of their messages in memory",
-                    resident >> 20,
-                    self.paging_at >> 20
-                );
-            }
-        } else if paging && (resident as f64) < self.paging_at as f64 * MEMORY_CLEAR_RATIO {
-            self.pressure.set(false);
+        let paging = at_level(self.pressure.is_high(), resident, self.paging_at);
+        if self.pressure.set(paging) && paging {
+            tracing::info!(
+                "memory at {} MiB, {} MiB or more: non-durable queues keep only a window of their messages in memory",
+                resident >> 20,
+                self.paging_at >> 20
+            );
         }
-        let raised = self.raised.borrow().memory;
-        if !raised && resident >= self.watermark {
-            self.set_memory(true, resident);
-        } else if raised && (resident as f64) < self.watermark as f64 * MEMORY_CLEAR_RATIO {
-            self.set_memory(false, resident);
-        }
+        let raise = at_level(self.raised.borrow().memory, resident, self.watermark);
+        self.set_memory(raise, resident);
     }
 
     fn set_memory(&self, raise: bool, used: u64) {
@@ -299,6 +291,17 @@ impl Alarms {
         } else if changed {
             tracing::info!("disk resource limit alarm cleared on node warren: {free} bytes free");
         }
+    }
+}
+
+/// Whether a level that was `on` is on after measuring `resident`: it goes
+/// on at `level` or above, and off only below [`MEMORY_CLEAR_RATIO`] of
+/// it, so it does not flap at the edge.
+fn at_level(on: bool, resident: u64, level: u64) -> bool {
+    if on {
+        resident as f64 >= level as f64 * MEMORY_CLEAR_RATIO
+    } else {
+        resident >= level
     }
 }
 

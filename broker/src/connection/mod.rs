@@ -603,10 +603,7 @@ impl Connection {
                     Some(channel) if channel.accepts_delivery(&delivery.consumer) => {
                         channel.deliver(&mut self.ctx, delivery);
                     }
-                    _ => {
-                        delivery.consumer.release_credit(1);
-                        delivery.queue.return_undelivered(delivery.entry);
-                    }
+                    _ => return_undelivered(delivery),
                 }
                 if let Some(queue) = stalled {
                     queue.kick();
@@ -654,10 +651,10 @@ impl Connection {
     }
 }
 
-/// Hands a delivery that will not be written back to its queue (the
-/// connection is going, so its consumers' windows no longer matter).
+/// Hands a delivery that will not be written back to its queue. (Its
+/// transit window is left as it is: the consumer is cancelled or its
+/// connection is going, or the caller counted it off already.)
 fn return_undelivered(delivery: Delivery) {
-    delivery.consumer.transit.arrived(delivery.entry.message.body.len());
     delivery.consumer.release_credit(1);
     delivery.queue.return_undelivered(delivery.entry);
 }

@@ -259,7 +259,6 @@ impl LocalQueue {
             };
             if let Err(Delivery { entry, .. }) = consumer.sink.deliver(delivery) {
                 // The connection is gone: its consumer goes too.
-                consumer.transit.arrived(entry.message.body.len());
                 consumer.release_credit(1);
                 state.ready.requeue(entry);
                 state.consumers.remove(index);

@@ -1,7 +1,8 @@
 //! Queues longer than memory: a queue keeps a window of its oldest ready
-//! messages in memory and leaves the rest on disk, durable or not (as
-//! RabbitMQ 3.12+ classic queues do); a non-durable queue's part on disk
-//! never outlives the process.
+//! messages in memory and leaves the rest on disk: a durable queue always,
+//! a non-durable one while memory is high (see `persistence.rs`, and
+//! `relieve_memory` for what it held before); a non-durable queue's part
+//! on disk never outlives the process.
 //!
 //! Once the window is full, a new message is written to the store (its
 //! body and its index entry; a transient one too, flagged so it does not
@@ -114,14 +115,10 @@ impl LocalQueue {
     /// whose window is half full asks for its store id first, pressure or
     /// not (see `persistence.rs`).
     pub(super) fn should_page_out(&self, state: &QueueState) -> bool {
-        if !self.may_page {
-            return false;
-        }
-        let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
-        let Some(p) = &self.persistence else {
+        let Some(p) = self.persistence.as_ref().filter(|_| self.may_page) else {
             return false;
         };
-        if self.stored_as().is_none() {
+        if p.id().is_none() {
             // Ready ahead of need, pressure or not: opening the store takes
             // memory at once, better before memory is high than at it.
             let half = state.ready.len() >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2;
@@ -132,6 +129,7 @@ impl LocalQueue {
         }
         // A tail once started stays (order); a new one needs the queue's
         // rule to allow it now.
+        let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
         !state.paged.is_empty() || (full && p.pages_now())
     }
 

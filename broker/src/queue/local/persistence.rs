@@ -39,14 +39,19 @@ pub(crate) struct Persistence {
     /// The queue's id in the store: a durable queue's from the start, a
     /// non-durable queue's once it has asked for one.
     id: OnceLock<QueueId>,
-    /// Whether the queue is durable: its persistent messages are stored
-    /// and survive a restart. A non-durable queue's entries never do.
-    durable: bool,
     /// A non-durable queue has asked for its id.
     id_requested: AtomicBool,
-    /// A non-durable queue pages only while memory is high; None for a
-    /// durable queue, which always does.
-    pressure: Option<MemoryPressure>,
+    keeps: Keeps,
+}
+
+/// What a queue keeps in the store.
+enum Keeps {
+    /// A durable queue: its persistent messages, which survive a restart,
+    /// and what it pages out past its window, always.
+    Durable,
+    /// A non-durable queue: only what it pages out, which it starts doing
+    /// while memory is high; none of it survives a restart.
+    PagedOnly(MemoryPressure),
 }
 
 impl Persistence {
@@ -55,9 +60,8 @@ impl Persistence {
         Persistence {
             durability,
             id: OnceLock::from(id),
-            durable: true,
             id_requested: AtomicBool::new(true),
-            pressure: None,
+            keeps: Keeps::Durable,
         }
     }
 
@@ -67,20 +71,22 @@ impl Persistence {
         Persistence {
             durability,
             id: OnceLock::new(),
-            durable: false,
             id_requested: AtomicBool::new(false),
-            pressure: Some(pressure),
+            keeps: Keeps::PagedOnly(pressure),
         }
     }
 
     /// Whether a full window should start a paged tail now: always for a
     /// durable queue, under memory pressure for a non-durable one.
     pub(super) fn pages_now(&self) -> bool {
-        self.pressure.as_ref().is_none_or(MemoryPressure::is_high)
+        match &self.keeps {
+            Keeps::Durable => true,
+            Keeps::PagedOnly(pressure) => pressure.is_high(),
+        }
     }
 
     pub(crate) fn is_durable(&self) -> bool {
-        self.durable
+        matches!(self.keeps, Keeps::Durable)
     }
 
     /// The queue's id in the store, if it has one yet.
@@ -150,7 +156,7 @@ impl LocalQueue {
         let result = p.durability.store().add_entry(
             queue_id,
             offset,
-            &entry_record(id, message, 0, expires_at, now, p.durable),
+            &entry_record(id, message, 0, expires_at, now, p.is_durable()),
         );
         match result {
             Ok(()) => {
@@ -194,7 +200,7 @@ impl LocalQueue {
             return;
         };
         // A non-durable queue has no definition there, only its index.
-        let deleted = if p.durable {
+        let deleted = if p.is_durable() {
             p.durability
                 .store()
                 .delete_queue(&queue.vhost_name, &queue.name, queue_id)
@@ -213,7 +219,7 @@ impl LocalQueue {
     pub(super) fn mark_delivered(&self, entry: &QueueEntry) {
         // Only a durable queue's entries outlive a restart.
         if let (Some((p, queue_id)), true) = (self.stored_as(), entry.in_store) {
-            if p.durable {
+            if p.is_durable() {
                 p.durability.mark_delivered(queue_id, entry.offset);
             }
         }
@@ -230,7 +236,7 @@ impl LocalQueue {
             entry.delivery_count,
             entry.expires_at,
             Instant::now(),
-            p.durable,
+            p.is_durable(),
         );
         if p.durability
             .store()
