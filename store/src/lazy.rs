@@ -52,6 +52,15 @@ impl Store for LazySledStore {
     fn save_vhost(&self, name: &str) -> StoreResult<()> {
         self.get()?.save_vhost(name)
     }
+    fn delete_vhost(&self, name: &str) -> StoreResult<()> {
+        self.get()?.delete_vhost(name)
+    }
+    fn save_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.get()?.save_setting(key, value)
+    }
+    fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        self.get()?.delete_setting(key)
+    }
     fn save_exchange(&self, record: &ExchangeRecord) -> StoreResult<()> {
         self.get()?.save_exchange(record)
     }

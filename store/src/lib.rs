@@ -47,6 +47,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What the broker persists, independent of the backend.
 pub trait Store: Send + Sync + 'static {
     fn save_vhost(&self, name: &str) -> StoreResult<()>;
+    /// Forgets a vhost's name (its exchanges, queues and bindings are
+    /// deleted one by one by the broker before).
+    fn delete_vhost(&self, name: &str) -> StoreResult<()>;
+    /// Saves one access or configuration record (a user, a permission, a
+    /// vhost's metadata, a policy...) under `key`; the broker owns the
+    /// keys and the encoding.
+    fn save_setting(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+    fn delete_setting(&self, key: &str) -> StoreResult<()>;
     fn save_exchange(&self, record: &ExchangeRecord) -> StoreResult<()>;
     fn delete_exchange(&self, vhost: &str, name: &str) -> StoreResult<()>;
     fn save_queue(&self, record: &QueueRecord) -> StoreResult<()>;

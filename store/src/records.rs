@@ -76,4 +76,6 @@ pub struct Definitions {
     pub exchanges: Vec<ExchangeRecord>,
     pub queues: Vec<QueueRecord>,
     pub bindings: Vec<BindingRecord>,
+    /// Access and configuration records, as (key, value), in key order.
+    pub settings: Vec<(String, Vec<u8>)>,
 }

@@ -51,6 +51,7 @@ pub struct SledStore {
     exchanges: sled::Tree,
     queues: sled::Tree,
     bindings: sled::Tree,
+    settings: sled::Tree,
     indexes: QueueIndexes,
     bodies: SegmentStore,
     options: StoreOptions,
@@ -129,6 +130,7 @@ impl SledStore {
             exchanges: db.open_tree("exchanges")?,
             queues,
             bindings: db.open_tree("bindings")?,
+            settings: db.open_tree("settings")?,
             indexes,
             bodies,
             options,
@@ -151,6 +153,21 @@ impl SledStore {
 impl Store for SledStore {
     fn save_vhost(&self, name: &str) -> StoreResult<()> {
         self.vhosts.insert(name.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    fn delete_vhost(&self, name: &str) -> StoreResult<()> {
+        self.vhosts.remove(name.as_bytes())?;
+        Ok(())
+    }
+
+    fn save_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.settings.insert(key.as_bytes(), value)?;
+        Ok(())
+    }
+
+    fn delete_setting(&self, key: &str) -> StoreResult<()> {
+        self.settings.remove(key.as_bytes())?;
         Ok(())
     }
 
@@ -205,6 +222,11 @@ impl Store for SledStore {
         }
         for key in self.bindings.iter().keys() {
             defs.bindings.push(from_json(&key?)?);
+        }
+        for pair in self.settings.iter() {
+            let (key, value) = pair?;
+            defs.settings
+                .push((String::from_utf8_lossy(&key).into_owned(), value.to_vec()));
         }
         Ok(defs)
     }
