@@ -44,12 +44,20 @@ pub struct BrokerConfig {
     pub channel_max: u16,
     /// Largest message body accepted, in bytes.
     pub max_message_size: usize,
-    /// Users as (name, password); each may use every vhost.
-    pub users: Vec<(String, String)>,
-    /// Virtual hosts created at start.
+    /// The user made on a data directory that holds no users yet (an
+    /// administrator with every permission on `vhosts`), and its password
+    /// (RabbitMQ's `default_user`/`default_pass`).
+    pub default_user: String,
+    pub default_pass: String,
+    /// The vhosts made on a data directory that holds none yet; the first
+    /// is the default vhost (RabbitMQ's `default_vhost`).
     pub vhosts: Vec<String>,
-    /// Whether `guest` may log in from addresses other than loopback.
-    pub guest_remote_access: bool,
+    /// Users who may log in only from this host (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    /// A RabbitMQ definitions file (JSON) loaded at start (RabbitMQ's
+    /// `load_definitions`): users, vhosts, permissions, exchanges, queues
+    /// and bindings it names are created or updated.
+    pub definitions_file: Option<PathBuf>,
     /// How long a client has to finish the connection handshake.
     pub handshake_timeout: Duration,
     /// Below this many free bytes on the data directory's disk, publishing
@@ -76,6 +84,9 @@ pub struct BrokerConfig {
     /// Consumers one channel may hold (RabbitMQ's
     /// `consumer_max_per_channel`); None for no limit.
     pub max_consumers_per_channel: Option<u32>,
+    /// Where the management HTTP API listens (None: not at all). The
+    /// broker itself does not serve it; `warren::start` does.
+    pub management_listen: Option<SocketAddr>,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
 }
@@ -94,9 +105,12 @@ impl Default for BrokerConfig {
             // RabbitMQ 3.x's default (RabbitMQ 4 lowered it to 16 MiB;
             // client suites publish 20 MiB messages).
             max_message_size: 128 * 1024 * 1024,
-            users: vec![("guest".into(), "guest".into())],
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
             vhosts: vec!["/".into()],
-            guest_remote_access: false,
+            loopback_users: vec!["guest".into()],
+            definitions_file: None,
+            management_listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 15672))),
             handshake_timeout: Duration::from_secs(10),
             disk_free_limit: 50_000_000,
             memory_high_watermark: MemoryWatermark::default(),
@@ -196,6 +210,35 @@ pub struct Settings {
     #[arg(long, env = "WARREN_MAX_CONSUMERS_PER_CHANNEL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_consumers_per_channel: Option<u32>,
+    /// The user created, as an administrator with every permission on the
+    /// default vhost, when the data directory holds no users yet
+    /// [default: guest].
+    #[arg(long, env = "WARREN_DEFAULT_USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_user: Option<String>,
+    /// The default user's password [default: guest].
+    #[arg(long, env = "WARREN_DEFAULT_PASS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_pass: Option<String>,
+    /// The vhost created when the data directory holds none yet [default: /].
+    #[arg(long, env = "WARREN_DEFAULT_VHOST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_vhost: Option<String>,
+    /// Users who may only connect from this host, comma-separated; empty
+    /// for none [default: guest, as RabbitMQ's loopback_users].
+    #[arg(long, env = "WARREN_LOOPBACK_USERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback_users: Option<String>,
+    /// A RabbitMQ definitions file (JSON, as exported by RabbitMQ or by
+    /// Warren) to load at start: its users, vhosts, permissions, policies,
+    /// exchanges, queues and bindings are created or updated.
+    #[arg(long, env = "WARREN_DEFINITIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definitions: Option<PathBuf>,
+    /// Address of the management HTTP API, or `none` [default: [::]:15672].
+    #[arg(long, env = "WARREN_MANAGEMENT_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub management_listen: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -281,6 +324,34 @@ impl Settings {
         }
         if let Some(v) = self.max_consumers_per_channel {
             config.max_consumers_per_channel = Some(v);
+        }
+        if let Some(v) = self.default_user {
+            config.default_user = v;
+        }
+        if let Some(v) = self.default_pass {
+            config.default_pass = v;
+        }
+        if let Some(v) = self.default_vhost {
+            config.vhosts = vec![v];
+        }
+        if let Some(v) = self.loopback_users {
+            config.loopback_users = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        config.definitions_file = self.definitions;
+        if let Some(v) = self.management_listen {
+            config.management_listen = match v.as_str() {
+                "none" | "off" | "" => None,
+                addr => Some(addr.parse().map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "management_listen '{addr}' is not an address (HOST:PORT) or 'none': {e}"
+                    ))
+                })?),
+            };
         }
         config.validate()?;
         Ok(config)

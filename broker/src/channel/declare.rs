@@ -4,8 +4,9 @@
 use warren_protocol::*;
 
 use super::{direct_reply, Channel, ConnCtx};
+use crate::access::{Operation, ResourceKind};
 use crate::error::{AmqpError, AmqpResult};
-use crate::exchange::{Destination, ExchangeKind, ExchangeSettings};
+use crate::exchange::{unknown_exchange_type, Destination, ExchangeKind, ExchangeSettings};
 use crate::names;
 use crate::queue::QueueSettings;
 
@@ -24,6 +25,12 @@ impl Channel {
             let Some(kind) = ExchangeKind::parse(&m.kind) else {
                 return Err(AmqpError::command_invalid(unknown_exchange_type(&m.kind)));
             };
+            ctx.grant
+                .check(Operation::Configure, ResourceKind::Exchange, &m.exchange)?;
+            if let Some(alternate) = m.arguments.get("alternate-exchange").and_then(|v| v.as_str()) {
+                ctx.grant.check(Operation::Read, ResourceKind::Exchange, &m.exchange)?;
+                ctx.grant.check(Operation::Write, ResourceKind::Exchange, alternate)?;
+            }
             let settings = ExchangeSettings {
                 kind,
                 durable: m.durable,
@@ -40,6 +47,11 @@ impl Channel {
     }
 
     pub(super) fn exchange_delete(&mut self, ctx: &mut ConnCtx, m: ExchangeDelete) -> AmqpResult<()> {
+        if m.exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        ctx.grant
+            .check(Operation::Configure, ResourceKind::Exchange, &m.exchange)?;
         ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
         if !m.nowait {
             ctx.send(self.id, ExchangeDeleteOk {});
@@ -48,17 +60,24 @@ impl Channel {
     }
 
     /// Checks an exchange-to-exchange binding's ends and returns the destination.
-    fn exchange_binding_ends(&self, ctx: &ConnCtx, source: &str, destination: &ShortStr) -> AmqpResult<Destination> {
+    fn exchange_binding_ends(
+        &self,
+        ctx: &mut ConnCtx,
+        source: &str,
+        destination: &ShortStr,
+        routing_key: &str,
+    ) -> AmqpResult<Destination> {
         if source.is_empty() || destination.is_empty() {
             return Err(default_exchange_refused());
         }
+        check_binding(ctx, source, ResourceKind::Exchange, destination, routing_key)?;
         ctx.vhost.exchange_or_404(source)?;
         ctx.vhost.exchange_or_404(destination)?;
         Ok(Destination::Exchange(destination.clone()))
     }
 
     pub(super) fn exchange_bind(&mut self, ctx: &mut ConnCtx, m: ExchangeBind) -> AmqpResult<()> {
-        let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination)?;
+        let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination, &m.routing_key)?;
         ctx.vhost.bind(&m.source, destination, m.routing_key, m.arguments)?;
         if !m.nowait {
             ctx.send(self.id, ExchangeBindOk {});
@@ -70,6 +89,7 @@ impl Channel {
         if m.source.is_empty() || m.destination.is_empty() {
             return Err(default_exchange_refused());
         }
+        check_binding(ctx, &m.source, ResourceKind::Exchange, &m.destination, &m.routing_key)?;
         let destination = Destination::Exchange(m.destination.clone());
         ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments);
         if !m.nowait {
@@ -110,6 +130,11 @@ impl Channel {
                 }
                 m.queue.clone()
             };
+            ctx.grant.check(Operation::Configure, ResourceKind::Queue, &name)?;
+            if let Some(dlx) = m.arguments.get("x-dead-letter-exchange").and_then(|v| v.as_str()) {
+                ctx.grant.check(Operation::Read, ResourceKind::Queue, &name)?;
+                ctx.grant.check(Operation::Write, ResourceKind::Exchange, dlx)?;
+            }
             let settings = QueueSettings {
                 // An exclusive queue never outlives its connection, so it is
                 // never durable, whatever was asked.
@@ -135,11 +160,18 @@ impl Channel {
     }
 
     /// Resolves and checks the ends of a queue binding.
-    fn queue_binding_ends(&self, ctx: &ConnCtx, exchange: &str, queue: &ShortStr) -> AmqpResult<Destination> {
+    fn queue_binding_ends(
+        &self,
+        ctx: &mut ConnCtx,
+        exchange: &str,
+        queue: &ShortStr,
+        routing_key: &str,
+    ) -> AmqpResult<Destination> {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
         let name = self.queue_name(queue)?;
+        check_binding(ctx, exchange, ResourceKind::Queue, &name, routing_key)?;
         ctx.vhost.exchange_or_404(exchange)?;
         let queue = ctx.vhost.queue_or_404(&name)?;
         ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
@@ -147,7 +179,7 @@ impl Channel {
     }
 
     pub(super) fn queue_bind(&mut self, ctx: &mut ConnCtx, m: QueueBind) -> AmqpResult<()> {
-        let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue)?;
+        let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue, &m.routing_key)?;
         ctx.vhost.bind(&m.exchange, destination, m.routing_key, m.arguments)?;
         if !m.nowait {
             ctx.send(self.id, QueueBindOk {});
@@ -160,6 +192,7 @@ impl Channel {
             return Err(default_exchange_refused());
         }
         let name = self.queue_name(&m.queue)?;
+        check_binding(ctx, &m.exchange, ResourceKind::Queue, &name, &m.routing_key)?;
         let Some(queue) = ctx.vhost.queue(&name) else {
             ctx.send(self.id, QueueUnbindOk {});
             return Ok(());
@@ -187,6 +220,7 @@ impl Channel {
 
     pub(super) fn queue_delete(&mut self, ctx: &mut ConnCtx, m: QueueDelete) -> AmqpResult<()> {
         let name = self.queue_name(&m.queue)?;
+        ctx.grant.check(Operation::Configure, ResourceKind::Queue, &name)?;
         let count = match ctx.vhost.queue(&name) {
             // Deleting a queue that does not exist succeeds, as in RabbitMQ.
             None => 0,
@@ -214,25 +248,24 @@ impl Channel {
     }
 }
 
-/// RabbitMQ's text for an exchange type it does not have. It depends on
-/// whether the name is already an atom in RabbitMQ's Erlang VM ("invalid",
-/// e.g. 'foo') or not ("unknown", e.g. 'no-such-type'); a few common words
-/// that are atoms there are listed, everything else is "unknown".
-fn unknown_exchange_type(kind: &str) -> String {
-    const ERLANG_ATOMS: &[&str] = &[
-        "foo",
-        "bar",
-        "undefined",
-        "error",
-        "ok",
-        "true",
-        "false",
-        "none",
-        "invalid",
-    ];
-    if ERLANG_ATOMS.contains(&kind) {
-        format!("invalid exchange type '{kind}'")
-    } else {
-        format!("unknown exchange type '{kind}'")
+/// A binding (or unbinding) needs write on its destination and read on
+/// its source, and, from a topic exchange, the topic read permission on its
+/// routing key (rabbit_channel's `binding_action`).
+fn check_binding(
+    ctx: &mut ConnCtx,
+    source: &str,
+    destination_kind: ResourceKind,
+    destination: &str,
+    routing_key: &str,
+) -> AmqpResult<()> {
+    ctx.grant.check(Operation::Write, destination_kind, destination)?;
+    ctx.grant.check(Operation::Read, ResourceKind::Exchange, source)?;
+    if ctx
+        .vhost
+        .exchange(source)
+        .is_some_and(|x| x.kind() == ExchangeKind::Topic)
+    {
+        ctx.grant.check_topic(Operation::Read, source, routing_key)?;
     }
+    Ok(())
 }

@@ -12,8 +12,10 @@ use warren_protocol::*;
 
 use super::content::PendingContent;
 use super::{direct_reply, Channel, ConnCtx};
+use crate::access::{Operation, ResourceKind};
 use crate::durability::Synced;
 use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::ExchangeKind;
 use crate::message::Message;
 use crate::queue::{Enqueued, Queue};
 
@@ -47,7 +49,13 @@ impl Channel {
         mut header: ContentHeader,
         body: Bytes,
     ) -> AmqpResult<()> {
+        ctx.grant
+            .check(Operation::Write, ResourceKind::Exchange, &publish.exchange)?;
         let exchange = ctx.vhost.exchange_or_404(&publish.exchange)?;
+        if exchange.kind() == ExchangeKind::Topic {
+            ctx.grant
+                .check_topic(Operation::Write, &exchange.name, &publish.routing_key)?;
+        }
         if exchange.settings.internal {
             return Err(AmqpError::access_refused(format!(
                 "cannot publish to internal exchange '{}' in vhost '{}'",
@@ -55,7 +63,7 @@ impl Channel {
             )));
         }
         if let Some(user_id) = &header.properties().user_id {
-            if user_id.as_str() != ctx.user {
+            if user_id.as_str() != ctx.user && !ctx.grant.may_impersonate() {
                 return Err(AmqpError::precondition_failed(format!(
                     "user_id property set to '{user_id}' but authenticated user was '{}'",
                     ctx.user

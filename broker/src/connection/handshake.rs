@@ -11,6 +11,7 @@ use warren_protocol::*;
 
 use super::log::{self, ConnectionName};
 use super::server_properties::server_properties;
+use crate::access::{Grant, LoginRefusal, User};
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
 use crate::connection_slots::{ConnectionSlot, LimitReached};
@@ -23,6 +24,9 @@ pub(super) struct Session {
     pub slot: ConnectionSlot,
     pub vhost: Arc<VHost>,
     pub user: String,
+    /// What the user may do in the vhost.
+    pub grant: Grant,
+    pub client_properties: FieldTable,
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
@@ -187,20 +191,31 @@ pub(super) async fn run(
         Ok(slot) => slot,
         Err(LimitReached(limit)) => {
             let what = format!("connection refused: node connection limit ({limit}) is reached");
-            log::handshake_error(name, Some(&user), "opening", &what);
+            log::handshake_error(name, Some(&user.name), "opening", &what);
             return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
         }
     };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
         let what = format!("vhost {} not found", open.virtual_host);
-        log::handshake_error(name, Some(&user), "opening", &what);
+        log::handshake_error(name, Some(&user.name), "opening", &what);
+        return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
+    };
+    let client_id = match start_ok.client_properties.get("client_id") {
+        Some(FieldValue::LongStr(id)) => Some(String::from_utf8_lossy(id).into_owned()),
+        _ => None,
+    };
+    let Some(grant) = Grant::new(broker.access.clone(), user.clone(), &vhost.name, client_id) else {
+        let what = format!("access to vhost '{}' refused for user '{}'", vhost.name, user.name);
+        log::handshake_error(name, Some(&user.name), "opening", &what);
         return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
     };
     send(reader.socket, ConnectionOpenOk::default().into()).await?;
     Ok(Session {
         slot,
         vhost,
-        user,
+        user: user.name.clone(),
+        grant,
+        client_properties: start_ok.client_properties,
         frame_max,
         channel_max: tune_ok.channel_max,
         heartbeat: tune_ok.heartbeat,
@@ -231,13 +246,14 @@ fn check_tuned(what: &str, client: u32, min: u32, server: u32) -> Result<(), Str
     Ok(())
 }
 
-/// Checks the credentials in start-ok; guest may only log in from loopback.
+/// Checks the credentials in start-ok; loopback users may only log in
+/// from this host.
 fn authenticate(
     broker: &Broker,
     start_ok: &ConnectionStartOk,
     name: ConnectionName,
     caps: ClientCapabilities,
-) -> Result<String, HandshakeError> {
+) -> Result<Arc<User>, HandshakeError> {
     let peer = name.peer;
     let mechanism = start_ok.mechanism.as_str();
     let credentials = match mechanism {
@@ -251,19 +267,17 @@ fn authenticate(
             )));
         }
     };
-    let refusal = match &credentials {
-        None => Some("malformed credentials".to_string()),
-        Some((user, password)) if !broker.authenticate(user, password) => {
-            Some(format!("user '{user}' - invalid credentials"))
-        }
-        Some((user, _)) if user == "guest" && !broker.config.guest_remote_access && !peer.ip().is_loopback() => {
-            Some(format!("user '{user}' - User can only log in via localhost"))
-        }
-        Some(_) => None,
+    let outcome = match &credentials {
+        None => Err("malformed credentials".to_string()),
+        Some((user, password)) => match broker.access.authenticate(user, password, peer.ip().is_loopback()) {
+            Ok(user) => Ok(user),
+            Err(LoginRefusal::InvalidCredentials) => Err(format!("user '{user}' - invalid credentials")),
+            Err(LoginRefusal::LoopbackOnly) => Err(format!("user '{user}' - User can only log in via localhost")),
+        },
     };
-    match (credentials, refusal) {
-        (Some((user, _)), None) => Ok(user),
-        (_, Some(why)) => {
+    match outcome {
+        Ok(user) => Ok(user),
+        Err(why) => {
             log::handshake_error(name, None, "starting", &format!("{mechanism} login refused: {why}"));
             if caps.authentication_failure_close {
                 Err(HandshakeError::Refuse(AmqpError::access_refused(format!(
@@ -273,7 +287,6 @@ fn authenticate(
                 Err(HandshakeError::Gone)
             }
         }
-        (None, None) => Err(HandshakeError::Gone),
     }
 }
 

@@ -203,3 +203,26 @@ impl Exchange {
             });
     }
 }
+
+/// RabbitMQ's text for an exchange type it does not have. It depends on
+/// whether the name is already an atom in RabbitMQ's Erlang VM ("invalid",
+/// e.g. 'foo') or not ("unknown", e.g. 'no-such-type'); a few common words
+/// that are atoms there are listed, everything else is "unknown".
+pub(crate) fn unknown_exchange_type(kind: &str) -> String {
+    const ERLANG_ATOMS: &[&str] = &[
+        "foo",
+        "bar",
+        "undefined",
+        "error",
+        "ok",
+        "true",
+        "false",
+        "none",
+        "invalid",
+    ];
+    if ERLANG_ATOMS.contains(&kind) {
+        format!("invalid exchange type '{kind}'")
+    } else {
+        format!("unknown exchange type '{kind}'")
+    }
+}
