@@ -195,6 +195,16 @@ impl Alarms {
         self.watermark
     }
 
+    /// Resident memory at the last measurement.
+    pub(crate) fn resident(&self) -> u64 {
+        self.resident.load(Ordering::Relaxed)
+    }
+
+    /// Which alarms are raised now.
+    pub(crate) fn raised(&self) -> Raised {
+        *self.raised.borrow()
+    }
+
     /// Whether non-durable queues should page now.
     pub(crate) fn pressure(&self) -> MemoryPressure {
         self.pressure.clone()

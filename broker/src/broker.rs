@@ -1,7 +1,7 @@
-//! The broker's shared state: vhosts, users, direct reply-to addresses,
-//! the durable store, the resource alarms and the shutdown signal.
+//! The broker's shared state: vhosts, users and permissions, open
+//! connections, direct reply-to addresses, the durable store, the resource
+//! alarms and the shutdown signal.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +11,13 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 use warren_store::{LazySledStore, Store, StoreOptions};
 
+use crate::access::{Access, Defaults, VhostMeta};
 use crate::alarm::{Alarms, Limits};
 use crate::config::BrokerConfig;
 use crate::connection_slots::ConnectionSlots;
+use crate::connections::Connections;
 use crate::durability::Durability;
+use crate::error::AmqpError;
 use crate::ids::ConnectionId;
 use crate::recovery;
 use crate::reply_to::ReplyRegistry;
@@ -24,7 +27,12 @@ use crate::vhost::VHost;
 pub(crate) struct Broker {
     pub config: BrokerConfig,
     vhosts: DashMap<String, Arc<VHost>>,
-    users: HashMap<String, String>,
+    /// Users, permissions and vhost metadata.
+    pub access: Arc<Access>,
+    /// Open connections, by id.
+    pub connections: Connections,
+    /// The addresses the AMQP listeners are bound to.
+    listeners: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
     next_connection_id: AtomicU64,
     /// Direct reply-to addresses and the channels they reach.
     pub reply_targets: ReplyRegistry,
@@ -76,7 +84,25 @@ impl Broker {
         let lock = lock_data_dir(dir)?;
         let store = Arc::new(LazySledStore::new(config.data_dir.clone(), StoreOptions::default()));
         let durability = Durability::start(store.clone() as Arc<dyn Store>);
-        let users = config.users.iter().cloned().collect();
+        let settings = if store.exists() {
+            store
+                .get()
+                .and_then(|s| s.definitions())
+                .map_err(|e| io::Error::other(format!("reading the data directory {}: {e}", dir.display())))?
+                .settings
+        } else {
+            Vec::new()
+        };
+        let access = Arc::new(Access::load(
+            Some(store.clone() as Arc<dyn Store>),
+            &settings,
+            Defaults {
+                user: &config.default_user,
+                password: &config.default_pass,
+                vhosts: &config.vhosts,
+            },
+            config.loopback_users.clone(),
+        ));
         let (shutdown, _) = watch::channel(false);
         let alarms = Alarms::start(Limits {
             memory_high_watermark: config.memory_high_watermark,
@@ -89,7 +115,9 @@ impl Broker {
         durability.limit_unwritten(alarms.watermark() / 8);
         let broker = Arc::new(Broker {
             vhosts: DashMap::new(),
-            users,
+            access,
+            connections: Connections::default(),
+            listeners: Default::default(),
             next_connection_id: AtomicU64::new(1),
             reply_targets: ReplyRegistry::default(),
             durability,
@@ -116,7 +144,7 @@ impl Broker {
                 ))
             })?;
         }
-        for name in broker.config.vhosts.clone() {
+        for name in broker.access.vhost_names() {
             broker.add_vhost(&name);
         }
         Ok(broker)
@@ -138,13 +166,55 @@ impl Broker {
             .clone()
     }
 
-    pub(crate) fn durability(&self) -> &Arc<Durability> {
-        &self.durability
+    /// Every vhost's name.
+    pub(crate) fn vhost_names(&self) -> Vec<String> {
+        self.vhosts.iter().map(|v| v.key().clone()).collect()
     }
 
-    /// Checks a user's password.
-    pub(crate) fn authenticate(&self, user: &str, password: &str) -> bool {
-        self.users.get(user).is_some_and(|p| p == password)
+    /// Creates a vhost at runtime (or updates its metadata), durably.
+    pub(crate) fn create_vhost(&self, name: &str, meta: VhostMeta) -> Result<(), AmqpError> {
+        if self.vhost(name).is_none() {
+            self.durability
+                .store()
+                .save_vhost(name)
+                .map_err(|e| AmqpError::internal_error(format!("store write failed: {e}")))?;
+            self.durability.wrote();
+            tracing::info!("adding vhost '{name}'");
+        }
+        self.access.put_vhost(name, meta);
+        self.add_vhost(name);
+        Ok(())
+    }
+
+    /// Deletes a vhost: its connections are closed with 320, its queues
+    /// and exchanges deleted, its permissions forgotten.
+    pub(crate) fn delete_vhost(&self, name: &str) -> Result<(), AmqpError> {
+        let Some((_, vhost)) = self.vhosts.remove(name) else {
+            return Err(AmqpError::no_such("vhost", name, name));
+        };
+        tracing::info!("deleting vhost '{name}'");
+        self.connections
+            .close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
+        vhost.delete_everything();
+        if let Err(e) = self.durability.store().delete_vhost(name) {
+            tracing::error!("store write failed: {e}");
+        }
+        self.durability.wrote();
+        self.access.delete_vhost(name);
+        Ok(())
+    }
+
+    /// Records where an AMQP listener is bound.
+    pub(crate) fn add_listener(&self, addr: std::net::SocketAddr) {
+        self.listeners.lock().push(addr);
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners.lock().clone()
+    }
+
+    pub(crate) fn durability(&self) -> &Arc<Durability> {
+        &self.durability
     }
 
     pub(crate) fn next_connection_id(&self) -> ConnectionId {

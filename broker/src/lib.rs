@@ -8,6 +8,8 @@
 
 #![warn(unreachable_pub)]
 
+mod access;
+mod admin;
 mod alarm;
 mod blocking;
 mod broker;
@@ -16,6 +18,7 @@ mod client_capabilities;
 mod config;
 mod connection;
 mod connection_slots;
+mod connections;
 mod durability;
 mod error;
 mod exchange;
@@ -36,6 +39,7 @@ pub mod bench;
 #[cfg(test)]
 mod tests;
 
+pub use admin::*;
 pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
 pub use memory::MemoryWatermark;
 pub use server::{start, RunningBroker};

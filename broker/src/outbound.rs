@@ -25,6 +25,9 @@ pub(crate) enum Outbound {
         consumer_tag: ShortStr,
         message: Arc<Message>,
     },
+    /// Close the connection with 320 CONNECTION_FORCED (its vhost or user
+    /// was deleted, or an operator closed it).
+    ForceClose { reason: String },
 }
 
 #[derive(Debug, Clone)]

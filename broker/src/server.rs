@@ -27,14 +27,27 @@ impl RunningBroker {
         self.addr
     }
 
-    /// An `amqp://` URL for guest on the default vhost.
+    /// The administration interface (for the management API).
+    pub fn admin(&self) -> crate::Admin {
+        crate::Admin::new(self.broker.clone())
+    }
+
+    /// An `amqp://` URL for the default user on the default vhost.
     pub fn amqp_url(&self) -> String {
         let host = if self.addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {
             self.addr.ip().to_string()
         };
-        format!("amqp://guest:guest@{host}:{}/%2f", self.addr.port())
+        let config = &self.broker.config;
+        let vhost = config.vhosts.first().map_or("/", String::as_str);
+        format!(
+            "amqp://{}:{}@{host}:{}/{}",
+            url_encode(&config.default_user),
+            url_encode(&config.default_pass),
+            self.addr.port(),
+            url_encode(vhost)
+        )
     }
 
     /// Closes every connection with 320 CONNECTION_FORCED and stops
@@ -64,6 +77,19 @@ impl RunningBroker {
     }
 }
 
+/// Percent-encodes all but unreserved characters, for a URL's parts.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
 /// The last sync, on a blocking thread.
 async fn stop_durability(broker: &Arc<Broker>) {
     let durability = broker.durability().clone();
@@ -73,11 +99,19 @@ async fn stop_durability(broker: &Arc<Broker>) {
 /// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     // Opening recovers the data directory: file work, off the runtime.
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config))
-        .await
-        .map_err(std::io::Error::other)??;
+    // So does a definitions file.
+    let broker = tokio::task::spawn_blocking(move || {
+        let broker = Broker::open(config)?;
+        if let Some(path) = broker.config.definitions_file.clone() {
+            load_definitions(&broker, &path)?;
+        }
+        Ok::<_, io::Error>(broker)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
     let listener = bind(broker.config.listen).await?;
     let addr = listener.local_addr()?;
+    broker.add_listener(addr);
     let connections = TaskTracker::new();
     let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));
     tracing::info!(%addr, "Warren is ready to accept AMQP connections on {addr}");
@@ -87,6 +121,19 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
         accept_loop,
         connections,
     })
+}
+
+/// Loads a definitions file at start (RabbitMQ's `load_definitions`); a
+/// file that cannot be read or imported stops the start, naming why.
+fn load_definitions(broker: &Arc<Broker>, path: &std::path::Path) -> io::Result<()> {
+    let context = |what: String| io::Error::other(format!("definitions file {}: {what}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| context(e.to_string()))?;
+    let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| context(e.to_string()))?;
+    crate::Admin::new(broker.clone())
+        .import_definitions(&document, None)
+        .map_err(|e| context(e.to_string()))?;
+    tracing::info!("imported definitions from {}", path.display());
+    Ok(())
 }
 
 /// Binds the AMQP listener. The unspecified IPv6 address takes IPv4

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use warren_protocol::*;
 
 use super::{Channel, ConnCtx};
+use crate::connections::ChannelInfo;
 use crate::error::{AmqpError, AmqpResult};
 use crate::names;
 use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
@@ -77,6 +78,8 @@ impl Channel {
         let consumer = Arc::new(Consumer {
             tag: tag.clone(),
             channel: self.id,
+            connection: ctx.conn_id,
+            arguments: m.arguments.clone(),
             sink: ctx.sink.clone(),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
@@ -194,6 +197,7 @@ impl Channel {
             queue.settle_without_ack(&entry);
         } else {
             self.track_unacked(ctx, tag, queue, entry, Some(consumer));
+            ChannelInfo::set(&self.info.unacked, self.unacked.len());
         }
     }
 

@@ -20,8 +20,10 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use warren_protocol::*;
 
+use crate::access::{Grant, Operation, ResourceKind};
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
+use crate::connections::{ChannelInfo, ConnectionInfo};
 use crate::error::{AmqpError, AmqpResult};
 use crate::ids::{ConnectionId, ConnectionName};
 use crate::outbound::ConnectionHandle;
@@ -47,6 +49,10 @@ pub(crate) struct ConnCtx {
     pub frame_max: u32,
     pub caps: ClientCapabilities,
     pub user: String,
+    /// What the user may do here (permission checks).
+    pub grant: Grant,
+    /// This connection in the broker's registry.
+    pub info: Arc<ConnectionInfo>,
     /// Reused for routing so publishing allocates no vector per message.
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with publisher confirms waiting to be sent.
@@ -85,6 +91,8 @@ pub(crate) struct Channel {
     last_queue: Option<ShortStr>,
     /// The consumer of `amq.rabbitmq.reply-to`, if any.
     reply_consumer: Option<ReplyConsumer>,
+    /// What the management API shows of it.
+    pub info: Arc<ChannelInfo>,
 }
 
 impl Channel {
@@ -102,6 +110,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             reply_consumer: None,
+            info: Arc::new(ChannelInfo::new(id)),
         }
     }
 
@@ -113,7 +122,9 @@ impl Channel {
                     return Err(AmqpError::unexpected_frame(pending.expectation()));
                 }
                 let ids = method.ids();
-                self.handle_method(ctx, method).map_err(|e| e.on_method(ids))
+                let handled = self.handle_method(ctx, method).map_err(|e| e.on_method(ids));
+                self.note_figures();
+                handled
             }
             Frame::Header(_, header) => self.content_header(ctx, header),
             Frame::Body(_, body) => self.content_body(ctx, body),
@@ -192,9 +203,25 @@ impl Channel {
             .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
-    /// Looks up a queue this connection may use.
-    fn usable_queue(&self, ctx: &ConnCtx, name: &ShortStr) -> AmqpResult<Arc<Queue>> {
+    /// Updates what the management API shows after a method.
+    fn note_figures(&self) {
+        ChannelInfo::set(&self.info.unacked, self.unacked.len());
+        ChannelInfo::set(&self.info.consumers, self.consumers.len());
+        self.info
+            .confirm
+            .store(self.confirm.is_some(), std::sync::atomic::Ordering::Relaxed);
+        self.info
+            .transactional
+            .store(self.tx.is_some(), std::sync::atomic::Ordering::Relaxed);
+        ChannelInfo::set(&self.info.prefetch, self.consumer_prefetch as usize);
+        ChannelInfo::set(&self.info.global_prefetch, self.channel_credit.limit() as usize);
+    }
+
+    /// Looks up a queue this connection may read from (consume, get,
+    /// purge): read permission first, as RabbitMQ checks it.
+    fn usable_queue(&self, ctx: &mut ConnCtx, name: &ShortStr) -> AmqpResult<Arc<Queue>> {
         let name = self.queue_name(name)?;
+        ctx.grant.check(Operation::Read, ResourceKind::Queue, &name)?;
         let queue = ctx.vhost.queue_or_404(&name)?;
         ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
         Ok(queue)

@@ -27,6 +27,7 @@ use warren_protocol::*;
 use crate::alarm::Raised;
 use crate::broker::Broker;
 use crate::channel::{Channel, ConnCtx};
+use crate::connections::ConnectionInfo;
 use crate::durability::Synced;
 use crate::error::AmqpError;
 use crate::outbound::{ConnectionHandle, Outbound};
@@ -88,6 +89,20 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
     let id = broker.next_connection_id();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
     let handle = ConnectionHandle::new(inbox_tx);
+    let info = Arc::new(ConnectionInfo {
+        id,
+        name,
+        user: session.user.clone(),
+        vhost: session.vhost.name.to_string(),
+        client_properties: session.client_properties,
+        connected_at: std::time::SystemTime::now(),
+        frame_max: session.frame_max,
+        channel_max: session.channel_max,
+        heartbeat: session.heartbeat,
+        channels: Default::default(),
+        handle: handle.clone(),
+    });
+    let _registration = broker.connections.register(info.clone());
     let (read_half, write_half) = socket.into_split();
     let (writer, writer_task) = writer::spawn(write_half);
     let mut connection = Connection {
@@ -101,6 +116,8 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
             frame_max: session.frame_max,
             caps: session.capabilities,
             user: session.user,
+            grant: session.grant,
+            info,
             route_scratch: Vec::new(),
             confirms_pending: Vec::new(),
             sync_waiting: Vec::new(),
@@ -508,7 +525,9 @@ impl Connection {
                         ))
                         .on_method((20, 10)));
                     }
-                    self.channels.insert(id, Channel::new(id));
+                    let channel = Channel::new(id);
+                    self.ctx.info.channel_opened(channel.info.clone());
+                    self.channels.insert(id, channel);
                     self.ctx.send(id, ChannelOpenOk::default());
                     Ok(())
                 }
@@ -522,6 +541,7 @@ impl Connection {
             match frame {
                 Frame::Method(_, Method::ChannelCloseOk(_)) => {
                     self.channels.remove(&id);
+                    self.ctx.info.channel_closed(id);
                 }
                 Frame::Method(_, Method::ChannelClose(_)) => self.ctx.send(id, ChannelCloseOk {}),
                 _ => {}
@@ -531,6 +551,7 @@ impl Connection {
         match frame {
             Frame::Method(_, Method::ChannelClose(_)) => {
                 let mut channel = self.channels.remove(&id).expect("channel looked up above");
+                self.ctx.info.channel_closed(id);
                 channel.release(&mut self.ctx);
                 self.ctx.send(id, ChannelCloseOk {});
                 Ok(())
@@ -621,6 +642,12 @@ impl Connection {
             } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
                     channel.deliver_reply(&mut self.ctx, &consumer_tag, &message);
+                }
+            }
+            Outbound::ForceClose { reason } => {
+                if self.state == State::Open {
+                    tracing::info!("closing AMQP connection ({}): {reason}", self.opened());
+                    self.close_connection(AmqpError::new(reply_code::CONNECTION_FORCED, reason));
                 }
             }
         }

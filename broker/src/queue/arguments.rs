@@ -17,6 +17,14 @@ pub(crate) enum QueueType {
 }
 
 impl QueueType {
+    /// The name RabbitMQ's management API shows.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+
     fn internal_name(self) -> &'static str {
         match self {
             QueueType::Classic => "rabbit_classic_queue",

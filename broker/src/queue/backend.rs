@@ -69,7 +69,11 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn delete(&self, queue: &Arc<Queue>) -> u64;
     /// Ready messages.
     fn message_count(&self) -> u64;
+    /// Their body bytes.
+    fn ready_bytes(&self) -> u64;
     fn consumer_count(&self) -> u64;
+    /// Its consumers now.
+    fn consumers(&self) -> Vec<Arc<Consumer>>;
     /// Notes a use (redeclaration), for `x-expires`.
     fn touch(&self);
     /// The header a delivery goes out with (quorum queues add

@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use warren_protocol::ShortStr;
+use warren_protocol::{FieldTable, ShortStr};
 
 use super::{Queue, QueueEntry, Transit};
+use crate::ids::ConnectionId;
 
 /// A message a queue hands to one of its consumers.
 #[derive(Debug)]
@@ -49,6 +50,10 @@ impl Credit {
         self.limit.store(limit, Ordering::Release);
     }
 
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn has_limit(&self) -> bool {
         self.limit.load(Ordering::Acquire) != 0
     }
@@ -82,6 +87,10 @@ impl Credit {
 pub(crate) struct Consumer {
     pub tag: ShortStr,
     pub channel: u16,
+    /// The connection it belongs to (for the management API).
+    pub connection: ConnectionId,
+    /// basic.consume's arguments, as given.
+    pub arguments: FieldTable,
     pub sink: Arc<dyn DeliverySink>,
     pub no_ack: bool,
     pub exclusive: bool,

@@ -26,6 +26,7 @@ mod dead_letter;
 mod entry;
 mod local;
 mod quorum;
+mod stats;
 mod transit;
 
 use std::borrow::Cow;
@@ -38,6 +39,7 @@ pub(crate) use backend::{ConsumeRefusal, Enqueued, QueueBackend, QueueHost, Sett
 pub(crate) use consumer::{Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use local::Persistence;
+pub(crate) use stats::{QueueCounters, QueueStats};
 pub(crate) use transit::Transit;
 
 use crate::ids::ConnectionId;
@@ -67,6 +69,8 @@ pub(crate) struct QueueOf<B: ?Sized> {
     pub settings: QueueSettings,
     /// The typed form of `settings.arguments`.
     pub args: QueueArguments,
+    /// What the management API shows of it.
+    pub counters: QueueCounters,
     backend: B,
 }
 
@@ -85,6 +89,7 @@ impl<B> QueueOf<B> {
             vhost_name: identity.vhost_name,
             settings: identity.settings,
             args: identity.args,
+            counters: QueueCounters::default(),
             backend,
         }
     }
@@ -132,7 +137,11 @@ impl Queue {
     }
 
     pub(crate) fn publish(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
-        self.backend.publish(self, message)
+        let enqueued = self.backend.publish(self, message);
+        if enqueued != Enqueued::Rejected {
+            self.counters.published();
+        }
+        enqueued
     }
 
     pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
@@ -147,24 +156,41 @@ impl Queue {
 
     /// basic.get: the next message and how many remain after it.
     pub(crate) fn get(self: &Arc<Self>) -> Option<(QueueEntry, u64)> {
-        self.backend.get(self)
+        let got = self.backend.get(self);
+        if let Some((entry, _)) = &got {
+            self.counters.handed_out(entry.redelivered);
+        }
+        got
     }
 
     /// Settles deliveries the client acked, rejected or that go back.
     pub(crate) fn settle(self: &Arc<Self>, entries: Vec<QueueEntry>, settlement: Settlement) {
+        self.counters
+            .settled(entries.len() as u64, settlement == Settlement::Ack);
         self.backend.settle(self, entries, settlement)
     }
 
     /// A delivery made without an ack (no-ack consumer, basic.get no-ack)
     /// is done with once written.
     pub(crate) fn settle_without_ack(self: &Arc<Self>, entry: &QueueEntry) {
+        self.counters.settled(1, false);
         self.backend.settle_without_ack(self, entry)
     }
 
     /// A delivery that never reached its consumer (cancelled or its
     /// connection closed on the way): back in place, not a redelivery.
     pub(crate) fn return_undelivered(self: &Arc<Self>, entry: QueueEntry) {
+        self.counters.settled(1, false);
         self.backend.return_undelivered(self, entry)
+    }
+
+    /// Its depth and counters now.
+    pub(crate) fn stats(&self) -> QueueStats {
+        self.counters.read(
+            self.backend.message_count(),
+            self.backend.ready_bytes(),
+            self.backend.consumer_count(),
+        )
     }
 
     /// Tries again to deliver, e.g. after a channel-wide window opened.
@@ -194,6 +220,10 @@ impl Queue {
 
     pub(crate) fn consumer_count(&self) -> u64 {
         self.backend.consumer_count()
+    }
+
+    pub(crate) fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.backend.consumers()
     }
 
     /// Notes a use of the queue (redeclaration), for `x-expires`.

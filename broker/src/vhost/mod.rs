@@ -368,6 +368,25 @@ impl VHost {
         }
     }
 
+    /// Every exchange, as it is now.
+    pub(crate) fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.iter().map(|x| x.clone()).collect()
+    }
+
+    /// The vhost is being deleted: every queue (and its messages) and
+    /// every declared exchange go, from memory and from the store.
+    pub(crate) fn delete_everything(&self) {
+        for queue in self.queues() {
+            self.delete_queue(&queue);
+        }
+        for exchange in self.exchanges() {
+            if exchange.name.is_empty() || exchange.name.starts_with("amq.") {
+                continue;
+            }
+            let _ = self.delete_exchange(&exchange.name, false);
+        }
+    }
+
     /// Every queue, as it is now.
     pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
         self.queues.iter().map(|q| q.clone()).collect()

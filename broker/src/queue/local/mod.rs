@@ -251,6 +251,7 @@ impl LocalQueue {
                 return;
             };
             self.mark_delivered(&entry);
+            queue.counters.handed_out(entry.redelivered);
             consumer.transit.sent(entry.message.body.len());
             let delivery = Delivery {
                 consumer: consumer.clone(),
@@ -260,6 +261,7 @@ impl LocalQueue {
             if let Err(Delivery { entry, .. }) = consumer.sink.deliver(delivery) {
                 // The connection is gone: its consumer goes too.
                 consumer.release_credit(1);
+                queue.counters.settled(1, false);
                 state.ready.requeue(entry);
                 state.consumers.remove(index);
             }
@@ -504,8 +506,16 @@ impl QueueBackend for LocalQueue {
         self.state.lock().ready_count()
     }
 
+    fn ready_bytes(&self) -> u64 {
+        self.state.lock().ready_bytes()
+    }
+
     fn consumer_count(&self) -> u64 {
         self.state.lock().consumers.len() as u64
+    }
+
+    fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.state.lock().consumers.clone()
     }
 
     fn touch(&self) {

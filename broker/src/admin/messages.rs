@@ -1,0 +1,194 @@
+//! Publishing and getting messages through the admin interface, as the
+//! management API's `publish` and `get` endpoints do.
+
+use std::str::FromStr;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use warren_protocol::{BasicProperties, ContentHeader, ShortStr};
+
+use super::json::{json_to_table, table_to_json};
+use super::{Admin, AdminError, AdminResult, MessageView};
+use crate::message::Message;
+use crate::queue::{Queue, Settlement};
+
+/// What becomes of messages taken with [`Admin::get_messages`] (RabbitMQ's
+/// `ackmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// Put back, marked redelivered (`ack_requeue_true`).
+    AckRequeue,
+    /// Removed (`ack_requeue_false`).
+    Ack,
+    /// Rejected and put back (`reject_requeue_true`).
+    RejectRequeue,
+    /// Rejected: dead-lettered or dropped (`reject_requeue_false`).
+    Reject,
+}
+
+impl FromStr for AckMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ack_requeue_true" => Ok(AckMode::AckRequeue),
+            "ack_requeue_false" => Ok(AckMode::Ack),
+            "reject_requeue_true" => Ok(AckMode::RejectRequeue),
+            "reject_requeue_false" => Ok(AckMode::Reject),
+            other => Err(format!("unknown ackmode: {other}")),
+        }
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishRequest {
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+    /// RabbitMQ's property names: delivery_mode, headers, content_type,
+    /// correlation_id, reply_to, expiration, message_id, timestamp, type,
+    /// user_id, app_id, priority, content_encoding.
+    pub properties: Map<String, Value>,
+}
+
+fn text(value: &Value) -> Option<ShortStr> {
+    match value {
+        Value::String(s) => Some(ShortStr::from(s.as_str())),
+        Value::Number(n) => Some(ShortStr::from(n.to_string())),
+        _ => None,
+    }
+}
+
+fn properties_from_json(object: &Map<String, Value>) -> AdminResult<BasicProperties> {
+    let mut p = BasicProperties::default();
+    let bad = |key: &str| AdminError::BadRequest(format!("invalid message property '{key}'"));
+    for (key, value) in object {
+        match key.as_str() {
+            "delivery_mode" => {
+                let mode = value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok()));
+                p.delivery_mode = Some(u8::try_from(mode.ok_or_else(|| bad(key))?).map_err(|_| bad(key))?);
+            }
+            "priority" => {
+                p.priority = Some(u8::try_from(value.as_u64().ok_or_else(|| bad(key))?).map_err(|_| bad(key))?);
+            }
+            "timestamp" => p.timestamp = Some(value.as_u64().ok_or_else(|| bad(key))?),
+            "headers" => {
+                let table = value.as_object().ok_or_else(|| bad(key))?;
+                p.headers = Some(json_to_table(table).map_err(AdminError::BadRequest)?);
+            }
+            "content_type" => p.content_type = text(value),
+            "content_encoding" => p.content_encoding = text(value),
+            "correlation_id" => p.correlation_id = text(value),
+            "reply_to" => p.reply_to = text(value),
+            "expiration" => p.expiration = text(value),
+            "message_id" => p.message_id = text(value),
+            "type" => p.kind = text(value),
+            "user_id" => p.user_id = text(value),
+            "app_id" => p.app_id = text(value),
+            "cluster_id" => p.cluster_id = text(value),
+            _ => return Err(bad(key)),
+        }
+    }
+    Ok(p)
+}
+
+fn properties_to_json(p: &BasicProperties) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            out.insert(key.to_string(), value);
+        }
+    };
+    let s = |v: &Option<ShortStr>| v.as_ref().map(|s| Value::String(s.to_string()));
+    put("content_type", s(&p.content_type));
+    put("content_encoding", s(&p.content_encoding));
+    put("headers", p.headers.as_ref().map(|h| Value::Object(table_to_json(h))));
+    put("delivery_mode", p.delivery_mode.map(Value::from));
+    put("priority", p.priority.map(Value::from));
+    put("correlation_id", s(&p.correlation_id));
+    put("reply_to", s(&p.reply_to));
+    put("expiration", s(&p.expiration));
+    put("message_id", s(&p.message_id));
+    put("timestamp", p.timestamp.map(Value::from));
+    put("type", s(&p.kind));
+    put("user_id", s(&p.user_id));
+    put("app_id", s(&p.app_id));
+    put("cluster_id", s(&p.cluster_id));
+    out
+}
+
+impl Admin {
+    /// Publishes a message to an exchange; true if it reached a queue.
+    pub fn publish(&self, vhost: &str, exchange: &str, request: PublishRequest) -> AdminResult<bool> {
+        let v = self.vhost(vhost)?;
+        let x = v.exchange(exchange).ok_or(AdminError::NotFound)?;
+        let properties = properties_from_json(&request.properties)?;
+        let body = Bytes::from(request.payload);
+        let header = ContentHeader::new(60, body.len() as u64, properties);
+        let message = Message::new(
+            ShortStr::from(exchange),
+            ShortStr::from(request.routing_key.as_str()),
+            header,
+            body,
+        );
+        let mut queues: Vec<std::sync::Arc<Queue>> = Vec::new();
+        let headers = message.header.properties().headers.as_ref();
+        v.route(&x, &message.routing_key, headers, &mut queues);
+        for queue in &queues {
+            queue.publish(message.clone());
+        }
+        Ok(!queues.is_empty())
+    }
+
+    /// Takes up to `count` messages from a queue and settles them as
+    /// `ack_mode` says (all at the end, so requeued ones are not taken
+    /// twice). `truncate` cuts payloads to that many bytes; payloads that
+    /// are not UTF-8 (or all, with `base64`) come base64-encoded.
+    pub fn get_messages(
+        &self,
+        vhost: &str,
+        queue: &str,
+        count: usize,
+        ack_mode: AckMode,
+        base64: bool,
+        truncate: Option<usize>,
+    ) -> AdminResult<Vec<(MessageView, &'static str)>> {
+        let queue = self.vhost(vhost)?.queue(queue).ok_or(AdminError::NotFound)?;
+        let mut taken = Vec::new();
+        let mut views = Vec::new();
+        for _ in 0..count {
+            let Some((entry, remaining)) = queue.get() else {
+                break;
+            };
+            let message = &entry.message;
+            let body = &message.body[..truncate.map_or(message.body.len(), |t| t.min(message.body.len()))];
+            let (payload, encoding) = match (base64, std::str::from_utf8(body)) {
+                (false, Ok(text)) => (text.as_bytes().to_vec(), "string"),
+                _ => (BASE64.encode(body).into_bytes(), "base64"),
+            };
+            views.push((
+                MessageView {
+                    exchange: message.exchange.to_string(),
+                    routing_key: message.routing_key.to_string(),
+                    redelivered: entry.redelivered,
+                    message_count: remaining,
+                    properties: properties_to_json(message.header.properties()),
+                    payload,
+                    payload_bytes: message.body.len() as u64,
+                },
+                encoding,
+            ));
+            taken.push(entry);
+        }
+        if !taken.is_empty() {
+            let settlement = match ack_mode {
+                AckMode::AckRequeue | AckMode::RejectRequeue => Settlement::Requeue,
+                AckMode::Ack => Settlement::Ack,
+                AckMode::Reject => Settlement::Discard,
+            };
+            queue.settle(taken, settlement);
+        }
+        Ok(views)
+    }
+}
