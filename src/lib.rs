@@ -6,15 +6,102 @@
 //! let broker = warren::start_ephemeral().await?;
 //! let url = broker.amqp_url(); // amqp://guest:guest@127.0.0.1:<port>/%2f
 //! // ... connect with lapin, pika, amqplib ...
+//! let api = broker.management_url(); // http://127.0.0.1:<port>/api/
 //! broker.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use warren_broker::{start, BrokerConfig, RunningBroker, ServerIdentity, Settings};
+pub use warren_broker::{Admin, BrokerConfig, RunningBroker, ServerIdentity, Settings};
+use warren_management::Management;
+
+/// A running Warren: the AMQP broker and, unless turned off, its
+/// management HTTP API.
+pub struct Warren {
+    broker: RunningBroker,
+    management: Option<Management>,
+}
+
+impl Warren {
+    /// The AMQP listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.broker.local_addr()
+    }
+
+    /// An `amqp://` URL for the default user on the default vhost.
+    pub fn amqp_url(&self) -> String {
+        self.broker.amqp_url()
+    }
+
+    /// The management API's address, if it runs.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().map(Management::local_addr)
+    }
+
+    /// `http://host:port/api/` of the management API (empty if it is off).
+    pub fn management_url(&self) -> String {
+        self.management_addr().map_or_else(String::new, |addr| {
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            format!("http://{host}:{}/api/", addr.port())
+        })
+    }
+
+    /// The broker's administration handle.
+    pub fn admin(&self) -> Admin {
+        self.broker.admin()
+    }
+
+    /// Closes every connection with 320 CONNECTION_FORCED and stops.
+    pub async fn shutdown(self) {
+        self.broker.shutdown().await;
+        if let Some(management) = self.management {
+            management.wait().await;
+        }
+    }
+
+    /// Waits until the broker stops.
+    pub async fn wait(self) {
+        self.broker.wait().await;
+        if let Some(management) = self.management {
+            management.wait().await;
+        }
+    }
+}
+
+/// Starts the broker and, if `config.management_listen` is set, the
+/// management API beside it.
+pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
+    let listen = config.management_listen;
+    let broker = warren_broker::start(config).await?;
+    let management = match listen {
+        Some(addr) => match warren_management::start(broker.admin(), addr).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                broker.shutdown().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    // The line testcontainers' RabbitMQ module waits for.
+    tracing::info!(
+        "Server startup complete; AMQP on {}{}",
+        broker.local_addr(),
+        management
+            .as_ref()
+            .map(|m| format!(", management API on http://{}/api/", m.local_addr()))
+            .unwrap_or_default()
+    );
+    Ok(Warren { broker, management })
+}
 
 /// A configuration for tests: listen on a free loopback port, keep data in a
 /// fresh directory under the system's temp dir.
@@ -28,13 +115,14 @@ pub fn ephemeral_config() -> BrokerConfig {
     BrokerConfig {
         listen: "127.0.0.1:0".parse().expect("valid literal address"),
         data_dir: std::env::temp_dir().join(unique),
+        management_listen: Some("127.0.0.1:0".parse().expect("valid literal address")),
         remove_data_dir_on_shutdown: true,
         ..BrokerConfig::default()
     }
 }
 
 /// Starts a broker on an ephemeral loopback port with a temporary data dir.
-pub async fn start_ephemeral() -> std::io::Result<RunningBroker> {
+pub async fn start_ephemeral() -> std::io::Result<Warren> {
     start(ephemeral_config()).await
 }
 

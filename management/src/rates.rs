@@ -1,0 +1,150 @@
+//! Message rates: every [`SAMPLE_EVERY`] a task reads each queue's
+//! counters (kept by the broker where the events happen) and turns the
+//! difference with the previous reading into per-second rates, as
+//! RabbitMQ's management plugin samples its statistics. Readers only look
+//! the last rates up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use warren_broker::{Admin, QueueView};
+
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Per-second rates of one queue (or of all, summed).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct QueueRates {
+    pub publish: f64,
+    pub deliver_get: f64,
+    pub redeliver: f64,
+    pub ack: f64,
+    pub messages: f64,
+    pub messages_ready: f64,
+    pub messages_unacknowledged: f64,
+}
+
+impl QueueRates {
+    fn add(&mut self, other: &QueueRates) {
+        self.publish += other.publish;
+        self.deliver_get += other.deliver_get;
+        self.redeliver += other.redeliver;
+        self.ack += other.ack;
+        self.messages += other.messages;
+        self.messages_ready += other.messages_ready;
+        self.messages_unacknowledged += other.messages_unacknowledged;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Reading {
+    at: Instant,
+    published: u64,
+    delivered: u64,
+    redelivered: u64,
+    acked: u64,
+    ready: u64,
+    unacked: u64,
+}
+
+impl Reading {
+    fn of(q: &QueueView, at: Instant) -> Reading {
+        Reading {
+            at,
+            published: q.published,
+            delivered: q.delivered,
+            redelivered: q.redelivered,
+            acked: q.acked,
+            ready: q.messages_ready,
+            unacked: q.messages_unacknowledged,
+        }
+    }
+
+    fn rates_since(&self, before: &Reading) -> QueueRates {
+        let seconds = self.at.duration_since(before.at).as_secs_f64().max(0.001);
+        let up = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+        let change = |now: u64, then: u64| (now as f64 - then as f64) / seconds;
+        QueueRates {
+            publish: up(self.published, before.published),
+            deliver_get: up(self.delivered, before.delivered),
+            redeliver: up(self.redelivered, before.redelivered),
+            ack: up(self.acked, before.acked),
+            messages: change(self.ready + self.unacked, before.ready + before.unacked),
+            messages_ready: change(self.ready, before.ready),
+            messages_unacknowledged: change(self.unacked, before.unacked),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Sampled {
+    readings: HashMap<(String, String), Reading>,
+    rates: HashMap<(String, String), QueueRates>,
+    totals: QueueRates,
+}
+
+#[derive(Default)]
+pub(crate) struct Rates {
+    sampled: RwLock<Sampled>,
+}
+
+impl Rates {
+    /// The last rates of a queue (zero before two readings).
+    pub(crate) fn queue(&self, vhost: &str, name: &str) -> QueueRates {
+        self.sampled
+            .read()
+            .rates
+            .get(&(vhost.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Rates summed over every queue.
+    pub(crate) fn totals(&self) -> QueueRates {
+        self.sampled.read().totals
+    }
+
+    /// Reads every queue's counters once.
+    fn sample(&self, admin: &Admin) {
+        let now = Instant::now();
+        let Ok(queues) = admin.queues(None) else {
+            return;
+        };
+        let mut sampled = self.sampled.write();
+        let mut readings = HashMap::with_capacity(queues.len());
+        let mut rates = HashMap::with_capacity(queues.len());
+        let mut totals = QueueRates::default();
+        for q in &queues {
+            let key = (q.vhost.clone(), q.name.clone());
+            let reading = Reading::of(q, now);
+            if let Some(before) = sampled.readings.get(&key) {
+                let r = reading.rates_since(before);
+                totals.add(&r);
+                rates.insert(key.clone(), r);
+            }
+            readings.insert(key, reading);
+        }
+        *sampled = Sampled {
+            readings,
+            rates,
+            totals,
+        };
+    }
+
+    /// Samples until the broker stops.
+    pub(crate) fn spawn_sampler(self: &Arc<Self>, admin: Admin) {
+        let rates = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(SAMPLE_EVERY);
+            let stopping = admin.stopping();
+            tokio::pin!(stopping);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => rates.sample(&admin),
+                    _ = &mut stopping => break,
+                }
+            }
+        });
+    }
+}

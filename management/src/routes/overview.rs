@@ -1,0 +1,134 @@
+//! The node as a whole: `/api/overview`, `/api/whoami`, `/api/nodes`,
+//! `/api/cluster-name`, `/api/extensions`.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::auth::User;
+use crate::error::{ApiError, ApiResult};
+use crate::render;
+use crate::state::Api;
+
+/// The version Warren reports (RabbitMQ's, as it answers AMQP clients).
+pub(crate) const VERSION: &str = "3.13.7";
+const ERLANG: &str = "26.2";
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/overview", get(overview))
+        .route("/api/whoami", get(whoami))
+        .route("/api/nodes", get(nodes))
+        .route("/api/nodes/{node}", get(node))
+        .route("/api/cluster-name", get(cluster_name))
+        .route("/api/extensions", get(|_: User| async { Json(json!([])) }))
+}
+
+async fn overview(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> {
+    let queues = api.admin.queues(None)?;
+    let visible: Vec<_> = queues.iter().filter(|q| user.sees_vhost(&api, &q.vhost)).collect();
+    let (ready, unacked) = visible.iter().fold((0, 0), |(r, u), q| {
+        (r + q.messages_ready, u + q.messages_unacknowledged)
+    });
+    let (published, delivered, redelivered, acked) = visible.iter().fold((0, 0, 0, 0), |t, q| {
+        (t.0 + q.published, t.1 + q.delivered, t.2 + q.redelivered, t.3 + q.acked)
+    });
+    let rates = api.rates.totals();
+    let mut queue_totals = serde_json::Map::new();
+    render::message_counts(&mut queue_totals, ready, unacked, &rates);
+    let exchanges = api.admin.exchanges(None)?.len();
+    let connections = api.admin.connections();
+    let channels: u64 = connections.iter().map(|c| u64::from(c.channels)).sum();
+    let consumers: u64 = visible.iter().map(|q| q.consumers).sum();
+    let listeners: Vec<Value> = api
+        .admin
+        .amqp_listeners()
+        .iter()
+        .map(|addr| json!({"node": &*api.node, "protocol": "amqp", "ip_address": addr.ip().to_string(), "port": addr.port(), "socket_opts": {}}))
+        .collect();
+    Ok(Json(json!({
+        "management_version": VERSION,
+        "rates_mode": "basic",
+        "exchange_types": [
+            {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification", "enabled": true},
+            {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
+            {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
+            {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+        ],
+        "product_version": VERSION,
+        "product_name": "RabbitMQ",
+        "rabbitmq_version": VERSION,
+        "crypto_lib_version": "rustls",
+        "cluster_name": &*api.node,
+        "erlang_version": ERLANG,
+        "erlang_full_version": format!("Erlang/OTP {ERLANG} [Warren {}]", env!("CARGO_PKG_VERSION")),
+        "disable_stats": false,
+        "enable_queue_totals": true,
+        "is_op_policy_updating_enabled": true,
+        "message_stats": render::message_stats(published, delivered, redelivered, acked, &rates),
+        "churn_rates": {
+            "channel_closed": 0, "channel_closed_details": {"rate": 0.0},
+            "channel_created": 0, "channel_created_details": {"rate": 0.0},
+            "connection_closed": 0, "connection_closed_details": {"rate": 0.0},
+            "connection_created": 0, "connection_created_details": {"rate": 0.0},
+            "queue_created": 0, "queue_created_details": {"rate": 0.0},
+            "queue_declared": 0, "queue_declared_details": {"rate": 0.0},
+            "queue_deleted": 0, "queue_deleted_details": {"rate": 0.0},
+        },
+        "queue_totals": queue_totals,
+        "object_totals": {
+            "channels": channels, "connections": connections.len(), "consumers": consumers,
+            "exchanges": exchanges, "queues": visible.len(),
+        },
+        "statistics_db_event_queue": 0,
+        "node": &*api.node,
+        "listeners": listeners,
+        "contexts": [{"node": &*api.node, "description": "RabbitMQ Management", "path": "/", "port": "15672"}],
+    })))
+}
+
+async fn whoami(user: User) -> Json<Value> {
+    Json(json!({"name": user.0.name, "tags": user.0.tags}))
+}
+
+fn node_json(api: &Api) -> Value {
+    let n = api.admin.node();
+    let uptime = n.started_at.elapsed().map_or(0, |d| d.as_millis() as u64);
+    json!({
+        "name": &*api.node, "type": "disc", "running": true, "being_drained": false,
+        "mem_used": n.memory_used, "mem_limit": n.memory_limit, "mem_alarm": n.memory_alarm,
+        "disk_free": n.disk_free, "disk_free_limit": n.disk_free_limit, "disk_free_alarm": n.disk_alarm,
+        "fd_used": 0, "fd_total": 1048576, "sockets_used": api.admin.connection_count(), "sockets_total": 943626,
+        "proc_used": 0, "proc_total": 1048576, "run_queue": 0,
+        "processors": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "uptime": uptime, "os_pid": std::process::id().to_string(),
+        "rates_mode": "basic", "partitions": [], "contexts": [], "exchange_types": [],
+        "auth_mechanisms": [{"name": "PLAIN", "enabled": true}, {"name": "AMQPLAIN", "enabled": true}],
+        "enabled_plugins": ["rabbitmq_management"],
+        "applications": [
+            {"name": "rabbit", "description": "RabbitMQ", "version": VERSION},
+            {"name": "rabbitmq_management", "description": "RabbitMQ Management Console", "version": VERSION},
+        ],
+        "rabbitmq_version": VERSION, "erlang_version": ERLANG,
+        "erlang_full_version": format!("Erlang/OTP {ERLANG} [Warren {}]", env!("CARGO_PKG_VERSION")),
+        "crypto_lib_version": "rustls",
+    })
+}
+
+async fn nodes(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> {
+    user.require_monitoring()?;
+    Ok(Json(json!([node_json(&api)])))
+}
+
+async fn node(State(api): State<Api>, user: User, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    user.require_monitoring()?;
+    if name != *api.node {
+        return Err(ApiError::not_found());
+    }
+    Ok(Json(node_json(&api)))
+}
+
+async fn cluster_name(State(api): State<Api>, _: User) -> Json<Value> {
+    Json(json!({"name": &*api.node}))
+}
