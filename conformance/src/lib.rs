@@ -14,23 +14,42 @@ use std::sync::OnceLock;
 pub mod python;
 
 pub fn broker_url() -> String {
-    if let Ok(url) = std::env::var("WARREN_TEST_URL") {
-        return url;
-    }
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
+    shared_broker().0.clone()
+}
+
+/// The port of the management HTTP API of the broker under test
+/// (`WARREN_TEST_HTTP_PORT` with `WARREN_TEST_URL`, 15672 by default).
+pub fn management_port() -> u16 {
+    shared_broker().1
+}
+
+fn shared_broker() -> &'static (String, u16) {
+    static BROKER: OnceLock<(String, u16)> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        if let Ok(url) = std::env::var("WARREN_TEST_URL") {
+            let port = std::env::var("WARREN_TEST_HTTP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(15672);
+            return (url, port);
+        }
         let mut config = warren::ephemeral_config();
         // Non-durable queues page past their window as durable ones do (by
         // default only under memory pressure), so the suite covers paging.
         config.memory_paging_ratio = 0.0;
-        start_background_broker(config)
+        start_background_warren(config)
     })
-    .clone()
 }
 
 /// Starts a Warren broker with `config` on a thread of its own and returns
 /// its URL. The broker lives until the test process exits.
 pub fn start_background_broker(config: warren::BrokerConfig) -> String {
+    start_background_warren(config).0
+}
+
+/// Starts Warren with `config` on a thread of its own and returns its
+/// AMQP URL and its management API's port (0 if it has none).
+pub fn start_background_warren(config: warren::BrokerConfig) -> (String, u16) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("warren-test-broker".into())
@@ -42,7 +61,8 @@ pub fn start_background_broker(config: warren::BrokerConfig) -> String {
                 .expect("test broker runtime");
             runtime.block_on(async move {
                 let broker = warren::start(config).await.expect("start test broker");
-                let _ = tx.send(broker.amqp_url());
+                let http_port = broker.management_addr().map_or(0, |a| a.port());
+                let _ = tx.send((broker.amqp_url(), http_port));
                 std::future::pending::<()>().await;
             });
         })

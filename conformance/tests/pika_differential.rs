@@ -27,6 +27,7 @@ fn run_script(name: &str) {
     let output = warren_conformance::python::python()
         .arg(&script)
         .arg(port_of(&url))
+        .arg(warren_conformance::management_port().to_string())
         .output()
         .unwrap_or_else(|e| panic!("running python3: {e}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -63,4 +64,12 @@ fn queue_features_match_rabbitmq() {
 #[test]
 fn direct_reply_to_matches_rabbitmq() {
     run_script("direct_reply");
+}
+
+/// Users, vhosts and permissions provisioned over the management API,
+/// then every permission rule, topic permissions, `user_id` checks and
+/// closing connections of deleted vhosts and users, through pika.
+#[test]
+fn access_control_matches_rabbitmq() {
+    run_script("access");
 }
