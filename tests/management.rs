@@ -622,6 +622,17 @@ async fn access_changes_survive_a_restart() {
     })
     .await
     .unwrap();
+    let put_policy = reqwest::Client::new()
+        .put(http_url(&warren, "policies/kept/limit"))
+        .basic_auth("guest", Some("guest"))
+        .body(r#"{"pattern":"^bob-","definition":{"max-length":1},"apply-to":"queues"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put_policy.status(), 201);
+    api.declare_queue("kept", &QueueParams::new_durable_classic_queue("bob-q", None))
+        .await
+        .unwrap();
     warren.shutdown().await;
 
     let warren = warren::start(config()).await.unwrap();
@@ -629,6 +640,12 @@ async fn access_changes_survive_a_restart() {
     assert_eq!(
         api.get_vhost("kept").await.unwrap().description.as_deref(),
         Some("survives")
+    );
+    let queue = api.get_queue_info("kept", "bob-q").await.unwrap();
+    assert_eq!(
+        queue.policy.as_deref(),
+        Some("limit"),
+        "the policy applies after a restart"
     );
     let permission = api.get_permissions("kept", "bob").await.unwrap();
     assert_eq!(permission.configure, "^bob-");

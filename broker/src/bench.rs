@@ -40,7 +40,12 @@ impl Routed {
 impl Default for RoutingBench {
     fn default() -> Self {
         RoutingBench {
-            vhost: Arc::new(VHost::new("/", None, Default::default())),
+            vhost: Arc::new(VHost::new(
+                "/",
+                None,
+                Default::default(),
+                Arc::new(crate::policy::Policies::load(None, &[])),
+            )),
         }
     }
 }

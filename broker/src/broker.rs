@@ -19,6 +19,7 @@ use crate::connections::Connections;
 use crate::durability::Durability;
 use crate::error::AmqpError;
 use crate::ids::ConnectionId;
+use crate::policy::Policies;
 use crate::recovery;
 use crate::reply_to::ReplyRegistry;
 use crate::vhost::VHost;
@@ -29,6 +30,8 @@ pub(crate) struct Broker {
     vhosts: DashMap<String, Arc<VHost>>,
     /// Users, permissions and vhost metadata.
     pub access: Arc<Access>,
+    /// Policies and operator policies.
+    pub policies: Arc<Policies>,
     /// Open connections, by id.
     pub connections: Connections,
     /// The addresses the AMQP listeners are bound to.
@@ -93,6 +96,7 @@ impl Broker {
         } else {
             Vec::new()
         };
+        let policies = Arc::new(Policies::load(Some(store.clone() as Arc<dyn Store>), &settings));
         let access = Arc::new(Access::load(
             Some(store.clone() as Arc<dyn Store>),
             &settings,
@@ -116,6 +120,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             vhosts: DashMap::new(),
             access,
+            policies,
             connections: Connections::default(),
             listeners: Default::default(),
             next_connection_id: AtomicU64::new(1),
@@ -162,7 +167,14 @@ impl Broker {
         }
         self.vhosts
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(VHost::new(name, Some(self.durability.clone()), self.alarms.pressure())))
+            .or_insert_with(|| {
+                Arc::new(VHost::new(
+                    name,
+                    Some(self.durability.clone()),
+                    self.alarms.pressure(),
+                    self.policies.clone(),
+                ))
+            })
             .clone()
     }
 
@@ -201,7 +213,15 @@ impl Broker {
         }
         self.durability.wrote();
         self.access.delete_vhost(name);
+        self.policies.delete_vhost(name);
         Ok(())
+    }
+
+    /// Policies of `vhost` changed: its queues and exchanges take them.
+    pub(crate) fn policies_changed(&self, vhost: &str) {
+        if let Some(v) = self.vhost(vhost) {
+            v.reapply_policies();
+        }
     }
 
     /// Records where an AMQP listener is bound.

@@ -27,6 +27,7 @@ mod memory;
 mod message;
 mod names;
 mod outbound;
+mod policy;
 mod queue;
 mod recovery;
 mod reply_to;

@@ -73,3 +73,11 @@ fn direct_reply_to_matches_rabbitmq() {
 fn access_control_matches_rabbitmq() {
     run_script("access");
 }
+
+/// Policies and operator policies set over the management API: length
+/// limits, TTLs, expiry, dead-lettering and alternate exchanges applied
+/// live, precedence and caps, and the API's validation answers.
+#[test]
+fn policies_match_rabbitmq() {
+    run_script("policies");
+}

@@ -15,6 +15,14 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn new(status: StatusCode, error: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error,
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn not_found() -> ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,

@@ -53,9 +53,15 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
     out.insert("arguments".into(), Value::Object(q.arguments.clone()));
     out.insert("node".into(), node.into());
     out.insert("state".into(), "running".into());
-    out.insert("policy".into(), Value::Null);
-    out.insert("operator_policy".into(), Value::Null);
-    out.insert("effective_policy_definition".into(), json!({}));
+    out.insert("policy".into(), q.policy.clone().map_or(Value::Null, Value::String));
+    out.insert(
+        "operator_policy".into(),
+        q.operator_policy.clone().map_or(Value::Null, Value::String),
+    );
+    out.insert(
+        "effective_policy_definition".into(),
+        Value::Object(q.effective_policy_definition.clone()),
+    );
     out.insert("consumers".into(), q.consumers.into());
     let utilisation = if q.consumers > 0 { 1.0 } else { 0.0 };
     out.insert("consumer_utilisation".into(), json!(utilisation));
@@ -78,7 +84,7 @@ pub(crate) fn exchange(x: &ExchangeView) -> Value {
     json!({
         "name": x.name, "vhost": x.vhost, "type": x.kind, "durable": x.durable,
         "auto_delete": x.auto_delete, "internal": x.internal, "arguments": x.arguments,
-        "user_who_performed_action": "rmq-internal",
+        "policy": x.policy, "user_who_performed_action": "rmq-internal",
     })
 }
 

@@ -104,13 +104,15 @@ impl Admin {
     }
 
     /// Creates a vhost (with the `amq.*` exchanges), or updates its
-    /// metadata; true if it is new.
+    /// metadata; true if it is new. A new vhost's `creator` gets every
+    /// permission on it, as RabbitMQ's management API gives them.
     pub fn put_vhost(
         &self,
         name: &str,
         description: Option<String>,
         tags: Option<Vec<String>>,
         default_queue_type: Option<String>,
+        creator: Option<&str>,
     ) -> AdminResult<bool> {
         if name.is_empty() {
             return Err(AdminError::BadRequest("vhost name must not be empty".into()));
@@ -124,6 +126,9 @@ impl Admin {
             default_queue_type: default_queue_type.or(old.default_queue_type),
         };
         self.broker.create_vhost(name, meta)?;
+        if let (true, Some(user)) = (created, creator) {
+            self.broker.access.set_permissions(name, user, Permissions::full());
+        }
         Ok(created)
     }
 

@@ -86,8 +86,26 @@ struct TopicPermissionDef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+struct PolicyDef {
+    #[serde(default)]
+    vhost: String,
+    name: String,
+    pattern: String,
+    #[serde(rename = "apply-to", default = "apply_to_all")]
+    apply_to: String,
+    definition: Map<String, Value>,
+    #[serde(default)]
+    priority: i64,
+}
+
+fn apply_to_all() -> String {
+    "all".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct QueueDef {
     name: String,
+    #[serde(default)]
     vhost: String,
     #[serde(default = "yes")]
     durable: bool,
@@ -104,6 +122,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ExchangeDef {
     name: String,
+    #[serde(default)]
     vhost: String,
     #[serde(rename = "type")]
     kind: String,
@@ -120,6 +139,7 @@ struct ExchangeDef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BindingDef {
     source: String,
+    #[serde(default)]
     vhost: String,
     destination: String,
     destination_type: String,
@@ -155,7 +175,7 @@ struct Definitions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     global_parameters: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    policies: Option<Vec<Value>>,
+    policies: Option<Vec<PolicyDef>>,
     #[serde(default)]
     queues: Vec<QueueDef>,
     #[serde(default)]
@@ -179,7 +199,19 @@ impl Admin {
             product_name: Some("RabbitMQ".into()),
             product_version: Some(EXPORTED_VERSION.into()),
             parameters: Some(Vec::new()),
-            policies: Some(Vec::new()),
+            policies: Some(
+                self.policies(false, vhost)?
+                    .into_iter()
+                    .map(|p| PolicyDef {
+                        vhost: p.vhost,
+                        name: p.name,
+                        pattern: p.pattern,
+                        apply_to: p.apply_to.to_string(),
+                        definition: p.definition,
+                        priority: p.priority,
+                    })
+                    .collect(),
+            ),
             ..Definitions::default()
         };
         if vhost.is_none() {
@@ -321,7 +353,7 @@ impl Admin {
                         .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
                 })
             });
-            self.put_vhost(&v.name, description, tags, v.default_queue_type.clone())
+            self.put_vhost(&v.name, description, tags, v.default_queue_type.clone(), None)
                 .map_err(|e| fail(format!("vhost '{}'", v.name), e))?;
         }
         for p in defs.permissions.iter().flatten() {
@@ -332,11 +364,25 @@ impl Admin {
             self.set_topic_permissions(&p.vhost, &p.user, &p.exchange, &p.write, &p.read)
                 .map_err(|e| fail(format!("topic permissions of '{}' in vhost '{}'", p.user, p.vhost), e))?;
         }
-        let policies = defs.policies.as_ref().map_or(0, Vec::len);
-        if policies > 0 {
-            tracing::warn!("definitions: {policies} policies not imported (Warren does not have policies yet)");
+        // Per-vhost documents leave the vhost out of their objects.
+        let target = |v: &str| match (vhost, v) {
+            (Some(forced), _) => forced.to_string(),
+            (None, "") => "/".to_string(),
+            (None, v) => v.to_string(),
+        };
+        for p in defs.policies.iter().flatten() {
+            let v = target(&p.vhost);
+            self.put_policy(
+                false,
+                &v,
+                &p.name,
+                &p.pattern,
+                Some(&p.apply_to),
+                p.priority,
+                p.definition.clone(),
+            )
+            .map_err(|e| fail(format!("policy '{}' in vhost '{v}'", p.name), e))?;
         }
-        let target = |v: &str| vhost.unwrap_or(v).to_string();
         for x in &defs.exchanges {
             let v = target(&x.vhost);
             self.declare_exchange(&v, &x.name, &x.kind, x.durable, x.auto_delete, x.internal, &x.arguments)

@@ -12,6 +12,7 @@ mod connections;
 mod definitions;
 mod json;
 mod messages;
+mod policies;
 mod topology;
 mod views;
 

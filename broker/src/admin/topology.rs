@@ -12,19 +12,23 @@ use warren_protocol::{FieldTable, ShortStr};
 use super::json::{json_to_table, table_to_json};
 use super::{Admin, AdminError, AdminResult, BindingView, DestinationKind, ExchangeView, QueueView};
 use crate::exchange::{unknown_exchange_type, Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
-use crate::queue::{Queue, QueueSettings};
+use crate::queue::{effective_definition, Queue, QueueSettings};
 use crate::vhost::VHost;
 
 fn queue_view(queue: &Queue) -> QueueView {
     let stats = queue.stats();
+    let applied = queue.applied();
     QueueView {
         vhost: queue.vhost_name.to_string(),
         name: queue.name.to_string(),
-        queue_type: queue.args.queue_type.as_str(),
+        queue_type: queue.args().queue_type.as_str(),
         durable: queue.settings.durable,
         auto_delete: queue.settings.auto_delete,
         exclusive: queue.settings.exclusive_owner.is_some(),
         arguments: table_to_json(&queue.settings.arguments),
+        policy: applied.policy.as_ref().map(|p| p.name.clone()),
+        operator_policy: applied.operator_policy.as_ref().map(|p| p.name.clone()),
+        effective_policy_definition: effective_definition(&applied),
         consumers: stats.consumers,
         messages_ready: stats.ready,
         messages_ready_bytes: stats.ready_bytes,
@@ -45,6 +49,7 @@ fn exchange_view(vhost: &str, exchange: &Exchange) -> ExchangeView {
         auto_delete: exchange.settings.auto_delete,
         internal: exchange.settings.internal,
         arguments: table_to_json(&exchange.settings.arguments),
+        policy: exchange.policy().map(|p| p.name.clone()),
     }
 }
 

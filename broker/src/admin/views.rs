@@ -18,6 +18,10 @@ pub struct QueueView {
     pub auto_delete: bool,
     pub exclusive: bool,
     pub arguments: Map<String, Value>,
+    /// The policy and operator policy that apply, and what they set.
+    pub policy: Option<String>,
+    pub operator_policy: Option<String>,
+    pub effective_policy_definition: Map<String, Value>,
     pub consumers: u64,
     pub messages_ready: u64,
     pub messages_ready_bytes: u64,
@@ -39,6 +43,7 @@ pub struct ExchangeView {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: Map<String, Value>,
+    pub policy: Option<String>,
 }
 
 /// What a binding leads to.
@@ -176,4 +181,17 @@ pub struct ConsumerView {
     pub arguments: Map<String, Value>,
     /// The channel it is on (None if its connection just closed).
     pub channel: Option<ChannelView>,
+}
+
+/// A policy or an operator policy.
+#[derive(Debug, Clone)]
+pub struct PolicyView {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    /// RabbitMQ's `apply-to`: queues, classic_queues, quorum_queues,
+    /// streams, exchanges or all.
+    pub apply_to: &'static str,
+    pub priority: i64,
+    pub definition: Map<String, Value>,
 }

@@ -47,7 +47,7 @@ impl Channel {
     /// `x-consumer-timeout`, or the broker-wide `default` if it has none.
     pub(crate) fn ack_timeout_expired(&self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
         let expired = self.unacked.iter().find_map(|u| {
-            let timeout = u.queue.args.consumer_timeout.map(Duration::from_millis).or(default)?;
+            let timeout = u.queue.args().consumer_timeout.map(Duration::from_millis).or(default)?;
             (now.saturating_duration_since(u.delivered_at) > timeout).then_some(timeout)
         })?;
         Some(AmqpError::precondition_failed(format!(

@@ -13,6 +13,7 @@ mod topic;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use parking_lot::RwLock;
 use warren_protocol::{FieldTable, ShortStr};
 
@@ -23,6 +24,7 @@ use headers::HeadersRouter;
 use topic::TopicRouter;
 
 use crate::error::AmqpResult;
+use crate::policy::Policy;
 use crate::queue::Queue;
 
 /// The four exchange types of AMQP 0-9-1.
@@ -124,8 +126,11 @@ pub(crate) struct ExchangeSettings {
 pub(crate) struct Exchange {
     pub name: ShortStr,
     pub settings: ExchangeSettings,
-    /// From the `alternate-exchange` argument: where unroutable messages go.
-    pub alternate_exchange: Option<ShortStr>,
+    /// From the `alternate-exchange` argument, or else a policy's: where
+    /// unroutable messages go.
+    alternate_exchange: ArcSwapOption<ShortStr>,
+    /// The policy that applies to it.
+    policy: ArcSwapOption<Policy>,
     router: RwLock<Router>,
 }
 
@@ -140,8 +145,36 @@ impl Exchange {
             name,
             router: RwLock::new(Router::new(settings.kind)),
             settings,
-            alternate_exchange,
+            alternate_exchange: ArcSwapOption::from_pointee(alternate_exchange),
+            policy: ArcSwapOption::empty(),
         })
+    }
+
+    /// Where unroutable messages go, if anywhere.
+    pub(crate) fn alternate_exchange(&self) -> Option<ShortStr> {
+        self.alternate_exchange.load().as_deref().cloned()
+    }
+
+    /// The policy that applies changed: its `alternate-exchange` counts
+    /// unless the declaration named one.
+    pub(crate) fn apply_policy(&self, policy: Option<Arc<Policy>>) {
+        let declared = self
+            .settings
+            .arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str());
+        let from_policy = policy
+            .as_ref()
+            .and_then(|p| p.definition.get("alternate-exchange"))
+            .and_then(|v| v.as_str());
+        let alternate = declared.or(from_policy).map(ShortStr::from);
+        self.alternate_exchange.store(alternate.map(Arc::new));
+        self.policy.store(policy);
+    }
+
+    /// The policy that applies to it now.
+    pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.load_full()
     }
 
     pub(crate) fn kind(&self) -> ExchangeKind {

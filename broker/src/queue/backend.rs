@@ -64,6 +64,9 @@ pub(crate) trait QueueBackend: Send + Sync {
     /// Memory is high: moves what it holds beyond its in-memory window to
     /// disk, if its type pages. May block (called on a thread of its own).
     fn relieve_memory(&self, _queue: &Arc<Queue>) {}
+    /// Its effective arguments changed (a policy): enforce new limits,
+    /// rearm timers.
+    fn arguments_changed(&self, queue: &Arc<Queue>);
     /// Cancels every consumer and drops every message (and the queue's
     /// place in the store); returns how many messages were ready.
     fn delete(&self, queue: &Arc<Queue>) -> u64;

@@ -23,6 +23,7 @@ mod backend;
 mod classic;
 mod consumer;
 mod dead_letter;
+mod effective;
 mod entry;
 mod local;
 mod quorum;
@@ -31,6 +32,8 @@ mod transit;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Weak};
+
+use arc_swap::{ArcSwap, Guard};
 
 use warren_protocol::{ContentHeader, FieldTable, ShortStr};
 
@@ -44,6 +47,9 @@ pub(crate) use transit::Transit;
 
 use crate::ids::ConnectionId;
 use crate::message::Message;
+use crate::policy::Applied;
+use effective::effective_arguments;
+pub(crate) use effective::effective_definition;
 use warren_store::{Offset, QueueSummary};
 
 /// The declared properties of a queue, fixed at declaration.
@@ -67,8 +73,13 @@ pub(crate) struct QueueOf<B: ?Sized> {
     pub name: ShortStr,
     pub vhost_name: Arc<str>,
     pub settings: QueueSettings,
-    /// The typed form of `settings.arguments`.
-    pub args: QueueArguments,
+    /// The typed form of `settings.arguments` (the client's own).
+    pub declared_args: QueueArguments,
+    /// What it runs with: the declared arguments completed by the
+    /// policies that apply to it (`effective.rs`); replaced when they change.
+    args: ArcSwap<QueueArguments>,
+    /// The policies that apply to it now.
+    applied: ArcSwap<Applied>,
     /// What the management API shows of it.
     pub counters: QueueCounters,
     backend: B,
@@ -79,16 +90,22 @@ pub(crate) struct Identity {
     pub name: ShortStr,
     pub vhost_name: Arc<str>,
     pub settings: QueueSettings,
+    /// The declared arguments, typed.
     pub args: QueueArguments,
+    /// The policies that apply to it.
+    pub applied: Applied,
 }
 
 impl<B> QueueOf<B> {
     fn assemble(identity: Identity, backend: B) -> QueueOf<B> {
+        let effective = effective_arguments(&identity.args, &identity.settings.arguments, &identity.applied);
         QueueOf {
             name: identity.name,
             vhost_name: identity.vhost_name,
             settings: identity.settings,
-            args: identity.args,
+            declared_args: identity.args,
+            args: ArcSwap::from_pointee(effective),
+            applied: ArcSwap::from_pointee(identity.applied),
             counters: QueueCounters::default(),
             backend,
         }
@@ -96,6 +113,16 @@ impl<B> QueueOf<B> {
 }
 
 impl<B: ?Sized> QueueOf<B> {
+    /// The arguments it runs with now (declared, and from policies).
+    pub(crate) fn args(&self) -> Guard<Arc<QueueArguments>> {
+        self.args.load()
+    }
+
+    /// The policies that apply to it now.
+    pub(crate) fn applied(&self) -> Arc<Applied> {
+        self.applied.load_full()
+    }
+
     /// The backend, typed (for the backend's own background work).
     pub(crate) fn backend(&self) -> &B {
         &self.backend
@@ -120,6 +147,7 @@ impl Queue {
         host: Weak<dyn QueueHost>,
         settings: QueueSettings,
         args: QueueArguments,
+        applied: Applied,
         persistence: Option<Persistence>,
     ) -> Arc<Queue> {
         let identity = Identity {
@@ -127,6 +155,7 @@ impl Queue {
             vhost_name,
             settings,
             args,
+            applied,
         };
         let queue: Arc<Queue> = match identity.args.queue_type {
             QueueType::Classic => classic::new(identity, host, persistence),
@@ -182,6 +211,15 @@ impl Queue {
     pub(crate) fn return_undelivered(self: &Arc<Self>, entry: QueueEntry) {
         self.counters.settled(1, false);
         self.backend.return_undelivered(self, entry)
+    }
+
+    /// The policies that apply changed: it runs with the new effective
+    /// arguments from now on (limits are enforced and timers rearmed at once).
+    pub(crate) fn apply_policies(self: &Arc<Self>, applied: Applied) {
+        let effective = effective_arguments(&self.declared_args, &self.settings.arguments, &applied);
+        self.args.store(Arc::new(effective));
+        self.applied.store(Arc::new(applied));
+        self.backend.arguments_changed(self);
     }
 
     /// Its depth and counters now.

@@ -15,7 +15,12 @@ use crate::queue::{Queue, QueueSettings};
 use crate::vhost::VHost;
 
 fn vhost() -> Arc<VHost> {
-    Arc::new(VHost::new("/", None, Default::default()))
+    Arc::new(VHost::new(
+        "/",
+        None,
+        Default::default(),
+        Arc::new(crate::policy::Policies::load(None, &[])),
+    ))
 }
 
 fn declare(vhost: &Arc<VHost>, name: &str, arguments: &[(&str, FieldValue)]) -> Arc<Queue> {

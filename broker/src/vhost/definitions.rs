@@ -184,7 +184,13 @@ impl VHost {
             arguments: decode_table(&record.arguments, &what)?,
         };
         let name = warren_protocol::ShortStr::from(record.name.as_str());
-        self.exchanges.insert(name.clone(), Exchange::new(name, settings));
+        let exchange = Exchange::new(name.clone(), settings);
+        exchange.apply_policy(
+            self.policies
+                .matching(&self.name, crate::policy::Target::Exchange, &name)
+                .policy,
+        );
+        self.exchanges.insert(name, exchange);
         Ok(())
     }
 
@@ -212,12 +218,14 @@ impl VHost {
             };
         let name = warren_protocol::ShortStr::from(record.name.as_str());
         let persistence = Persistence::durable(durability, record.id);
+        let applied = self.policies_for_queue(&name, &args);
         let queue = crate::queue::Queue::new(
             name.clone(),
             self.name.clone(),
             self.as_host(),
             settings,
             args,
+            applied,
             Some(persistence),
         );
         self.queues.insert(name, queue.clone());

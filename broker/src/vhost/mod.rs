@@ -13,6 +13,7 @@ use crate::durability::Durability;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
 use crate::ids::ConnectionId;
+use crate::policy::{Applied, Policies, Policy, Target};
 use crate::queue::{type_name, Queue, QueueArguments, QueueHost, QueueSettings};
 
 /// Queue arguments whose values must match on redeclaration (others are
@@ -44,16 +45,24 @@ pub(crate) struct VHost {
     durability: Option<Arc<Durability>>,
     /// When its non-durable queues page.
     memory_pressure: MemoryPressure,
+    /// The broker's policies (those of this vhost apply here).
+    policies: Arc<Policies>,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
 
 impl VHost {
-    pub(crate) fn new(name: &str, durability: Option<Arc<Durability>>, memory_pressure: MemoryPressure) -> VHost {
+    pub(crate) fn new(
+        name: &str,
+        durability: Option<Arc<Durability>>,
+        memory_pressure: MemoryPressure,
+        policies: Arc<Policies>,
+    ) -> VHost {
         let vhost = VHost {
             name: name.into(),
             durability,
             memory_pressure,
+            policies,
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };
@@ -114,6 +123,7 @@ impl VHost {
                     }
                 }
                 let exchange = Exchange::new(name.clone(), settings);
+                exchange.apply_policy(self.policies.matching(&self.name, Target::Exchange, name).policy);
                 self.persist_exchange(&exchange)?;
                 slot.insert(exchange.clone());
                 return Ok(exchange);
@@ -239,12 +249,14 @@ impl VHost {
                     settings.auto_delete,
                 )?;
                 let persistence = self.persist_queue(name, &settings)?;
+                let applied = self.policies_for_queue(name, &args);
                 let queue = Queue::new(
                     name.clone(),
                     self.name.clone(),
                     self.as_host(),
                     settings,
                     args,
+                    applied,
                     persistence,
                 );
                 slot.insert(queue.clone());
@@ -279,6 +291,41 @@ impl VHost {
         )?;
         existing.touch();
         Ok(existing)
+    }
+
+    /// The policies that apply to a queue of this name and type.
+    pub(crate) fn policies_for_queue(&self, name: &str, args: &QueueArguments) -> Applied {
+        let target = Target::Queue(args.queue_type.as_str());
+        self.policies.matching(&self.name, target, name)
+    }
+
+    /// Policies changed: every queue and exchange takes the ones that
+    /// apply to it now (those whose policies did not change are left alone).
+    pub(crate) fn reapply_policies(&self) {
+        let same = |a: &Option<Arc<Policy>>, b: &Option<Arc<Policy>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        for queue in self.queues() {
+            let applied = self.policies_for_queue(&queue.name, &queue.declared_args);
+            let current = queue.applied();
+            if !same(&applied.policy, &current.policy) || !same(&applied.operator_policy, &current.operator_policy) {
+                queue.apply_policies(applied);
+            }
+        }
+        for exchange in self.exchanges() {
+            if exchange.name.is_empty() {
+                continue;
+            }
+            let policy = self
+                .policies
+                .matching(&self.name, Target::Exchange, &exchange.name)
+                .policy;
+            if !same(&policy, &exchange.policy()) {
+                exchange.apply_policy(policy);
+            }
+        }
     }
 
     /// How its queues reach it, without keeping it alive.
@@ -341,8 +388,8 @@ impl VHost {
         let mut next = Vec::new();
         exchange.route(routing_key, headers, queues, &mut next);
         if queues.is_empty() && next.is_empty() {
-            if let Some(ae) = &exchange.alternate_exchange {
-                next.push(ae.clone());
+            if let Some(ae) = exchange.alternate_exchange() {
+                next.push(ae);
             }
         }
         if next.is_empty() {
@@ -361,8 +408,8 @@ impl VHost {
             let (queues_before, next_before) = (queues.len(), next.len());
             x.route(routing_key, headers, queues, &mut next);
             if queues.len() == queues_before && next.len() == next_before {
-                if let Some(ae) = &x.alternate_exchange {
-                    next.push(ae.clone());
+                if let Some(ae) = x.alternate_exchange() {
+                    next.push(ae);
                 }
             }
         }

@@ -7,6 +7,7 @@ pub(crate) mod definitions;
 pub(crate) mod exchanges;
 pub(crate) mod health;
 pub(crate) mod overview;
+pub(crate) mod policies;
 pub(crate) mod queues;
 pub(crate) mod users;
 pub(crate) mod vhosts;

@@ -75,9 +75,13 @@ async fn put(State(api): State<Api>, user: User, Path(name): Path<String>, bytes
             .collect(),
         _ => Vec::new(),
     });
-    let created = api
-        .admin
-        .put_vhost(&name, body.description, tags, body.default_queue_type)?;
+    let created = api.admin.put_vhost(
+        &name,
+        body.description,
+        tags,
+        body.default_queue_type,
+        Some(user.name()),
+    )?;
     Ok(if created {
         StatusCode::CREATED
     } else {

@@ -36,7 +36,7 @@ impl LocalQueue {
     }
 
     fn publish_dead_letters(&self, queue: &Arc<Queue>, dead: &Dead) {
-        let Some(dlx) = &queue.args.dead_letter_exchange else {
+        let Some(dlx) = &queue.args().dead_letter_exchange else {
             return;
         };
         let Some(host) = self.host.upgrade() else {
@@ -49,7 +49,7 @@ impl LocalQueue {
                 reason,
                 &queue.name,
                 dlx,
-                queue.args.dead_letter_routing_key.as_ref(),
+                queue.args().dead_letter_routing_key.as_ref(),
             );
             targets.clear();
             let headers = message.header.properties().headers.as_ref();

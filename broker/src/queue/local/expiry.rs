@@ -52,7 +52,7 @@ impl LocalQueue {
         self.expire_heads(&mut state, now, &mut dead);
         let mut next = state.ready.next_expiry();
         let mut queue_expired = false;
-        if let Some(expires) = queue.args.expires {
+        if let Some(expires) = queue.args().expires {
             if state.consumers.is_empty() {
                 let at = state.last_used + Duration::from_millis(expires);
                 if at <= now {

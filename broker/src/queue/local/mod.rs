@@ -48,8 +48,9 @@ pub(crate) use persistence::Persistence;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Rules {
     /// How many times a message may come back before it is dead-lettered
-    /// instead (quorum queues); None: as often as it likes.
-    pub delivery_limit: Option<u64>,
+    /// instead when its arguments set no limit (quorum queues); None: as
+    /// often as it likes.
+    pub default_delivery_limit: Option<u64>,
     /// Whether deliveries carry `x-delivery-count` and counts survive a
     /// restart (quorum queues).
     pub counts_deliveries: bool,
@@ -207,7 +208,7 @@ impl LocalQueue {
         if self.is_deleted() {
             return;
         }
-        let limit = self.rules.delivery_limit;
+        let limit = queue.args().delivery_limit.or(self.rules.default_delivery_limit);
         let mut dead = Dead::new();
         let mut state = self.state.lock();
         for mut entry in entries {
@@ -242,7 +243,7 @@ impl LocalQueue {
     /// Moves ready messages to consumers with credit.
     fn dispatch(&self, queue: &Arc<Queue>, state: &mut QueueState, now: Instant, dead: &mut Dead) {
         while !state.ready.is_empty() && !state.consumers.is_empty() {
-            let Some(index) = Self::next_consumer_with_credit(&queue.args, state) else {
+            let Some(index) = Self::next_consumer_with_credit(&queue.args(), state) else {
                 return;
             };
             let consumer = state.consumers[index].clone();
@@ -297,13 +298,35 @@ impl LocalQueue {
 
 impl QueueBackend for LocalQueue {
     fn attach(&self, queue: &Arc<Queue>) {
-        if queue.args.expires.is_some() {
+        if queue.args().expires.is_some() {
             self.ensure_timer();
         }
     }
 
+    fn arguments_changed(&self, queue: &Arc<Queue>) {
+        if self.is_deleted() {
+            return;
+        }
+        let args = queue.args();
+        let mut dead = Dead::new();
+        let mut state = self.state.lock();
+        state.last_used = Instant::now();
+        // A lower limit drops the oldest only when the queue drops at all
+        // (reject-publish keeps what it holds and refuses what comes).
+        if args.overflow == Overflow::DropHead {
+            self.enforce_length_limit(&args, &mut state, &mut dead);
+        }
+        self.dispatch(queue, &mut state, Instant::now(), &mut dead);
+        self.unlock_and_dead_letter(queue, state, dead);
+        if args.expires.is_some() {
+            self.ensure_timer();
+        }
+        self.timer_wake.notify_one();
+    }
+
     fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
-        let args = &queue.args;
+        let args = queue.args();
+        let args: &QueueArguments = &args;
         let now = Instant::now();
         let expires_at = Self::expiry_for(args, &message, now);
         let durable = self.persistence.as_ref().is_some_and(Persistence::is_durable);
@@ -397,7 +420,7 @@ impl QueueBackend for LocalQueue {
             self.dispatch(queue, &mut state, Instant::now(), &mut dead);
         }
         self.unlock_and_dead_letter(queue, state, dead);
-        if queue.args.expires.is_some() {
+        if queue.args().expires.is_some() {
             self.timer_wake.notify_one();
         }
         auto_delete

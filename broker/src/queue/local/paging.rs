@@ -258,7 +258,7 @@ impl LocalQueue {
         let now = Instant::now();
         let mut dead = Dead::new();
         self.dispatch(&queue, &mut state, now, &mut dead);
-        self.enforce_length_limit(&queue.args, &mut state, &mut dead);
+        self.enforce_length_limit(&queue.args(), &mut state, &mut dead);
         self.expire_heads(&mut state, now, &mut dead);
         let has_ttl = state.ready.next_expiry().is_some();
         self.unlock_and_dead_letter(&queue, state, dead);

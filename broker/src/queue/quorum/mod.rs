@@ -18,7 +18,7 @@ pub(crate) const DEFAULT_DELIVERY_LIMIT: u64 = 20;
 
 pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, persistence: Option<Persistence>) -> Arc<Queue> {
     let rules = Rules {
-        delivery_limit: Some(identity.args.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT)),
+        default_delivery_limit: Some(DEFAULT_DELIVERY_LIMIT),
         counts_deliveries: true,
     };
     LocalQueue::queue(identity, rules, host, persistence)
