@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use tokio::sync::watch;
 use warren_store::{LazySledStore, Store, StoreOptions};
 
-use crate::access::{Access, Defaults, VhostMeta};
+use crate::access::{Access, Defaults, LimitScope, VhostMeta};
 use crate::alarm::{Alarms, Limits};
 use crate::config::BrokerConfig;
 use crate::connection_slots::ConnectionSlots;
@@ -222,6 +222,54 @@ impl Broker {
         if let Some(v) = self.vhost(vhost) {
             v.reapply_policies();
         }
+    }
+
+    /// Refuses a new connection over its vhost's or its user's
+    /// max-connections limit, with RabbitMQ's text.
+    pub(crate) fn check_connection_limits(&self, vhost: &str, user: &str) -> Result<(), AmqpError> {
+        if let Some(limit) = self.access.limits(LimitScope::Vhost, vhost).get("max-connections") {
+            if self.connections.count_where(|c| c.vhost == vhost) as u64 >= limit {
+                return Err(AmqpError::not_allowed(format!(
+                    "access to vhost '{vhost}' refused for user '{user}': connection limit ({limit}) is reached"
+                )));
+            }
+        }
+        if let Some(limit) = self.access.limits(LimitScope::User, user).get("max-connections") {
+            if self.connections.count_where(|c| c.user == user) as u64 >= limit {
+                return Err(AmqpError::not_allowed(format!(
+                    "connection refused for user '{user}': user connection limit ({limit}) is reached"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a channel over its user's max-channels limit.
+    pub(crate) fn check_channel_limit(&self, user: &str) -> Result<(), AmqpError> {
+        if let Some(limit) = self.access.limits(LimitScope::User, user).get("max-channels") {
+            if self.connections.channels_of_user(user) as u64 >= limit {
+                return Err(AmqpError::not_allowed(format!(
+                    "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({limit})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a new queue over its vhost's max-queues limit.
+    pub(crate) fn check_queue_limit(&self, vhost: &VHost, name: &str) -> Result<(), AmqpError> {
+        if vhost.queue(name).is_some() {
+            return Ok(());
+        }
+        if let Some(limit) = self.access.limits(LimitScope::Vhost, &vhost.name).get("max-queues") {
+            if vhost.queue_count() as u64 >= limit {
+                return Err(AmqpError::precondition_failed(format!(
+                    "cannot declare queue '{name}': queue limit in vhost '{}' ({limit}) is reached",
+                    vhost.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Records where an AMQP listener is bound.

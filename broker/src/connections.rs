@@ -115,6 +115,20 @@ impl Connections {
         self.open.len()
     }
 
+    /// How many open connections `which` picks.
+    pub(crate) fn count_where(&self, which: impl Fn(&ConnectionInfo) -> bool) -> usize {
+        self.open.iter().filter(|c| which(c)).count()
+    }
+
+    /// Channels open on a user's connections.
+    pub(crate) fn channels_of_user(&self, user: &str) -> usize {
+        self.open
+            .iter()
+            .filter(|c| c.user == user)
+            .map(|c| c.channel_count() as usize)
+            .sum()
+    }
+
     pub(crate) fn by_id(&self, id: ConnectionId) -> Option<Arc<ConnectionInfo>> {
         self.open.get(&id).map(|c| c.clone())
     }

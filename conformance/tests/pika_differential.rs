@@ -81,3 +81,9 @@ fn access_control_matches_rabbitmq() {
 fn policies_match_rabbitmq() {
     run_script("policies");
 }
+
+/// Vhost and user limits set over the management API and met by pika.
+#[test]
+fn limits_match_rabbitmq() {
+    run_script("limits");
+}

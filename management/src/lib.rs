@@ -59,6 +59,7 @@ fn router(api: Api) -> Router {
         .merge(routes::channels::routes())
         .merge(routes::definitions::routes())
         .merge(routes::policies::routes())
+        .merge(routes::limits::routes())
         .merge(routes::health::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

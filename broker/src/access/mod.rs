@@ -15,6 +15,7 @@
 //! their cached [`Grant`] was made under before trusting it.
 
 mod grant;
+mod limits;
 mod password;
 mod permission;
 mod user;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use warren_store::Store;
 
 pub(crate) use grant::Grant;
+pub(crate) use limits::{validate as validate_limit, LimitScope, Limits};
 pub(crate) use password::{HashingAlgorithm, PasswordHash};
 pub(crate) use permission::{Operation, Pattern, Permissions, ResourceKind, TopicContext, TopicPermissions};
 pub(crate) use user::{User, UserTag};
@@ -78,6 +80,8 @@ struct State {
     /// (vhost, user) -> per exchange.
     topic_permissions: BTreeMap<(String, String), Vec<TopicPermissions>>,
     vhosts: BTreeMap<String, VhostMeta>,
+    vhost_limits: BTreeMap<String, Limits>,
+    user_limits: BTreeMap<String, Limits>,
 }
 
 pub(crate) struct Access {
@@ -140,6 +144,12 @@ impl Access {
                     "vhost" => serde_json::from_slice::<VhostMeta>(value).map(|m| {
                         let name = key["vhost/".len()..].to_string();
                         state.vhosts.insert(name, m);
+                    }),
+                    "vhost-limits" => serde_json::from_slice::<Limits>(value).map(|l| {
+                        state.vhost_limits.insert(key["vhost-limits/".len()..].to_string(), l);
+                    }),
+                    "user-limits" => serde_json::from_slice::<Limits>(value).map(|l| {
+                        state.user_limits.insert(key["user-limits/".len()..].to_string(), l);
                     }),
                     _ => Ok(()),
                 };
@@ -285,6 +295,9 @@ impl Access {
         self.change(|state| {
             state.users.remove(name);
             let mut writes = vec![(format!("user/{name}"), None)];
+            if state.user_limits.remove(name).is_some() {
+                writes.push((format!("user-limits/{name}"), None));
+            }
             state.permissions.retain(|(vhost, user), _| {
                 let keep = user != name;
                 if !keep {
@@ -387,11 +400,56 @@ impl Access {
         });
     }
 
+    /// The limits of a vhost or a user.
+    pub(crate) fn limits(&self, scope: LimitScope, name: &str) -> Limits {
+        let state = self.state.read();
+        let map = match scope {
+            LimitScope::Vhost => &state.vhost_limits,
+            LimitScope::User => &state.user_limits,
+        };
+        map.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every vhost's (or user's) limits that are set.
+    pub(crate) fn all_limits(&self, scope: LimitScope) -> Vec<(String, Limits)> {
+        let state = self.state.read();
+        let map = match scope {
+            LimitScope::Vhost => &state.vhost_limits,
+            LimitScope::User => &state.user_limits,
+        };
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Sets (`Some`) or clears (`None`) one limit of a vhost or a user.
+    pub(crate) fn set_limit(&self, scope: LimitScope, name: &str, limit: &str, value: Option<i64>) {
+        self.change(|state| {
+            let (map, prefix) = match scope {
+                LimitScope::Vhost => (&mut state.vhost_limits, "vhost-limits"),
+                LimitScope::User => (&mut state.user_limits, "user-limits"),
+            };
+            let limits = map.entry(name.to_string()).or_default();
+            match value {
+                Some(v) => limits.set(limit, v),
+                None => limits.clear(limit),
+            }
+            let key = format!("{prefix}/{name}");
+            if limits.is_empty() {
+                map.remove(name);
+                vec![(key, None)]
+            } else {
+                vec![(key, Some(encode(&*limits)))]
+            }
+        });
+    }
+
     /// Forgets a vhost and every permission in it.
     pub(crate) fn delete_vhost(&self, name: &str) {
         self.change(|state| {
             state.vhosts.remove(name);
             let mut writes = vec![(format!("vhost/{name}"), None)];
+            if state.vhost_limits.remove(name).is_some() {
+                writes.push((format!("vhost-limits/{name}"), None));
+            }
             state.permissions.retain(|(vhost, user), _| {
                 let keep = vhost != name;
                 if !keep {
@@ -442,6 +500,12 @@ fn whole_state(state: &State) -> Vec<(String, Option<Vec<u8>>)> {
     }
     for (name, meta) in &state.vhosts {
         all.push((format!("vhost/{name}"), Some(encode(meta))));
+    }
+    for (name, limits) in &state.vhost_limits {
+        all.push((format!("vhost-limits/{name}"), Some(encode(limits))));
+    }
+    for (name, limits) in &state.user_limits {
+        all.push((format!("user-limits/{name}"), Some(encode(limits))));
     }
     all
 }

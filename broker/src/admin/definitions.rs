@@ -190,6 +190,15 @@ struct Definitions {
 const EXPORTED_VERSION: &str = "3.13.7";
 
 impl Admin {
+    fn limit_map(&self, vhost: bool, name: &str) -> Map<String, Value> {
+        self.limits(vhost, Some(name))
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(_, limits)| limits)
+            .map(|(k, v)| (k, Value::from(v)))
+            .collect()
+    }
+
     /// Everything (`vhost` None), or one vhost's queues, exchanges and
     /// bindings, as a RabbitMQ definitions document.
     pub fn export_definitions(&self, vhost: Option<&str>) -> Result<Value, AdminError> {
@@ -219,11 +228,11 @@ impl Admin {
                 self.users()
                     .into_iter()
                     .map(|u| UserDef {
-                        name: u.name,
+                        name: u.name.clone(),
                         password_hash: u.password_hash,
                         hashing_algorithm: Some(u.hashing_algorithm.to_string()),
+                        limits: self.limit_map(false, &u.name),
                         tags: Tags::List(u.tags),
-                        limits: Map::new(),
                     })
                     .collect(),
             );
@@ -235,12 +244,12 @@ impl Admin {
                         metadata.insert("description".into(), Value::String(v.description.clone()));
                         metadata.insert("tags".into(), Value::from(v.tags.clone()));
                         VhostDef {
-                            name: v.name,
+                            name: v.name.clone(),
                             description: None,
                             tags: None,
                             default_queue_type: v.default_queue_type,
                             metadata: Some(metadata),
-                            limits: Map::new(),
+                            limits: self.limit_map(true, &v.name),
                         }
                     })
                     .collect(),
@@ -339,6 +348,10 @@ impl Admin {
             };
             self.put_user(&u.name, password, &u.tags.words())
                 .map_err(|e| fail(format!("user '{}'", u.name), e))?;
+            for (limit, value) in &u.limits {
+                self.set_limit(false, &u.name, limit, value)
+                    .map_err(|e| fail(format!("limit of user '{}'", u.name), e))?;
+            }
         }
         for v in defs.vhosts.iter().flatten() {
             let meta = v.metadata.as_ref();
@@ -355,6 +368,10 @@ impl Admin {
             });
             self.put_vhost(&v.name, description, tags, v.default_queue_type.clone(), None)
                 .map_err(|e| fail(format!("vhost '{}'", v.name), e))?;
+            for (limit, value) in &v.limits {
+                self.set_limit(true, &v.name, limit, value)
+                    .map_err(|e| fail(format!("limit of vhost '{}'", v.name), e))?;
+            }
         }
         for p in defs.permissions.iter().flatten() {
             self.set_permissions(&p.vhost, &p.user, &p.configure, &p.write, &p.read)

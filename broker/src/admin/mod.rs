@@ -11,6 +11,7 @@ mod access;
 mod connections;
 mod definitions;
 mod json;
+mod limits;
 mod messages;
 mod policies;
 mod topology;
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 
 pub use access::PasswordSpec;
 pub use definitions::DefinitionsError;
+pub use limits::LimitsView;
 pub use messages::{AckMode, PublishRequest};
 pub use views::*;
 

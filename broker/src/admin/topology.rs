@@ -152,6 +152,7 @@ impl Admin {
             });
         }
         let existed = v.queue(name).is_some();
+        self.broker.check_queue_limit(&v, name)?;
         let settings = QueueSettings {
             durable,
             exclusive_owner: None,

@@ -131,6 +131,7 @@ impl Channel {
                 m.queue.clone()
             };
             ctx.grant.check(Operation::Configure, ResourceKind::Queue, &name)?;
+            ctx.broker.check_queue_limit(&ctx.vhost, &name)?;
             if let Some(dlx) = m.arguments.get("x-dead-letter-exchange").and_then(|v| v.as_str()) {
                 ctx.grant.check(Operation::Read, ResourceKind::Queue, &name)?;
                 ctx.grant.check(Operation::Write, ResourceKind::Exchange, dlx)?;

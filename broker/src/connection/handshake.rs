@@ -209,6 +209,10 @@ pub(super) async fn run(
         log::handshake_error(name, Some(&user.name), "opening", &what);
         return Err(HandshakeError::Refuse(AmqpError::not_allowed(what).on_method((10, 40))));
     };
+    if let Err(refused) = broker.check_connection_limits(&vhost.name, &user.name) {
+        log::handshake_error(name, Some(&user.name), "opening", refused.detail());
+        return Err(HandshakeError::Refuse(refused.on_method((10, 40))));
+    }
     send(reader.socket, ConnectionOpenOk::default().into()).await?;
     Ok(Session {
         slot,

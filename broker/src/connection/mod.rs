@@ -525,6 +525,10 @@ impl Connection {
                         ))
                         .on_method((20, 10)));
                     }
+                    self.ctx
+                        .broker
+                        .check_channel_limit(&self.ctx.user)
+                        .map_err(|e| e.on_method((20, 10)))?;
                     let channel = Channel::new(id);
                     self.ctx.info.channel_opened(channel.info.clone());
                     self.channels.insert(id, channel);

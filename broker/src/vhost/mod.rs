@@ -434,6 +434,10 @@ impl VHost {
         }
     }
 
+    pub(crate) fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
     /// Every queue, as it is now.
     pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
         self.queues.iter().map(|q| q.clone()).collect()

@@ -6,6 +6,7 @@ pub(crate) mod connections;
 pub(crate) mod definitions;
 pub(crate) mod exchanges;
 pub(crate) mod health;
+pub(crate) mod limits;
 pub(crate) mod overview;
 pub(crate) mod policies;
 pub(crate) mod queues;
