@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use warren_broker::{Admin, BrokerConfig, RunningBroker, ServerIdentity, Settings};
+pub use warren_broker::{Admin, BrokerConfig, PasswordSpec, RunningBroker, ServerIdentity, Settings, TlsSettings};
 use warren_management::Management;
 
 /// A running Warren: the AMQP broker and, unless turned off, its
@@ -35,6 +35,11 @@ impl Warren {
     /// An `amqp://` URL for the default user on the default vhost.
     pub fn amqp_url(&self) -> String {
         self.broker.amqp_url()
+    }
+
+    /// The TLS listener's address, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.broker.tls_addr()
     }
 
     /// The management API's address, if it runs.

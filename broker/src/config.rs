@@ -12,6 +12,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::memory::MemoryWatermark;
+use crate::tls::TlsSettings;
 
 /// What Warren calls itself in connection.start (see
 /// `connection/server_properties.rs` for why RabbitMQ is the default).
@@ -31,6 +32,10 @@ pub enum ServerIdentity {
 pub struct BrokerConfig {
     /// Where to accept AMQP connections (port 0 picks a free one).
     pub listen: SocketAddr,
+    /// Whether the plain (non-TLS) listener runs at all.
+    pub plain_listener: bool,
+    /// AMQP over TLS (RabbitMQ's `listeners.ssl`), if configured.
+    pub tls: Option<TlsSettings>,
     /// Where durable state is kept.
     pub data_dir: PathBuf,
     /// How long a delivery may stay unacknowledged before its channel is
@@ -97,6 +102,8 @@ impl Default for BrokerConfig {
             // Every address, IPv6 and IPv4 (as RabbitMQ listens by
             // default); IPv4 only where IPv6 is not available.
             listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 5672)),
+            plain_listener: true,
+            tls: None,
             data_dir: PathBuf::from("./warren-data"),
             consumer_timeout: Some(Duration::from_millis(1_800_000)),
             heartbeat: 60,
@@ -143,11 +150,33 @@ pub struct Settings {
     #[arg(long, env = "WARREN_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to accept AMQP connections on [default: [::]:5672, every
-    /// IPv6 and IPv4 address].
+    /// Address to accept AMQP connections on, or `none` for no plain
+    /// listener (TLS only) [default: [::]:5672, every IPv6 and IPv4 address].
     #[arg(long, env = "WARREN_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<String>,
+    /// Address to accept AMQP over TLS on (RabbitMQ's 5671); needs
+    /// --tls-cert and --tls-key [default: no TLS listener].
+    #[arg(long, env = "WARREN_TLS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificate chain (PEM).
+    #[arg(long, env = "WARREN_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM).
+    #[arg(long, env = "WARREN_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): clients are asked for a certificate, verified
+    /// against these, whose subject logs in with EXTERNAL.
+    #[arg(long, env = "WARREN_TLS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate (with --tls-ca) [default: false].
+    #[arg(long, env = "WARREN_TLS_FAIL_IF_NO_PEER_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_fail_if_no_peer_cert: Option<bool>,
     /// Directory for durable state [default: ./warren-data].
     #[arg(long, env = "WARREN_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -286,8 +315,26 @@ impl Settings {
     /// The configuration these settings give, checked.
     pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
         let mut config = BrokerConfig::default();
-        if let Some(v) = self.listen {
-            config.listen = v;
+        match self.listen.as_deref() {
+            None => {}
+            Some("none") => config.plain_listener = false,
+            Some(addr) => {
+                config.listen = addr.parse().map_err(|e| {
+                    ConfigError::Invalid(format!("listen '{addr}' is not an address (HOST:PORT) or 'none': {e}"))
+                })?
+            }
+        }
+        if let Some(listen) = self.tls_listen {
+            let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) else {
+                return Err(ConfigError::Invalid("tls_listen needs tls_cert and tls_key".into()));
+            };
+            config.tls = Some(TlsSettings {
+                listen,
+                cert,
+                key,
+                ca: self.tls_ca,
+                fail_if_no_peer_cert: self.tls_fail_if_no_peer_cert.unwrap_or(false),
+            });
         }
         if let Some(v) = self.data_dir {
             config.data_dir = v;

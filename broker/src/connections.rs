@@ -19,6 +19,9 @@ pub(crate) struct ConnectionInfo {
     pub name: ConnectionName,
     pub user: String,
     pub vhost: String,
+    /// PLAIN, AMQPLAIN or EXTERNAL.
+    pub auth_mechanism: String,
+    pub tls: bool,
     pub client_properties: FieldTable,
     pub connected_at: SystemTime,
     pub frame_max: u32,

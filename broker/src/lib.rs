@@ -32,6 +32,7 @@ mod queue;
 mod recovery;
 mod reply_to;
 mod server;
+mod tls;
 mod vhost;
 
 #[doc(hidden)]
@@ -44,3 +45,4 @@ pub use admin::*;
 pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
 pub use memory::MemoryWatermark;
 pub use server::{start, RunningBroker};
+pub use tls::TlsSettings;

@@ -5,26 +5,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::tls;
 
 /// A broker that is accepting connections.
 pub struct RunningBroker {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
-    accept_loop: JoinHandle<()>,
+    accept_loops: Vec<JoinHandle<()>>,
     connections: TaskTracker,
 }
 
 impl RunningBroker {
-    /// The address it listens on (with the real port if 0 was asked for).
+    /// The address it listens on (with the real port if 0 was asked for):
+    /// the plain listener's, or the TLS one's if there is no plain one.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TLS listener's address, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The administration interface (for the management API).
@@ -54,7 +63,9 @@ impl RunningBroker {
     /// accepting; returns once connections are gone (or after a grace period).
     pub async fn shutdown(self) {
         self.broker.begin_shutdown();
-        let _ = self.accept_loop.await;
+        for accept_loop in self.accept_loops {
+            let _ = accept_loop.await;
+        }
         self.connections.close();
         if tokio::time::timeout(Duration::from_secs(5), self.connections.wait())
             .await
@@ -70,7 +81,9 @@ impl RunningBroker {
 
     /// Waits until the broker stops (after `Broker::begin_shutdown`).
     pub async fn wait(self) {
-        let _ = self.accept_loop.await;
+        for accept_loop in self.accept_loops {
+            let _ = accept_loop.await;
+        }
         self.connections.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.wait()).await;
         stop_durability(&self.broker).await;
@@ -109,16 +122,49 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     })
     .await
     .map_err(std::io::Error::other)??;
-    let listener = bind(broker.config.listen).await?;
-    let addr = listener.local_addr()?;
-    broker.add_listener(addr);
     let connections = TaskTracker::new();
-    let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), connections.clone()));
+    let mut accept_loops = Vec::new();
+    let mut addr = None;
+    if broker.config.plain_listener {
+        let listener = bind(broker.config.listen).await?;
+        let bound = listener.local_addr()?;
+        broker.add_listener(bound);
+        tracing::info!("started TCP listener on {bound}");
+        accept_loops.push(tokio::spawn(accept_loop(
+            listener,
+            broker.clone(),
+            connections.clone(),
+            None,
+        )));
+        addr = Some(bound);
+    }
+    let mut tls_addr = None;
+    if let Some(settings) = broker.config.tls.clone() {
+        let acceptor = TlsAcceptor::from(tls::server_config(&settings)?);
+        let listener = bind(settings.listen).await?;
+        let bound = listener.local_addr()?;
+        broker.add_listener(bound);
+        tracing::info!("started TLS (SSL) listener on {bound}");
+        accept_loops.push(tokio::spawn(accept_loop(
+            listener,
+            broker.clone(),
+            connections.clone(),
+            Some(acceptor),
+        )));
+        tls_addr = Some(bound);
+    }
+    let Some(addr) = addr.or(tls_addr) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no listener: the plain listener is off and no TLS listener is configured",
+        ));
+    };
     tracing::info!(%addr, "Warren is ready to accept AMQP connections on {addr}");
     Ok(RunningBroker {
         addr,
+        tls_addr,
         broker,
-        accept_loop,
+        accept_loops,
         connections,
     })
 }
@@ -134,6 +180,17 @@ fn load_definitions(broker: &Arc<Broker>, path: &std::path::Path) -> io::Result<
         .map_err(|e| context(e.to_string()))?;
     tracing::info!("imported definitions from {}", path.display());
     Ok(())
+}
+
+/// Runs the TLS handshake (within the AMQP handshake's time limit), then
+/// serves the connection.
+async fn serve_tls(broker: Arc<Broker>, acceptor: TlsAcceptor, socket: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let limit = broker.config.handshake_timeout;
+    match tokio::time::timeout(limit, acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => connection::serve(broker, stream, peer, local).await,
+        Ok(Err(e)) => tracing::info!("TLS handshake with {peer} failed: {e}"),
+        Err(_) => tracing::info!("TLS handshake with {peer} timed out"),
+    }
 }
 
 /// Binds the AMQP listener. The unspecified IPv6 address takes IPv4
@@ -153,14 +210,24 @@ async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
     }
 }
 
-async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, connections: TaskTracker) {
+async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, connections: TaskTracker, tls: Option<TlsAcceptor>) {
     let mut shutdown = broker.shutdown_signal();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(connection::serve(broker.clone(), socket, peer));
+                    let Ok(local) = socket.local_addr() else {
+                        continue;
+                    };
+                    match &tls {
+                        None => {
+                            connections.spawn(connection::serve(broker.clone(), socket, peer, local));
+                        }
+                        Some(acceptor) => {
+                            connections.spawn(serve_tls(broker.clone(), acceptor.clone(), socket, peer, local));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off, don't spin.

@@ -134,7 +134,7 @@ pub(crate) fn connection(c: &ConnectionView, node: &str) -> Value {
         "user": c.user, "user_who_performed_action": c.user, "vhost": c.vhost,
         "host": c.local.ip().to_string(), "port": c.local.port(),
         "peer_host": c.peer.ip().to_string(), "peer_port": c.peer.port(),
-        "ssl": false, "auth_mechanism": "PLAIN",
+        "ssl": c.tls, "auth_mechanism": c.auth_mechanism,
         "connected_at": millis(c.connected_at), "channels": c.channels,
         "frame_max": c.frame_max, "channel_max": c.channel_max, "timeout": c.heartbeat,
         "client_properties": c.client_properties,

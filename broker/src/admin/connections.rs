@@ -14,6 +14,8 @@ fn connection_view(c: &ConnectionInfo) -> ConnectionView {
         vhost: c.vhost.clone(),
         peer: c.name.peer,
         local: c.name.local,
+        auth_mechanism: c.auth_mechanism.clone(),
+        tls: c.tls,
         connected_at: c.connected_at,
         channels: c.channel_count(),
         frame_max: c.frame_max,

@@ -117,6 +117,8 @@ pub struct ConnectionView {
     pub vhost: String,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    pub auth_mechanism: String,
+    pub tls: bool,
     pub connected_at: SystemTime,
     pub channels: u32,
     pub frame_max: u32,

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use warren_protocol::*;
 
 use super::log::{self, ConnectionName};
 use super::server_properties::server_properties;
+use super::transport::Transport;
 use crate::access::{Grant, LoginRefusal, User};
 use crate::broker::Broker;
 use crate::client_capabilities::ClientCapabilities;
@@ -24,6 +24,10 @@ pub(super) struct Session {
     pub slot: ConnectionSlot,
     pub vhost: Arc<VHost>,
     pub user: String,
+    /// How it logged in (PLAIN, AMQPLAIN, EXTERNAL).
+    pub auth_mechanism: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
     /// What the user may do in the vhost.
     pub grant: Grant,
     pub client_properties: FieldTable,
@@ -59,12 +63,12 @@ impl From<std::io::Error> for HandshakeError {
 }
 
 /// Reads frames during the handshake, before the connection splits its socket.
-struct FrameReader<'a> {
-    socket: &'a mut TcpStream,
+struct FrameReader<'a, S> {
+    socket: &'a mut S,
     buf: BytesMut,
 }
 
-impl FrameReader<'_> {
+impl<S: Transport> FrameReader<'_, S> {
     /// The next method on channel 0 (heartbeats are skipped); a frame that
     /// does not decode is given back as it is, for the caller to answer.
     async fn next_method(&mut self, frame_max: u32) -> Result<Result<Method, ProtocolError>, HandshakeError> {
@@ -105,7 +109,7 @@ impl FrameReader<'_> {
     }
 }
 
-async fn send(socket: &mut TcpStream, method: Method) -> Result<(), HandshakeError> {
+async fn send<S: Transport>(socket: &mut S, method: Method) -> Result<(), HandshakeError> {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &method);
     socket.write_all(&out).await?;
@@ -113,21 +117,30 @@ async fn send(socket: &mut TcpStream, method: Method) -> Result<(), HandshakeErr
 }
 
 /// Runs the handshake after the protocol header has been checked.
-pub(super) async fn run(
+pub(super) async fn run<S: Transport>(
     broker: &Broker,
-    socket: &mut TcpStream,
+    socket: &mut S,
     name: ConnectionName,
     buf: BytesMut,
 ) -> Result<Session, HandshakeError> {
+    // EXTERNAL is offered on TLS connections whose client certificate was
+    // verified, as rabbitmq_auth_mechanism_ssl offers it.
+    let peer_subject = socket.peer_subject();
+    let tls = socket.is_tls();
     let mut reader = FrameReader { socket, buf };
     let config = &broker.config;
+    let mechanisms: &'static [u8] = if peer_subject.is_some() {
+        b"PLAIN AMQPLAIN EXTERNAL"
+    } else {
+        b"PLAIN AMQPLAIN"
+    };
     send(
         reader.socket,
         ConnectionStart {
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(config.server_identity),
-            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            mechanisms: Bytes::from_static(mechanisms),
             locales: Bytes::from_static(b"en_US"),
         }
         .into(),
@@ -142,7 +155,7 @@ pub(super) async fn run(
         })
         .await?;
     let capabilities = ClientCapabilities::from_client_properties(&start_ok.client_properties);
-    let user = authenticate(broker, &start_ok, name, capabilities)?;
+    let user = authenticate(broker, &start_ok, name, capabilities, peer_subject.as_deref())?;
 
     send(
         reader.socket,
@@ -218,6 +231,8 @@ pub(super) async fn run(
         slot,
         vhost,
         user: user.name.clone(),
+        auth_mechanism: start_ok.mechanism.to_string(),
+        tls,
         grant,
         client_properties: start_ok.client_properties,
         frame_max,
@@ -257,9 +272,26 @@ fn authenticate(
     start_ok: &ConnectionStartOk,
     name: ConnectionName,
     caps: ClientCapabilities,
+    peer_subject: Option<&str>,
 ) -> Result<Arc<User>, HandshakeError> {
     let peer = name.peer;
     let mechanism = start_ok.mechanism.as_str();
+    if let ("EXTERNAL", Some(subject)) = (mechanism, peer_subject) {
+        return match broker.access.user(subject) {
+            Some(user) => Ok(user),
+            None => {
+                let why = format!("user '{subject}' - invalid credentials");
+                log::handshake_error(name, None, "starting", &format!("EXTERNAL login refused: {why}"));
+                if caps.authentication_failure_close {
+                    Err(HandshakeError::Refuse(AmqpError::access_refused(
+                        "Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile.",
+                    )))
+                } else {
+                    Err(HandshakeError::Gone)
+                }
+            }
+        };
+    }
     let credentials = match mechanism {
         "PLAIN" => parse_plain(&start_ok.response),
         "AMQPLAIN" => parse_amqplain(&start_ok.response),

@@ -10,6 +10,7 @@ mod handshake;
 mod log;
 mod malformed;
 mod server_properties;
+mod transport;
 mod writer;
 
 use std::net::SocketAddr;
@@ -18,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use foldhash::HashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use warren_protocol::*;
 
@@ -35,6 +34,7 @@ use crate::queue::Delivery;
 use handshake::HandshakeError;
 use log::{ConnectionName, Opened};
 use malformed::Answer;
+pub(crate) use transport::Transport;
 use writer::WriterHandle;
 
 /// How long to wait for connection.close-ok after sending connection.close
@@ -47,10 +47,7 @@ const FRAMING_CLOSE_DELAY: Duration = handshake::SILENT_CLOSE_DELAY;
 const INBOX_BATCH: usize = 512;
 
 /// Serves one accepted socket until it closes.
-pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: SocketAddr) {
-    let Ok(local) = socket.local_addr() else {
-        return;
-    };
+pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer: SocketAddr, local: SocketAddr) {
     // On the dual-stack listener, IPv4 peers come as IPv4-mapped IPv6
     // addresses: named (and checked for loopback) as the IPv4 they are.
     let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
@@ -94,6 +91,8 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
         name,
         user: session.user.clone(),
         vhost: session.vhost.name.to_string(),
+        auth_mechanism: session.auth_mechanism.clone(),
+        tls: session.tls,
         client_properties: session.client_properties,
         connected_at: std::time::SystemTime::now(),
         frame_max: session.frame_max,
@@ -103,7 +102,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
         handle: handle.clone(),
     });
     let _registration = broker.connections.register(info.clone());
-    let (read_half, write_half) = socket.into_split();
+    let (read_half, write_half) = socket.split();
     let (writer, writer_task) = writer::spawn(write_half);
     let mut connection = Connection {
         ctx: ConnCtx {
@@ -140,9 +139,9 @@ pub(crate) async fn serve(broker: Arc<Broker>, mut socket: TcpStream, peer: Sock
 
 /// Reads the protocol header and runs the handshake. `Ok(None)` when the
 /// client spoke another protocol and was answered with our header.
-async fn open(
+async fn open<S: Transport>(
     broker: &Broker,
-    socket: &mut TcpStream,
+    socket: &mut S,
     name: ConnectionName,
 ) -> Result<Option<handshake::Session>, HandshakeError> {
     let mut buf = BytesMut::with_capacity(4096);
@@ -164,7 +163,7 @@ async fn open(
 
 /// Sends connection.close for a refused handshake and waits briefly for the
 /// close-ok so the client reads the reason before the socket goes.
-async fn refuse(socket: &mut TcpStream, error: &AmqpError) {
+async fn refuse<S: Transport>(socket: &mut S, error: &AmqpError) {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &close_method(error));
     if socket.write_all(&out).await.is_err() {
@@ -226,9 +225,9 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(
+    async fn run<R: AsyncRead + Unpin>(
         &mut self,
-        mut reader: OwnedReadHalf,
+        mut reader: R,
         mut read_buf: BytesMut,
         mut inbox: mpsc::UnboundedReceiver<Outbound>,
     ) {

@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 /// How many bytes may wait for the socket before the connection stops
@@ -58,14 +57,18 @@ impl WriterHandle {
 }
 
 /// Starts the writer task for a socket.
-pub(super) fn spawn(socket: OwnedWriteHalf) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+pub(super) fn spawn<W: AsyncWrite + Unpin + Send + 'static>(socket: W) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog::default());
     let task = tokio::spawn(write_loop(socket, rx, backlog.clone()));
     (WriterHandle { tx, backlog }, task)
 }
 
-async fn write_loop(mut socket: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>, backlog: Arc<Backlog>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut socket: W,
+    mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
+    backlog: Arc<Backlog>,
+) {
     let mut pending: Vec<Bytes> = Vec::new();
     while let Some(batch) = rx.recv().await {
         pending.extend(batch);
@@ -84,7 +87,7 @@ async fn write_loop(mut socket: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
     let _ = socket.shutdown().await;
 }
 
-async fn write_all_vectored(socket: &mut OwnedWriteHalf, chunks: &mut Vec<Bytes>) -> std::io::Result<()> {
+async fn write_all_vectored<W: AsyncWrite + Unpin>(socket: &mut W, chunks: &mut Vec<Bytes>) -> std::io::Result<()> {
     let mut first = 0;
     while first < chunks.len() {
         let mut n = {
