@@ -4,7 +4,7 @@
 D=$1; ROUNDS=${2:-6}; DUR=${3:-10}
 rm -rf $D; mkdir -p $D
 PORT=5699
-$(dirname "$0")/../target/release/warren --listen 127.0.0.1:$PORT --management-listen 127.0.0.1:0 --data-dir $D 2>/tmp/churn-warren.log &
+$(dirname "$0")/../target/release/warren --listen 127.0.0.1:$PORT --management-listen 127.0.0.1:0 --prometheus-listen 127.0.0.1:0 --data-dir $D 2>/tmp/churn-warren.log &
 W=$!
 sleep 0.5
 total=0

@@ -97,7 +97,7 @@ def warren(args):
     subprocess.run(["rm", "-rf", data])
     port = free_port()
     uri = f"amqp://guest:guest@127.0.0.1:{port}/%2f"
-    command = [REL + "/warren", "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--data-dir", data,
+    command = [REL + "/warren", "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--data-dir", data,
                "--memory-high-watermark", args.watermark]
     log = open(os.path.join(ROOT, "bench", "out", "depth-warren.log"), "w")
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)

@@ -13,7 +13,7 @@ def du(d):
     return int(subprocess.run(["du", "-sk", d], capture_output=True, text=True).stdout.split()[0])
 def start(data, port):
     t0 = time.monotonic()
-    p = subprocess.Popen([REL + "/warren", "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--data-dir", data], stdout=subprocess.DEVNULL, stderr=open("/tmp/million-warren.log", "a"))
+    p = subprocess.Popen([REL + "/warren", "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--data-dir", data], stdout=subprocess.DEVNULL, stderr=open("/tmp/million-warren.log", "a"))
     while True:
         try: socket.create_connection(("127.0.0.1", port), timeout=0.05).close(); break
         except OSError: time.sleep(0.001)

@@ -47,7 +47,7 @@ def rss_kib(pid):
 def start_warren(data_dir):
     port = free_port()
     t0 = time.monotonic()
-    proc = subprocess.Popen([os.path.join(RELEASE, "warren"), "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--data-dir", data_dir],
+    proc = subprocess.Popen([os.path.join(RELEASE, "warren"), "--listen", f"127.0.0.1:{port}", "--management-listen", "127.0.0.1:0", "--prometheus-listen", "127.0.0.1:0", "--data-dir", data_dir],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:

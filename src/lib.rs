@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use warren_broker::{Admin, BrokerConfig, PasswordSpec, RunningBroker, ServerIdentity, Settings, TlsSettings};
 use warren_management::Management;
+use warren_metrics::Metrics;
 
 /// A running Warren: the AMQP broker and, unless turned off, its
 /// management HTTP API.
 pub struct Warren {
     broker: RunningBroker,
     management: Option<Management>,
+    metrics: Option<Metrics>,
 }
 
 impl Warren {
@@ -59,6 +61,11 @@ impl Warren {
         })
     }
 
+    /// The Prometheus endpoint's address, if it runs.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(Metrics::local_addr)
+    }
+
     /// The broker's administration handle.
     pub fn admin(&self) -> Admin {
         self.broker.admin()
@@ -70,6 +77,9 @@ impl Warren {
         if let Some(management) = self.management {
             management.wait().await;
         }
+        if let Some(metrics) = self.metrics {
+            metrics.wait().await;
+        }
     }
 
     /// Waits until the broker stops.
@@ -78,6 +88,9 @@ impl Warren {
         if let Some(management) = self.management {
             management.wait().await;
         }
+        if let Some(metrics) = self.metrics {
+            metrics.wait().await;
+        }
     }
 }
 
@@ -85,9 +98,20 @@ impl Warren {
 /// management API beside it.
 pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
     let listen = config.management_listen;
+    let prometheus = config.prometheus_listen;
     let broker = warren_broker::start(config).await?;
     let management = match listen {
         Some(addr) => match warren_management::start(broker.admin(), addr).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                broker.shutdown().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let metrics = match prometheus {
+        Some(addr) => match warren_metrics::start(broker.admin(), addr).await {
             Ok(m) => Some(m),
             Err(e) => {
                 broker.shutdown().await;
@@ -105,7 +129,11 @@ pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
             .map(|m| format!(", management API on http://{}/api/", m.local_addr()))
             .unwrap_or_default()
     );
-    Ok(Warren { broker, management })
+    Ok(Warren {
+        broker,
+        management,
+        metrics,
+    })
 }
 
 /// A configuration for tests: listen on a free loopback port, keep data in a
@@ -121,6 +149,7 @@ pub fn ephemeral_config() -> BrokerConfig {
         listen: "127.0.0.1:0".parse().expect("valid literal address"),
         data_dir: std::env::temp_dir().join(unique),
         management_listen: Some("127.0.0.1:0".parse().expect("valid literal address")),
+        prometheus_listen: Some("127.0.0.1:0".parse().expect("valid literal address")),
         remove_data_dir_on_shutdown: true,
         ..BrokerConfig::default()
     }

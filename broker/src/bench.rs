@@ -45,6 +45,7 @@ impl Default for RoutingBench {
                 None,
                 Default::default(),
                 Arc::new(crate::policy::Policies::load(None, &[])),
+                Default::default(),
             )),
         }
     }

@@ -19,6 +19,7 @@ use crate::connections::Connections;
 use crate::durability::Durability;
 use crate::error::AmqpError;
 use crate::ids::ConnectionId;
+use crate::message_stats::ChurnCounters;
 use crate::policy::Policies;
 use crate::recovery;
 use crate::reply_to::ReplyRegistry;
@@ -32,6 +33,8 @@ pub(crate) struct Broker {
     pub access: Arc<Access>,
     /// Policies and operator policies.
     pub policies: Arc<Policies>,
+    /// Connection, channel and queue churn.
+    pub churn: Arc<ChurnCounters>,
     /// Open connections, by id.
     pub connections: Connections,
     /// The addresses the AMQP listeners are bound to.
@@ -121,6 +124,7 @@ impl Broker {
             vhosts: DashMap::new(),
             access,
             policies,
+            churn: Arc::new(ChurnCounters::default()),
             connections: Connections::default(),
             listeners: Default::default(),
             next_connection_id: AtomicU64::new(1),
@@ -173,6 +177,7 @@ impl Broker {
                     Some(self.durability.clone()),
                     self.alarms.pressure(),
                     self.policies.clone(),
+                    self.churn.clone(),
                 ))
             })
             .clone()

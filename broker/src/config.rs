@@ -92,6 +92,9 @@ pub struct BrokerConfig {
     /// Where the management HTTP API listens (None: not at all). The
     /// broker itself does not serve it; `warren::start` does.
     pub management_listen: Option<SocketAddr>,
+    /// Where the Prometheus metrics endpoint listens (None: not at all);
+    /// `warren::start` serves it.
+    pub prometheus_listen: Option<SocketAddr>,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
 }
@@ -118,6 +121,7 @@ impl Default for BrokerConfig {
             loopback_users: vec!["guest".into()],
             definitions_file: None,
             management_listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 15672))),
+            prometheus_listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 15692))),
             handshake_timeout: Duration::from_secs(10),
             disk_free_limit: 50_000_000,
             memory_high_watermark: MemoryWatermark::default(),
@@ -268,6 +272,10 @@ pub struct Settings {
     #[arg(long, env = "WARREN_MANAGEMENT_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub management_listen: Option<String>,
+    /// Address of the Prometheus metrics endpoint, or `none` [default: [::]:15692].
+    #[arg(long, env = "WARREN_PROMETHEUS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus_listen: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -391,17 +399,25 @@ impl Settings {
         }
         config.definitions_file = self.definitions;
         if let Some(v) = self.management_listen {
-            config.management_listen = match v.as_str() {
-                "none" | "off" | "" => None,
-                addr => Some(addr.parse().map_err(|e| {
-                    ConfigError::Invalid(format!(
-                        "management_listen '{addr}' is not an address (HOST:PORT) or 'none': {e}"
-                    ))
-                })?),
-            };
+            config.management_listen = optional_address("management_listen", &v)?;
+        }
+        if let Some(v) = self.prometheus_listen {
+            config.prometheus_listen = optional_address("prometheus_listen", &v)?;
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// An address setting that may be `none` (off).
+fn optional_address(setting: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match value {
+        "none" | "off" | "" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "{setting} '{addr}' is not an address (HOST:PORT) or 'none': {e}"
+            ))
+        }),
     }
 }
 

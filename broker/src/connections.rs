@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use warren_protocol::FieldTable;
 
 use crate::ids::{ConnectionId, ConnectionName};
+use crate::message_stats::{self, MessageCounters, MessageTotals};
 use crate::outbound::{ConnectionHandle, Outbound};
 
 /// One open connection, as the management API shows it.
@@ -30,6 +31,8 @@ pub(crate) struct ConnectionInfo {
     /// Channels open now.
     pub channels: parking_lot::Mutex<BTreeMap<u16, Arc<ChannelInfo>>>,
     pub handle: ConnectionHandle,
+    /// Its messages, counted by its own task.
+    pub counters: MessageCounters,
 }
 
 /// One open channel, as the management API shows it: figures the channel
@@ -87,6 +90,8 @@ impl ConnectionInfo {
 #[derive(Default)]
 pub(crate) struct Connections {
     open: DashMap<ConnectionId, Arc<ConnectionInfo>>,
+    /// The message counts of connections that closed.
+    closed_totals: MessageCounters,
 }
 
 /// Removes its connection from the registry when dropped.
@@ -97,7 +102,9 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.connections.open.remove(&self.id);
+        if let Some((_, info)) = self.connections.open.remove(&self.id) {
+            self.connections.closed_totals.absorb(&info.counters.read());
+        }
     }
 }
 
@@ -116,6 +123,13 @@ impl Connections {
 
     pub(crate) fn count(&self) -> usize {
         self.open.len()
+    }
+
+    /// Message counts of every connection, open or closed, since start.
+    pub(crate) fn message_totals(&self) -> MessageTotals {
+        let open: Vec<MessageTotals> = self.open.iter().map(|c| c.counters.read()).collect();
+        let closed = self.closed_totals.read();
+        message_stats::sum(open.iter().chain(std::iter::once(&closed)))
     }
 
     /// How many open connections `which` picks.

@@ -82,6 +82,37 @@ struct Sampled {
     readings: HashMap<(String, String), Reading>,
     rates: HashMap<(String, String), QueueRates>,
     totals: QueueRates,
+    /// The node's counters at the last sample, and their rates.
+    node: Option<(Instant, Vec<(&'static str, u64)>)>,
+    node_rates: HashMap<&'static str, f64>,
+}
+
+/// The node-wide counters that get rates, by the name RabbitMQ gives their
+/// `_details` in `message_stats` and `churn_rates`.
+fn node_counters(admin: &Admin) -> Vec<(&'static str, u64)> {
+    let m = admin.message_totals();
+    let c = admin.churn();
+    vec![
+        ("publish", m.received),
+        ("confirm", m.confirmed),
+        ("deliver_get", m.delivered_and_got()),
+        ("deliver", m.delivered_manual_ack),
+        ("deliver_no_ack", m.delivered_auto_ack),
+        ("get", m.get_manual_ack),
+        ("get_no_ack", m.get_auto_ack),
+        ("get_empty", m.get_empty),
+        ("redeliver", m.redelivered),
+        ("ack", m.acknowledged),
+        ("drop_unroutable", m.unroutable_dropped),
+        ("return_unroutable", m.unroutable_returned),
+        ("connection_created", c.connections_opened),
+        ("connection_closed", c.connections_closed),
+        ("channel_created", c.channels_opened),
+        ("channel_closed", c.channels_closed),
+        ("queue_declared", c.queues_declared),
+        ("queue_created", c.queues_created),
+        ("queue_deleted", c.queues_deleted),
+    ]
 }
 
 #[derive(Default)]
@@ -105,13 +136,26 @@ impl Rates {
         self.sampled.read().totals
     }
 
+    /// The rate of a node-wide counter (see `node_counters`).
+    pub(crate) fn node(&self, name: &str) -> f64 {
+        self.sampled.read().node_rates.get(name).copied().unwrap_or(0.0)
+    }
+
     /// Reads every queue's counters once.
     fn sample(&self, admin: &Admin) {
         let now = Instant::now();
         let Ok(queues) = admin.queues(None) else {
             return;
         };
+        let counters = node_counters(admin);
         let mut sampled = self.sampled.write();
+        let mut node_rates = HashMap::new();
+        if let Some((at, before)) = &sampled.node {
+            let seconds = now.duration_since(*at).as_secs_f64().max(0.001);
+            for ((name, value), (_, old)) in counters.iter().zip(before) {
+                node_rates.insert(*name, value.saturating_sub(*old) as f64 / seconds);
+            }
+        }
         let mut readings = HashMap::with_capacity(queues.len());
         let mut rates = HashMap::with_capacity(queues.len());
         let mut totals = QueueRates::default();
@@ -129,6 +173,8 @@ impl Rates {
             readings,
             rates,
             totals,
+            node: Some((now, counters)),
+            node_rates,
         };
     }
 

@@ -39,6 +39,9 @@ fn command(data_dir: &Path, args: &[&str]) -> Command {
     if !args.contains(&"--management-listen") {
         command.args(["--management-listen", "127.0.0.1:0"]);
     }
+    if !args.contains(&"--prometheus-listen") {
+        command.args(["--prometheus-listen", "127.0.0.1:0"]);
+    }
     command
         .arg("--data-dir")
         .arg(data_dir)

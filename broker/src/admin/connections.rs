@@ -51,6 +51,17 @@ impl Admin {
     pub fn connection_count(&self) -> usize {
         self.broker.connections.count()
     }
+
+    /// Message counts since start, over every connection.
+    pub fn message_totals(&self) -> crate::MessageTotals {
+        self.broker.connections.message_totals()
+    }
+
+    /// Connections, channels and queues opened, closed, declared, created
+    /// and deleted since start.
+    pub fn churn(&self) -> crate::Churn {
+        self.broker.churn.read()
+    }
 }
 
 fn channel_view(c: &ConnectionInfo, ch: &ChannelInfo) -> ChannelView {

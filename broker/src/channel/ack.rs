@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
+use crate::message_stats::Event;
 use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
 
 /// A delivery the client has not settled yet.
@@ -75,8 +76,9 @@ impl Channel {
         }
     }
 
-    pub(super) fn basic_ack(&mut self, _ctx: &mut ConnCtx, tag: u64, multiple: bool) -> AmqpResult<()> {
+    pub(super) fn basic_ack(&mut self, ctx: &mut ConnCtx, tag: u64, multiple: bool) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
+        ctx.info.counters.count(Event::Acknowledged, deliveries.len() as u64);
         match self.tx.as_mut() {
             Some(tx) => tx.acks.push((deliveries, Settlement::Ack)),
             None => self.settle(deliveries, Settlement::Ack),

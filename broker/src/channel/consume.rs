@@ -9,6 +9,7 @@ use warren_protocol::*;
 use super::{Channel, ConnCtx};
 use crate::connections::ChannelInfo;
 use crate::error::{AmqpError, AmqpResult};
+use crate::message_stats::Event;
 use crate::names;
 use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
 
@@ -150,9 +151,19 @@ impl Channel {
     pub(super) fn basic_get(&mut self, ctx: &mut ConnCtx, m: BasicGet) -> AmqpResult<()> {
         let queue = self.usable_queue(ctx, &m.queue)?;
         let Some((entry, remaining)) = queue.get() else {
+            ctx.info.counters.count(Event::GetEmpty, 1);
             ctx.send(self.id, BasicGetEmpty::default());
             return Ok(());
         };
+        let event = if m.no_ack {
+            Event::GetAutoAck
+        } else {
+            Event::GetManualAck
+        };
+        ctx.info.counters.count(event, 1);
+        if entry.redelivered {
+            ctx.info.counters.count(Event::Redelivered, 1);
+        }
         let tag = self.next_tag();
         let method = Method::BasicGetOk(BasicGetOk {
             delivery_tag: tag,
@@ -193,6 +204,15 @@ impl Channel {
             routing_key: entry.message.routing_key.clone(),
         });
         write_content(ctx, self.id, &method, &queue, &entry);
+        let event = if consumer.no_ack {
+            Event::DeliveredAutoAck
+        } else {
+            Event::DeliveredManualAck
+        };
+        ctx.info.counters.count(event, 1);
+        if entry.redelivered {
+            ctx.info.counters.count(Event::Redelivered, 1);
+        }
         if consumer.no_ack {
             queue.settle_without_ack(&entry);
         } else {

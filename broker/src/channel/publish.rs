@@ -17,6 +17,7 @@ use crate::durability::Synced;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::ExchangeKind;
 use crate::message::Message;
+use crate::message_stats::Event;
 use crate::queue::{Enqueued, Queue};
 
 /// Publisher-confirm bookkeeping of a channel in confirm mode.
@@ -103,6 +104,16 @@ impl Channel {
         queues: &[Arc<Queue>],
         mandatory: bool,
     ) {
+        let counters = &ctx.info.counters;
+        counters.count(Event::Received, 1);
+        counters.count(
+            match (queues.is_empty(), mandatory) {
+                (false, _) => Event::Routed,
+                (true, true) => Event::UnroutableReturned,
+                (true, false) => Event::UnroutableDropped,
+            },
+            1,
+        );
         let (mut rejected, mut stored) = (false, false);
         for queue in queues {
             match queue.publish(message.clone()) {
@@ -128,6 +139,9 @@ impl Channel {
             );
         }
         if self.confirm.is_some() {
+            if !rejected {
+                ctx.info.counters.count(Event::Confirmed, 1);
+            }
             self.confirm_publish(ctx, rejected, stored);
         }
     }

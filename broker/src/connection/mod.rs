@@ -29,6 +29,7 @@ use crate::channel::{Channel, ConnCtx};
 use crate::connections::ConnectionInfo;
 use crate::durability::Synced;
 use crate::error::AmqpError;
+use crate::message_stats::ChurnCounters;
 use crate::outbound::{ConnectionHandle, Outbound};
 use crate::queue::Delivery;
 use handshake::HandshakeError;
@@ -100,7 +101,9 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
         heartbeat: session.heartbeat,
         channels: Default::default(),
         handle: handle.clone(),
+        counters: Default::default(),
     });
+    ChurnCounters::bump(&broker.churn.connections_opened);
     let _registration = broker.connections.register(info.clone());
     let (read_half, write_half) = socket.split();
     let (writer, writer_task) = writer::spawn(write_half);
@@ -133,6 +136,7 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
     };
     connection.run(read_half, session.leftover, inbox).await;
     drop(connection);
+    ChurnCounters::bump(&broker.churn.connections_closed);
     // Let the writer finish what was queued (a final close-ok, say).
     let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
 }
@@ -530,6 +534,7 @@ impl Connection {
                         .map_err(|e| e.on_method((20, 10)))?;
                     let channel = Channel::new(id);
                     self.ctx.info.channel_opened(channel.info.clone());
+                    ChurnCounters::bump(&self.ctx.broker.churn.channels_opened);
                     self.channels.insert(id, channel);
                     self.ctx.send(id, ChannelOpenOk::default());
                     Ok(())
@@ -545,6 +550,7 @@ impl Connection {
                 Frame::Method(_, Method::ChannelCloseOk(_)) => {
                     self.channels.remove(&id);
                     self.ctx.info.channel_closed(id);
+                    ChurnCounters::bump(&self.ctx.broker.churn.channels_closed);
                 }
                 Frame::Method(_, Method::ChannelClose(_)) => self.ctx.send(id, ChannelCloseOk {}),
                 _ => {}
@@ -555,6 +561,7 @@ impl Connection {
             Frame::Method(_, Method::ChannelClose(_)) => {
                 let mut channel = self.channels.remove(&id).expect("channel looked up above");
                 self.ctx.info.channel_closed(id);
+                ChurnCounters::bump(&self.ctx.broker.churn.channels_closed);
                 channel.release(&mut self.ctx);
                 self.ctx.send(id, ChannelCloseOk {});
                 Ok(())
@@ -660,6 +667,7 @@ impl Connection {
         let ids: Vec<u16> = self.channels.keys().copied().collect();
         for id in ids {
             if let Some(mut channel) = self.channels.remove(&id) {
+                ChurnCounters::bump(&self.ctx.broker.churn.channels_closed);
                 channel.release(&mut self.ctx);
             }
         }

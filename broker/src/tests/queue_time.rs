@@ -20,6 +20,7 @@ fn vhost() -> Arc<VHost> {
         None,
         Default::default(),
         Arc::new(crate::policy::Policies::load(None, &[])),
+        Default::default(),
     ))
 }
 

@@ -13,6 +13,7 @@ use crate::durability::Durability;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
 use crate::ids::ConnectionId;
+use crate::message_stats::ChurnCounters;
 use crate::policy::{Applied, Policies, Policy, Target};
 use crate::queue::{type_name, Queue, QueueArguments, QueueHost, QueueSettings};
 
@@ -47,6 +48,8 @@ pub(crate) struct VHost {
     memory_pressure: MemoryPressure,
     /// The broker's policies (those of this vhost apply here).
     policies: Arc<Policies>,
+    /// Where queue churn is counted.
+    churn: Arc<ChurnCounters>,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
@@ -57,12 +60,14 @@ impl VHost {
         durability: Option<Arc<Durability>>,
         memory_pressure: MemoryPressure,
         policies: Arc<Policies>,
+        churn: Arc<ChurnCounters>,
     ) -> VHost {
         let vhost = VHost {
             name: name.into(),
             durability,
             memory_pressure,
             policies,
+            churn,
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };
@@ -237,6 +242,7 @@ impl VHost {
     /// queue.declare (not passive), with RabbitMQ's exclusivity and
     /// equivalence checks on an existing queue.
     pub(crate) fn declare_queue(self: &Arc<Self>, name: &ShortStr, settings: QueueSettings) -> AmqpResult<Arc<Queue>> {
+        ChurnCounters::bump(&self.churn.queues_declared);
         let existing = match self.queues.entry(name.clone()) {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
@@ -260,6 +266,7 @@ impl VHost {
                     persistence,
                 );
                 slot.insert(queue.clone());
+                ChurnCounters::bump(&self.churn.queues_created);
                 return Ok(queue);
             }
         };
@@ -361,6 +368,7 @@ impl VHost {
         if !removed {
             return 0;
         }
+        ChurnCounters::bump(&self.churn.queues_deleted);
         let destination = Destination::Queue(queue.clone());
         self.unpersist_bindings_to(&destination);
         self.remove_bindings_to(&destination);

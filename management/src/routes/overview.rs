@@ -31,10 +31,45 @@ async fn overview(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> 
     let (ready, unacked) = visible.iter().fold((0, 0), |(r, u), q| {
         (r + q.messages_ready, u + q.messages_unacknowledged)
     });
-    let (published, delivered, redelivered, acked) = visible.iter().fold((0, 0, 0, 0), |t, q| {
-        (t.0 + q.published, t.1 + q.delivered, t.2 + q.redelivered, t.3 + q.acked)
-    });
     let rates = api.rates.totals();
+    let totals = api.admin.message_totals();
+    let churn = api.admin.churn();
+    let counted = |name: &str, value: u64| {
+        let rate = (api.rates.node(name) * 10.0).round() / 10.0;
+        [
+            (name.to_string(), json!(value)),
+            (format!("{name}_details"), json!({ "rate": rate })),
+        ]
+    };
+    let message_stats: serde_json::Map<String, Value> = [
+        ("publish", totals.received),
+        ("confirm", totals.confirmed),
+        ("deliver_get", totals.delivered_and_got()),
+        ("deliver", totals.delivered_manual_ack),
+        ("deliver_no_ack", totals.delivered_auto_ack),
+        ("get", totals.get_manual_ack),
+        ("get_no_ack", totals.get_auto_ack),
+        ("get_empty", totals.get_empty),
+        ("redeliver", totals.redelivered),
+        ("ack", totals.acknowledged),
+        ("drop_unroutable", totals.unroutable_dropped),
+        ("return_unroutable", totals.unroutable_returned),
+    ]
+    .into_iter()
+    .flat_map(|(name, value)| counted(name, value))
+    .collect();
+    let churn_rates: serde_json::Map<String, Value> = [
+        ("connection_created", churn.connections_opened),
+        ("connection_closed", churn.connections_closed),
+        ("channel_created", churn.channels_opened),
+        ("channel_closed", churn.channels_closed),
+        ("queue_declared", churn.queues_declared),
+        ("queue_created", churn.queues_created),
+        ("queue_deleted", churn.queues_deleted),
+    ]
+    .into_iter()
+    .flat_map(|(name, value)| counted(name, value))
+    .collect();
     let mut queue_totals = serde_json::Map::new();
     render::message_counts(&mut queue_totals, ready, unacked, &rates);
     let exchanges = api.admin.exchanges(None)?.len();
@@ -66,16 +101,8 @@ async fn overview(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> 
         "disable_stats": false,
         "enable_queue_totals": true,
         "is_op_policy_updating_enabled": true,
-        "message_stats": render::message_stats(published, delivered, redelivered, acked, &rates),
-        "churn_rates": {
-            "channel_closed": 0, "channel_closed_details": {"rate": 0.0},
-            "channel_created": 0, "channel_created_details": {"rate": 0.0},
-            "connection_closed": 0, "connection_closed_details": {"rate": 0.0},
-            "connection_created": 0, "connection_created_details": {"rate": 0.0},
-            "queue_created": 0, "queue_created_details": {"rate": 0.0},
-            "queue_declared": 0, "queue_declared_details": {"rate": 0.0},
-            "queue_deleted": 0, "queue_deleted_details": {"rate": 0.0},
-        },
+        "message_stats": message_stats,
+        "churn_rates": churn_rates,
         "queue_totals": queue_totals,
         "object_totals": {
             "channels": channels, "connections": connections.len(), "consumers": consumers,
