@@ -1,0 +1,420 @@
+//! warrenctl: manage Warren (or RabbitMQ) through its management HTTP API,
+//! with rabbitmqctl's command names and column names, as lavinmqctl does
+//! for LavinMQ.
+
+mod api;
+mod listing;
+mod output;
+mod password;
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use api::{segment, Api};
+use listing::Listed;
+use output::Formatter;
+
+#[derive(Parser)]
+#[command(
+    name = "warrenctl",
+    version,
+    about = "Manage Warren (or RabbitMQ) through its management HTTP API"
+)]
+struct Cli {
+    /// The management API's base URL.
+    #[arg(long, env = "WARRENCTL_URL", default_value = "http://127.0.0.1:15672", global = true)]
+    url: String,
+    /// User to log in as.
+    #[arg(
+        short = 'u',
+        long = "user",
+        env = "WARRENCTL_USER",
+        default_value = "guest",
+        global = true
+    )]
+    login_user: String,
+    /// Its password.
+    #[arg(
+        long = "password",
+        env = "WARRENCTL_PASSWORD",
+        default_value = "guest",
+        global = true
+    )]
+    login_password: String,
+    /// The vhost commands act on.
+    #[arg(short = 'p', long = "vhost", default_value = "/", global = true)]
+    target_vhost: String,
+    /// How listings are printed.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    formatter: Formatter,
+    /// Leave out the informational line before listings.
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+#[command(rename_all = "snake_case")]
+enum Command {
+    /// Lists queues (columns as rabbitmqctl's: name messages consumers ...).
+    ListQueues {
+        columns: Vec<String>,
+    },
+    ListExchanges {
+        columns: Vec<String>,
+    },
+    ListBindings {
+        columns: Vec<String>,
+    },
+    ListConnections {
+        columns: Vec<String>,
+    },
+    ListChannels {
+        columns: Vec<String>,
+    },
+    ListConsumers {
+        columns: Vec<String>,
+    },
+    ListUsers {
+        columns: Vec<String>,
+    },
+    ListVhosts {
+        columns: Vec<String>,
+    },
+    ListPermissions {
+        columns: Vec<String>,
+    },
+    ListPolicies {
+        columns: Vec<String>,
+    },
+    AddUser {
+        user: String,
+        password: String,
+    },
+    DeleteUser {
+        user: String,
+    },
+    ChangePassword {
+        user: String,
+        password: String,
+    },
+    SetUserTags {
+        user: String,
+        tags: Vec<String>,
+    },
+    SetPermissions {
+        user: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    ClearPermissions {
+        user: String,
+    },
+    AddVhost {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    DeleteVhost {
+        name: String,
+    },
+    SetPolicy {
+        name: String,
+        pattern: String,
+        /// The definition, as JSON.
+        definition: String,
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        #[arg(long = "apply-to", default_value = "all")]
+        apply_to: String,
+    },
+    ClearPolicy {
+        name: String,
+    },
+    PurgeQueue {
+        queue: String,
+    },
+    DeleteQueue {
+        queue: String,
+        #[arg(long = "if-empty")]
+        if_empty: bool,
+        #[arg(long = "if-unused")]
+        if_unused: bool,
+    },
+    CloseConnection {
+        name: String,
+        explanation: String,
+    },
+    /// Writes the definitions to a file ("-" for standard output).
+    ExportDefinitions {
+        file: String,
+    },
+    /// Reads definitions from a file ("-" for standard input).
+    ImportDefinitions {
+        file: String,
+    },
+    /// The node's figures and alarms.
+    Status,
+    /// Waits until the node answers (and has no alarm).
+    AwaitStartup {
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Prints the RabbitMQ SHA-256 hash of a password (for definitions).
+    HashPassword {
+        password: String,
+    },
+}
+
+fn columns_or_default(columns: Vec<String>, listed: Listed) -> Vec<String> {
+    if columns.is_empty() {
+        listed.default_columns().iter().map(|c| c.to_string()).collect()
+    } else {
+        columns
+    }
+}
+
+fn run(cli: Cli) -> Result<String, String> {
+    let api = Api::new(&cli.url, &cli.login_user, &cli.login_password);
+    let vhost = cli.target_vhost.as_str();
+    let v = segment(vhost);
+    let list = |listed: Listed, columns: Vec<String>| -> Result<String, String> {
+        let rows = listed.rows(&api, vhost)?;
+        let columns = columns_or_default(columns, listed);
+        let mut out = String::new();
+        if !cli.quiet && cli.formatter == Formatter::Table {
+            out.push_str(&listed.title(vhost));
+            out.push('\n');
+        }
+        out.push_str(&output::print(&rows, &columns, cli.formatter));
+        Ok(out)
+    };
+    let done = |text: String| Ok(if cli.quiet { String::new() } else { text + "\n" });
+    match cli.command {
+        Command::ListQueues { columns } => list(Listed::Queues, columns),
+        Command::ListExchanges { columns } => list(Listed::Exchanges, columns),
+        Command::ListBindings { columns } => list(Listed::Bindings, columns),
+        Command::ListConnections { columns } => list(Listed::Connections, columns),
+        Command::ListChannels { columns } => list(Listed::Channels, columns),
+        Command::ListConsumers { columns } => list(Listed::Consumers, columns),
+        Command::ListUsers { columns } => list(Listed::Users, columns),
+        Command::ListVhosts { columns } => list(Listed::Vhosts, columns),
+        Command::ListPermissions { columns } => list(Listed::Permissions, columns),
+        Command::ListPolicies { columns } => list(Listed::Policies, columns),
+        Command::AddUser { user, password } => {
+            api.put(
+                &format!("users/{}", segment(&user)),
+                &json!({"password": password, "tags": ""}),
+            )?;
+            done(format!("Adding user \"{user}\" ..."))
+        }
+        Command::DeleteUser { user } => {
+            api.delete(&format!("users/{}", segment(&user)), &[])?;
+            done(format!("Deleting user \"{user}\" ..."))
+        }
+        Command::ChangePassword { user, password } => {
+            let existing = api.get(&format!("users/{}", segment(&user)))?;
+            let tags = existing.get("tags").cloned().unwrap_or(Value::Array(Vec::new()));
+            api.put(
+                &format!("users/{}", segment(&user)),
+                &json!({"password": password, "tags": tags}),
+            )?;
+            done(format!("Changing password for user \"{user}\" ..."))
+        }
+        Command::SetUserTags { user, tags } => {
+            let existing = api.get(&format!("users/{}", segment(&user)))?;
+            let hash = existing.get("password_hash").cloned().unwrap_or(Value::from(""));
+            let algorithm = existing.get("hashing_algorithm").cloned().unwrap_or(Value::Null);
+            let body = json!({"password_hash": hash, "hashing_algorithm": algorithm, "tags": tags.join(",")});
+            api.put(&format!("users/{}", segment(&user)), &body)?;
+            done(format!("Setting tags for user \"{user}\" to [{}] ...", tags.join(", ")))
+        }
+        Command::SetPermissions {
+            user,
+            configure,
+            write,
+            read,
+        } => {
+            let body = json!({"configure": configure, "write": write, "read": read});
+            api.put(&format!("permissions/{v}/{}", segment(&user)), &body)?;
+            done(format!(
+                "Setting permissions for user \"{user}\" in vhost \"{vhost}\" ..."
+            ))
+        }
+        Command::ClearPermissions { user } => {
+            api.delete(&format!("permissions/{v}/{}", segment(&user)), &[])?;
+            done(format!(
+                "Clearing permissions for user \"{user}\" in vhost \"{vhost}\" ..."
+            ))
+        }
+        Command::AddVhost { name, description } => {
+            let body = match description {
+                Some(d) => json!({"description": d}),
+                None => json!({}),
+            };
+            api.put(&format!("vhosts/{}", segment(&name)), &body)?;
+            done(format!("Adding vhost \"{name}\" ..."))
+        }
+        Command::DeleteVhost { name } => {
+            api.delete(&format!("vhosts/{}", segment(&name)), &[])?;
+            done(format!("Deleting vhost \"{name}\" ..."))
+        }
+        Command::SetPolicy {
+            name,
+            pattern,
+            definition,
+            priority,
+            apply_to,
+        } => {
+            let definition: Value =
+                serde_json::from_str(&definition).map_err(|e| format!("the definition is not JSON: {e}"))?;
+            let body =
+                json!({"pattern": pattern, "definition": definition, "priority": priority, "apply-to": apply_to});
+            api.put(&format!("policies/{v}/{}", segment(&name)), &body)?;
+            done(format!("Setting policy \"{name}\" for pattern \"{pattern}\" to \"{definition}\" with priority \"{priority}\" for vhost \"{vhost}\" ..."))
+        }
+        Command::ClearPolicy { name } => {
+            api.delete(&format!("policies/{v}/{}", segment(&name)), &[])?;
+            done(format!("Clearing policy \"{name}\" on vhost \"{vhost}\" ..."))
+        }
+        Command::PurgeQueue { queue } => {
+            api.delete(&format!("queues/{v}/{}/contents", segment(&queue)), &[])?;
+            done(format!("Purging queue '{queue}' in vhost '{vhost}' ..."))
+        }
+        Command::DeleteQueue {
+            queue,
+            if_empty,
+            if_unused,
+        } => {
+            let mut path = format!("queues/{v}/{}", segment(&queue));
+            let mut conditions = Vec::new();
+            if if_empty {
+                conditions.push("if-empty=true");
+            }
+            if if_unused {
+                conditions.push("if-unused=true");
+            }
+            if !conditions.is_empty() {
+                path = format!("{path}?{}", conditions.join("&"));
+            }
+            api.delete(&path, &[])?;
+            done(format!("Deleting queue '{queue}' on vhost '{vhost}' ..."))
+        }
+        Command::CloseConnection { name, explanation } => {
+            api.delete(
+                &format!("connections/{}", segment(&name)),
+                &[("x-reason", &explanation)],
+            )?;
+            done(format!("Closing connection {name}, reason: {explanation}..."))
+        }
+        Command::ExportDefinitions { file } => {
+            let definitions = api.get("definitions")?;
+            let text = serde_json::to_string_pretty(&definitions).map_err(|e| e.to_string())?;
+            if file == "-" {
+                return Ok(text + "\n");
+            }
+            std::fs::write(&file, text).map_err(|e| format!("writing {file}: {e}"))?;
+            done(format!("Exporting definitions in JSON to a file at \"{file}\" ..."))
+        }
+        Command::ImportDefinitions { file } => {
+            let mut text = String::new();
+            if file == "-" {
+                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+            } else {
+                text = std::fs::read_to_string(&file).map_err(|e| format!("reading {file}: {e}"))?;
+            }
+            let definitions: Value = serde_json::from_str(&text).map_err(|e| format!("{file} is not JSON: {e}"))?;
+            api.post("definitions", &definitions)?;
+            done(format!("Importing definitions in JSON from a file at \"{file}\" ..."))
+        }
+        Command::Status => {
+            let overview = api.get("overview")?;
+            let nodes = api.get("nodes")?;
+            let node = nodes.get(0).cloned().unwrap_or(Value::Null);
+            let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+            let mut out = format!(
+                "Status of node {} ...\n",
+                field(&overview, "node").as_str().unwrap_or("?")
+            );
+            out += &format!(
+                "RabbitMQ version: {}\n",
+                field(&overview, "rabbitmq_version").as_str().unwrap_or("?")
+            );
+            out += &format!(
+                "Uptime (seconds): {}\n",
+                field(&node, "uptime").as_u64().unwrap_or(0) / 1000
+            );
+            out += &format!(
+                "Memory used: {} bytes, high watermark: {} bytes\n",
+                field(&node, "mem_used"),
+                field(&node, "mem_limit")
+            );
+            out += &format!(
+                "Free disk space: {} bytes, low watermark: {} bytes\n",
+                field(&node, "disk_free"),
+                field(&node, "disk_free_limit")
+            );
+            let alarms: Vec<&str> = [("memory", "mem_alarm"), ("disk", "disk_free_alarm")]
+                .iter()
+                .filter(|(_, k)| field(&node, k).as_bool() == Some(true))
+                .map(|(name, _)| *name)
+                .collect();
+            out += &format!(
+                "Alarms: {}\n",
+                if alarms.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    alarms.join(", ")
+                }
+            );
+            let totals = field(&overview, "object_totals");
+            out += &format!(
+                "Connections: {}, channels: {}, queues: {}, consumers: {}\n",
+                field(&totals, "connections"),
+                field(&totals, "channels"),
+                field(&totals, "queues"),
+                field(&totals, "consumers")
+            );
+            for listener in field(&overview, "listeners").as_array().into_iter().flatten() {
+                out += &format!(
+                    "Listener: {}:{} ({})\n",
+                    field(listener, "ip_address").as_str().unwrap_or("?"),
+                    field(listener, "port"),
+                    field(listener, "protocol").as_str().unwrap_or("?")
+                );
+            }
+            Ok(out)
+        }
+        Command::AwaitStartup { timeout } => {
+            let deadline = Instant::now() + Duration::from_secs(timeout);
+            loop {
+                match api.get("health/checks/ready-to-serve-clients") {
+                    Ok(_) => return done("Node is ready".to_string()),
+                    Err(e) if Instant::now() >= deadline => return Err(format!("the node did not start: {e}")),
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        }
+        Command::HashPassword { password } => Ok(password::hash(&password) + "\n"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! warrenctl against a real Warren: every command through the real
+//! binary, checked by what it prints and by what AMQP clients then see.
+
+use std::process::Command;
+use std::time::Duration;
+
+use lapin::options::*;
+use lapin::types::FieldTable;
+
+struct Ctl {
+    url: String,
+}
+
+impl Ctl {
+    /// Runs warrenctl; returns (success, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_warrenctl"))
+            .arg("--url")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .expect("run warrenctl");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "warrenctl {args:?} failed: {err}");
+        out
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warrenctl_manages_users_vhosts_permissions_queues_and_policies() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let url = warren.management_url().trim_end_matches("/api/").to_string();
+    let ctl = std::sync::Arc::new(Ctl { url });
+    let c = ctl.clone();
+    blocking(move || {
+        c.ok(&["add_vhost", "shop", "--description", "the shop"]);
+        c.ok(&["add_user", "clerk", "s3cret"]);
+        c.ok(&["set_user_tags", "clerk", "management"]);
+        c.ok(&["-p", "shop", "set_permissions", "clerk", ".*", ".*", ".*"]);
+        let users = c.ok(&["list_users", "--formatter", "json"]);
+        assert!(users.contains(r#"{"user":"clerk","tags":["management"]}"#), "{users}");
+        assert!(c.ok(&["list_vhosts", "-q"]).lines().any(|l| l == "shop"));
+        let permissions = c.ok(&["-p", "shop", "list_permissions", "-q"]);
+        assert!(permissions.contains("clerk\t.*\t.*\t.*"), "{permissions}");
+    })
+    .await;
+
+    // The user logs in with the password warrenctl gave it.
+    let port = warren.local_addr().port();
+    let connection = lapin::Connection::connect(
+        &format!("amqp://clerk:s3cret@127.0.0.1:{port}/shop"),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("orders".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    for _ in 0..2 {
+        channel
+            .basic_publish(
+                "".into(),
+                "orders".into(),
+                BasicPublishOptions::default(),
+                b"x",
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let c = ctl.clone();
+    blocking(move || {
+        assert_eq!(
+            c.ok(&["-p", "shop", "list_queues"]),
+            "Listing queues for vhost shop ...\nname\tmessages\norders\t2\n"
+        );
+        assert_eq!(
+            c.ok(&[
+                "-p",
+                "shop",
+                "list_queues",
+                "name",
+                "messages_ready",
+                "consumers",
+                "--formatter",
+                "csv"
+            ]),
+            "name,messages_ready,consumers\norders,2,0\n"
+        );
+        c.ok(&[
+            "-p",
+            "shop",
+            "set_policy",
+            "cap",
+            "^orders$",
+            r#"{"max-length":1}"#,
+            "--apply-to",
+            "queues",
+        ]);
+        let policies = c.ok(&["-p", "shop", "list_policies", "-q", "--formatter", "json"]);
+        assert!(policies.contains(r#""name":"cap""#), "{policies}");
+        assert_eq!(
+            c.ok(&["-p", "shop", "list_queues", "-q"]),
+            "name\tmessages\norders\t1\n",
+            "the policy applied"
+        );
+        c.ok(&["-p", "shop", "clear_policy", "cap"]);
+        c.ok(&["-p", "shop", "purge_queue", "orders"]);
+        assert_eq!(
+            c.ok(&["-p", "shop", "list_queues", "-q"]),
+            "name\tmessages\norders\t0\n"
+        );
+        let connections = c.ok(&["list_connections", "-q"]);
+        assert!(
+            connections.lines().any(|l| l.starts_with("clerk\t127.0.0.1\t")),
+            "{connections}"
+        );
+    })
+    .await;
+
+    // close_connection closes it with the explanation given.
+    let name = warren.admin().connections()[0].name.clone();
+    let c = ctl.clone();
+    blocking(move || c.ok(&["close_connection", &name, "maintenance"])).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while connection.status().connected() {
+        assert!(tokio::time::Instant::now() < deadline, "the connection stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("definitions.json").display().to_string();
+    let c = ctl.clone();
+    blocking(move || {
+        c.ok(&["export_definitions", &file]);
+        c.ok(&["-p", "shop", "delete_queue", "orders"]);
+        c.ok(&["delete_user", "clerk"]);
+        assert!(!c.ok(&["list_users", "-q"]).contains("clerk"));
+        c.ok(&["import_definitions", &file]);
+        assert!(c.ok(&["list_users", "-q"]).contains("clerk\t[\"management\"]"));
+        assert!(c.ok(&["-p", "shop", "list_queues", "-q"]).contains("orders\t0"));
+        c.ok(&["change_password", "clerk", "n3w"]);
+        c.ok(&["-p", "shop", "clear_permissions", "clerk"]);
+        c.ok(&["delete_vhost", "shop"]);
+        assert!(!c.ok(&["list_vhosts", "-q"]).contains("shop"));
+
+        let status = c.ok(&["status"]);
+        assert!(status.starts_with("Status of node rabbit@"), "{status}");
+        assert!(status.contains("Alarms: (none)"), "{status}");
+        c.ok(&["await_startup", "--timeout", "5"]);
+        let hash = c.ok(&["hash_password", "pw"]);
+        assert_eq!(hash.trim().len(), 48, "base64 of 4 + 32 bytes: {hash}");
+
+        let (ok, _, err) = c.run(&["delete_user", "nobody"]);
+        assert!(!ok);
+        assert!(err.contains("404"), "{err}");
+        let (ok, _, err) = c.run(&["--password", "wrong", "list_users"]);
+        assert!(!ok);
+        assert!(err.contains("401"), "{err}");
+    })
+    .await;
+    let port_lapin =
+        lapin::Connection::connect(&format!("amqp://clerk:n3w@127.0.0.1:{port}/%2f"), Default::default()).await;
+    assert!(
+        port_lapin.is_err(),
+        "clerk has no permissions on / and its vhost is gone"
+    );
+    warren.shutdown().await;
+}
