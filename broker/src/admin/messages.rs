@@ -158,7 +158,7 @@ impl Admin {
         let mut taken = Vec::new();
         let mut views = Vec::new();
         for _ in 0..count {
-            let Some((entry, remaining)) = queue.get() else {
+            let Some((entry, remaining)) = queue.get(true) else {
                 break;
             };
             let message = &entry.message;

@@ -150,7 +150,7 @@ impl Channel {
 
     pub(super) fn basic_get(&mut self, ctx: &mut ConnCtx, m: BasicGet) -> AmqpResult<()> {
         let queue = self.usable_queue(ctx, &m.queue)?;
-        let Some((entry, remaining)) = queue.get() else {
+        let Some((entry, remaining)) = queue.get(!m.no_ack) else {
             ctx.info.counters.count(Event::GetEmpty, 1);
             ctx.send(self.id, BasicGetEmpty::default());
             return Ok(());

@@ -122,8 +122,13 @@ impl Channel {
                     return Err(AmqpError::unexpected_frame(pending.expectation()));
                 }
                 let ids = method.ids();
+                // basic.publish changes none of the figures (and is the
+                // one method on the hot path).
+                let publish = matches!(method, Method::BasicPublish(_));
                 let handled = self.handle_method(ctx, method).map_err(|e| e.on_method(ids));
-                self.note_figures();
+                if !publish {
+                    self.note_figures();
+                }
                 handled
             }
             Frame::Header(_, header) => self.content_header(ctx, header),

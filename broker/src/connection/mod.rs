@@ -694,7 +694,9 @@ impl Connection {
 /// connection is going, or the caller counted it off already.)
 fn return_undelivered(delivery: Delivery) {
     delivery.consumer.release_credit(1);
-    delivery.queue.return_undelivered(delivery.entry);
+    delivery
+        .queue
+        .return_undelivered(delivery.entry, !delivery.consumer.no_ack);
 }
 
 /// RabbitMQ's 505 for a content frame on channel 0: its type and payload

@@ -54,7 +54,7 @@ pub(crate) trait QueueBackend: Send + Sync {
     /// True when the queue should now be auto-deleted.
     fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool;
     /// basic.get: the next message and how many remain after it.
-    fn get(&self, queue: &Arc<Queue>) -> Option<(QueueEntry, u64)>;
+    fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)>;
     fn settle(&self, queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement);
     fn settle_without_ack(&self, queue: &Arc<Queue>, entry: &QueueEntry);
     fn return_undelivered(&self, queue: &Arc<Queue>, entry: QueueEntry);

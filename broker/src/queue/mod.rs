@@ -166,11 +166,7 @@ impl Queue {
     }
 
     pub(crate) fn publish(self: &Arc<Self>, message: Arc<Message>) -> Enqueued {
-        let enqueued = self.backend.publish(self, message);
-        if enqueued != Enqueued::Rejected {
-            self.counters.published();
-        }
-        enqueued
+        self.backend.publish(self, message)
     }
 
     pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
@@ -184,12 +180,9 @@ impl Queue {
     }
 
     /// basic.get: the next message and how many remain after it.
-    pub(crate) fn get(self: &Arc<Self>) -> Option<(QueueEntry, u64)> {
-        let got = self.backend.get(self);
-        if let Some((entry, _)) = &got {
-            self.counters.handed_out(entry.redelivered);
-        }
-        got
+    /// `ack_required`: it stays unacknowledged until settled.
+    pub(crate) fn get(self: &Arc<Self>, ack_required: bool) -> Option<(QueueEntry, u64)> {
+        self.backend.get(self, ack_required)
     }
 
     /// Settles deliveries the client acked, rejected or that go back.
@@ -202,14 +195,16 @@ impl Queue {
     /// A delivery made without an ack (no-ack consumer, basic.get no-ack)
     /// is done with once written.
     pub(crate) fn settle_without_ack(self: &Arc<Self>, entry: &QueueEntry) {
-        self.counters.settled(1, false);
         self.backend.settle_without_ack(self, entry)
     }
 
     /// A delivery that never reached its consumer (cancelled or its
     /// connection closed on the way): back in place, not a redelivery.
-    pub(crate) fn return_undelivered(self: &Arc<Self>, entry: QueueEntry) {
-        self.counters.settled(1, false);
+    /// `ack_required`: it was handed out to be acknowledged.
+    pub(crate) fn return_undelivered(self: &Arc<Self>, entry: QueueEntry, ack_required: bool) {
+        if ack_required {
+            self.counters.settled(1, false);
+        }
         self.backend.return_undelivered(self, entry)
     }
 

@@ -57,7 +57,7 @@ async fn after(duration: Duration) {
 }
 
 fn bodies(queue: &Arc<Queue>) -> Vec<String> {
-    std::iter::from_fn(|| queue.get().map(|(entry, _)| entry))
+    std::iter::from_fn(|| queue.get(false).map(|(entry, _)| entry))
         .map(|entry| String::from_utf8_lossy(&entry.message.body).into_owned())
         .collect()
 }
@@ -96,7 +96,7 @@ async fn an_unused_queue_expires_and_use_puts_it_off() {
     let q = declare(&v, "temporary", &[("x-expires", FieldValue::I32(1000))]);
     after(Duration::from_millis(900)).await;
     assert!(v.queue("temporary").is_some());
-    assert!(q.get().is_none(), "a basic.get is a use");
+    assert!(q.get(false).is_none(), "a basic.get is a use");
     after(Duration::from_millis(900)).await;
     assert!(
         v.queue("temporary").is_some(),
@@ -137,7 +137,7 @@ async fn expired_messages_are_dead_lettered_in_order_with_their_death() {
         publish(&q, body, None);
     }
     after(Duration::from_millis(501)).await;
-    let letters: Vec<Arc<Message>> = std::iter::from_fn(|| dead.get().map(|(e, _)| e.message)).collect();
+    let letters: Vec<Arc<Message>> = std::iter::from_fn(|| dead.get(false).map(|(e, _)| e.message)).collect();
     let bodies: Vec<&[u8]> = letters.iter().map(|m| &m.body[..]).collect();
     assert_eq!(bodies, [b"1", b"2", b"3"]);
     let headers = letters[0].header.properties().headers.clone().unwrap();

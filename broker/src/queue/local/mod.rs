@@ -242,8 +242,12 @@ impl LocalQueue {
 
     /// Moves ready messages to consumers with credit.
     fn dispatch(&self, queue: &Arc<Queue>, state: &mut QueueState, now: Instant, dead: &mut Dead) {
+        if state.ready.is_empty() || state.consumers.is_empty() {
+            return;
+        }
+        let args = queue.args();
         while !state.ready.is_empty() && !state.consumers.is_empty() {
-            let Some(index) = Self::next_consumer_with_credit(&queue.args(), state) else {
+            let Some(index) = Self::next_consumer_with_credit(&args, state) else {
                 return;
             };
             let consumer = state.consumers[index].clone();
@@ -252,19 +256,21 @@ impl LocalQueue {
                 return;
             };
             self.mark_delivered(&entry);
-            queue.counters.handed_out(entry.redelivered);
             consumer.transit.sent(entry.message.body.len());
+            let redelivered = entry.redelivered;
             let delivery = Delivery {
                 consumer: consumer.clone(),
                 queue: queue.clone(),
                 entry,
             };
-            if let Err(Delivery { entry, .. }) = consumer.sink.deliver(delivery) {
-                // The connection is gone: its consumer goes too.
-                consumer.release_credit(1);
-                queue.counters.settled(1, false);
-                state.ready.requeue(entry);
-                state.consumers.remove(index);
+            match consumer.sink.deliver(delivery) {
+                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack),
+                Err(Delivery { entry, .. }) => {
+                    // The connection is gone: its consumer goes too.
+                    consumer.release_credit(1);
+                    state.ready.requeue(entry);
+                    state.consumers.remove(index);
+                }
             }
         }
     }
@@ -361,6 +367,7 @@ impl QueueBackend for LocalQueue {
             return Enqueued::Rejected;
         }
         state.next_offset = offset.next();
+        queue.counters.published_locked();
         let stored = durable && persistent;
         let mut new_head = false;
         if page_out {
@@ -426,7 +433,7 @@ impl QueueBackend for LocalQueue {
         auto_delete
     }
 
-    fn get(&self, queue: &Arc<Queue>) -> Option<(QueueEntry, u64)> {
+    fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
         loop {
             let now = Instant::now();
             let mut dead = Dead::new();
@@ -444,6 +451,7 @@ impl QueueBackend for LocalQueue {
             let remaining = state.ready_count();
             if let Some(entry) = &entry {
                 self.mark_delivered(entry);
+                queue.counters.handed_out_locked(entry.redelivered, ack_required);
             }
             self.unlock_and_dead_letter(queue, state, dead);
             return Some((entry?, remaining));
