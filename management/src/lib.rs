@@ -15,6 +15,7 @@ mod rates;
 mod render;
 mod routes;
 mod state;
+mod ui;
 
 use std::io;
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ fn router(api: Api) -> Router {
         .merge(routes::definitions::routes())
         .merge(routes::policies::routes())
         .merge(routes::limits::routes())
+        .merge(ui::routes())
         .merge(routes::health::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
