@@ -75,6 +75,32 @@ fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// How long opening waits for sled's file lock: a store dropped a moment
+/// ago (reopened in the same process) may still hold it while sled's
+/// threads let go. Two processes never get here: the broker locks the
+/// data directory first.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+fn open_sled(path: &Path) -> StoreResult<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) a store in `dir` with the default options.
     pub fn open(dir: &Path) -> StoreResult<SledStore> {
@@ -83,12 +109,7 @@ impl SledStore {
 
     /// Opens (or creates) a store in `dir`.
     pub fn open_with(dir: &Path, options: StoreOptions) -> StoreResult<SledStore> {
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        let db = open_sled(&dir.join("sled"))?;
         let meta = db.open_tree("meta")?;
         match meta.get("format_version")? {
             Some(v) => {
