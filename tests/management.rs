@@ -364,80 +364,50 @@ async fn errors_are_answered_as_rabbitmq_answers_them() {
         wrong.json::<Value>().await.unwrap(),
         json!({"error": "not_authorized", "reason": "Login failed"})
     );
-    let request =
-        |method: reqwest::Method, path: &str| http.request(method, url(path)).basic_auth("guest", Some("guest"));
-    let missing = request(reqwest::Method::GET, "queues/%2F/nope").send().await.unwrap();
-    assert_eq!(missing.status(), 404);
+    let call = |method: reqwest::Method, path: &str, body: &str| {
+        let request = http
+            .request(method, url(path))
+            .basic_auth("guest", Some("guest"))
+            .body(body.to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+        }
+    };
+    use reqwest::Method;
     assert_eq!(
-        missing.json::<Value>().await.unwrap(),
-        json!({"error": "Object Not Found", "reason": "Not Found"})
+        call(Method::GET, "queues/%2F/nope", "").await,
+        (404, json!({"error": "Object Not Found", "reason": "Not Found"}))
     );
-    let bad_json = request(reqwest::Method::PUT, "queues/%2F/q1")
-        .body("{\"durable\":")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_json.status(), 400);
     assert_eq!(
-        bad_json.json::<Value>().await.unwrap(),
-        json!({"error": "bad_request", "reason": "not_json"})
+        call(Method::PUT, "queues/%2F/q1", "{\"durable\":").await,
+        (400, json!({"error": "bad_request", "reason": "not_json"}))
     );
-    let created = request(reqwest::Method::PUT, "queues/%2F/q1")
-        .body("{\"durable\":true}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let again = request(reqwest::Method::PUT, "queues/%2F/q1")
-        .body("{\"durable\":true}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 204);
-    let inequivalent = request(reqwest::Method::PUT, "queues/%2F/q1")
-        .body("{\"durable\":false}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(inequivalent.status(), 400);
+    assert_eq!(call(Method::PUT, "queues/%2F/q1", "{\"durable\":true}").await.0, 201);
+    assert_eq!(call(Method::PUT, "queues/%2F/q1", "{\"durable\":true}").await.0, 204);
+    let inequivalent = call(Method::PUT, "queues/%2F/q1", "{\"durable\":false}").await;
+    assert_eq!(inequivalent.0, 400);
     assert_eq!(
-        inequivalent.json::<Value>().await.unwrap()["reason"],
+        inequivalent.1["reason"],
         "inequivalent arg 'durable' for queue 'q1' in vhost '/': received 'false' but current is 'true'"
     );
-    let published = request(reqwest::Method::POST, "exchanges/%2F//publish")
-        .body(r#"{"routing_key":"q1","payload":"x","payload_encoding":"string","properties":{}}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(published.json::<Value>().await.unwrap(), json!({"routed": true}));
-    let not_empty = request(reqwest::Method::DELETE, "queues/%2F/q1?if-empty=true")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_empty.status(), 400);
-    assert_eq!(
-        not_empty.json::<Value>().await.unwrap()["reason"],
-        "queue 'q1' in vhost '/' not empty"
-    );
-    let reserved = request(reqwest::Method::PUT, "queues/%2F/amq.q")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reserved.status(), 401);
-    let bad_type = request(reqwest::Method::PUT, "exchanges/%2F/x1")
-        .body(r#"{"type":"foo"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        bad_type.json::<Value>().await.unwrap()["reason"],
-        "invalid exchange type 'foo'"
-    );
-    let wrong_method = request(reqwest::Method::PATCH, "overview").send().await.unwrap();
-    assert_eq!(wrong_method.status(), 405);
-    let deleted = request(reqwest::Method::DELETE, "queues/%2F/q1").send().await.unwrap();
-    assert_eq!(deleted.status(), 204);
+    let published = call(
+        Method::POST,
+        "exchanges/%2F//publish",
+        r#"{"routing_key":"q1","payload":"x","payload_encoding":"string","properties":{}}"#,
+    )
+    .await;
+    assert_eq!(published, (200, json!({"routed": true})));
+    let not_empty = call(Method::DELETE, "queues/%2F/q1?if-empty=true", "").await;
+    assert_eq!(not_empty.0, 400);
+    assert_eq!(not_empty.1["reason"], "queue 'q1' in vhost '/' not empty");
+    assert_eq!(call(Method::PUT, "queues/%2F/amq.q", "{}").await.0, 401);
+    let bad_type = call(Method::PUT, "exchanges/%2F/x1", r#"{"type":"foo"}"#).await;
+    assert_eq!(bad_type.1["reason"], "invalid exchange type 'foo'");
+    assert_eq!(call(Method::PATCH, "overview", "").await.0, 405);
+    assert_eq!(call(Method::DELETE, "queues/%2F/q1", "").await.0, 204);
     warren.shutdown().await;
 }
 

@@ -4,29 +4,14 @@ through pika. Prints each outcome (HTTP status and error, or AMQP reply code
 and text) so the output can be compared with RabbitMQ's.
 
 Arguments: the AMQP port, then the management API's port."""
-import base64, json, re, sys, time, urllib.error, urllib.request
+import re, sys, time
 import pika
+from _http import client
 
 port, http_port = int(sys.argv[1]), int(sys.argv[2])
 VHOST, OTHER = 'acc-v', 'acc-gone'
 
-def http(method, path, body=None, user='guest', password='guest'):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f'http://127.0.0.1:{http_port}/api/{path}', data=data, method=method)
-    req.add_header('content-type', 'application/json')
-    if user is not None:
-        token = base64.b64encode(f'{user}:{password}'.encode()).decode()
-        req.add_header('authorization', f'Basic {token}')
-    try:
-        with urllib.request.urlopen(req) as r:
-            text = r.read().decode()
-            return r.status, (json.loads(text) if text else None)
-    except urllib.error.HTTPError as e:
-        text = e.read().decode()
-        try:
-            return e.code, json.loads(text)
-        except ValueError:
-            return e.code, text
+http = client(http_port)
 
 def show(name, method, path, body=None, **kw):
     status, answer = http(method, path, body, **kw)

@@ -4,27 +4,14 @@ met through pika. Prints each outcome so the output can be compared with
 RabbitMQ's.
 
 Arguments: the AMQP port, then the management API's port."""
-import base64, json, sys, urllib.error, urllib.request
+import sys
 import pika
+from _http import client
 
 port, http_port = int(sys.argv[1]), int(sys.argv[2])
 V = 'lim-v'
 
-def http(method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f'http://127.0.0.1:{http_port}/api/{path}', data=data, method=method)
-    req.add_header('content-type', 'application/json')
-    req.add_header('authorization', 'Basic ' + base64.b64encode(b'guest:guest').decode())
-    try:
-        with urllib.request.urlopen(req) as r:
-            text = r.read().decode()
-            return r.status, (json.loads(text) if text else None)
-    except urllib.error.HTTPError as e:
-        text = e.read().decode()
-        try:
-            return e.code, json.loads(text)
-        except ValueError:
-            return e.code, text
+http = client(http_port)
 
 def show(name, method, path, body=None):
     status, answer = http(method, path, body)

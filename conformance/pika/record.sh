@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 port="${1:-5673}"
 http_port="${2:-15673}"
-for script in *.py; do
+for script in [!_]*.py; do
     name="${script%.py}"
     python3 "$script" "$port" "$http_port" > "expected/$name.txt"
     echo "recorded expected/$name.txt"

@@ -52,6 +52,15 @@ impl User {
         self.sees_everything() || api.admin.has_vhost_access(self.name(), vhost)
     }
 
+    /// Refuses (401) a user who may not see a vhost's objects.
+    pub(crate) fn require_sees_vhost(&self, api: &Api, vhost: &str) -> Result<(), ApiError> {
+        if self.sees_vhost(api, vhost) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized("User not authorised to access virtual host"))
+        }
+    }
+
     /// Whether the user may work in a vhost (declare, delete, publish...):
     /// it needs permissions there, whatever its tags.
     pub(crate) fn require_vhost(&self, api: &Api, vhost: &str) -> Result<(), ApiError> {

@@ -67,9 +67,7 @@ async fn list_vhost(
     Query(query): Query<listing::Query>,
 ) -> ApiResult<Json<Value>> {
     let bindings = api.admin.bindings(Some(&vhost))?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items = bindings.iter().map(render::binding).collect();
     Ok(Json(listing::respond(items, &query)?))
 }
@@ -80,9 +78,7 @@ async fn between(
     Path((vhost, source, letter, destination)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let kind = kind(&letter)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items: Vec<Value> = api
         .admin
         .bindings_between(&vhost, &source_name(source), kind, &destination)?
@@ -145,9 +141,7 @@ async fn show(
     Path((vhost, source, letter, destination, props)): Path<(String, String, String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     let kind = kind(&letter)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let binding = api
         .admin
         .bindings_between(&vhost, &source_name(source), kind, &destination)?

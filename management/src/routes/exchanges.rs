@@ -55,9 +55,7 @@ async fn list_vhost(
     Query(query): Query<listing::Query>,
 ) -> ApiResult<Json<Value>> {
     let exchanges = api.admin.exchanges(Some(&vhost))?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items = exchanges.iter().map(render::exchange).collect();
     Ok(Json(listing::respond(items, &query)?))
 }
@@ -68,9 +66,7 @@ async fn show(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let x = api.admin.exchange(&vhost, &exchange_name(name))?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     Ok(Json(render::exchange(&x)))
 }
 
@@ -105,11 +101,7 @@ async fn put(
         body.internal.unwrap_or(false),
         &body.arguments,
     )?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created(created))
 }
 
 async fn remove(
@@ -173,9 +165,7 @@ async fn bindings_from(
 ) -> ApiResult<Json<Value>> {
     let name = exchange_name(name);
     api.admin.exchange(&vhost, &name)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items: Vec<Value> = api
         .admin
         .bindings(Some(&vhost))?
@@ -193,9 +183,7 @@ async fn bindings_to(
 ) -> ApiResult<Json<Value>> {
     let name = exchange_name(name);
     api.admin.exchange(&vhost, &name)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items: Vec<Value> = api
         .admin
         .bindings(Some(&vhost))?

@@ -12,3 +12,13 @@ pub(crate) mod policies;
 pub(crate) mod queues;
 pub(crate) mod users;
 pub(crate) mod vhosts;
+
+/// 201 for a new object, 204 for one that existed (RabbitMQ's answers to
+/// PUT).
+pub(crate) fn created(new: bool) -> axum::http::StatusCode {
+    if new {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::NO_CONTENT
+    }
+}

@@ -81,9 +81,7 @@ async fn list_vhost(
     operator: bool,
 ) -> ApiResult<Json<Value>> {
     let policies = api.admin.policies(operator, Some(&vhost))?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items = policies.iter().map(render).collect();
     Ok(Json(listing::respond(items, &query)?))
 }
@@ -95,9 +93,7 @@ async fn show(
     operator: bool,
 ) -> ApiResult<Json<Value>> {
     let p = api.admin.policy(operator, &vhost, &name)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     Ok(Json(render(&p)))
 }
 
@@ -165,11 +161,7 @@ async fn put(
             }
             other => other.into(),
         })?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created(created))
 }
 
 async fn delete(

@@ -50,9 +50,7 @@ async fn list_vhost(
     Query(query): Query<listing::Query>,
 ) -> ApiResult<Json<Value>> {
     let queues = api.admin.queues(Some(&vhost))?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items = queues.iter().map(|q| queue_json(&api, q)).collect();
     Ok(Json(listing::respond(items, &query)?))
 }
@@ -63,9 +61,7 @@ async fn show(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let q = api.admin.queue(&vhost, &name)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     Ok(Json(queue_json(&api, &q)))
 }
 
@@ -94,11 +90,7 @@ async fn put(
         body.auto_delete.unwrap_or(false),
         &body.arguments,
     )?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created(created))
 }
 
 async fn remove(
@@ -191,9 +183,7 @@ async fn bindings(
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     api.admin.queue(&vhost, &name)?;
-    if !user.sees_vhost(&api, &vhost) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &vhost)?;
     let items: Vec<Value> = api
         .admin
         .bindings(Some(&vhost))?

@@ -41,14 +41,6 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/vhosts/{vhost}/topic-permissions", get(topic_permissions_in_vhost))
 }
 
-fn created(new: bool) -> StatusCode {
-    if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    }
-}
-
 async fn list_users(State(api): State<Api>, user: User, Query(query): Query<listing::Query>) -> ApiResult<Json<Value>> {
     user.require_admin()?;
     let items = api.admin.users().iter().map(render::user).collect();
@@ -117,7 +109,7 @@ async fn put_user(State(api): State<Api>, user: User, Path(name): Path<String>, 
         }
     };
     let new = api.admin.put_user(&name, password, &tag_words(body.tags))?;
-    Ok(created(new))
+    Ok(super::created(new))
 }
 
 async fn delete_user(State(api): State<Api>, user: User, Path(name): Path<String>) -> ApiResult<StatusCode> {
@@ -245,7 +237,7 @@ async fn put_permission(
     let body: PermissionBody = body::parse(&bytes)?;
     let (configure, write, read) = body.patterns()?;
     let new = api.admin.set_permissions(&vhost, &name, &configure, &write, &read)?;
-    Ok(created(new))
+    Ok(super::created(new))
 }
 
 async fn delete_permission(
@@ -327,7 +319,7 @@ async fn put_topic_permission(
     let new = api
         .admin
         .set_topic_permissions(&vhost, &name, &body.exchange, &body.write, &body.read)?;
-    Ok(created(new))
+    Ok(super::created(new))
 }
 
 async fn delete_topic_permissions(

@@ -49,9 +49,7 @@ async fn list(State(api): State<Api>, user: User, Query(query): Query<listing::Q
 
 async fn show(State(api): State<Api>, user: User, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let v = api.admin.vhost_view(&name).ok_or_else(ApiError::not_found)?;
-    if !user.sees_vhost(&api, &name) {
-        return Err(ApiError::unauthorized("User not authorised to access virtual host"));
-    }
+    user.require_sees_vhost(&api, &name)?;
     Ok(Json(vhost_json(&api, &v)))
 }
 
@@ -82,11 +80,7 @@ async fn put(State(api): State<Api>, user: User, Path(name): Path<String>, bytes
         body.default_queue_type,
         Some(user.name()),
     )?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(super::created(created))
 }
 
 async fn delete(State(api): State<Api>, user: User, Path(name): Path<String>) -> ApiResult<StatusCode> {
