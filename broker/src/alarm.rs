@@ -224,6 +224,11 @@ impl Alarms {
             .load(Ordering::Relaxed)
             .saturating_add(inflow.saturating_mul(INFLOW_COST));
         if estimate >= self.watermark && !self.raised.borrow().memory {
+            // Publishers stop at once on the estimate, not only once the
+            // monitor thread (which a busy machine may run late) has
+            // measured: it measures now and clears the alarm if memory is
+            // in fact below the clearing level.
+            self.set_memory(true, estimate);
             if let Some(monitor) = self.monitor.get() {
                 monitor.unpark();
             }
