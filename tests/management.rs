@@ -340,6 +340,97 @@ async fn message_rates_come_from_sampled_counters() {
     warren.shutdown().await;
 }
 
+/// Consumer lag, beyond RabbitMQ: the age of the oldest ready message and
+/// of the oldest unacknowledged delivery, in the API and in Prometheus's
+/// per-object metrics; and RabbitMQ's head_message_timestamp and
+/// idle_since.
+#[tokio::test]
+async fn queues_report_consumer_lag_and_idleness() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let connection = lapin::Connection::connect(&warren.amqp_url(), Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("lagging".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        channel
+            .basic_publish(
+                "".into(),
+                "lagging".into(),
+                BasicPublishOptions::default(),
+                b"late",
+                lapin::BasicProperties::default().with_timestamp(1_700_000_000),
+            )
+            .await
+            .unwrap();
+    }
+    let url = http_url(&warren, "queues/%2F/lagging");
+    let http = reqwest::Client::new();
+    let read = || async {
+        let q: Value = http
+            .get(&url)
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        q
+    };
+    eventually(Duration::from_secs(10), "the head's age to pass a second", || async {
+        let q = read().await;
+        q["oldest_ready_age_seconds"].as_f64().unwrap_or(0.0) >= 1.0
+            && q["head_message_timestamp"] == json!(1_700_000_000)
+            && q["oldest_unacked_age_seconds"].is_null()
+    })
+    .await;
+    let metrics_url = format!("http://{}/metrics/per-object", warren.prometheus_addr().unwrap());
+    let metrics = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    let sample = metrics
+        .lines()
+        .find(|l| l.starts_with("warren_queue_oldest_ready_message_age_seconds{vhost=\"/\",queue=\"lagging\"}"))
+        .expect("a lag sample for the queue");
+    let age: f64 = sample.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(age >= 1.0, "{sample}");
+
+    // One taken and left unacknowledged: its wait is reported.
+    let taken = channel
+        .basic_get("lagging".into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .expect("a message");
+    eventually(
+        Duration::from_secs(10),
+        "the delivery's age to pass half a second",
+        || async { read().await["oldest_unacked_age_seconds"].as_f64().unwrap_or(0.0) >= 0.5 },
+    )
+    .await;
+    taken.ack(BasicAckOptions::default()).await.unwrap();
+    channel
+        .basic_get("lagging".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the second message");
+    eventually(Duration::from_secs(10), "no lag once all is settled", || async {
+        let q = read().await;
+        q["oldest_unacked_age_seconds"].is_null()
+            && q["oldest_ready_age_seconds"].is_null()
+            && q["head_message_timestamp"].is_null()
+    })
+    .await;
+    // Nothing happens to it now: after two samples it is idle.
+    eventually(Duration::from_secs(30), "idle_since", || async {
+        let since = read().await["idle_since"].as_str().map(str::to_string);
+        since.is_some_and(|s| s.len() == 29 && s.ends_with("+00:00") && s.as_bytes()[10] == b'T')
+    })
+    .await;
+    warren.shutdown().await;
+}
+
 /// Status codes and bodies as RabbitMQ 3.10's management plugin answers.
 #[tokio::test]
 async fn errors_are_answered_as_rabbitmq_answers_them() {

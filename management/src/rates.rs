@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
 use warren_broker::{Admin, QueueView};
@@ -46,12 +46,18 @@ struct Reading {
     acked: u64,
     ready: u64,
     unacked: u64,
+    /// When a counter or the depth last changed (as of the sample that
+    /// saw it), and whether none did between the last two samples.
+    changed_at: SystemTime,
+    idle: bool,
 }
 
 impl Reading {
-    fn of(q: &QueueView, at: Instant) -> Reading {
+    fn of(q: &QueueView, at: Instant, wall: SystemTime) -> Reading {
         Reading {
             at,
+            changed_at: wall,
+            idle: false,
             published: q.published,
             delivered: q.delivered,
             redelivered: q.redelivered,
@@ -59,6 +65,24 @@ impl Reading {
             ready: q.messages_ready,
             unacked: q.messages_unacknowledged,
         }
+    }
+
+    fn same_as(&self, before: &Reading) -> bool {
+        (
+            self.published,
+            self.delivered,
+            self.redelivered,
+            self.acked,
+            self.ready,
+            self.unacked,
+        ) == (
+            before.published,
+            before.delivered,
+            before.redelivered,
+            before.acked,
+            before.ready,
+            before.unacked,
+        )
     }
 
     fn rates_since(&self, before: &Reading) -> QueueRates {
@@ -131,6 +155,15 @@ impl Rates {
             .unwrap_or_default()
     }
 
+    /// Since when a queue has been idle (nothing published, delivered,
+    /// acked or changed between the last samples), as RabbitMQ's
+    /// `idle_since`; None while it is active.
+    pub(crate) fn idle_since(&self, vhost: &str, name: &str) -> Option<SystemTime> {
+        let sampled = self.sampled.read();
+        let reading = sampled.readings.get(&(vhost.to_string(), name.to_string()))?;
+        reading.idle.then_some(reading.changed_at)
+    }
+
     /// Rates summed over every queue.
     pub(crate) fn totals(&self) -> QueueRates {
         self.sampled.read().totals
@@ -144,6 +177,7 @@ impl Rates {
     /// Reads every queue's counters once.
     fn sample(&self, admin: &Admin) {
         let now = Instant::now();
+        let wall = SystemTime::now();
         let Ok(queues) = admin.queues(None) else {
             return;
         };
@@ -161,8 +195,12 @@ impl Rates {
         let mut totals = QueueRates::default();
         for q in &queues {
             let key = (q.vhost.clone(), q.name.clone());
-            let reading = Reading::of(q, now);
+            let mut reading = Reading::of(q, now, wall);
             if let Some(before) = sampled.readings.get(&key) {
+                if reading.same_as(before) {
+                    reading.changed_at = before.changed_at;
+                    reading.idle = true;
+                }
                 let r = reading.rates_since(before);
                 totals.add(&r);
                 rates.insert(key.clone(), r);

@@ -14,6 +14,12 @@ pub(crate) fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A time as RabbitMQ 3.10 writes `idle_since`: `2026-12-02T00:35:13.752+00:00`.
+pub(crate) fn timestamp(time: SystemTime) -> String {
+    let time: chrono::DateTime<chrono::Utc> = time.into();
+    time.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string()
+}
+
 fn details(rate: f64) -> Value {
     json!({ "rate": (rate * 10.0).round() / 10.0 })
 }
@@ -68,7 +74,14 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
     out.insert("consumer_capacity".into(), json!(utilisation));
     out.insert("exclusive_consumer_tag".into(), Value::Null);
     out.insert("single_active_consumer_tag".into(), Value::Null);
-    out.insert("head_message_timestamp".into(), Value::Null);
+    out.insert("head_message_timestamp".into(), q.head_message_timestamp.into());
+    // Beyond RabbitMQ: consumer lag, in seconds (null when nothing waits).
+    let seconds = |age: Option<std::time::Duration>| age.map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0);
+    out.insert("oldest_ready_age_seconds".into(), seconds(q.oldest_ready_age).into());
+    out.insert(
+        "oldest_unacked_age_seconds".into(),
+        seconds(q.oldest_unacked_age).into(),
+    );
     out.insert("memory".into(), 0.into());
     message_counts(&mut out, q.messages_ready, q.messages_unacknowledged, rates);
     out.insert("message_bytes".into(), q.messages_ready_bytes.into());

@@ -105,6 +105,12 @@ function inlineForm(id, fields, button, submit) {
   return form;
 }
 
+// A consumer-lag age in seconds, to a tenth ("" when nothing waits); a
+// number, so that tables sort it as one.
+function formatAge(seconds) {
+  return typeof seconds === "number" ? Math.round(seconds * 10) / 10 : "";
+}
+
 function formatRate(details) {
   return details && typeof details.rate === "number" ? details.rate.toFixed(1) : "0.0";
 }

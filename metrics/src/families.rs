@@ -385,6 +385,37 @@ fn queue_families(page: &mut Page, prefix: &str, queues: &[QueueView], labelled:
     }
 }
 
+/// Consumer lag, beyond RabbitMQ's families: the age of each queue's
+/// oldest ready message and oldest unacknowledged delivery (0 when none),
+/// or aggregated, the oldest of all.
+fn lag_families(page: &mut Page, queues: &[QueueView], labelled: bool) {
+    type Field = fn(&QueueView) -> Option<std::time::Duration>;
+    let families: [(&str, &str, Field); 2] = [
+        (
+            "warren_queue_oldest_ready_message_age_seconds",
+            "How long the oldest ready message of a queue has waited",
+            |q| q.oldest_ready_age,
+        ),
+        (
+            "warren_queue_oldest_unacked_delivery_age_seconds",
+            "How long the oldest unacknowledged delivery of a queue has waited for its ack",
+            |q| q.oldest_unacked_age,
+        ),
+    ];
+    let seconds = |field: Field, q: &QueueView| field(q).map_or(0.0, |age| age.as_secs_f64());
+    for (name, help, field) in families {
+        page.family(name, Kind::Gauge, help);
+        if labelled {
+            for q in queues {
+                page.sample(name, &[("vhost", &q.vhost), ("queue", &q.name)], seconds(field, q));
+            }
+        } else {
+            let oldest = queues.iter().map(|q| seconds(field, q)).fold(0.0, f64::max);
+            page.sample(name, &[], oldest);
+        }
+    }
+}
+
 /// Channel families, summed (or labelled by channel).
 fn channel_families(page: &mut Page, channels: &[ChannelView], totals: &MessageTotals, labelled: bool) {
     type Field = fn(&ChannelView) -> f64;
@@ -461,6 +492,7 @@ pub(crate) fn render(admin: &Admin, per_object: bool) -> String {
     let consumers = queues.iter().map(|q| q.consumers).sum();
     global_families(&mut page, &totals, &connections, consumers);
     queue_families(&mut page, "rabbitmq_", &queues, per_object);
+    lag_families(&mut page, &queues, per_object);
     channel_families(&mut page, &channels, &totals, per_object);
     connection_families(&mut page, &connections, per_object);
     page.finish()
@@ -480,6 +512,7 @@ pub(crate) fn render_detailed(admin: &Admin, families: &[String], vhosts: &[Stri
         match family.as_str() {
             "queue_coarse_metrics" | "queue_metrics" | "queue_consumer_count" => {
                 queue_families(&mut page, "rabbitmq_detailed_", &queues, true);
+                lag_families(&mut page, &queues, true);
             }
             "vhost_status" => {
                 page.family(

@@ -17,6 +17,7 @@ use crate::vhost::VHost;
 
 fn queue_view(queue: &Queue) -> QueueView {
     let stats = queue.stats();
+    let lag = queue.lag();
     let applied = queue.applied();
     QueueView {
         vhost: queue.vhost_name.to_string(),
@@ -37,6 +38,9 @@ fn queue_view(queue: &Queue) -> QueueView {
         delivered: stats.delivered,
         redelivered: stats.redelivered,
         acked: stats.acked,
+        oldest_ready_age: lag.oldest_ready,
+        oldest_unacked_age: lag.oldest_unacked,
+        head_message_timestamp: lag.head_timestamp,
     }
 }
 

@@ -3,7 +3,7 @@
 //! JSON.
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
@@ -32,6 +32,15 @@ pub struct QueueView {
     pub delivered: u64,
     pub redelivered: u64,
     pub acked: u64,
+    /// Consumer lag: how long its oldest ready message has waited (at
+    /// least; since the restart for what was recovered from disk).
+    pub oldest_ready_age: Option<Duration>,
+    /// How long its oldest unacknowledged delivery has waited for its ack
+    /// (as its channels last reported, at most a quarter second ago).
+    pub oldest_unacked_age: Option<Duration>,
+    /// The `timestamp` property of its head message (RabbitMQ's
+    /// `head_message_timestamp`).
+    pub head_message_timestamp: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -59,6 +59,28 @@ impl Channel {
         )))
     }
 
+    /// Tells each queue it holds deliveries from when the oldest of them
+    /// was made, and the queues it no longer holds any from that it holds
+    /// none (consumer lag; called on the connection's tick).
+    pub(crate) fn report_unacked_ages(&mut self) {
+        let mut oldest: Vec<(&Arc<Queue>, Instant)> = Vec::new();
+        for u in &self.unacked {
+            // In tag order, so the first seen of a queue is its oldest.
+            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                oldest.push((&u.queue, u.delivered_at));
+            }
+        }
+        for queue in &self.reported {
+            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
+                queue.unacked_ages.clear(self.reporter);
+            }
+        }
+        for (queue, at) in &oldest {
+            queue.unacked_ages.report(self.reporter, *at);
+        }
+        self.reported = oldest.into_iter().map(|(q, _)| q.clone()).collect();
+    }
+
     /// Removes the deliveries an ack/nack/reject refers to, or fails with
     /// RabbitMQ's 406 "unknown delivery tag".
     fn take_unacked(&mut self, tag: u64, multiple: bool) -> AmqpResult<Vec<Unacked>> {

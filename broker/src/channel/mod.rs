@@ -27,7 +27,7 @@ use crate::connections::{ChannelInfo, ConnectionInfo};
 use crate::error::{AmqpError, AmqpResult};
 use crate::ids::{ConnectionId, ConnectionName};
 use crate::outbound::ConnectionHandle;
-use crate::queue::{Credit, DeliverySink, Queue};
+use crate::queue::{Credit, DeliverySink, Queue, ReporterId};
 use crate::vhost::VHost;
 
 pub(crate) use ack::Unacked;
@@ -93,6 +93,10 @@ pub(crate) struct Channel {
     reply_consumer: Option<ReplyConsumer>,
     /// What the management API shows of it.
     pub info: Arc<ChannelInfo>,
+    /// Names this channel's reports of its oldest deliveries to queues.
+    reporter: ReporterId,
+    /// The queues it has reported an oldest unacknowledged delivery to.
+    reported: Vec<Arc<Queue>>,
 }
 
 impl Channel {
@@ -111,6 +115,8 @@ impl Channel {
             last_queue: None,
             reply_consumer: None,
             info: Arc::new(ChannelInfo::new(id)),
+            reporter: ReporterId::next(),
+            reported: Vec::new(),
         }
     }
 
@@ -196,6 +202,7 @@ impl Channel {
             self.detach_consumer(ctx, &consumer);
         }
         self.requeue_all_unacked();
+        self.report_unacked_ages();
     }
 
     /// Resolves the empty queue name to the channel's last declared queue.

@@ -572,10 +572,14 @@ impl Connection {
     }
 
     /// Closes channels whose oldest delivery has waited too long for its ack;
-    /// their unacknowledged messages return to the queues.
+    /// their unacknowledged messages return to the queues. The others
+    /// report their oldest deliveries to the queues, for consumer lag.
     fn enforce_consumer_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         if self.state != State::Open {
             return;
+        }
+        for channel in self.channels.values_mut() {
+            channel.report_unacked_ages();
         }
         let expired: Vec<(u16, AmqpError)> = self
             .channels

@@ -43,6 +43,15 @@ pub(crate) enum Settlement {
     Discard,
 }
 
+/// What a queue knows of its head (oldest ready) message.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Head {
+    /// How long it has waited, if known.
+    pub age: Option<std::time::Duration>,
+    /// Its `timestamp` property.
+    pub timestamp: Option<u64>,
+}
+
 /// A queue type. Every method gets the queue's handle, for its identity
 /// (name, arguments) and to hand to the deliveries it makes.
 pub(crate) trait QueueBackend: Send + Sync {
@@ -72,6 +81,8 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn delete(&self, queue: &Arc<Queue>) -> u64;
     /// Ready messages.
     fn message_count(&self) -> u64;
+    /// Its oldest ready message, for consumer lag.
+    fn head(&self, now: tokio::time::Instant) -> Head;
     /// Their body bytes.
     fn ready_bytes(&self) -> u64;
     fn consumer_count(&self) -> u64;

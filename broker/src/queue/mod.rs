@@ -25,6 +25,7 @@ mod consumer;
 mod dead_letter;
 mod effective;
 mod entry;
+mod lag;
 mod local;
 mod quorum;
 mod stats;
@@ -38,9 +39,10 @@ use arc_swap::{ArcSwap, Guard};
 use warren_protocol::{ContentHeader, FieldTable, ShortStr};
 
 pub(crate) use arguments::{type_name, QueueArguments, QueueType};
-pub(crate) use backend::{ConsumeRefusal, Enqueued, QueueBackend, QueueHost, Settlement};
+pub(crate) use backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost, Settlement};
 pub(crate) use consumer::{Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
+pub(crate) use lag::{ReporterId, UnackedAges};
 pub(crate) use local::Persistence;
 pub(crate) use stats::{QueueCounters, QueueStats};
 pub(crate) use transit::Transit;
@@ -51,6 +53,18 @@ use crate::policy::Applied;
 use effective::effective_arguments;
 pub(crate) use effective::effective_definition;
 use warren_store::{Offset, QueueSummary};
+
+/// How far behind a queue's consumers are.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct QueueLag {
+    /// How long its oldest ready message has waited (None: no ready
+    /// message, or its arrival is unknown, as after a restart).
+    pub oldest_ready: Option<std::time::Duration>,
+    /// How long its oldest unacknowledged delivery has waited for its ack.
+    pub oldest_unacked: Option<std::time::Duration>,
+    /// The `timestamp` property of its head message, if it has one.
+    pub head_timestamp: Option<u64>,
+}
 
 /// The declared properties of a queue, fixed at declaration.
 #[derive(Debug, Clone)]
@@ -82,6 +96,8 @@ pub(crate) struct QueueOf<B: ?Sized> {
     applied: ArcSwap<Applied>,
     /// What the management API shows of it.
     pub counters: QueueCounters,
+    /// Its channels' oldest unacknowledged deliveries, for consumer lag.
+    pub unacked_ages: UnackedAges,
     backend: B,
 }
 
@@ -107,6 +123,7 @@ impl<B> QueueOf<B> {
             args: ArcSwap::from_pointee(effective),
             applied: ArcSwap::from_pointee(identity.applied),
             counters: QueueCounters::default(),
+            unacked_ages: UnackedAges::default(),
             backend,
         }
     }
@@ -224,6 +241,18 @@ impl Queue {
             self.backend.ready_bytes(),
             self.backend.consumer_count(),
         )
+    }
+
+    /// How far its consumers are behind: the ages of its oldest ready
+    /// message and oldest unacknowledged delivery, and its head's timestamp.
+    pub(crate) fn lag(&self) -> QueueLag {
+        let now = tokio::time::Instant::now();
+        let head = self.backend.head(now);
+        QueueLag {
+            oldest_ready: head.age,
+            oldest_unacked: self.unacked_ages.oldest(now.into_std()),
+            head_timestamp: head.timestamp,
+        }
     }
 
     /// Tries again to deliver, e.g. after a channel-wide window opened.

@@ -29,7 +29,11 @@ pub(crate) fn routes() -> Router<Api> {
 }
 
 fn queue_json(api: &Api, q: &warren_broker::QueueView) -> Value {
-    render::queue(q, &api.node, &api.rates.queue(&q.vhost, &q.name))
+    let mut out = render::queue(q, &api.node, &api.rates.queue(&q.vhost, &q.name));
+    if let (Some(since), Some(map)) = (api.rates.idle_since(&q.vhost, &q.name), out.as_object_mut()) {
+        map.insert("idle_since".into(), render::timestamp(since).into());
+    }
+    out
 }
 
 async fn list_all(State(api): State<Api>, user: User, Query(query): Query<listing::Query>) -> ApiResult<Json<Value>> {

@@ -1,5 +1,5 @@
-// Queues: the list (sortable, filterable, with depth, rates and
-// consumers), declaring one, and a queue's page (bindings, consumers, get
+// Queues: the list (sortable, filterable, with depth, rates, consumers
+// and consumer lag), declaring one, and a queue's page (bindings, consumers, get
 // messages, publish, purge, delete).
 "use strict";
 
@@ -24,6 +24,8 @@ const Queues = {
         ["Consumers", (q) => q.consumers, true],
         ["Publish/s", (q) => formatRate(stats(q).publish_details), true],
         ["Deliver/s", (q) => formatRate(stats(q).deliver_get_details), true],
+        ["Oldest ready (s)", (q) => formatAge(q.oldest_ready_age_seconds), true],
+        ["Oldest unacked (s)", (q) => formatAge(q.oldest_unacked_age_seconds), true],
         ["Policy", (q) => q.policy || ""],
       ], shown),
       el("h3", {}, "Add a queue"),
@@ -44,7 +46,9 @@ const Queues = {
       el("div", { class: "stats" },
         el("div", { class: "stat" }, "Ready", el("b", { id: "queue-ready" }, queue.messages_ready)),
         el("div", { class: "stat" }, "Unacked", el("b", {}, queue.messages_unacknowledged)),
-        el("div", { class: "stat" }, "Consumers", el("b", {}, queue.consumers))),
+        el("div", { class: "stat" }, "Consumers", el("b", {}, queue.consumers)),
+        el("div", { class: "stat" }, "Oldest ready (s)", el("b", { id: "queue-oldest-ready" }, formatAge(queue.oldest_ready_age_seconds))),
+        el("div", { class: "stat" }, "Oldest unacked (s)", el("b", {}, formatAge(queue.oldest_unacked_age_seconds)))),
       el("p", {}, `Type ${queue.type}, ${queue.durable ? "durable" : "transient"}, arguments ${JSON.stringify(queue.arguments)}, `
         + `policy ${queue.policy || "none"}.`),
       el("h3", {}, "Bindings"),

@@ -45,6 +45,15 @@ impl MessageList {
         priority.min((self.levels.len() - 1) as u8)
     }
 
+    /// The ready message that has waited longest: the lowest offset at the
+    /// front of any level.
+    pub(super) fn oldest(&self) -> Option<&QueueEntry> {
+        self.levels
+            .iter()
+            .filter_map(|level| level.front())
+            .min_by_key(|e| e.offset)
+    }
+
     /// Appends; returns true if the entry is now the head of its level.
     pub(super) fn push_back(&mut self, entry: QueueEntry) -> bool {
         self.len += 1;

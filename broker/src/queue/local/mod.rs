@@ -35,9 +35,10 @@ use warren_store::{Offset, QueueSummary};
 
 use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
+use super::lag::ArrivalClock;
 use super::{
-    ConsumeRefusal, Consumer, Delivery, Enqueued, Identity, Queue, QueueArguments, QueueBackend, QueueEntry, QueueHost,
-    QueueOf, Settlement,
+    ConsumeRefusal, Consumer, Delivery, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend, QueueEntry,
+    QueueHost, QueueOf, Settlement,
 };
 use crate::message::Message;
 use messages::MessageList;
@@ -95,6 +96,8 @@ struct QueueState {
     had_consumers: bool,
     /// Last declare, get or consumer change, for `x-expires`.
     last_used: Instant,
+    /// When offsets were reached, for the age of the oldest ready message.
+    arrivals: ArrivalClock,
 }
 
 impl QueueState {
@@ -152,6 +155,7 @@ impl LocalQueue {
                 next_offset: Offset::default(),
                 had_consumers: false,
                 last_used: Instant::now(),
+                arrivals: ArrivalClock::default(),
             }),
             deleted: AtomicBool::new(false),
             dead_letters: Mutex::new(VecDeque::new()),
@@ -367,6 +371,7 @@ impl QueueBackend for LocalQueue {
             return Enqueued::Rejected;
         }
         state.next_offset = offset.next();
+        state.arrivals.arrived(offset, now);
         queue.counters.published_locked();
         let stored = durable && persistent;
         let mut new_head = false;
@@ -541,6 +546,19 @@ impl QueueBackend for LocalQueue {
         self.state.lock().ready_bytes()
     }
 
+    fn head(&self, now: Instant) -> Head {
+        let mut state = self.state.lock();
+        let oldest = state.ready.oldest();
+        let timestamp = oldest.and_then(|e| e.message.header.properties().timestamp);
+        let offset = oldest
+            .map(|e| e.offset)
+            .or_else(|| (!state.paged.is_empty()).then_some(state.paged.from));
+        Head {
+            age: offset.and_then(|offset| state.arrivals.age_of(offset, now)),
+            timestamp,
+        }
+    }
+
     fn consumer_count(&self) -> u64 {
         self.state.lock().consumers.len() as u64
     }
@@ -565,6 +583,9 @@ impl QueueBackend for LocalQueue {
     }
 
     fn restore(&self, _queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
+        // What was on disk has waited at least since now (its arrival
+        // times are not stored).
+        self.state.lock().arrivals.arrived(Offset(0), Instant::now());
         self.restore_from_store(summary, delivered_below);
     }
 }
