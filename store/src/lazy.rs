@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::ids::{MessageId, Offset, QueueId};
 use crate::records::*;
-use crate::{SledStore, Store, StoreOptions, StoreResult};
+use crate::{MoveRecord, SledStore, Store, StoreOptions, StoreResult};
 
 pub struct LazySledStore {
     dir: PathBuf,
@@ -126,6 +126,12 @@ impl Store for LazySledStore {
     }
     fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset> {
         self.get()?.delivered_mark(queue)
+    }
+    fn save_move(&self, name: &str, record: &MoveRecord) -> StoreResult<()> {
+        self.get()?.save_move(name, record)
+    }
+    fn clear_move(&self, name: &str) -> StoreResult<()> {
+        self.get()?.clear_move(name)
     }
     /// Nothing to sync while nothing was ever opened.
     fn sync(&self) -> StoreResult<()> {

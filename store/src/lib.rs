@@ -16,6 +16,7 @@
 
 mod ids;
 mod lazy;
+mod moves;
 mod queue_index;
 mod records;
 mod segments;
@@ -23,6 +24,7 @@ mod sled_store;
 
 pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
+pub use moves::{MoveRecord, MovedEntry};
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
 pub use segments::SegmentStats;
 pub use sled_store::{SledStore, StoreOptions};
@@ -99,6 +101,13 @@ pub trait Store: Send + Sync + 'static {
     /// least once, so they come back redelivered after a crash.
     fn save_delivered_mark(&self, queue: QueueId, offset: Offset) -> StoreResult<()>;
     fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset>;
+
+    /// Records a move of messages between durable queues under `name`
+    /// (replacing the one before), durable at the next sync; see
+    /// `moves.rs` for the protocol that makes a move happen exactly once.
+    fn save_move(&self, name: &str, record: &MoveRecord) -> StoreResult<()>;
+    /// Forgets the move recorded under `name`: it completed.
+    fn clear_move(&self, name: &str) -> StoreResult<()>;
 
     /// Makes everything written so far durable, then deletes the body
     /// files that held nothing live any more.

@@ -18,7 +18,7 @@ use crate::ids::{MessageId, Offset, QueueId};
 use crate::queue_index::QueueIndexes;
 use crate::records::*;
 use crate::segments::{SegmentStats, SegmentStore};
-use crate::{Store, StoreError, StoreResult, FORMAT_VERSION};
+use crate::{MoveRecord, Store, StoreError, StoreResult, FORMAT_VERSION};
 
 /// How the store lays out its files.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +52,8 @@ pub struct SledStore {
     queues: sled::Tree,
     bindings: sled::Tree,
     settings: sled::Tree,
+    /// Moves between queues under way (`moves.rs`), by name.
+    moves: sled::Tree,
     indexes: QueueIndexes,
     bodies: SegmentStore,
     options: StoreOptions,
@@ -139,6 +141,18 @@ impl SledStore {
         let mut keep = |entry: &EntryRecord| !entry.transient && bodies.retain_recovered(entry.message);
         let (indexes, summaries, dropped) = QueueIndexes::open(&dir.join("queues"), &queue_ids, &mut keep)?;
         let garbage = bodies.finish_recovery()?;
+        let moves = db.open_tree("moves")?;
+        let mut summaries = summaries;
+        let mut interrupted = 0;
+        for value in moves.iter().values() {
+            let record: MoveRecord = from_json(&value?)?;
+            let removed = crate::moves::settle_interrupted(&record, &indexes, &bodies, &mut summaries)?;
+            tracing::info!(
+                moved = removed,
+                "store: finished a move between queues a crash interrupted"
+            );
+            interrupted += 1;
+        }
         if dropped > 0 || garbage > 0 {
             tracing::info!(
                 dropped_entries = dropped,
@@ -146,18 +160,26 @@ impl SledStore {
                 "store: dropped what did not survive (unconfirmed, transient or orphaned)"
             );
         }
-        Ok(SledStore {
+        let store = SledStore {
             vhosts: db.open_tree("vhosts")?,
             exchanges: db.open_tree("exchanges")?,
             queues,
             bindings: db.open_tree("bindings")?,
             settings: db.open_tree("settings")?,
+            moves,
             indexes,
             bodies,
             options,
             recovered: Mutex::new(summaries),
             db,
-        })
+        };
+        if interrupted > 0 {
+            // The removals are durable before the records are forgotten.
+            store.sync()?;
+            store.moves.clear()?;
+            store.db.flush()?;
+        }
+        Ok(store)
     }
 
     /// Whether `dir` already holds a store.
@@ -311,6 +333,16 @@ impl Store for SledStore {
 
     fn delivered_mark(&self, queue: QueueId) -> StoreResult<Offset> {
         Ok(self.indexes.delivered(queue))
+    }
+
+    fn save_move(&self, name: &str, record: &MoveRecord) -> StoreResult<()> {
+        self.moves.insert(name.as_bytes(), json(record))?;
+        Ok(())
+    }
+
+    fn clear_move(&self, name: &str) -> StoreResult<()> {
+        self.moves.remove(name.as_bytes())?;
+        Ok(())
     }
 
     fn sync(&self) -> StoreResult<()> {
