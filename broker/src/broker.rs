@@ -23,6 +23,7 @@ use crate::message_stats::ChurnCounters;
 use crate::policy::Policies;
 use crate::recovery;
 use crate::reply_to::ReplyRegistry;
+use crate::shovel::Shovels;
 use crate::vhost::VHost;
 
 /// State every connection shares.
@@ -33,6 +34,8 @@ pub(crate) struct Broker {
     pub access: Arc<Access>,
     /// Policies and operator policies.
     pub policies: Arc<Policies>,
+    /// Dynamic shovels.
+    pub shovels: Arc<Shovels>,
     /// Connection, channel and queue churn.
     pub churn: Arc<ChurnCounters>,
     /// Open connections, by id.
@@ -100,6 +103,7 @@ impl Broker {
             Vec::new()
         };
         let policies = Arc::new(Policies::load(Some(store.clone() as Arc<dyn Store>), &settings));
+        let shovels = Arc::new(Shovels::load(Some(store.clone() as Arc<dyn Store>), &settings));
         let access = Arc::new(Access::load(
             Some(store.clone() as Arc<dyn Store>),
             &settings,
@@ -124,6 +128,7 @@ impl Broker {
             vhosts: DashMap::new(),
             access,
             policies,
+            shovels,
             churn: Arc::new(ChurnCounters::default()),
             connections: Connections::default(),
             listeners: Default::default(),
@@ -219,6 +224,7 @@ impl Broker {
         self.durability.wrote();
         self.access.delete_vhost(name);
         self.policies.delete_vhost(name);
+        self.shovels.delete_vhost(name);
         Ok(())
     }
 

@@ -87,3 +87,11 @@ fn policies_match_rabbitmq() {
 fn limits_match_rabbitmq() {
     run_script("limits");
 }
+
+/// Dynamic shovels defined over the management API: a dead-letter queue
+/// replayed into a work queue, a continuous shovel into an exchange,
+/// counts, declared queues, status listings and validation answers.
+#[test]
+fn shovels_match_rabbitmq() {
+    run_script("shovels");
+}

@@ -60,6 +60,7 @@ fn router(api: Api) -> Router {
         .merge(routes::channels::routes())
         .merge(routes::definitions::routes())
         .merge(routes::policies::routes())
+        .merge(routes::shovels::routes())
         .merge(routes::limits::routes())
         .merge(ui::routes())
         .merge(routes::health::routes())

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::json::table_to_json;
 use super::{Admin, AdminError, AdminResult, ChannelView, ConnectionView, ConsumerView};
 use crate::connections::{ChannelInfo, ConnectionInfo};
+use crate::json::table_to_json;
 
 fn connection_view(c: &ConnectionInfo) -> ConnectionView {
     ConnectionView {

@@ -149,9 +149,9 @@ struct BindingDef {
     arguments: Map<String, Value>,
 }
 
-/// A whole definitions file. Sections Warren does not use yet (runtime
-/// parameters, global parameters, policies) are read and written back as
-/// they are.
+/// A whole definitions file. Runtime parameters of the `shovel`
+/// component are Warren's shovels; those of other components (federation)
+/// are skipped on import, with a log line.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Definitions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,7 +207,7 @@ impl Admin {
             rabbitmq_version: Some(EXPORTED_VERSION.into()),
             product_name: Some("RabbitMQ".into()),
             product_version: Some(EXPORTED_VERSION.into()),
-            parameters: Some(Vec::new()),
+            parameters: Some(self.shovel_parameters(vhost)?),
             policies: Some(
                 self.policies(false, vhost)?
                     .into_iter()
@@ -424,6 +424,24 @@ impl Admin {
                         e,
                     )
                 })?;
+        }
+        // Runtime parameters last: a shovel's queues exist by now.
+        for p in defs.parameters.iter().flatten() {
+            let field = |key: &str| p.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+            let (component, name) = (field("component"), field("name"));
+            let v = target(&field("vhost"));
+            match component.as_str() {
+                "shovel" => {
+                    let value = p.get("value").cloned().unwrap_or(Value::Null);
+                    self.put_shovel(&v, &name, &value)
+                        .map_err(|e| fail(format!("shovel '{name}' in vhost '{v}'"), e))?;
+                }
+                other => tracing::warn!(
+                    component = other,
+                    name,
+                    "definitions: a runtime parameter of a component Warren does not have was skipped"
+                ),
+            }
         }
         Ok(())
     }

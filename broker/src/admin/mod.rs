@@ -10,10 +10,10 @@
 mod access;
 mod connections;
 mod definitions;
-mod json;
 mod limits;
 mod messages;
 mod policies;
+mod shovels;
 mod topology;
 mod views;
 
@@ -24,6 +24,7 @@ pub use access::PasswordSpec;
 pub use definitions::DefinitionsError;
 pub use limits::LimitsView;
 pub use messages::{AckMode, PublishRequest};
+pub use shovels::{ShovelState, ShovelView};
 pub use views::*;
 
 use crate::access::{Operation, ResourceKind};

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use warren_protocol::{FieldTable, ShortStr};
 
-use super::json::{json_to_table, table_to_json};
 use super::{Admin, AdminError, AdminResult, BindingView, DestinationKind, ExchangeView, QueueView};
 use crate::exchange::{unknown_exchange_type, Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
+use crate::json::{json_to_table, table_to_json};
 use crate::queue::{effective_definition, Queue, QueueSettings};
 use crate::vhost::VHost;
 

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::erlang::erlang_term;
+
 /// Keys a (user) policy may set. Warren applies message-ttl, expires,
 /// max-length, max-length-bytes, overflow, dead-letter-exchange,
 /// dead-letter-routing-key, delivery-limit, consumer-timeout and
@@ -52,24 +54,6 @@ const OPERATOR: &[&str] = &[
     "max-in-memory-bytes",
     "delivery-limit",
 ];
-
-/// A JSON value as Erlang's `~p` prints the term RabbitMQ decoded it to.
-fn erlang_term(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("<<\"{s}\">>"),
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::Array(items) => format!("[{}]", items.iter().map(erlang_term).collect::<Vec<_>>().join(",")),
-        Value::Object(map) => {
-            let pairs: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{{<<\"{k}\">>,{}}}", erlang_term(v)))
-                .collect();
-            format!("[{}]", pairs.join(","))
-        }
-    }
-}
 
 /// What RabbitMQ says of a bad value for `key`, if `value` is one.
 fn bad_value(key: &str, value: &Value) -> Option<&'static str> {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use warren_protocol::{ContentHeader, FieldTable};
-use warren_store::{Offset, QueueSummary};
+use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::{Consumer, Queue, QueueEntry};
 use crate::message::Message;
@@ -83,6 +83,9 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn message_count(&self) -> u64;
     /// Its oldest ready message, for consumer lag.
     fn head(&self, now: tokio::time::Instant) -> Head;
+    /// A durable queue's id in the store and the offset its next message
+    /// takes (for moves between queues, `warren_store::MoveRecord`).
+    fn store_position(&self) -> Option<(QueueId, Offset)>;
     /// Their body bytes.
     fn ready_bytes(&self) -> u64;
     fn consumer_count(&self) -> u64;

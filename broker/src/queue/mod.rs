@@ -255,6 +255,12 @@ impl Queue {
         }
     }
 
+    /// A durable queue's id in the store and the offset its next message
+    /// takes.
+    pub(crate) fn store_position(&self) -> Option<(warren_store::QueueId, Offset)> {
+        self.backend.store_position()
+    }
+
     /// Tries again to deliver, e.g. after a channel-wide window opened.
     pub(crate) fn kick(self: &Arc<Self>) {
         self.backend.kick(self)

@@ -10,6 +10,7 @@ pub(crate) mod limits;
 pub(crate) mod overview;
 pub(crate) mod policies;
 pub(crate) mod queues;
+pub(crate) mod shovels;
 pub(crate) mod users;
 pub(crate) mod vhosts;
 

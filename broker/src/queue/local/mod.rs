@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use warren_protocol::{ContentHeader, FieldTable, FieldValue, ShortStr};
-use warren_store::{Offset, QueueSummary};
+use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
@@ -544,6 +544,11 @@ impl QueueBackend for LocalQueue {
 
     fn ready_bytes(&self) -> u64 {
         self.state.lock().ready_bytes()
+    }
+
+    fn store_position(&self) -> Option<(QueueId, Offset)> {
+        let (p, id) = self.stored_as()?;
+        p.is_durable().then(|| (id, self.state.lock().next_offset))
     }
 
     fn head(&self, now: Instant) -> Head {
