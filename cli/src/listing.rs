@@ -18,6 +18,8 @@ pub(crate) enum Listed {
     Vhosts,
     Permissions,
     Policies,
+    Parameters,
+    Shovels,
 }
 
 impl Listed {
@@ -49,6 +51,16 @@ impl Listed {
             Listed::Vhosts => &["name"],
             Listed::Permissions => &["user", "configure", "write", "read"],
             Listed::Policies => &["vhost", "name", "pattern", "apply-to", "definition", "priority"],
+            Listed::Parameters => &["component", "name", "value"],
+            Listed::Shovels => &[
+                "name",
+                "vhost",
+                "type",
+                "state",
+                "source",
+                "destination",
+                "last_changed",
+            ],
         }
     }
 
@@ -65,6 +77,8 @@ impl Listed {
             Listed::Vhosts => "Listing vhosts ...".into(),
             Listed::Permissions => format!("Listing permissions for vhost \"{vhost}\" ..."),
             Listed::Policies => format!("Listing policies for vhost \"{vhost}\" ..."),
+            Listed::Parameters => "Listing runtime parameters ...".into(),
+            Listed::Shovels => "Shovel status on node ...".into(),
         }
     }
 
@@ -81,6 +95,8 @@ impl Listed {
             Listed::Vhosts => "vhosts".into(),
             Listed::Permissions => format!("vhosts/{v}/permissions"),
             Listed::Policies => format!("policies/{v}"),
+            Listed::Parameters => format!("parameters/shovel/{v}"),
+            Listed::Shovels => format!("shovels/{v}"),
         }
     }
 
@@ -105,6 +121,21 @@ impl Listed {
             ],
             Listed::Users => vec![("user", get(&object, &["name"]))],
             Listed::Channels => vec![("connection", get(&object, &["connection_details", "name"]))],
+            Listed::Shovels => {
+                let either = |a: &str, b: &str| {
+                    let first = get(&object, &[a]);
+                    if first.is_null() {
+                        get(&object, &[b])
+                    } else {
+                        first
+                    }
+                };
+                vec![
+                    ("source", either("src_queue", "src_exchange")),
+                    ("destination", either("dest_queue", "dest_exchange")),
+                    ("last_changed", get(&object, &["timestamp"])),
+                ]
+            }
             _ => Vec::new(),
         };
         for (name, value) in aliases {

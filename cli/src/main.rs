@@ -6,6 +6,7 @@ mod api;
 mod listing;
 mod output;
 mod password;
+mod shovels;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -91,6 +92,38 @@ enum Command {
     },
     ListPolicies {
         columns: Vec<String>,
+    },
+    /// Lists runtime parameters (shovels): component name value.
+    ListParameters {
+        columns: Vec<String>,
+    },
+    /// The shovels and their state.
+    ShovelStatus {
+        columns: Vec<String>,
+    },
+    /// Sets a runtime parameter, e.g. `set_parameter shovel NAME '{...}'`.
+    SetParameter {
+        component: String,
+        name: String,
+        /// Its value, as JSON.
+        value: String,
+    },
+    ClearParameter {
+        component: String,
+        name: String,
+    },
+    DeleteShovel {
+        name: String,
+    },
+    /// Moves every message of a queue to another (a shovel that deletes
+    /// itself when done), and waits for it unless --no-wait.
+    MoveMessages {
+        source: String,
+        destination: String,
+        #[arg(long = "no-wait")]
+        no_wait: bool,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     AddUser {
         user: String,
@@ -207,6 +240,33 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::ListVhosts { columns } => list(Listed::Vhosts, columns),
         Command::ListPermissions { columns } => list(Listed::Permissions, columns),
         Command::ListPolicies { columns } => list(Listed::Policies, columns),
+        Command::ListParameters { columns } => list(Listed::Parameters, columns),
+        Command::ShovelStatus { columns } => list(Listed::Shovels, columns),
+        Command::SetParameter { component, name, value } => {
+            shovels::set_parameter(&api, vhost, &component, &name, &value)?;
+            done(format!(
+                "Setting runtime parameter \"{name}\" for component \"{component}\" to \"{value}\" in vhost \"{vhost}\" ..."
+            ))
+        }
+        Command::ClearParameter { component, name } => {
+            shovels::clear_parameter(&api, vhost, &component, &name)?;
+            done(format!(
+                "Clearing runtime parameter \"{name}\" for component \"{component}\" on vhost \"{vhost}\" ..."
+            ))
+        }
+        Command::DeleteShovel { name } => {
+            shovels::delete_shovel(&api, vhost, &name)?;
+            done(format!("Deleting shovel {name} in vhost {vhost}"))
+        }
+        Command::MoveMessages {
+            source,
+            destination,
+            no_wait,
+            timeout,
+        } => {
+            let wait = (!no_wait).then(|| Duration::from_secs(timeout));
+            done(shovels::move_messages(&api, vhost, &source, &destination, wait)?)
+        }
         Command::AddUser { user, password } => {
             api.put(
                 &format!("users/{}", segment(&user)),

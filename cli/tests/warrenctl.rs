@@ -185,3 +185,72 @@ async fn warrenctl_manages_users_vhosts_permissions_queues_and_policies() {
     );
     warren.shutdown().await;
 }
+
+/// A dead-letter queue replayed with move_messages, and a shovel set,
+/// listed and cleared as a runtime parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warrenctl_moves_messages_and_manages_shovels() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let url = warren.management_url().trim_end_matches("/api/").to_string();
+    let ctl = std::sync::Arc::new(Ctl { url });
+    let connection = lapin::Connection::connect(&warren.amqp_url(), Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for queue in ["parked", "orders"] {
+        channel
+            .queue_declare(queue.into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+    }
+    for n in 0..25u8 {
+        channel
+            .basic_publish(
+                "".into(),
+                "parked".into(),
+                BasicPublishOptions::default(),
+                &[n],
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let c = ctl.clone();
+    let moved = blocking(move || c.ok(&["move_messages", "parked", "orders"])).await;
+    assert!(moved.contains("25 moved, 0 left"), "{moved}");
+    let mut bodies = Vec::new();
+    while let Some(m) = channel
+        .basic_get("orders".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        bodies.push(m.delivery.data[0]);
+    }
+    assert_eq!(bodies, (0..25).collect::<Vec<u8>>(), "all moved, in order");
+
+    let c = ctl.clone();
+    blocking(move || {
+        let value = r#"{"src-uri":"amqp://","src-queue":"parked","dest-uri":"amqp://","dest-queue":"orders"}"#;
+        c.ok(&["set_parameter", "shovel", "forward", value]);
+        let listed = c.ok(&["list_parameters", "-q"]);
+        assert!(listed.lines().any(|l| l.starts_with("shovel\tforward\t")), "{listed}");
+        let status = c.ok(&["shovel_status", "-q", "name", "state", "source", "destination"]);
+        let row = status.lines().nth(1).unwrap_or_default();
+        assert!(
+            row == "forward\trunning\tparked\torders" || row == "forward\tstarting\tparked\torders",
+            "{status}"
+        );
+        let (ok, _, err) = c.run(&["set_parameter", "shovel", "broken", r#"{"src-uri":"amqp://"}"#]);
+        assert!(!ok && err.contains("Key \"dest-uri\" not found in broken"), "{err}");
+        c.ok(&["clear_parameter", "shovel", "forward"]);
+        assert_eq!(
+            c.ok(&["shovel_status", "-q"]).lines().count(),
+            1,
+            "only the header is left"
+        );
+    })
+    .await;
+    warren.shutdown().await;
+}

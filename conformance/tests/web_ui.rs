@@ -27,6 +27,7 @@ fn the_web_ui_works_in_a_real_browser() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("got the message back"), "{stdout}");
+    assert!(stdout.contains("moved 2 messages to ui-replayed"), "{stdout}");
     assert!(stdout.contains("no console errors"), "{stdout}");
     assert!(screenshot.exists(), "no screenshot at {}", screenshot.display());
 }

@@ -1,7 +1,7 @@
 """Drives Warren's web UI in a real browser (Debian's chromium, headless,
 through selenium and chromedriver): logs in, creates a queue, publishes
-to it, sees its depth change, gets the message back, and checks the
-browser logged no error. Saves a screenshot of the queue's page.
+to it, sees its depth change, gets the message back, moves messages to
+another queue (a shovel), and checks the browser logged no error. Saves a screenshot of the queue's page.
 
 Arguments: the management URL (http://host:port/), the screenshot path."""
 import sys, tempfile
@@ -61,6 +61,22 @@ try:
     driver.refresh()
     wait.until(when.text_to_be_present_in_element((By.ID, 'queue-ready'), '0'))
     print('the depth shows 0 again')
+
+    # Replaying a queue: two messages moved to another queue by a shovel.
+    for payload in ('replay one', 'replay two'):
+        fill('publish-message', {'payload': payload})
+        wait.until(when.text_to_be_present_in_element((By.ID, 'queue-ready'), '1' if payload == 'replay one' else '2'))
+    fill('move-messages', {'destination': 'ui-replayed'})
+    wait.until(when.text_to_be_present_in_element((By.ID, 'move-status'), 'ui-replayed'))
+    driver.get(url + '#/queue/%2F/ui-replayed')
+    def moved(d):
+        d.refresh()
+        return find('#queue-ready').text == '2'
+    WebDriverWait(driver, 15, poll_frequency=0.3).until(moved)
+    print('moved 2 messages to ui-replayed')
+    driver.get(url + '#/shovels')
+    find('#shovels')
+    print('shovels page shown')
     errors = [entry for entry in driver.get_log('browser') if entry['level'] == 'SEVERE']
     if errors:
         print('console errors:', errors)

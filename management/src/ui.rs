@@ -54,6 +54,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../ui/pages/definitions.js"),
     ),
+    (
+        "pages/shovels.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../ui/pages/shovels.js"),
+    ),
 ];
 
 const INDEX: &str = include_str!("../ui/index.html");

@@ -15,6 +15,7 @@ const Router = {
     [/^#\/users$/, (view) => Access.renderUsers(view), false],
     [/^#\/vhosts$/, (view) => Access.renderVhosts(view), false],
     [/^#\/policies$/, (view) => Access.renderPolicies(view), false],
+    [/^#\/shovels$/, (view) => Shovels.render(view), true],
     [/^#\/definitions$/, (view) => Definitions.render(view), false],
   ],
   // Whether the page shown refreshes by itself.

@@ -1,6 +1,6 @@
 // Queues: the list (sortable, filterable, with depth, rates, consumers
-// and consumer lag), declaring one, and a queue's page (bindings, consumers, get
-// messages, publish, purge, delete).
+// and consumer lag), declaring one, and a queue's page (bindings,
+// consumers, get messages, publish, move messages, purge, delete).
 "use strict";
 
 const Queues = {
@@ -41,6 +41,7 @@ const Queues = {
       Api.get(path), Api.get(`${path}/bindings`), Api.get(`consumers/${seg(vhost)}`),
     ]);
     const messages = el("pre", { id: "got-messages" });
+    const moving = el("p", { id: "move-status" });
     view.replaceChildren(
       el("h2", {}, `Queue ${name} in vhost ${vhost}`),
       el("div", { class: "stats" },
@@ -70,6 +71,9 @@ const Queues = {
         messages.textContent = got.length ? got.map((m) => `${m.routing_key}: ${m.payload}`).join("\n") : "(queue is empty)";
       }),
       messages,
+      el("h3", {}, "Move messages (e.g. replay a dead-letter queue)"),
+      Shovels.moveForm(vhost, name, moving),
+      moving,
       el("h3", {}, "Purge or delete"),
       el("button", { id: "purge-queue", type: "button", onclick: async () => { await Api.del(`${path}/contents`); Router.refresh(); } }, "Purge"),
       " ",
