@@ -409,6 +409,15 @@ async fn queues_report_consumer_lag_and_idleness() {
         || async { read().await["oldest_unacked_age_seconds"].as_f64().unwrap_or(0.0) >= 0.5 },
     )
     .await;
+    // Bytes as RabbitMQ counts them: 4 ready, 4 unacknowledged, all in memory.
+    let q = read().await;
+    let bytes = |k: &str| q[k].as_u64();
+    assert_eq!(bytes("message_bytes"), Some(8), "{q}");
+    assert_eq!(bytes("message_bytes_ready"), Some(4));
+    assert_eq!(bytes("message_bytes_unacknowledged"), Some(4));
+    assert_eq!(bytes("message_bytes_ram"), Some(8));
+    assert_eq!(bytes("messages_ram"), Some(2));
+    assert_eq!(bytes("messages_paged_out"), Some(0));
     taken.ack(BasicAckOptions::default()).await.unwrap();
     channel
         .basic_get("lagging".into(), BasicGetOptions { no_ack: true })
@@ -422,6 +431,19 @@ async fn queues_report_consumer_lag_and_idleness() {
             && q["head_message_timestamp"].is_null()
     })
     .await;
+    // One queue's page lists its consumers.
+    channel
+        .basic_consume(
+            "lagging".into(),
+            "lag-watcher".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let q = read().await;
+    assert_eq!(q["consumer_details"][0]["consumer_tag"], json!("lag-watcher"), "{q}");
+    assert_eq!(q["consumer_details"].as_array().map(Vec::len), Some(1));
     // Nothing happens to it now: after two samples it is idle.
     eventually(Duration::from_secs(30), "idle_since", || async {
         let since = read().await["idle_since"].as_str().map(str::to_string);

@@ -84,8 +84,26 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
     );
     out.insert("memory".into(), 0.into());
     message_counts(&mut out, q.messages_ready, q.messages_unacknowledged, rates);
-    out.insert("message_bytes".into(), q.messages_ready_bytes.into());
+    let in_memory = q.messages_ready.saturating_sub(q.messages_paged_out);
+    let bytes_in_memory = q.messages_ready_bytes.saturating_sub(q.messages_paged_out_bytes);
+    out.insert(
+        "message_bytes".into(),
+        (q.messages_ready_bytes + q.messages_unacknowledged_bytes).into(),
+    );
     out.insert("message_bytes_ready".into(), q.messages_ready_bytes.into());
+    out.insert(
+        "message_bytes_unacknowledged".into(),
+        q.messages_unacknowledged_bytes.into(),
+    );
+    out.insert("message_bytes_paged_out".into(), q.messages_paged_out_bytes.into());
+    out.insert(
+        "message_bytes_ram".into(),
+        (bytes_in_memory + q.messages_unacknowledged_bytes).into(),
+    );
+    out.insert("messages_paged_out".into(), q.messages_paged_out.into());
+    out.insert("messages_ram".into(), (in_memory + q.messages_unacknowledged).into());
+    out.insert("messages_ready_ram".into(), in_memory.into());
+    out.insert("messages_unacknowledged_ram".into(), q.messages_unacknowledged.into());
     out.insert(
         "message_stats".into(),
         message_stats(q.published, q.delivered, q.redelivered, q.acked, rates),

@@ -325,7 +325,7 @@ fn global_families(page: &mut Page, totals: &MessageTotals, connections: &[Conne
 /// one sample per queue, labelled by vhost and queue).
 fn queue_families(page: &mut Page, prefix: &str, queues: &[QueueView], labelled: bool) {
     type Field = fn(&QueueView) -> f64;
-    let families: [(&str, Kind, &str, Field); 8] = [
+    let families: [(&str, Kind, &str, Field); 11] = [
         (
             "queue_messages_ready",
             Kind::Gauge,
@@ -351,10 +351,28 @@ fn queue_families(page: &mut Page, prefix: &str, queues: &[QueueView], labelled:
             |q| q.messages_ready_bytes as f64,
         ),
         (
+            "queue_messages_unacked_bytes",
+            Kind::Gauge,
+            "Size in bytes of all unacknowledged messages",
+            |q| q.messages_unacknowledged_bytes as f64,
+        ),
+        (
             "queue_messages_bytes",
             Kind::Gauge,
             "Size in bytes of ready and unacknowledged messages",
-            |q| q.messages_ready_bytes as f64,
+            |q| (q.messages_ready_bytes + q.messages_unacknowledged_bytes) as f64,
+        ),
+        (
+            "queue_messages_paged_out",
+            Kind::Gauge,
+            "Messages paged out to disk",
+            |q| q.messages_paged_out as f64,
+        ),
+        (
+            "queue_messages_paged_out_bytes",
+            Kind::Gauge,
+            "Size in bytes of messages paged out to disk",
+            |q| q.messages_paged_out_bytes as f64,
         ),
         ("queue_consumers", Kind::Gauge, "Consumers on a queue", |q| {
             q.consumers as f64

@@ -25,7 +25,11 @@ pub struct QueueView {
     pub consumers: u64,
     pub messages_ready: u64,
     pub messages_ready_bytes: u64,
+    /// Of the ready ones, those on disk only (paged out).
+    pub messages_paged_out: u64,
+    pub messages_paged_out_bytes: u64,
     pub messages_unacknowledged: u64,
+    pub messages_unacknowledged_bytes: u64,
     /// Messages published into it, handed out (delivered or got),
     /// redelivered and acknowledged since it was created.
     pub published: u64,

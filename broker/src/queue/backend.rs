@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren_protocol::{ContentHeader, FieldTable};
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use super::{Consumer, Queue, QueueEntry};
+use super::{Consumer, Depth, Queue, QueueEntry};
 use crate::message::Message;
 
 /// What became of a publish.
@@ -81,13 +81,13 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn delete(&self, queue: &Arc<Queue>) -> u64;
     /// Ready messages.
     fn message_count(&self) -> u64;
+    /// What it holds and how many consume it, in one reading.
+    fn depth(&self) -> Depth;
     /// Its oldest ready message, for consumer lag.
     fn head(&self, now: tokio::time::Instant) -> Head;
     /// A durable queue's id in the store and the offset its next message
     /// takes (for moves between queues, `warren_store::MoveRecord`).
     fn store_position(&self) -> Option<(QueueId, Offset)>;
-    /// Their body bytes.
-    fn ready_bytes(&self) -> u64;
     fn consumer_count(&self) -> u64;
     /// Its consumers now.
     fn consumers(&self) -> Vec<Arc<Consumer>>;

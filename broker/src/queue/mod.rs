@@ -44,7 +44,7 @@ pub(crate) use consumer::{Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use lag::{ReporterId, UnackedAges};
 pub(crate) use local::Persistence;
-pub(crate) use stats::{QueueCounters, QueueStats};
+pub(crate) use stats::{Depth, QueueCounters, QueueStats};
 pub(crate) use transit::Transit;
 
 use crate::ids::ConnectionId;
@@ -204,8 +204,9 @@ impl Queue {
 
     /// Settles deliveries the client acked, rejected or that go back.
     pub(crate) fn settle(self: &Arc<Self>, entries: Vec<QueueEntry>, settlement: Settlement) {
+        let bytes = entries.iter().map(|e| e.message.body_size() as u64).sum();
         self.counters
-            .settled(entries.len() as u64, settlement == Settlement::Ack);
+            .settled(entries.len() as u64, bytes, settlement == Settlement::Ack);
         self.backend.settle(self, entries, settlement)
     }
 
@@ -220,7 +221,7 @@ impl Queue {
     /// `ack_required`: it was handed out to be acknowledged.
     pub(crate) fn return_undelivered(self: &Arc<Self>, entry: QueueEntry, ack_required: bool) {
         if ack_required {
-            self.counters.settled(1, false);
+            self.counters.settled(1, entry.message.body_size() as u64, false);
         }
         self.backend.return_undelivered(self, entry)
     }
@@ -236,11 +237,7 @@ impl Queue {
 
     /// Its depth and counters now.
     pub(crate) fn stats(&self) -> QueueStats {
-        self.counters.read(
-            self.backend.message_count(),
-            self.backend.ready_bytes(),
-            self.backend.consumer_count(),
-        )
+        self.counters.read(self.backend.depth())
     }
 
     /// How far its consumers are behind: the ages of its oldest ready

@@ -20,6 +20,7 @@ struct UnderLock {
     delivered: AtomicU64,
     redelivered: AtomicU64,
     outstanding: AtomicU64,
+    outstanding_bytes: AtomicU64,
 }
 
 /// Counters consumers' connections write, apart from the others.
@@ -27,6 +28,7 @@ struct UnderLock {
 #[repr(align(128))]
 struct Settled {
     settled: AtomicU64,
+    settled_bytes: AtomicU64,
     acked: AtomicU64,
 }
 
@@ -36,12 +38,27 @@ pub(crate) struct QueueCounters {
     consumers: Settled,
 }
 
+/// What a queue holds, read in one go from its backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Depth {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    /// Of the ready ones, those on disk only.
+    pub paged_out: u64,
+    pub paged_out_bytes: u64,
+    pub consumers: u64,
+}
+
 /// A reading of a queue's counters and depth.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct QueueStats {
     pub ready: u64,
     pub ready_bytes: u64,
+    /// Of the ready ones, those on disk only.
+    pub paged_out: u64,
+    pub paged_out_bytes: u64,
     pub unacked: u64,
+    pub unacked_bytes: u64,
     pub consumers: u64,
     pub published: u64,
     pub delivered: u64,
@@ -60,35 +77,41 @@ impl QueueCounters {
         bump(&self.locked.published, 1);
     }
 
-    /// A message was handed to a consumer or a basic.get (call with the
-    /// queue's lock held); `ack_required` if it stays unacknowledged
-    /// until settled.
-    pub(crate) fn handed_out_locked(&self, redelivered: bool, ack_required: bool) {
+    /// A message of `bytes` was handed to a consumer or a basic.get (call
+    /// with the queue's lock held); `ack_required` if it stays
+    /// unacknowledged until settled.
+    pub(crate) fn handed_out_locked(&self, redelivered: bool, ack_required: bool, bytes: usize) {
         bump(&self.locked.delivered, 1);
         if redelivered {
             bump(&self.locked.redelivered, 1);
         }
         if ack_required {
             bump(&self.locked.outstanding, 1);
+            bump(&self.locked.outstanding_bytes, bytes as u64);
         }
     }
 
-    /// Deliveries that awaited an ack were settled (acked: by basic.ack).
-    pub(crate) fn settled(&self, count: u64, acked: bool) {
+    /// `count` deliveries (of `bytes` in all) that awaited an ack were
+    /// settled (acked: by basic.ack).
+    pub(crate) fn settled(&self, count: u64, bytes: u64, acked: bool) {
         self.consumers.settled.fetch_add(count, Ordering::Relaxed);
+        self.consumers.settled_bytes.fetch_add(bytes, Ordering::Relaxed);
         if acked {
             self.consumers.acked.fetch_add(count, Ordering::Relaxed);
         }
     }
 
     /// The counters, with the depth the queue reports.
-    pub(crate) fn read(&self, ready: u64, ready_bytes: u64, consumers: u64) -> QueueStats {
+    pub(crate) fn read(&self, depth: Depth) -> QueueStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         QueueStats {
-            ready,
-            ready_bytes,
+            ready: depth.ready,
+            ready_bytes: depth.ready_bytes,
+            paged_out: depth.paged_out,
+            paged_out_bytes: depth.paged_out_bytes,
             unacked: get(&self.locked.outstanding).saturating_sub(get(&self.consumers.settled)),
-            consumers,
+            unacked_bytes: get(&self.locked.outstanding_bytes).saturating_sub(get(&self.consumers.settled_bytes)),
+            consumers: depth.consumers,
             published: get(&self.locked.published),
             delivered: get(&self.locked.delivered),
             redelivered: get(&self.locked.redelivered),

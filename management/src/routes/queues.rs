@@ -66,7 +66,20 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     let q = api.admin.queue(&vhost, &name)?;
     user.require_sees_vhost(&api, &vhost)?;
-    Ok(Json(queue_json(&api, &q)))
+    let mut out = queue_json(&api, &q);
+    // One queue's page also lists its consumers, as RabbitMQ's does.
+    let timeout = api.admin.consumer_timeout_ms();
+    let consumers: Vec<Value> = api
+        .admin
+        .consumers(Some(&vhost))?
+        .iter()
+        .filter(|c| c.queue == name)
+        .map(|c| render::consumer(c, &api.node, timeout))
+        .collect();
+    if let Some(map) = out.as_object_mut() {
+        map.insert("consumer_details".into(), Value::Array(consumers));
+    }
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]

@@ -37,8 +37,8 @@ use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
 use super::lag::ArrivalClock;
 use super::{
-    ConsumeRefusal, Consumer, Delivery, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend, QueueEntry,
-    QueueHost, QueueOf, Settlement,
+    ConsumeRefusal, Consumer, Delivery, Depth, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend,
+    QueueEntry, QueueHost, QueueOf, Settlement,
 };
 use crate::message::Message;
 use messages::MessageList;
@@ -260,7 +260,8 @@ impl LocalQueue {
                 return;
             };
             self.mark_delivered(&entry);
-            consumer.transit.sent(entry.message.body.len());
+            let bytes = entry.message.body.len();
+            consumer.transit.sent(bytes);
             let redelivered = entry.redelivered;
             let delivery = Delivery {
                 consumer: consumer.clone(),
@@ -268,7 +269,7 @@ impl LocalQueue {
                 entry,
             };
             match consumer.sink.deliver(delivery) {
-                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack),
+                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack, bytes),
                 Err(Delivery { entry, .. }) => {
                     // The connection is gone: its consumer goes too.
                     consumer.release_credit(1);
@@ -456,7 +457,9 @@ impl QueueBackend for LocalQueue {
             let remaining = state.ready_count();
             if let Some(entry) = &entry {
                 self.mark_delivered(entry);
-                queue.counters.handed_out_locked(entry.redelivered, ack_required);
+                queue
+                    .counters
+                    .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
             }
             self.unlock_and_dead_letter(queue, state, dead);
             return Some((entry?, remaining));
@@ -542,8 +545,15 @@ impl QueueBackend for LocalQueue {
         self.state.lock().ready_count()
     }
 
-    fn ready_bytes(&self) -> u64 {
-        self.state.lock().ready_bytes()
+    fn depth(&self) -> Depth {
+        let state = self.state.lock();
+        Depth {
+            ready: state.ready_count(),
+            ready_bytes: state.ready_bytes(),
+            paged_out: state.paged.count,
+            paged_out_bytes: state.paged.bytes,
+            consumers: state.consumers.len() as u64,
+        }
     }
 
     fn store_position(&self) -> Option<(QueueId, Offset)> {
