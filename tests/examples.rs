@@ -72,3 +72,8 @@ fn topics() {
 fn rpc() {
     run_example("rpc");
 }
+
+#[test]
+fn partitioned_orders() {
+    run_example("partitioned_orders");
+}

@@ -5,7 +5,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use warren_broker::bench::{Routed, RoutingBench};
-use warren_protocol::{FieldTable, FieldValue};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue};
 
 fn topic(c: &mut Criterion) {
     let v = RoutingBench::default();
@@ -20,10 +20,11 @@ fn topic(c: &mut Criterion) {
     }
     v.bind_queue("t", "target", "orders.#", FieldTable::new());
     let mut found = Routed::default();
+    let none = BasicProperties::default();
     c.bench_function("topic: route one key among 10,000 bindings", |b| {
         b.iter(|| {
             found.clear();
-            v.route(&x, black_box("orders.eu.created"), None, &mut found);
+            v.route(&x, black_box("orders.eu.created"), &none, &mut found);
             assert_eq!(found.len(), 1);
         })
     });
@@ -42,11 +43,15 @@ fn headers(c: &mut Criterion) {
     let mut message_headers = FieldTable::new();
     message_headers.insert("region", FieldValue::from("r3"));
     message_headers.insert("kind", FieldValue::from("k3"));
+    let properties = BasicProperties {
+        headers: Some(message_headers),
+        ..BasicProperties::default()
+    };
     let mut found = Routed::default();
     c.bench_function("headers: match a message against 100 bindings", |b| {
         b.iter(|| {
             found.clear();
-            v.route(&x, "", Some(black_box(&message_headers)), &mut found);
+            v.route(&x, "", black_box(&properties), &mut found);
             assert!(!found.is_empty());
         })
     });
@@ -62,7 +67,7 @@ fn fanout(c: &mut Criterion) {
     c.bench_function("fanout: route to 100 queues", |b| {
         b.iter(|| {
             found.clear();
-            v.route(&x, black_box("any"), None, &mut found);
+            v.route(&x, black_box("any"), &BasicProperties::default(), &mut found);
             assert_eq!(found.len(), 100);
         })
     });

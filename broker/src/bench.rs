@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{BasicProperties, FieldTable, ShortStr};
 
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeSettings};
 use crate::queue::{Queue, QueueSettings};
@@ -86,7 +86,7 @@ impl RoutingBench {
     }
 
     /// Routes a message as basic.publish does; the queues go to `routed`.
-    pub fn route(&self, exchange: &BenchExchange, key: &str, headers: Option<&FieldTable>, routed: &mut Routed) {
-        self.vhost.route(&exchange.0, key, headers, &mut routed.0);
+    pub fn route(&self, exchange: &BenchExchange, key: &str, properties: &BasicProperties, routed: &mut Routed) {
+        self.vhost.route(&exchange.0, key, properties, &mut routed.0);
     }
 }

@@ -95,3 +95,11 @@ fn limits_match_rabbitmq() {
 fn shovels_match_rabbitmq() {
     run_script("shovels");
 }
+
+/// The consistent-hash exchange: weights and their validation, shares
+/// within a tolerance, the same key reaching the same queue, hashing on a
+/// header or a property.
+#[test]
+fn consistent_hash_exchange_matches_rabbitmq() {
+    run_script("consistent_hash");
+}

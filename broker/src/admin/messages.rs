@@ -67,8 +67,7 @@ impl Admin {
             body,
         );
         let mut queues: Vec<std::sync::Arc<Queue>> = Vec::new();
-        let headers = message.header.properties().headers.as_ref();
-        v.route(&x, &message.routing_key, headers, &mut queues);
+        v.route(&x, &message.routing_key, message.header.properties(), &mut queues);
         for queue in &queues {
             queue.publish(message.clone());
         }

@@ -83,8 +83,12 @@ impl Channel {
         }
         let mut queues = std::mem::take(&mut ctx.route_scratch);
         queues.clear();
-        let headers = message.header.properties().headers.as_ref();
-        ctx.vhost.route(&exchange, &message.routing_key, headers, &mut queues);
+        ctx.vhost.route(
+            &exchange,
+            &message.routing_key,
+            message.header.properties(),
+            &mut queues,
+        );
         if let Some(tx) = self.tx.as_mut() {
             tx.stage_publish(message, &queues, publish.mandatory);
         } else {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{BasicProperties, ShortStr};
 
 use super::{Binding, Destination, Route};
 
@@ -46,7 +46,7 @@ impl Route for DirectRouter {
         removed
     }
 
-    fn route(&self, routing_key: &str, _headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
+    fn route(&self, routing_key: &str, _properties: &BasicProperties, found: &mut dyn FnMut(&Destination)) {
         if let Some(list) = self.by_key.get(routing_key) {
             list.iter().for_each(|b| found(&b.destination));
         }

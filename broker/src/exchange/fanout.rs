@@ -1,6 +1,6 @@
 //! The fanout exchange: every message goes to every binding, whatever its key.
 
-use warren_protocol::FieldTable;
+use warren_protocol::BasicProperties;
 
 use super::{Binding, Destination, Route};
 
@@ -30,7 +30,7 @@ impl Route for FanoutRouter {
         before - self.bindings.len()
     }
 
-    fn route(&self, _routing_key: &str, _headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
+    fn route(&self, _routing_key: &str, _properties: &BasicProperties, found: &mut dyn FnMut(&Destination)) {
         self.bindings.iter().for_each(|b| found(&b.destination));
     }
 

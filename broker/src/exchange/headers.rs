@@ -8,7 +8,7 @@
 //! value is void matches on the key's presence alone, and a value of another
 //! type never matches (an integer 1 is not the string "1").
 
-use warren_protocol::{erlang_binary_text, FieldTable, FieldValue, ShortStr};
+use warren_protocol::{erlang_binary_text, BasicProperties, FieldTable, FieldValue, ShortStr};
 
 use super::{Binding, Destination, Route};
 use crate::error::{AmqpError, AmqpResult};
@@ -131,7 +131,8 @@ impl Route for HeadersRouter {
         before - self.patterns.len()
     }
 
-    fn route(&self, _routing_key: &str, headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
+    fn route(&self, _routing_key: &str, properties: &BasicProperties, found: &mut dyn FnMut(&Destination)) {
+        let headers = properties.headers.as_ref();
         for pattern in &self.patterns {
             if pattern.matches(headers) {
                 found(&pattern.binding.destination);

@@ -2,10 +2,12 @@
 //!
 //! Each exchange type keeps its bindings in the structure that makes its
 //! routing fast (a hash map for direct, a list for fanout, a trie for topic,
-//! pattern lists for headers); one file per type. Bindings sit behind a
+//! pattern lists for headers, a hash ring for consistent-hash); one file
+//! per type. Bindings sit behind a
 //! read-write lock per exchange, so routing takes only a shared read lock.
 
 mod binding;
+mod consistent_hash;
 mod direct;
 mod fanout;
 mod headers;
@@ -15,9 +17,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use parking_lot::RwLock;
-use warren_protocol::{FieldTable, ShortStr};
+use warren_protocol::{BasicProperties, FieldTable, ShortStr};
 
 pub(crate) use binding::{Binding, Destination};
+use consistent_hash::{ConsistentHashRouter, HashOn};
 use direct::DirectRouter;
 use fanout::FanoutRouter;
 use headers::HeadersRouter;
@@ -27,13 +30,15 @@ use crate::error::AmqpResult;
 use crate::policy::Policy;
 use crate::queue::Queue;
 
-/// The four exchange types of AMQP 0-9-1.
+/// The four exchange types of AMQP 0-9-1, and RabbitMQ's consistent-hash
+/// exchange (a plugin there, built in here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExchangeKind {
     Direct,
     Fanout,
     Topic,
     Headers,
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -43,6 +48,7 @@ impl ExchangeKind {
             "fanout" => Some(ExchangeKind::Fanout),
             "topic" => Some(ExchangeKind::Topic),
             "headers" => Some(ExchangeKind::Headers),
+            "x-consistent-hash" => Some(ExchangeKind::ConsistentHash),
             _ => None,
         }
     }
@@ -53,6 +59,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
         }
     }
 }
@@ -70,7 +77,7 @@ pub(crate) trait Route {
     fn remove_destination(&mut self, destination: &Destination) -> usize;
     /// Calls `found` for each destination the message matches (possibly
     /// more than once for one destination).
-    fn route(&self, routing_key: &str, headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination));
+    fn route(&self, routing_key: &str, properties: &BasicProperties, found: &mut dyn FnMut(&Destination));
     fn bindings(&self) -> Vec<Binding>;
     fn is_empty(&self) -> bool;
 }
@@ -81,15 +88,21 @@ enum Router {
     Fanout(FanoutRouter),
     Topic(TopicRouter),
     Headers(HeadersRouter),
+    ConsistentHash(ConsistentHashRouter),
 }
 
 impl Router {
-    fn new(kind: ExchangeKind) -> Router {
+    fn new(kind: ExchangeKind, arguments: &FieldTable) -> Router {
         match kind {
             ExchangeKind::Direct => Router::Direct(DirectRouter::default()),
             ExchangeKind::Fanout => Router::Fanout(FanoutRouter::default()),
             ExchangeKind::Topic => Router::Topic(TopicRouter::default()),
             ExchangeKind::Headers => Router::Headers(HeadersRouter::default()),
+            ExchangeKind::ConsistentHash => {
+                // Checked at declaration ([`Exchange::validate_arguments`]).
+                let hash_on = HashOn::from_arguments(arguments).unwrap_or(HashOn::RoutingKey);
+                Router::ConsistentHash(ConsistentHashRouter::new(hash_on))
+            }
         }
     }
 
@@ -99,6 +112,7 @@ impl Router {
             Router::Fanout(r) => r,
             Router::Topic(r) => r,
             Router::Headers(r) => r,
+            Router::ConsistentHash(r) => r,
         }
     }
 
@@ -108,6 +122,7 @@ impl Router {
             Router::Fanout(r) => r,
             Router::Topic(r) => r,
             Router::Headers(r) => r,
+            Router::ConsistentHash(r) => r,
         }
     }
 }
@@ -143,7 +158,7 @@ impl Exchange {
             .map(ShortStr::from);
         Arc::new(Exchange {
             name,
-            router: RwLock::new(Router::new(settings.kind)),
+            router: RwLock::new(Router::new(settings.kind, &settings.arguments)),
             settings,
             alternate_exchange: ArcSwapOption::from_pointee(alternate_exchange),
             policy: ArcSwapOption::empty(),
@@ -181,11 +196,21 @@ impl Exchange {
         self.settings.kind
     }
 
-    /// Checks a new binding's arguments as the exchange's type requires
-    /// (only the headers exchange has rules: its `x-match`).
-    pub(crate) fn validate_binding(&self, arguments: &FieldTable) -> AmqpResult<()> {
+    /// Checks a declaration's arguments as its type requires (the
+    /// consistent-hash exchange's `hash-header` and `hash-property`).
+    pub(crate) fn validate_arguments(kind: ExchangeKind, arguments: &FieldTable) -> AmqpResult<()> {
+        match kind {
+            ExchangeKind::ConsistentHash => HashOn::from_arguments(arguments).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a new binding as the exchange's type requires (the headers
+    /// exchange's `x-match`, the consistent-hash exchange's weight).
+    pub(crate) fn validate_binding(&self, routing_key: &str, arguments: &FieldTable) -> AmqpResult<()> {
         match self.settings.kind {
             ExchangeKind::Headers => headers::validate_binding(arguments),
+            ExchangeKind::ConsistentHash => consistent_hash::validate_binding(routing_key),
             ExchangeKind::Direct | ExchangeKind::Fanout | ExchangeKind::Topic => Ok(()),
         }
     }
@@ -215,14 +240,14 @@ impl Exchange {
     pub(crate) fn route(
         &self,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        properties: &BasicProperties,
         queues: &mut Vec<Arc<Queue>>,
         exchanges: &mut Vec<ShortStr>,
     ) {
         self.router
             .read()
             .get()
-            .route(routing_key, headers, &mut |destination| match destination {
+            .route(routing_key, properties, &mut |destination| match destination {
                 Destination::Queue(q) => {
                     if !queues.iter().any(|known| Arc::ptr_eq(known, q)) {
                         queues.push(q.clone());

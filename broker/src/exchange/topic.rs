@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use warren_protocol::FieldTable;
+use warren_protocol::BasicProperties;
 
 use super::{Binding, Destination, Route};
 
@@ -243,7 +243,7 @@ impl Route for TopicRouter {
         removed
     }
 
-    fn route(&self, routing_key: &str, _headers: Option<&FieldTable>, found: &mut dyn FnMut(&Destination)) {
+    fn route(&self, routing_key: &str, _properties: &BasicProperties, found: &mut dyn FnMut(&Destination)) {
         let start = (!routing_key.is_empty()).then_some(routing_key);
         self.root.route(start, 0, false, &mut Tried::default(), found);
     }
@@ -273,7 +273,7 @@ mod tests {
             router.bind(Binding::new(
                 Destination::Exchange(ShortStr::from(*pattern)),
                 ShortStr::from(*pattern),
-                FieldTable::new(),
+                warren_protocol::FieldTable::new(),
             ));
         }
         router
@@ -281,7 +281,9 @@ mod tests {
 
     fn matches(router: &TopicRouter, key: &str) -> Vec<String> {
         let mut found = Vec::new();
-        router.route(key, None, &mut |d| found.push(d.name().to_string()));
+        router.route(key, &BasicProperties::default(), &mut |d| {
+            found.push(d.name().to_string())
+        });
         found.sort();
         found
     }

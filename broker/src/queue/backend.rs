@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use warren_protocol::{ContentHeader, FieldTable};
+use warren_protocol::{BasicProperties, ContentHeader};
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::{Consumer, Depth, Queue, QueueEntry};
@@ -108,7 +108,7 @@ pub(crate) trait QueueHost: Send + Sync {
         &self,
         exchange: &str,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        properties: &BasicProperties,
         queues: &mut Vec<Arc<Queue>>,
     ) -> bool;
     /// Deletes a queue whose `x-expires` ran out.

@@ -215,9 +215,8 @@ impl Run {
                     copy.exchange, self.definition.destination_vhost
                 ));
             };
-            let headers = copy.header.properties().headers.as_ref();
             ends.destination
-                .route(&exchange, &copy.routing_key, headers, &mut queues);
+                .route(&exchange, &copy.routing_key, copy.header.properties(), &mut queues);
             copies.push((copy, queues));
         }
 

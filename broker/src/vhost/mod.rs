@@ -6,7 +6,7 @@
 use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
-use warren_protocol::{FieldTable, FieldValue, ShortStr};
+use warren_protocol::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
 use crate::alarm::MemoryPressure;
 use crate::durability::Durability;
@@ -127,6 +127,7 @@ impl VHost {
                         )));
                     }
                 }
+                Exchange::validate_arguments(settings.kind, &settings.arguments)?;
                 let exchange = Exchange::new(name.clone(), settings);
                 exchange.apply_policy(self.policies.matching(&self.name, Target::Exchange, name).policy);
                 self.persist_exchange(&exchange)?;
@@ -208,7 +209,7 @@ impl VHost {
         arguments: FieldTable,
     ) -> AmqpResult<()> {
         let exchange = self.exchange_or_404(source)?;
-        exchange.validate_binding(&arguments)?;
+        exchange.validate_binding(&routing_key, &arguments)?;
         let binding = Binding::new(destination, routing_key, arguments);
         self.persist_binding(source, &binding)?;
         exchange.bind(binding);
@@ -384,7 +385,7 @@ impl VHost {
         &self,
         exchange: &Arc<Exchange>,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        properties: &BasicProperties,
         queues: &mut Vec<Arc<Queue>>,
     ) {
         if exchange.name.is_empty() {
@@ -394,7 +395,7 @@ impl VHost {
             return;
         }
         let mut next = Vec::new();
-        exchange.route(routing_key, headers, queues, &mut next);
+        exchange.route(routing_key, properties, queues, &mut next);
         if queues.is_empty() && next.is_empty() {
             if let Some(ae) = exchange.alternate_exchange() {
                 next.push(ae);
@@ -414,7 +415,7 @@ impl VHost {
                 continue;
             };
             let (queues_before, next_before) = (queues.len(), next.len());
-            x.route(routing_key, headers, queues, &mut next);
+            x.route(routing_key, properties, queues, &mut next);
             if queues.len() == queues_before && next.len() == next_before {
                 if let Some(ae) = x.alternate_exchange() {
                     next.push(ae);
@@ -466,13 +467,13 @@ impl QueueHost for VHost {
         &self,
         exchange: &str,
         routing_key: &str,
-        headers: Option<&FieldTable>,
+        properties: &BasicProperties,
         queues: &mut Vec<Arc<Queue>>,
     ) -> bool {
         let Some(exchange) = self.exchange(exchange) else {
             return false;
         };
-        self.route(&exchange, routing_key, headers, queues);
+        self.route(&exchange, routing_key, properties, queues);
         true
     }
 

@@ -90,6 +90,7 @@ async fn overview(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> 
             {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
             {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
             {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+            {"name": "x-consistent-hash", "description": "Consistent Hashing Exchange", "enabled": true},
         ],
         "product_version": VERSION,
         "product_name": "RabbitMQ",
@@ -132,7 +133,8 @@ fn node_json(api: &Api) -> Value {
         "uptime": uptime, "os_pid": std::process::id().to_string(),
         "rates_mode": "basic", "partitions": [], "contexts": [], "exchange_types": [],
         "auth_mechanisms": [{"name": "PLAIN", "enabled": true}, {"name": "AMQPLAIN", "enabled": true}],
-        "enabled_plugins": ["rabbitmq_management"],
+        "enabled_plugins": ["rabbitmq_management", "rabbitmq_prometheus", "rabbitmq_consistent_hash_exchange",
+            "rabbitmq_shovel", "rabbitmq_shovel_management"],
         "applications": [
             {"name": "rabbit", "description": "RabbitMQ", "version": VERSION},
             {"name": "rabbitmq_management", "description": "RabbitMQ Management Console", "version": VERSION},

@@ -15,7 +15,7 @@ const Exchanges = {
         ["Policy", (x) => x.policy || ""],
       ], exchanges),
       el("h3", {}, "Add an exchange"),
-      inlineForm("add-exchange", [["vhost", "Vhost"], ["name", "Name"], ["type", "Type", "select", ["direct", "fanout", "topic", "headers"]]],
+      inlineForm("add-exchange", [["vhost", "Vhost"], ["name", "Name"], ["type", "Type", "select", ["direct", "fanout", "topic", "headers", "x-consistent-hash"]]],
         "Add exchange", async (v) => {
           await Api.put(`exchanges/${seg(v.vhost || "/")}/${seg(v.name)}`, { type: v.type, durable: true });
           Router.refresh();

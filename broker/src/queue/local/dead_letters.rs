@@ -52,9 +52,9 @@ impl LocalQueue {
                 queue.args().dead_letter_routing_key.as_ref(),
             );
             targets.clear();
-            let headers = message.header.properties().headers.as_ref();
+            let properties = message.header.properties();
             for key in &keys {
-                if !host.route_to(dlx, key, headers, &mut targets) {
+                if !host.route_to(dlx, key, properties, &mut targets) {
                     tracing::debug!(queue = %queue.name, "dead-letter exchange '{dlx}' does not exist; message dropped");
                     return;
                 }
