@@ -36,6 +36,9 @@ pub(crate) struct Broker {
     pub policies: Arc<Policies>,
     /// Dynamic shovels.
     pub shovels: Arc<Shovels>,
+    /// The cluster's name, once set (`PUT /api/cluster-name`); the node's
+    /// name until then.
+    pub cluster_name: parking_lot::RwLock<Option<String>>,
     /// Connection, channel and queue churn.
     pub churn: Arc<ChurnCounters>,
     /// Open connections, by id.
@@ -55,6 +58,9 @@ pub(crate) struct Broker {
     /// Held while the broker runs: the data directory's lock.
     _lock: std::fs::File,
 }
+
+/// Where the cluster's name is kept among the store's settings.
+pub(crate) const CLUSTER_NAME_KEY: &str = "cluster-name";
 
 /// Takes the data directory for this process: a second broker started on
 /// the same directory is refused, naming the directory, instead of two
@@ -104,6 +110,10 @@ impl Broker {
         };
         let policies = Arc::new(Policies::load(Some(store.clone() as Arc<dyn Store>), &settings));
         let shovels = Arc::new(Shovels::load(Some(store.clone() as Arc<dyn Store>), &settings));
+        let cluster_name = settings
+            .iter()
+            .find(|(key, _)| key == CLUSTER_NAME_KEY)
+            .and_then(|(_, value)| String::from_utf8(value.clone()).ok());
         let access = Arc::new(Access::load(
             Some(store.clone() as Arc<dyn Store>),
             &settings,
@@ -129,6 +139,7 @@ impl Broker {
             access,
             policies,
             shovels,
+            cluster_name: parking_lot::RwLock::new(cluster_name),
             churn: Arc::new(ChurnCounters::default()),
             connections: Connections::default(),
             listeners: Default::default(),

@@ -16,9 +16,9 @@ use crate::process;
 /// The version reported (RabbitMQ's, as Warren answers AMQP clients).
 const VERSION: &str = "3.13.7";
 
+/// The node's name and the cluster's (which dashboards join on).
 fn labels_identity(admin: &Admin) -> (String, String) {
-    let node = admin.node_name();
-    (node.clone(), node)
+    (admin.node_name(), admin.cluster_name())
 }
 
 /// Families about the node itself: identity, resources, alarms, object

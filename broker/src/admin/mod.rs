@@ -106,6 +106,29 @@ impl Admin {
         format!("rabbit@{}", hostname())
     }
 
+    /// The cluster's name (the node's until one is set).
+    pub fn cluster_name(&self) -> String {
+        self.broker
+            .cluster_name
+            .read()
+            .clone()
+            .unwrap_or_else(|| self.node_name())
+    }
+
+    /// Names the cluster (kept across restarts).
+    pub fn set_cluster_name(&self, name: &str) -> AdminResult<()> {
+        if name.is_empty() {
+            return Err(AdminError::BadRequest("the cluster name must not be empty".into()));
+        }
+        let store = self.broker.durability().store();
+        store
+            .save_setting(crate::broker::CLUSTER_NAME_KEY, name.as_bytes())
+            .map_err(|e| AdminError::BadRequest(format!("the store refused the name: {e}")))?;
+        self.broker.durability().wrote();
+        *self.broker.cluster_name.write() = Some(name.to_string());
+        Ok(())
+    }
+
     /// Where the broker takes AMQP connections.
     pub fn amqp_listeners(&self) -> Vec<std::net::SocketAddr> {
         self.broker.listeners()

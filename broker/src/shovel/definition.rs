@@ -54,6 +54,10 @@ pub(crate) struct Definition {
     pub batch: usize,
     pub add_forward_headers: bool,
     pub add_timestamp_header: bool,
+    /// `src-predeclared`/`dest-predeclared` (RabbitMQ 3.12+): the queues
+    /// must exist; the shovel declares nothing.
+    pub source_predeclared: bool,
+    pub destination_predeclared: bool,
     /// `dest-publish-properties`: properties set on every message moved.
     pub publish_properties: Map<String, Value>,
     /// The value as given, for the API.
@@ -70,6 +74,7 @@ const KNOWN: &[&str] = &[
     "src-prefetch-count",
     "src-delete-after",
     "src-consumer-args",
+    "src-predeclared",
     "dest-uri",
     "dest-protocol",
     "dest-queue",
@@ -79,6 +84,7 @@ const KNOWN: &[&str] = &[
     "dest-add-timestamp-header",
     "dest-publish-properties",
     "dest-queue-args",
+    "dest-predeclared",
     "ack-mode",
     "reconnect-delay",
     "add-forward-headers",
@@ -253,6 +259,8 @@ impl Definition {
             batch: (prefetch as usize).clamp(1, MAX_BATCH),
             add_forward_headers,
             add_timestamp_header,
+            source_predeclared: flag(value, "src-predeclared")?,
+            destination_predeclared: flag(value, "dest-predeclared")?,
             publish_properties,
             value: value.clone(),
         })

@@ -115,6 +115,7 @@ impl Run {
         let source_vhost = self.vhost(&d.source_vhost)?;
         let destination = self.vhost(&d.destination_vhost)?;
         let (source, own_queue) = match &d.source {
+            Source::Queue(name) if d.source_predeclared => (existing(&source_vhost, name)?, false),
             Source::Queue(name) => (declare(&source_vhost, name, true)?, false),
             Source::Exchange { name, key } => {
                 let own = format!("amq.gen-shovel-{:016x}", rand::random::<u64>());
@@ -133,6 +134,9 @@ impl Run {
             }
         };
         match &d.destination {
+            Destination::Queue(name) if d.destination_predeclared => {
+                existing(&destination, name)?;
+            }
             Destination::Queue(name) => {
                 declare(&destination, name, true)?;
             }
@@ -393,6 +397,11 @@ impl Run {
         }
         table
     }
+}
+
+/// Finds a queue that must exist.
+fn existing(vhost: &Arc<VHost>, name: &str) -> Result<Arc<Queue>, String> {
+    vhost.queue_or_404(name).map_err(|e| e.reply_text().to_string())
 }
 
 /// Finds a queue, declaring it (as RabbitMQ's shovel declares a missing

@@ -2,6 +2,7 @@
 //! `/api/cluster-name`, `/api/extensions`.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -21,7 +22,7 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/whoami", get(whoami))
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{node}", get(node))
-        .route("/api/cluster-name", get(cluster_name))
+        .route("/api/cluster-name", get(cluster_name).put(set_cluster_name))
         .route("/api/extensions", get(|_: User| async { Json(json!([])) }))
 }
 
@@ -96,7 +97,7 @@ async fn overview(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> 
         "product_name": "RabbitMQ",
         "rabbitmq_version": VERSION,
         "crypto_lib_version": "rustls",
-        "cluster_name": &*api.node,
+        "cluster_name": api.admin.cluster_name(),
         "erlang_version": ERLANG,
         "erlang_full_version": format!("Erlang/OTP {ERLANG} [Warren {}]", env!("CARGO_PKG_VERSION")),
         "disable_stats": false,
@@ -159,5 +160,19 @@ async fn node(State(api): State<Api>, user: User, Path(name): Path<String>) -> A
 }
 
 async fn cluster_name(State(api): State<Api>, _: User) -> Json<Value> {
-    Json(json!({"name": &*api.node}))
+    Json(json!({"name": api.admin.cluster_name()}))
+}
+
+#[derive(serde::Deserialize)]
+struct ClusterName {
+    name: Option<String>,
+}
+
+/// Administrators name the cluster; RabbitMQ answers 204.
+async fn set_cluster_name(State(api): State<Api>, user: User, body: axum::body::Bytes) -> ApiResult<StatusCode> {
+    user.require_admin()?;
+    let body: ClusterName = crate::body::parse(&body)?;
+    let name = body.name.ok_or_else(|| ApiError::bad_request("[{key_missing,name}]"))?;
+    api.admin.set_cluster_name(&name)?;
+    Ok(StatusCode::NO_CONTENT)
 }
