@@ -23,7 +23,7 @@ use crate::message_stats::ChurnCounters;
 use crate::policy::Policies;
 use crate::recovery;
 use crate::reply_to::ReplyRegistry;
-use crate::shovel::Shovels;
+use crate::shovel::{ShovelHost, Shovels};
 use crate::vhost::VHost;
 
 /// State every connection shares.
@@ -109,7 +109,7 @@ impl Broker {
             Vec::new()
         };
         let policies = Arc::new(Policies::load(Some(store.clone() as Arc<dyn Store>), &settings));
-        let shovels = Arc::new(Shovels::load(Some(store.clone() as Arc<dyn Store>), &settings));
+        let shovels = Shovels::load(Some(store.clone() as Arc<dyn Store>), &settings);
         let cluster_name = settings
             .iter()
             .find(|(key, _)| key == CLUSTER_NAME_KEY)
@@ -307,6 +307,12 @@ impl Broker {
         &self.durability
     }
 
+    /// Starts the shovels defined before the restart.
+    pub(crate) fn start_shovels(self: &Arc<Self>) {
+        let host: Arc<dyn ShovelHost> = self.clone();
+        self.shovels.start(Arc::downgrade(&host));
+    }
+
     pub(crate) fn next_connection_id(&self) -> ConnectionId {
         ConnectionId(self.next_connection_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -346,5 +352,19 @@ impl Broker {
     /// Tells every connection to close with 320 CONNECTION_FORCED.
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+}
+
+impl ShovelHost for Broker {
+    fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        Broker::vhost(self, name)
+    }
+
+    fn durability(&self) -> &Arc<Durability> {
+        &self.durability
+    }
+
+    fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        Broker::shutdown_signal(self)
     }
 }

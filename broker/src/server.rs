@@ -122,7 +122,7 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     })
     .await
     .map_err(std::io::Error::other)??;
-    broker.shovels.start(&broker);
+    broker.start_shovels();
     let connections = TaskTracker::new();
     let mut accept_loops = Vec::new();
     let mut addr = None;

@@ -103,3 +103,11 @@ fn shovels_match_rabbitmq() {
 fn consistent_hash_exchange_matches_rabbitmq() {
     run_script("consistent_hash");
 }
+
+/// Streams over AMQP 0-9-1: declaration rules, refusals, every
+/// x-stream-offset form, prefetch as credit, independent consumers and
+/// retention by size.
+#[test]
+fn streams_match_rabbitmq() {
+    run_script("streams");
+}

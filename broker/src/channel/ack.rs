@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
-use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
+use crate::queue::{Consumer, Queue, QueueEntry, QueueType, Settlement};
 
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
@@ -116,6 +116,17 @@ impl Channel {
         requeue: bool,
     ) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
+        if let Some(stream) = deliveries
+            .iter()
+            .find(|d| d.queue.args().queue_type == QueueType::Stream)
+        {
+            let error = AmqpError::not_implemented(format!(
+                "basic.nack and basic.reject not supported by stream queues queue '{}' in vhost '{}'",
+                stream.queue.name, stream.queue.vhost_name
+            ));
+            self.restore_unacked(deliveries);
+            return Err(error);
+        }
         let settlement = if requeue {
             Settlement::Requeue
         } else {

@@ -11,7 +11,8 @@ use crate::connections::ChannelInfo;
 use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
 use crate::names;
-use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
+use crate::queue::stream::OffsetSpec;
+use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, QueueType, Transit};
 
 /// A consumer on this channel and the queue it consumes from.
 pub(crate) struct ChannelConsumer {
@@ -75,6 +76,17 @@ impl Channel {
         }
         if self.consumers.contains_key(tag.as_str()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+        }
+        if queue.args().queue_type == QueueType::Stream {
+            // As RabbitMQ: a stream consumer acks manually, within a
+            // per-consumer prefetch, and says where it starts.
+            let what = format!("queue '{}' in vhost '{}'", queue.name, ctx.vhost.name);
+            if m.no_ack || self.consumer_prefetch == 0 {
+                return Err(AmqpError::precondition_failed(format!(
+                    "consumer prefetch count is not set for '{what}'"
+                )));
+            }
+            OffsetSpec::from_arguments(&m.arguments, &what)?;
         }
         let consumer = Arc::new(Consumer {
             tag: tag.clone(),
@@ -150,6 +162,12 @@ impl Channel {
 
     pub(super) fn basic_get(&mut self, ctx: &mut ConnCtx, m: BasicGet) -> AmqpResult<()> {
         let queue = self.usable_queue(ctx, &m.queue)?;
+        if queue.args().queue_type == QueueType::Stream {
+            return Err(AmqpError::not_implemented(format!(
+                "basic.get not supported by stream queues queue '{}' in vhost '{}'",
+                queue.name, ctx.vhost.name
+            )));
+        }
         let Some((entry, remaining)) = queue.get(!m.no_ack) else {
             ctx.info.counters.count(Event::GetEmpty, 1);
             ctx.send(self.id, BasicGetEmpty::default());

@@ -14,6 +14,8 @@ pub(crate) enum QueueType {
     /// On one node, a durable queue with quorum semantics (delivery limits
     /// and counts).
     Quorum,
+    /// An append-only log consumers read from offsets (`stream/`).
+    Stream,
 }
 
 impl QueueType {
@@ -22,6 +24,7 @@ impl QueueType {
         match self {
             QueueType::Classic => "classic",
             QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
         }
     }
 
@@ -29,17 +32,18 @@ impl QueueType {
         match self {
             QueueType::Classic => "rabbit_classic_queue",
             QueueType::Quorum => "rabbit_quorum_queue",
+            QueueType::Stream => "rabbit_stream_queue",
         }
     }
 
     /// Arguments this queue type understands; others starting with `x-`
     /// that some queue type knows are refused.
     fn supports(self, key: &str) -> bool {
-        COMMON_ARGS.contains(&key)
-            || match self {
-                QueueType::Classic => CLASSIC_ONLY_ARGS.contains(&key),
-                QueueType::Quorum => QUORUM_ONLY_ARGS.contains(&key),
-            }
+        match self {
+            QueueType::Classic => COMMON_ARGS.contains(&key) || CLASSIC_ONLY_ARGS.contains(&key),
+            QueueType::Quorum => COMMON_ARGS.contains(&key) || QUORUM_ONLY_ARGS.contains(&key),
+            QueueType::Stream => STREAM_ARGS.contains(&key),
+        }
     }
 }
 
@@ -58,12 +62,21 @@ const COMMON_ARGS: &[&str] = &[
 ];
 const CLASSIC_ONLY_ARGS: &[&str] = &["x-max-priority", "x-queue-mode", "x-queue-version"];
 const QUORUM_ONLY_ARGS: &[&str] = &["x-delivery-limit", "x-quorum-initial-group-size"];
+/// Arguments a stream takes (RabbitMQ 3.10's list).
+const STREAM_ARGS: &[&str] = &[
+    "x-queue-type",
+    "x-max-length-bytes",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
 
 /// Whether some queue type knows the argument: only these are checked
 /// against the declared type (unknown `x-` arguments are accepted, as in
 /// RabbitMQ).
 fn is_known(key: &str) -> bool {
-    [COMMON_ARGS, CLASSIC_ONLY_ARGS, QUORUM_ONLY_ARGS]
+    [COMMON_ARGS, CLASSIC_ONLY_ARGS, QUORUM_ONLY_ARGS, STREAM_ARGS]
         .iter()
         .any(|list| list.contains(&key))
 }
@@ -92,6 +105,10 @@ pub(crate) struct QueueArguments {
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
     pub consumer_timeout: Option<u64>,
+    /// A stream's retention by age, in ms (`x-max-age`).
+    pub max_age_ms: Option<u64>,
+    /// A stream's segment size (`x-stream-max-segment-size-bytes`).
+    pub stream_segment_bytes: Option<u64>,
 }
 
 /// RabbitMQ's largest timer value (ms) for TTLs and expiry.
@@ -172,6 +189,7 @@ impl QueueArguments {
             parsed.queue_type = match value.as_str() {
                 Some("classic") => QueueType::Classic,
                 Some("quorum") => QueueType::Quorum,
+                Some("stream") => QueueType::Stream,
                 Some(other) => {
                     return Err(check.invalid("x-queue-type", format!("\"unsupported queue type '{other}'\"")))
                 }
@@ -203,6 +221,16 @@ impl QueueArguments {
                 "x-max-length-bytes" => parsed.max_length_bytes = Some(check.non_negative(key, value)?),
                 "x-delivery-limit" => parsed.delivery_limit = Some(check.non_negative(key, value)?),
                 "x-consumer-timeout" => parsed.consumer_timeout = Some(check.non_negative(key, value)?),
+                "x-max-age" => {
+                    let age = value
+                        .as_str()
+                        .and_then(crate::queue::stream::parse_duration)
+                        .ok_or_else(|| check.invalid(key, "invalid_max_age"))?;
+                    parsed.max_age_ms = Some(age.as_millis() as u64);
+                }
+                "x-stream-max-segment-size-bytes" => {
+                    parsed.stream_segment_bytes = Some(check.non_negative(key, value)?)
+                }
                 "x-max-priority" => {
                     let n = check.non_negative(key, value)?;
                     if n > 255 {
@@ -245,7 +273,7 @@ impl QueueArguments {
                 queue_type.internal_name()
             )));
         }
-        if queue_type == QueueType::Quorum {
+        if matches!(queue_type, QueueType::Quorum | QueueType::Stream) {
             let refused = if exclusive {
                 Some("exclusive-owner")
             } else if !durable {
@@ -349,8 +377,18 @@ mod tests {
             "PRECONDITION_FAILED - invalid property 'non-durable' for queue 'q' in vhost '/'"
         );
         assert_eq!(
-            refusal(&[("x-queue-type", "stream".into())]),
-            "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'stream'\""
+            refusal(&[("x-queue-type", "widget".into())]),
+            "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'widget'\""
         );
+        assert_eq!(
+            refusal(&[("x-queue-type", "stream".into()), ("x-max-length", FieldValue::I32(5))]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/' of queue type rabbit_stream_queue"
+        );
+        assert_eq!(
+            refusal(&[("x-queue-type", "stream".into()), ("x-max-age", "10x".into())]),
+            "PRECONDITION_FAILED - invalid arg 'x-max-age' for queue 'q' in vhost '/': invalid_max_age"
+        );
+        let stream = parse(&[("x-queue-type", "stream".into()), ("x-max-age", "7D".into())], true).unwrap();
+        assert_eq!(stream.max_age_ms, Some(7 * 86_400_000));
     }
 }

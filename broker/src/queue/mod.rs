@@ -29,6 +29,7 @@ mod lag;
 mod local;
 mod quorum;
 mod stats;
+pub(crate) mod stream;
 mod transit;
 
 use std::borrow::Cow;
@@ -177,6 +178,7 @@ impl Queue {
         let queue: Arc<Queue> = match identity.args.queue_type {
             QueueType::Classic => classic::new(identity, host, persistence),
             QueueType::Quorum => quorum::new(identity, host, persistence),
+            QueueType::Stream => stream::new(identity, host, persistence),
         };
         queue.backend.attach(&queue);
         queue

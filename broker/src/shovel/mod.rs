@@ -23,7 +23,17 @@ use warren_store::Store;
 
 pub(crate) use definition::{Definition, DeleteAfter, Destination, Source};
 
-use crate::broker::Broker;
+use crate::durability::Durability;
+use crate::vhost::VHost;
+
+/// What shovels need of the broker they run in (which holds them, so
+/// they reach it through this, not its type).
+pub(crate) trait ShovelHost: Send + Sync {
+    fn vhost(&self, name: &str) -> Option<Arc<VHost>>;
+    fn durability(&self) -> &Arc<Durability>;
+    /// Flips to true when the broker shuts down.
+    fn shutdown_signal(&self) -> watch::Receiver<bool>;
+}
 
 /// What a shovel is doing (RabbitMQ's `state`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +105,9 @@ pub(crate) struct Shovels {
     /// Definitions loaded from the store, started once the broker runs.
     loaded: Mutex<Vec<(Key, Map<String, Value>)>>,
     store: Option<Arc<dyn Store>>,
-    broker: RwLock<Weak<Broker>>,
+    host: RwLock<Option<Weak<dyn ShovelHost>>>,
+    /// Itself, for the movers to report back to.
+    me: Weak<Shovels>,
 }
 
 fn store_key(vhost: &str, name: &str) -> String {
@@ -104,7 +116,7 @@ fn store_key(vhost: &str, name: &str) -> String {
 
 impl Shovels {
     /// The definitions in the store's settings (started by [`Self::start`]).
-    pub(crate) fn load(store: Option<Arc<dyn Store>>, settings: &[(String, Vec<u8>)]) -> Shovels {
+    pub(crate) fn load(store: Option<Arc<dyn Store>>, settings: &[(String, Vec<u8>)]) -> Arc<Shovels> {
         let mut loaded = Vec::new();
         for (key, value) in settings {
             let Some(rest) = key.strip_prefix("shovel/") else {
@@ -118,18 +130,19 @@ impl Shovels {
                 Err(e) => tracing::error!("ignoring the stored shovel {key:?}: {e}"),
             }
         }
-        Shovels {
+        Arc::new_cyclic(|me| Shovels {
             all: RwLock::new(BTreeMap::new()),
             loaded: Mutex::new(loaded),
             store,
-            broker: RwLock::new(Weak::new()),
-        }
+            host: RwLock::new(None),
+            me: me.clone(),
+        })
     }
 
     /// Starts the shovels that were defined before the restart (on the
     /// runtime, once the broker is open).
-    pub(crate) fn start(&self, broker: &Arc<Broker>) {
-        *self.broker.write() = Arc::downgrade(broker);
+    pub(crate) fn start(&self, host: Weak<dyn ShovelHost>) {
+        *self.host.write() = Some(host);
         let loaded = std::mem::take(&mut *self.loaded.lock());
         for ((vhost, name), value) in loaded {
             if let Err(e) = self.put(&vhost, &name, value) {
@@ -161,10 +174,12 @@ impl Shovels {
             let _ = previous.stop.send(true);
         }
         self.save(vhost, name, &value);
-        match self.broker.read().upgrade() {
-            Some(broker) => {
+        let host = self.host.read().as_ref().and_then(Weak::upgrade);
+        match host {
+            Some(host) => {
                 let run = mover::Run {
-                    broker,
+                    host,
+                    shovels: self.me.clone(),
                     vhost: vhost.to_string(),
                     name: name.to_string(),
                     definition,

@@ -20,8 +20,7 @@ use tokio::sync::watch;
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 use warren_store::{MoveRecord, MovedEntry, QueueId};
 
-use super::{Definition, DeleteAfter, Destination, ShovelState, Source, Status};
-use crate::broker::Broker;
+use super::{Definition, DeleteAfter, Destination, ShovelHost, ShovelState, Shovels, Source, Status};
 use crate::exchange::Destination as BindingDestination;
 use crate::message::Message;
 use crate::queue::{Enqueued, Queue, QueueEntry, QueueSettings, Settlement};
@@ -36,7 +35,8 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct Run {
-    pub broker: Arc<Broker>,
+    pub host: Arc<dyn ShovelHost>,
+    pub shovels: std::sync::Weak<Shovels>,
     pub vhost: String,
     pub name: String,
     pub definition: Arc<Definition>,
@@ -62,7 +62,7 @@ enum Outcome {
 
 impl Run {
     pub(super) async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let mut shutdown = self.broker.shutdown_signal();
+        let mut shutdown = self.host.shutdown_signal();
         loop {
             let outcome = match self.prepare() {
                 Ok(ends) => {
@@ -70,7 +70,7 @@ impl Run {
                     tracing::info!(vhost = self.vhost, shovel = self.name, "shovel running");
                     let outcome = tokio::select! {
                         outcome = self.move_all(&ends, &mut stopped) => outcome,
-                        _ = Broker::stopping(&mut shutdown) => Ok(Outcome::Stopped),
+                        _ = stopping(&mut shutdown) => Ok(Outcome::Stopped),
                     };
                     self.release(&ends);
                     outcome
@@ -81,7 +81,9 @@ impl Run {
                 Ok(Outcome::Stopped) => return,
                 Ok(Outcome::Done) => {
                     tracing::info!(vhost = self.vhost, shovel = self.name, "shovel done; deleting it");
-                    self.broker.shovels.finished(&self.vhost, &self.name, &self.status);
+                    if let Some(shovels) = self.shovels.upgrade() {
+                        shovels.finished(&self.vhost, &self.name, &self.status);
+                    }
                     return;
                 }
                 Err(reason) => {
@@ -92,7 +94,7 @@ impl Run {
             tokio::select! {
                 _ = tokio::time::sleep(RETRY_AFTER) => {}
                 _ = stopped.changed() => return,
-                _ = Broker::stopping(&mut shutdown) => return,
+                _ = stopping(&mut shutdown) => return,
             }
         }
     }
@@ -103,7 +105,7 @@ impl Run {
     }
 
     fn vhost(&self, name: &str) -> Result<Arc<VHost>, String> {
-        self.broker
+        self.host
             .vhost(name)
             .ok_or_else(|| format!("vhost '{name}' does not exist"))
     }
@@ -155,9 +157,9 @@ impl Run {
     }
 
     fn release(&self, ends: &Ends) {
-        let _ = self.broker.durability().store().clear_move(&self.record_key());
+        let _ = self.host.durability().store().clear_move(&self.record_key());
         if ends.own_queue {
-            if let Some(v) = self.broker.vhost(&self.definition.source_vhost) {
+            if let Some(v) = self.host.vhost(&self.definition.source_vhost) {
                 v.delete_queue(&ends.source);
             }
         }
@@ -207,7 +209,7 @@ impl Run {
 
     /// Moves one batch; returns how many were moved (the others went back).
     async fn move_batch(&self, ends: &Ends, taken: Vec<QueueEntry>) -> Result<u64, String> {
-        let durability = self.broker.durability().clone();
+        let durability = self.host.durability().clone();
         let mut copies = Vec::with_capacity(taken.len());
         for entry in &taken {
             let copy = self.copy_of(&ends.source, entry);
@@ -286,7 +288,7 @@ impl Run {
         let Some((source, _)) = ends.source.store_position() else {
             return Ok(None);
         };
-        let store = self.broker.durability().shared_store();
+        let store = self.host.durability().shared_store();
         let mut entries = Vec::new();
         let mut destinations: Vec<(QueueId, u64)> = Vec::new();
         for (entry, (copy, queues)) in taken.iter().zip(copies) {
@@ -433,6 +435,15 @@ async fn durable(durability: &crate::durability::Durability) -> bool {
         }
         if synced.changed().await.is_err() {
             return false;
+        }
+    }
+}
+
+/// Returns once the broker shuts down.
+async fn stopping(signal: &mut watch::Receiver<bool>) {
+    while !*signal.borrow_and_update() {
+        if signal.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -1,0 +1,208 @@
+//! A stream consumer's reader: a task that hands the consumer messages
+//! from its own position on, as far as its credit (prefetch, and the
+//! window to its connection) allows. Messages still in memory go straight
+//! out; older ones are read back from the store in batches on a blocking
+//! thread. When it has caught up or has no credit, it waits for the
+//! stream to change (a message appended, an ack, a kick).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use warren_store::Offset;
+
+use super::StreamQueue;
+use crate::message::Message;
+use crate::queue::{Consumer, Delivery, Queue, QueueEntry, QueueOf};
+
+/// The most messages read back from the store at once.
+const READ_BATCH: usize = 256;
+
+pub(super) fn spawn(
+    stream: Arc<QueueOf<StreamQueue>>,
+    consumer: Arc<Consumer>,
+    start: Offset,
+    changes: watch::Receiver<u64>,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(run(stream, consumer, start, changes));
+}
+
+/// What one pass over the stream found.
+enum Pass {
+    /// Delivered something: look again at once.
+    Delivered,
+    /// Nothing to do until the stream changes.
+    Wait,
+    /// The next messages are only on disk, from this offset.
+    Behind(Offset),
+    /// The consumer or the stream is gone.
+    Done,
+}
+
+async fn run(
+    stream: Arc<QueueOf<StreamQueue>>,
+    consumer: Arc<Consumer>,
+    mut position: Offset,
+    mut changes: watch::Receiver<u64>,
+) {
+    let queue: Arc<Queue> = stream.clone();
+    loop {
+        changes.borrow_and_update();
+        match from_memory(&stream, &queue, &consumer, &mut position) {
+            Pass::Delivered => continue,
+            Pass::Done => return,
+            Pass::Wait => {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+            Pass::Behind(_) if !consumer.has_credit() => {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+            Pass::Behind(from) => {
+                let read = {
+                    let stream = stream.clone();
+                    tokio::task::spawn_blocking(move || read_back(&stream, from, READ_BATCH)).await
+                };
+                let Ok(batch) = read else {
+                    return;
+                };
+                if batch.is_empty() {
+                    // Dropped by retention meanwhile: skip to what is kept.
+                    let first = stream.backend.state.lock().first();
+                    position = position.max(first).max(from.next());
+                    continue;
+                }
+                for (offset, message) in batch {
+                    if offset < position {
+                        continue;
+                    }
+                    if !consumer.is_active() || stream.backend.is_deleted() {
+                        return;
+                    }
+                    // Out of credit: the rest is read again later.
+                    if !consumer.try_take_credit() {
+                        break;
+                    }
+                    if !hand_over(&stream, &queue, &consumer, offset, message) {
+                        return;
+                    }
+                    position = offset.next();
+                }
+            }
+        }
+    }
+}
+
+/// Hands out what is in memory from `position` on, while credit lasts.
+fn from_memory(
+    stream: &Arc<QueueOf<StreamQueue>>,
+    queue: &Arc<Queue>,
+    consumer: &Arc<Consumer>,
+    position: &mut Offset,
+) -> Pass {
+    if !consumer.is_active() || stream.backend.is_deleted() {
+        return Pass::Done;
+    }
+    let state = stream.backend.state.lock();
+    if !state.consumers.iter().any(|c| Arc::ptr_eq(c, consumer)) {
+        return Pass::Done;
+    }
+    let first = state.first();
+    if *position < first {
+        *position = first;
+    }
+    if *position >= state.next {
+        return Pass::Wait;
+    }
+    if *position < state.tail_from {
+        return Pass::Behind(*position);
+    }
+    let mut delivered = false;
+    while *position < state.next {
+        let Some(message) = state.in_memory(*position).cloned() else {
+            break;
+        };
+        if !consumer.try_take_credit() {
+            break;
+        }
+        if !deliver(queue, consumer, *position, message) {
+            return Pass::Done;
+        }
+        delivered = true;
+        *position = position.next();
+    }
+    if delivered {
+        Pass::Delivered
+    } else {
+        Pass::Wait
+    }
+}
+
+/// Reads up to `limit` messages from `from` back from the store.
+fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Vec<(Offset, Arc<Message>)> {
+    let Some((p, id)) = stream.backend.store_id() else {
+        return Vec::new();
+    };
+    let store = p.durability.shared_store();
+    let entries = match store.entries(id, from, limit) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::error!(queue = %stream.name, "reading the stream back failed: {e}");
+            return Vec::new();
+        }
+    };
+    entries
+        .into_iter()
+        .filter_map(
+            |(offset, record)| match Message::load_from_store(store, record.message) {
+                Ok(Some(message)) => Some((offset, message)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(queue = %stream.name, offset = offset.0, "a stream message could not be read: {e}");
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+/// Hands over one message read back from the store (counted under the
+/// stream's lock, where the counters' writes belong).
+fn hand_over(
+    stream: &Arc<QueueOf<StreamQueue>>,
+    queue: &Arc<Queue>,
+    consumer: &Arc<Consumer>,
+    offset: Offset,
+    message: Arc<Message>,
+) -> bool {
+    let _state = stream.backend.state.lock();
+    deliver(queue, consumer, offset, message)
+}
+
+/// Sends one delivery to the consumer's connection (call with the
+/// stream's lock held); false if the connection is gone.
+fn deliver(queue: &Arc<Queue>, consumer: &Arc<Consumer>, offset: Offset, message: Arc<Message>) -> bool {
+    let bytes = message.body_size();
+    consumer.transit.sent(bytes);
+    let entry = QueueEntry::new(message, offset, 0, None);
+    let delivery = Delivery {
+        consumer: consumer.clone(),
+        queue: queue.clone(),
+        entry,
+    };
+    match consumer.sink.deliver(delivery) {
+        Ok(()) => {
+            queue.counters.handed_out_locked(false, true, bytes);
+            true
+        }
+        Err(_) => {
+            consumer.release_credit(1);
+            false
+        }
+    }
+}
