@@ -19,6 +19,8 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     /// Ack with `multiple` every this many deliveries (1: ack each).
     pub multiple_ack: u64,
+    /// basic.consume's arguments (e.g. a stream's `x-stream-offset`).
+    pub arguments: FieldTable,
 }
 
 pub struct ConsumerResult {
@@ -46,6 +48,7 @@ pub async fn run(
         .rpc(BasicConsume {
             queue: config.queue.as_str().into(),
             no_ack: config.auto_ack,
+            arguments: config.arguments.clone(),
             ..Default::default()
         })
         .await?;

@@ -83,6 +83,9 @@ struct Args {
     /// Queue argument, `key=value` (integers are sent as integers). Repeatable.
     #[arg(long = "queue-arg")]
     queue_args: Vec<String>,
+    /// Consumer argument, `key=value`, e.g. `x-stream-offset=first`. Repeatable.
+    #[arg(long = "consumer-arg")]
+    consumer_args: Vec<String>,
     /// Idle connections to open first, each consuming from its own queue.
     #[arg(long, default_value_t = 0)]
     idle_connections: u32,
@@ -95,6 +98,7 @@ struct Args {
     json: bool,
 }
 
+/// `key=value` arguments (of a queue or a consumer) as a field table.
 fn queue_arguments(args: &[String]) -> anyhow::Result<FieldTable> {
     let mut table = FieldTable::new();
     for arg in args {
@@ -230,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
             auto_ack: args.auto_ack,
             prefetch: args.prefetch,
             multiple_ack: args.multiple_ack.max(1),
+            arguments: queue_arguments(&args.consumer_args)?,
         };
         consumer_tasks.push(tokio::spawn(consumer::run(
             client,

@@ -2,8 +2,8 @@
 //! policies that apply to it add, as RabbitMQ combines them: for the
 //! numeric limits (TTLs, lengths, expiry, delivery limit) the lowest of
 //! the client's `x-` argument, the policy's and the operator policy's
-//! value applies; for the others (dead-lettering, overflow) the client's
-//! argument wins over the policy's.
+//! value applies; for the others (dead-lettering, overflow, a stream's
+//! max-age and segment size) the client's argument wins over the policy's.
 
 use serde_json::{Map, Value};
 use warren_protocol::{FieldTable, ShortStr};
@@ -56,6 +56,17 @@ fn apply_key(args: &mut QueueArguments, table: &FieldTable, key: &str, value: &V
                 Some("reject-publish") => Overflow::RejectPublish,
                 Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
                 _ => Overflow::DropHead,
+            }
+        }
+        // A stream's retention by age and its segment size.
+        "max-age" => {
+            if let Some(age) = value.as_str().and_then(super::stream::parse_duration) {
+                args.max_age_ms = Some(age.as_millis() as u64);
+            }
+        }
+        "stream-max-segment-size-bytes" => {
+            if let Some(n) = value.as_u64() {
+                args.stream_segment_bytes = Some(n);
             }
         }
         _ => {}
@@ -152,5 +163,27 @@ mod tests {
         let shown = effective_definition(&applied);
         assert_eq!(shown["message-ttl"], json!(1000));
         assert_eq!(shown["max-length"], json!(10));
+    }
+
+    #[test]
+    fn a_streams_retention_comes_from_its_policy_unless_declared() {
+        let mut table = FieldTable::new();
+        table.insert("x-queue-type", FieldValue::LongStr("stream".into()));
+        let declared = QueueArguments::parse(&table, "queue 's' in vhost '/'", true, false, false).unwrap();
+        let applied = Applied {
+            policy: policy(
+                PolicyKind::User,
+                json!({"max-age": "2h", "stream-max-segment-size-bytes": 1000, "max-length-bytes": 5000}),
+            ),
+            operator_policy: None,
+        };
+        let args = effective_arguments(&declared, &table, &applied);
+        assert_eq!(args.max_age_ms, Some(7_200_000));
+        assert_eq!(args.stream_segment_bytes, Some(1000));
+        assert_eq!(args.max_length_bytes, Some(5000));
+        table.insert("x-max-age", FieldValue::LongStr("1D".into()));
+        let declared = QueueArguments::parse(&table, "queue 's' in vhost '/'", true, false, false).unwrap();
+        let args = effective_arguments(&declared, &table, &applied);
+        assert_eq!(args.max_age_ms, Some(86_400_000), "the argument wins");
     }
 }
