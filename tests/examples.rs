@@ -77,3 +77,13 @@ fn rpc() {
 fn partitioned_orders() {
     run_example("partitioned_orders");
 }
+
+#[test]
+fn stream_replay() {
+    run_example("stream_replay");
+}
+
+#[test]
+fn consumer_groups() {
+    run_example("consumer_groups");
+}

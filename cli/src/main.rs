@@ -7,6 +7,7 @@ mod listing;
 mod output;
 mod password;
 mod shovels;
+mod super_streams;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -113,6 +114,23 @@ enum Command {
         name: String,
     },
     DeleteShovel {
+        name: String,
+    },
+    /// Declares a partitioned stream: a consistent-hash exchange NAME and
+    /// streams NAME-0 .. NAME-(N-1) bound to it with equal weights.
+    AddSuperStream {
+        name: String,
+        #[arg(long, default_value_t = 3)]
+        partitions: u32,
+        /// Retention by age, e.g. 7D.
+        #[arg(long = "max-age")]
+        max_age: Option<String>,
+        /// Retention by size, per partition.
+        #[arg(long = "max-length-bytes")]
+        max_length_bytes: Option<u64>,
+    },
+    /// Deletes a super stream's exchange and partitions.
+    DeleteSuperStream {
         name: String,
     },
     /// Moves every message of a queue to another (a shovel that deletes
@@ -257,6 +275,23 @@ fn run(cli: Cli) -> Result<String, String> {
         Command::DeleteShovel { name } => {
             shovels::delete_shovel(&api, vhost, &name)?;
             done(format!("Deleting shovel {name} in vhost {vhost}"))
+        }
+        Command::AddSuperStream {
+            name,
+            partitions,
+            max_age,
+            max_length_bytes,
+        } => {
+            super_streams::add(&api, vhost, &name, partitions, max_age.as_deref(), max_length_bytes)?;
+            done(format!(
+                "Adding a super stream \"{name}\" of {partitions} partitions in vhost \"{vhost}\" ..."
+            ))
+        }
+        Command::DeleteSuperStream { name } => {
+            let deleted = super_streams::delete(&api, vhost, &name)?;
+            done(format!(
+                "Deleting super stream \"{name}\" ({deleted} partitions) in vhost \"{vhost}\" ..."
+            ))
         }
         Command::MoveMessages {
             source,

@@ -254,3 +254,87 @@ async fn warrenctl_moves_messages_and_manages_shovels() {
     .await;
     warren.shutdown().await;
 }
+
+/// A super stream: orders spread over partitions by key, each key always
+/// in one partition, in order; then deleted as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warrenctl_adds_and_deletes_a_super_stream() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let url = warren.management_url().trim_end_matches("/api/").to_string();
+    let ctl = std::sync::Arc::new(Ctl { url });
+    let c = ctl.clone();
+    blocking(move || c.ok(&["add_super_stream", "orders", "--partitions", "3", "--max-age", "7D"])).await;
+    let connection = lapin::Connection::connect(&warren.amqp_url(), Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
+    for n in 0..300u32 {
+        let account = n % 30;
+        channel
+            .basic_publish(
+                "orders".into(),
+                format!("account-{account}").as_str().into(),
+                BasicPublishOptions::default(),
+                format!("{account}:{n}").as_bytes(),
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Each partition, read from the start: every account in one partition
+    // only, its orders in publish order.
+    let mut owner = std::collections::HashMap::new();
+    let mut total = 0;
+    for p in 0..3 {
+        let partition = format!("orders-{p}");
+        let ch = connection.create_channel().await.unwrap();
+        ch.basic_qos(1000, BasicQosOptions::default()).await.unwrap();
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            "x-stream-offset".into(),
+            lapin::types::AMQPValue::LongString("first".into()),
+        );
+        let mut consumer = ch
+            .basic_consume(
+                partition.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                arguments,
+            )
+            .await
+            .unwrap();
+        let mut last = std::collections::HashMap::new();
+        loop {
+            let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(Duration::from_millis(500), futures::StreamExt::next(&mut consumer)).await
+            else {
+                break;
+            };
+            let text = String::from_utf8_lossy(&delivery.data).to_string();
+            let (account, n) = text.split_once(':').unwrap();
+            let n: u32 = n.parse().unwrap();
+            assert_eq!(
+                *owner.entry(account.to_string()).or_insert(p),
+                p,
+                "account {account} in two partitions"
+            );
+            let previous = last.insert(account.to_string(), n);
+            assert!(previous.is_none_or(|prev| prev < n), "out of order in {partition}");
+            total += 1;
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+    }
+    assert_eq!(total, 300);
+    let used: std::collections::HashSet<_> = owner.values().collect();
+    assert_eq!(used.len(), 3, "every partition holds some accounts");
+    let c = ctl.clone();
+    let out = blocking(move || c.ok(&["delete_super_stream", "orders"])).await;
+    assert!(out.contains("(3 partitions)"), "{out}");
+    let c = ctl.clone();
+    let queues = blocking(move || c.ok(&["list_queues", "-q"])).await;
+    assert!(!queues.contains("orders-"), "{queues}");
+    warren.shutdown().await;
+}
