@@ -174,3 +174,104 @@ async fn retention_frees_disk_and_a_crashed_stream_resumes_where_it_was() {
     assert_eq!(last, vec![(MESSAGES, MESSAGES)]);
     warren.stop();
 }
+
+/// Consumes up to `want` from "tracked" with `arguments`; returns the
+/// offsets, and cancels (which saves a tracked consumer's offset).
+async fn take(ch: &Channel, tag: &str, arguments: FieldTable, want: usize) -> Vec<u64> {
+    ch.basic_qos(100, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume("tracked".into(), tag.into(), BasicConsumeOptions::default(), arguments)
+        .await
+        .unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < want {
+        let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await else {
+            break;
+        };
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        if let Some(AMQPValue::LongLongInt(n)) = headers.inner().get("x-stream-offset") {
+            offsets.push(*n as u64);
+        }
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+    offsets
+}
+
+/// Beyond RabbitMQ 3.10: filtering by a value publishers tag messages
+/// with, and the stream remembering a consumer tag's offset across
+/// resubscriptions and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_server_side_offset_tracking() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let stream = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("tracked".into(), durable, stream.clone())
+        .await
+        .unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    for n in 0..110u32 {
+        let mut properties = BasicProperties::default();
+        if n < 100 {
+            let region = if n % 2 == 0 { "eu" } else { "us" };
+            properties = properties.with_headers(table(&[(
+                "x-stream-filter-value",
+                AMQPValue::LongString(region.into()),
+            )]));
+        }
+        ch.basic_publish(
+            "".into(),
+            "tracked".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let first = ("x-stream-offset", AMQPValue::LongString("first".into()));
+    let eu = ("x-stream-filter", AMQPValue::LongString("eu".into()));
+    let eu_only = take(&ch, "", table(&[first.clone(), eu.clone()]), 110).await;
+    assert_eq!(eu_only.len(), 50);
+    assert!(eu_only.iter().all(|o| o % 2 == 0));
+    let with_untagged = take(
+        &ch,
+        "",
+        table(&[
+            first.clone(),
+            eu.clone(),
+            ("x-stream-match-unfiltered", AMQPValue::Boolean(true)),
+        ]),
+        110,
+    )
+    .await;
+    assert_eq!(with_untagged.len(), 60);
+
+    let tracked = ("x-stream-automatic-offset-tracking", AMQPValue::Boolean(true));
+    let args = table(&[first.clone(), tracked.clone()]);
+    assert_eq!(
+        take(&ch, "billing", args.clone(), 40).await,
+        (0..40).collect::<Vec<_>>()
+    );
+    let again = take(&ch, "billing", args.clone(), 20).await;
+    assert_eq!(again, (40..60).collect::<Vec<_>>(), "resumed after its last ack");
+    // Another tag is tracked apart.
+    assert_eq!(take(&ch, "audit", args.clone(), 5).await, (0..5).collect::<Vec<_>>());
+
+    warren.stop();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    ch.queue_declare("tracked".into(), durable, stream).await.unwrap();
+    let after_restart = take(&ch, "billing", args.clone(), 10).await;
+    assert_eq!(after_restart, (60..70).collect::<Vec<_>>(), "resumed after a restart");
+    warren.stop();
+}

@@ -58,6 +58,9 @@ impl Store for LazySledStore {
     fn save_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
         self.get()?.save_setting(key, value)
     }
+    fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.get()?.setting(key)
+    }
     fn delete_setting(&self, key: &str) -> StoreResult<()> {
         self.get()?.delete_setting(key)
     }

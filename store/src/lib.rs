@@ -57,6 +57,8 @@ pub trait Store: Send + Sync + 'static {
     /// keys and the encoding.
     fn save_setting(&self, key: &str, value: &[u8]) -> StoreResult<()>;
     fn delete_setting(&self, key: &str) -> StoreResult<()>;
+    /// One setting, if it is saved.
+    fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     fn save_exchange(&self, record: &ExchangeRecord) -> StoreResult<()>;
     fn delete_exchange(&self, vhost: &str, name: &str) -> StoreResult<()>;
     fn save_queue(&self, record: &QueueRecord) -> StoreResult<()>;

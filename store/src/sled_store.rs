@@ -209,6 +209,10 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.settings.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
     fn delete_setting(&self, key: &str) -> StoreResult<()> {
         self.settings.remove(key.as_bytes())?;
         Ok(())

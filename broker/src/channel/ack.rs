@@ -172,6 +172,10 @@ impl Channel {
         for delivery in deliveries {
             if let Some(consumer) = &delivery.consumer {
                 consumer.release_credit(1);
+                // A plain field, no atomic: cheap on every ack.
+                if settlement == Settlement::Ack && delivery.queue.declared_args.queue_type == QueueType::Stream {
+                    delivery.queue.consumer_acked(consumer, delivery.entry.offset);
+                }
             }
             match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &delivery.queue)) {
                 Some((_, entries)) => entries.push(delivery.entry),

@@ -65,6 +65,9 @@ pub(crate) trait QueueBackend: Send + Sync {
     /// basic.get: the next message and how many remain after it.
     fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)>;
     fn settle(&self, queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement);
+    /// `consumer` acked its delivery of the message at `offset` (streams
+    /// track consumers' offsets; other types need not know).
+    fn consumer_acked(&self, _consumer: &Consumer, _offset: Offset) {}
     fn settle_without_ack(&self, queue: &Arc<Queue>, entry: &QueueEntry);
     fn return_undelivered(&self, queue: &Arc<Queue>, entry: QueueEntry);
     fn kick(&self, queue: &Arc<Queue>);

@@ -212,6 +212,11 @@ impl Queue {
         self.backend.settle(self, entries, settlement)
     }
 
+    /// A stream's consumer acked the message at `offset`.
+    pub(crate) fn consumer_acked(&self, consumer: &Consumer, offset: Offset) {
+        self.backend.consumer_acked(consumer, offset)
+    }
+
     /// A delivery made without an ack (no-ack consumer, basic.get no-ack)
     /// is done with once written.
     pub(crate) fn settle_without_ack(self: &Arc<Self>, entry: &QueueEntry) {

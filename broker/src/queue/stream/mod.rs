@@ -5,6 +5,9 @@
 //! AMQP 0-9-1: durable only, consumers must set a prefetch and ack
 //! manually (acks are credit), `x-stream-offset` says where a consumer
 //! starts (`offset.rs`), and each delivery carries its `x-stream-offset`.
+//! Beyond RabbitMQ 3.10: consumers may filter by a value publishers tag
+//! messages with (`filter.rs`, as RabbitMQ 3.13), and the stream can
+//! remember where each consumer group got to (`tracking.rs`, as LavinMQ).
 //!
 //! Every message is written to the store under the stream's id at its
 //! offset (so a publish is confirmed once it is on disk, and the log
@@ -13,9 +16,11 @@
 //! that hands out messages from memory, or reads older ones back from the
 //! store on a blocking thread.
 
+mod filter;
 mod offset;
 mod reader;
 mod segments;
+mod tracking;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -66,6 +71,8 @@ pub(crate) struct StreamQueue {
     /// appended, credit given back, the stream deleted.
     changes: watch::Sender<u64>,
     retention_started: AtomicBool,
+    /// Offsets of consumers that asked the stream to track them.
+    tracking: tracking::Tracking,
 }
 
 struct StreamState {
@@ -106,6 +113,7 @@ impl StreamQueue {
             deleted: AtomicBool::new(false),
             changes: watch::channel(0).0,
             retention_started: AtomicBool::new(false),
+            tracking: tracking::Tracking::default(),
         }
     }
 
@@ -183,8 +191,16 @@ impl StreamQueue {
                     let shared: Arc<Queue> = queue.clone();
                     queue.backend.enforce_retention(&shared);
                 }
+                queue.backend.save_offsets();
             }
         });
+    }
+
+    /// Writes tracked consumers' offsets, if they moved.
+    fn save_offsets(&self) {
+        if let Some((p, id)) = self.store_id() {
+            self.tracking.save(p.durability.store(), id);
+        }
     }
 
     /// Where a consumer with `spec` starts.
@@ -261,10 +277,19 @@ impl QueueBackend for StreamQueue {
         let what = format!("queue '{}' in vhost '{}'", queue.name, queue.vhost_name);
         // Checked by the channel before; a bad value starts at the next.
         let spec = OffsetSpec::from_arguments(&consumer.arguments, &what).unwrap_or(OffsetSpec::Next);
-        let start = self.start_of(spec);
+        let mut start = self.start_of(spec);
+        if tracking::asked(&consumer.arguments) {
+            if let Some((p, id)) = self.store_id() {
+                if let Some(resume) = self.tracking.resume_at(p.durability.store(), id, &consumer.tag) {
+                    let state = self.state.lock();
+                    start = resume.clamp(state.first(), state.next);
+                }
+            }
+        }
         self.state.lock().consumers.push(consumer.clone());
         if let Some(me) = self.me.upgrade() {
-            reader::spawn(me, consumer, start, self.changes.subscribe());
+            let filter = filter::Filter::from_arguments(&consumer.arguments);
+            reader::spawn(me, consumer, start, filter, self.changes.subscribe());
         }
         Ok(())
     }
@@ -272,7 +297,19 @@ impl QueueBackend for StreamQueue {
     fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
         self.state.lock().consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         self.wake_readers();
+        if tracking::asked(&consumer.arguments) {
+            self.save_offsets();
+        }
         false
+    }
+
+    fn consumer_acked(&self, consumer: &Consumer, offset: Offset) {
+        if !tracking::asked(&consumer.arguments) {
+            return;
+        }
+        if let Some((p, id)) = self.store_id() {
+            self.tracking.acked(p.durability.store(), id, &consumer.tag, offset);
+        }
     }
 
     fn get(&self, _queue: &Arc<Queue>, _ack_required: bool) -> Option<(QueueEntry, u64)> {
@@ -317,6 +354,7 @@ impl QueueBackend for StreamQueue {
         drop(state);
         self.wake_readers();
         if let Some((p, id)) = self.store_id() {
+            self.tracking.forget(p.durability.store(), id);
             if let Err(e) = p.durability.store().delete_queue(&queue.vhost_name, &queue.name, id) {
                 tracing::error!(queue = %queue.name, "deleting the stream from the store failed: {e}");
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use warren_store::Offset;
 
+use super::filter::Filter;
 use super::StreamQueue;
 use crate::message::Message;
 use crate::queue::{Consumer, Delivery, Queue, QueueEntry, QueueOf};
@@ -21,12 +22,13 @@ pub(super) fn spawn(
     stream: Arc<QueueOf<StreamQueue>>,
     consumer: Arc<Consumer>,
     start: Offset,
+    filter: Filter,
     changes: watch::Receiver<u64>,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    runtime.spawn(run(stream, consumer, start, changes));
+    runtime.spawn(run(stream, consumer, start, filter, changes));
 }
 
 /// What one pass over the stream found.
@@ -45,12 +47,13 @@ async fn run(
     stream: Arc<QueueOf<StreamQueue>>,
     consumer: Arc<Consumer>,
     mut position: Offset,
+    filter: Filter,
     mut changes: watch::Receiver<u64>,
 ) {
     let queue: Arc<Queue> = stream.clone();
     loop {
         changes.borrow_and_update();
-        match from_memory(&stream, &queue, &consumer, &mut position) {
+        match from_memory(&stream, &queue, &consumer, &filter, &mut position) {
             Pass::Delivered => continue,
             Pass::Done => return,
             Pass::Wait => {
@@ -84,6 +87,10 @@ async fn run(
                     if !consumer.is_active() || stream.backend.is_deleted() {
                         return;
                     }
+                    if !filter.accepts(&message) {
+                        position = offset.next();
+                        continue;
+                    }
                     // Out of credit: the rest is read again later.
                     if !consumer.try_take_credit() {
                         break;
@@ -103,6 +110,7 @@ fn from_memory(
     stream: &Arc<QueueOf<StreamQueue>>,
     queue: &Arc<Queue>,
     consumer: &Arc<Consumer>,
+    filter: &Filter,
     position: &mut Offset,
 ) -> Pass {
     if !consumer.is_active() || stream.backend.is_deleted() {
@@ -127,6 +135,10 @@ fn from_memory(
         let Some(message) = state.in_memory(*position).cloned() else {
             break;
         };
+        if !filter.accepts(&message) {
+            *position = position.next();
+            continue;
+        }
         if !consumer.try_take_credit() {
             break;
         }
