@@ -55,7 +55,7 @@ impl Filter {
             .and_then(|h| h.get("x-stream-filter-value"))
             .and_then(text);
         match tag {
-            Some(tag) => values.iter().any(|v| *v == tag),
+            Some(tag) => values.contains(&tag),
             None => self.match_unfiltered,
         }
     }
