@@ -86,15 +86,12 @@ pub(crate) fn properties_key(routing_key: &str, arguments: &FieldTable) -> Strin
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    /// What RabbitMQ leaves as it is in a properties key (`~` is encoded).
+    const KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.');
+    percent_encoding::utf8_percent_encode(text, KEPT).to_string()
 }
 
 fn binding_view(vhost: &str, source: &str, binding: &Binding) -> BindingView {

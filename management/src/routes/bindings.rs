@@ -124,15 +124,13 @@ async fn create(
 
 /// Percent-encodes a path segment.
 fn percent_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    /// RFC 3986's unreserved characters stay as they are.
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 async fn show(
@@ -154,20 +152,7 @@ async fn show(
 /// Whether a properties key (percent-encoded) is `decoded` once decoded
 /// (axum hands path segments over decoded).
 fn percent_decoded_equals(key: &str, decoded: &str) -> bool {
-    let mut bytes = Vec::with_capacity(key.len());
-    let mut rest = key.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' && tail.len() >= 2 {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&tail[..2]).unwrap_or("zz"), 16) {
-                bytes.push(v);
-                rest = &tail[2..];
-                continue;
-            }
-        }
-        bytes.push(b);
-        rest = tail;
-    }
-    bytes == decoded.as_bytes()
+    percent_encoding::percent_decode_str(key).eq(decoded.bytes())
 }
 
 async fn remove(
