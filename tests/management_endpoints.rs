@@ -388,3 +388,38 @@ async fn policies_parameters_limits_and_shovels() {
     .await;
     warren.shutdown().await;
 }
+
+/// The health checks rabbitmqadmin and Kubernetes probes call that no
+/// other test reaches, answered as RabbitMQ 3.10 answers them.
+#[tokio::test]
+async fn the_remaining_health_checks_answer_as_rabbitmq() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let url = format!("{}{path}", warren.management_url());
+        let http = http.clone();
+        async move {
+            let response = http.get(url).basic_auth("guest", Some("guest")).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(get("health/checks/virtual-hosts").await, (200, json!({"status": "ok"})));
+    let single = json!({"status": "ok", "reason": "single node cluster"});
+    assert_eq!(
+        get("health/checks/node-is-quorum-critical").await,
+        (200, single.clone())
+    );
+    assert_eq!(get("health/checks/node-is-mirror-sync-critical").await, (200, single));
+    assert_eq!(get("aliveness-test/%2F").await, (200, json!({"status": "ok"})));
+    assert_eq!(
+        get("aliveness-test/no-such-vhost").await,
+        (404, json!({"error": "Object Not Found", "reason": "Not Found"}))
+    );
+    // Without TLS nothing can expire.
+    assert_eq!(
+        get("health/checks/certificate-expiration/1/months").await,
+        (200, json!({"status": "ok"}))
+    );
+    warren.shutdown().await;
+}

@@ -98,7 +98,23 @@ fn url_encode(text: &str) -> String {
         .remove(b'_')
         .remove(b'.')
         .remove(b'~');
-    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+    // Escapes in lower case (`%2f`), as RabbitMQ's documentation and
+    // clients write the default vhost and as this URL always was.
+    let encoded = percent_encoding::utf8_percent_encode(text, SEGMENT).to_string();
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last sync, on a blocking thread.

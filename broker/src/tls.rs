@@ -74,6 +74,20 @@ pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
+/// When each certificate of a PEM file (the server's chain, or the CA
+/// bundle) stops being valid, in seconds since the Unix epoch, with its
+/// subject.
+pub(crate) fn expiries(path: &Path) -> io::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for der in certificates(path)? {
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| context(path)(format!("not an X.509 certificate: {e}")))?;
+        let subject = subject_name(&der).unwrap_or_default();
+        out.push((subject, cert.validity().not_after.timestamp()));
+    }
+    Ok(out)
+}
+
 /// The subject of a client certificate as RabbitMQ writes a
 /// distinguished name: RFC 4514, the most specific part first
 /// (`CN=client,O=Example,C=US`).

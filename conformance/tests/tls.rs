@@ -27,6 +27,11 @@ const CLIENT_DN: &str = "O=Warren tests,CN=tls-client";
 
 impl Certificates {
     fn generate() -> Certificates {
+        Certificates::generate_until(None)
+    }
+
+    /// With the server's certificate valid until January 1st of `year`.
+    fn generate_until(year: Option<i32>) -> Certificates {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -35,7 +40,10 @@ impl Certificates {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate().unwrap();
-        let server_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let mut server_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        if let Some(year) = year {
+            server_params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        }
         let server = server_params.signed_by(&server_key, &issuer).unwrap();
 
         let client_key = KeyPair::generate().unwrap();
@@ -237,6 +245,50 @@ async fn pika_round_trips_over_tls() {
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         vec!["plain over tls: b'pika over tls'", "external: b'pika external'"]
+    );
+    warren.shutdown().await;
+}
+
+/// `/api/health/checks/certificate-expiration/{n}/{unit}` reads the
+/// certificates in use: the server's, valid until January 1st two years
+/// from now, expires within 3 years but not within 1.
+#[tokio::test]
+async fn the_certificate_expiration_check_reads_the_certificates_in_use() {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let year = 1970 + (seconds / 31_556_952) as i32;
+    let certs = Certificates::generate_until(Some(year + 2));
+    let warren = start(&certs, true, false, true).await;
+    let http = reqwest::Client::new();
+    let check = |within: &str| {
+        let url = format!(
+            "{}health/checks/certificate-expiration/{within}",
+            warren.management_url()
+        );
+        let http = http.clone();
+        async move {
+            let response = http.get(url).basic_auth("guest", Some("guest")).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = check("1/years").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+    let (status, body) = check("3/years").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(
+        body["expired"].as_array().map(Vec::len),
+        Some(1),
+        "only the server's: {body}"
+    );
+    let (status, body) = check("1/fortnights").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["reason"],
+        "Time unit not recognised. Supported units: days, weeks, months, years."
     );
     warren.shutdown().await;
 }

@@ -106,6 +106,21 @@ impl Admin {
         format!("rabbit@{}", hostname())
     }
 
+    /// The TLS certificates in use (the server's and the CA bundle's) that
+    /// stop being valid before `deadline` (seconds since the epoch), as
+    /// (subject, expiry); empty without TLS.
+    pub fn certificates_expiring_before(&self, deadline: i64) -> Result<Vec<(String, i64)>, String> {
+        let Some(tls) = &self.broker.config.tls else {
+            return Ok(Vec::new());
+        };
+        let mut expiring = Vec::new();
+        for path in [Some(&tls.cert), tls.ca.as_ref()].into_iter().flatten() {
+            let certificates = crate::tls::expiries(path).map_err(|e| e.to_string())?;
+            expiring.extend(certificates.into_iter().filter(|(_, at)| *at < deadline));
+        }
+        Ok(expiring)
+    }
+
     /// The cluster's name (the node's until one is set).
     pub fn cluster_name(&self) -> String {
         self.broker

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::auth::User;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::Api;
 
 pub(crate) fn routes() -> Router<Api> {
@@ -23,8 +23,12 @@ pub(crate) fn routes() -> Router<Api> {
             get(protocol_listener),
         )
         .route("/api/health/checks/virtual-hosts", get(ok))
-        .route("/api/health/checks/node-is-quorum-critical", get(ok))
-        .route("/api/health/checks/node-is-mirror-sync-critical", get(ok))
+        .route("/api/health/checks/node-is-quorum-critical", get(single_node))
+        .route("/api/health/checks/node-is-mirror-sync-critical", get(single_node))
+        .route(
+            "/api/health/checks/certificate-expiration/{within}/{unit}",
+            get(certificate_expiration),
+        )
         .route("/api/health/checks/ready-to-serve-clients", get(ready))
         .route("/api/health/checks/is-in-service", get(ok))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
@@ -44,6 +48,50 @@ fn failed(reason: String, extra: Map<String, Value>) -> Response {
 
 async fn ok(_: User) -> Response {
     healthy()
+}
+
+/// A single node has no quorum or mirrors to lose: RabbitMQ says so.
+async fn single_node(_: User) -> Response {
+    Json(json!({"status": "ok", "reason": "single node cluster"})).into_response()
+}
+
+/// Whether a TLS certificate in use (the server's, the CA bundle's)
+/// expires within the period: 503 naming those that do.
+async fn certificate_expiration(
+    State(api): State<Api>,
+    _: User,
+    Path((within, unit)): Path<(String, String)>,
+) -> Response {
+    let days: i64 = match unit.as_str() {
+        "days" => 1,
+        "weeks" => 7,
+        "months" => 30,
+        "years" => 365,
+        _ => {
+            return ApiError::bad_request("Time unit not recognised. Supported units: days, weeks, months, years.")
+                .into_response()
+        }
+    };
+    let Ok(within) = within.parse::<i64>() else {
+        return ApiError::bad_request("Time period must be a positive integer.").into_response();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let deadline = now.saturating_add(within.saturating_mul(days * 86_400));
+    match api.admin.certificates_expiring_before(deadline) {
+        Ok(expiring) if expiring.is_empty() => healthy(),
+        Ok(expiring) => {
+            let mut extra = Map::new();
+            let listed: Vec<Value> = expiring
+                .iter()
+                .map(|(subject, at)| json!({"subject": subject, "expires_at": at}))
+                .collect();
+            extra.insert("expired".into(), Value::Array(listed));
+            failed("Certificates expiring".into(), extra)
+        }
+        Err(e) => failed(format!("the certificates could not be read: {e}"), Map::new()),
+    }
 }
 
 async fn alarms(State(api): State<Api>, _: User) -> Response {
@@ -98,6 +146,10 @@ async fn protocol_listener(State(api): State<Api>, _: User, Path(protocol): Path
 /// Declares `aliveness-test` in the vhost, publishes to it and gets the
 /// message back, as RabbitMQ's aliveness test does.
 async fn aliveness(State(api): State<Api>, user: User, Path(vhost): Path<String>) -> ApiResult<Response> {
+    // A vhost that does not exist is 404, before any permission question.
+    if api.admin.vhost_view(&vhost).is_none() {
+        return Err(ApiError::not_found());
+    }
     user.require_vhost(&api, &vhost)?;
     const QUEUE: &str = "aliveness-test";
     api.admin.declare_queue(&vhost, QUEUE, false, false, &Map::new())?;
