@@ -319,7 +319,7 @@ async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
         Some(&text("delivery_limit"))
     );
 
-    // What RabbitMQ refuses for quorum queues, and streams.
+    // What RabbitMQ refuses for quorum queues.
     for (options, expected) in [
         (
             QueueDeclareOptions {
@@ -353,24 +353,8 @@ async fn quorum_queues_count_deliveries_and_dead_letter_past_the_limit() {
     for name in [&q, &dlq] {
         ch.queue_delete(name.as_str().into(), Default::default()).await.unwrap();
     }
-    // Streams: RabbitMQ 3.10 has them; Warren refuses them clearly until it
-    // does (a deliberate difference, so not checked against RabbitMQ).
-    if warren_conformance::external_broker() {
-        return;
-    }
-    let c = connect().await.create_channel().await.unwrap();
-    let error = c
-        .queue_declare(
-            unique("stream").as_str().into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args(&[("x-queue-type", text("stream"))]),
-        )
-        .await
-        .expect_err("streams are not supported yet");
-    assert_eq!(reply_of(&error).0, 406);
+    // (Streams are declared and refused as RabbitMQ's in
+    // conformance/pika/streams.py.)
 }
 
 #[tokio::test]
