@@ -43,13 +43,29 @@ impl Channel {
         });
     }
 
-    /// RabbitMQ's consumer timeout: the 406 to close the channel with if a
-    /// delivery has waited for its ack longer than its queue's
-    /// `x-consumer-timeout`, or the broker-wide `default` if it has none.
-    pub(crate) fn ack_timeout_expired(&self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
-        let expired = self.unacked.iter().find_map(|u| {
-            let timeout = u.queue.args().consumer_timeout.map(Duration::from_millis).or(default)?;
-            (now.saturating_duration_since(u.delivered_at) > timeout).then_some(timeout)
+    /// On the connection's tick, one walk over the unacknowledged
+    /// deliveries serves two ends. Each queue it holds deliveries from
+    /// learns when the oldest of them was made (consumer lag). And it
+    /// returns RabbitMQ's consumer timeout, the 406 to close the channel
+    /// with, if a delivery has waited for its ack longer than its queue's
+    /// `x-consumer-timeout` (or the broker-wide `default`): the first such
+    /// delivery in tag order is always the oldest of its queue, so only
+    /// those are looked at.
+    pub(crate) fn tick_unacked(&mut self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
+        let mut oldest: Vec<(Arc<Queue>, Instant)> = Vec::new();
+        for u in &self.unacked {
+            // In tag order, so the first seen of a queue is its oldest.
+            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                oldest.push((u.queue.clone(), u.delivered_at));
+            }
+        }
+        self.report_oldest(&oldest);
+        if self.closing {
+            return None;
+        }
+        let expired = oldest.iter().find_map(|(queue, at)| {
+            let timeout = queue.args().consumer_timeout.map(Duration::from_millis).or(default)?;
+            (now.saturating_duration_since(*at) > timeout).then_some(timeout)
         })?;
         Some(AmqpError::precondition_failed(format!(
             "delivery acknowledgement on channel {} timed out. Timeout value used: {} ms. \
@@ -59,26 +75,19 @@ impl Channel {
         )))
     }
 
-    /// Tells each queue it holds deliveries from when the oldest of them
-    /// was made, and the queues it no longer holds any from that it holds
-    /// none (consumer lag; called on the connection's tick).
-    pub(crate) fn report_unacked_ages(&mut self) {
-        let mut oldest: Vec<(&Arc<Queue>, Instant)> = Vec::new();
-        for u in &self.unacked {
-            // In tag order, so the first seen of a queue is its oldest.
-            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                oldest.push((&u.queue, u.delivered_at));
-            }
-        }
+    /// Tells each queue in `oldest` when the oldest delivery this channel
+    /// holds from it was made, and the queues it reported to before and
+    /// holds nothing from now that it holds none.
+    pub(super) fn report_oldest(&mut self, oldest: &[(Arc<Queue>, Instant)]) {
         for queue in &self.reported {
             if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
                 queue.unacked_ages.clear(self.reporter);
             }
         }
-        for (queue, at) in &oldest {
+        for (queue, at) in oldest {
             queue.unacked_ages.report(self.reporter, *at);
         }
-        self.reported = oldest.into_iter().map(|(q, _)| q.clone()).collect();
+        self.reported = oldest.iter().map(|(q, _)| q.clone()).collect();
     }
 
     /// Removes the deliveries an ack/nack/reject refers to, or fails with

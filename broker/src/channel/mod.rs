@@ -202,7 +202,7 @@ impl Channel {
             self.detach_consumer(ctx, &consumer);
         }
         self.requeue_all_unacked();
-        self.report_unacked_ages();
+        self.report_oldest(&[]);
     }
 
     /// Resolves the empty queue name to the channel's last declared queue.

@@ -572,20 +572,16 @@ impl Connection {
     }
 
     /// Closes channels whose oldest delivery has waited too long for its ack;
-    /// their unacknowledged messages return to the queues. The others
-    /// report their oldest deliveries to the queues, for consumer lag.
+    /// their unacknowledged messages return to the queues. Every channel
+    /// reports its oldest deliveries to the queues, for consumer lag.
     fn enforce_consumer_timeout(&mut self, now: Instant, timeout: Option<Duration>) {
         if self.state != State::Open {
             return;
         }
-        for channel in self.channels.values_mut() {
-            channel.report_unacked_ages();
-        }
         let expired: Vec<(u16, AmqpError)> = self
             .channels
-            .values()
-            .filter(|c| !c.closing)
-            .filter_map(|c| c.ack_timeout_expired(now, timeout).map(|e| (c.id, e)))
+            .values_mut()
+            .filter_map(|c| c.tick_unacked(now, timeout).map(|e| (c.id, e)))
             .collect();
         for (id, error) in expired {
             self.close_channel(id, error);
