@@ -11,16 +11,9 @@ use warren_protocol::{FieldTable, ShortStr};
 
 use super::{Admin, AdminError, AdminResult, BindingView, DestinationKind, ExchangeView, QueueView};
 use crate::exchange::{unknown_exchange_type, Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
-use crate::json::{json_to_table, table_to_json};
+use crate::json::{json_to_table, sorted_by_key, table_to_json};
 use crate::queue::{effective_definition, Queue, QueueSettings};
 use crate::vhost::VHost;
-
-/// Declaration arguments in key order, as RabbitMQ keeps them.
-fn sorted(arguments: Map<String, Value>) -> Map<String, Value> {
-    let mut entries: Vec<(String, Value)> = arguments.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.into_iter().collect()
-}
 
 fn queue_view(queue: &Queue) -> QueueView {
     let stats = queue.stats();
@@ -33,7 +26,7 @@ fn queue_view(queue: &Queue) -> QueueView {
         durable: queue.settings.durable,
         auto_delete: queue.settings.auto_delete,
         exclusive: queue.settings.exclusive_owner.is_some(),
-        arguments: sorted(table_to_json(&queue.settings.arguments)),
+        arguments: sorted_by_key(table_to_json(&queue.settings.arguments)),
         policy: applied.policy.as_ref().map(|p| p.name.clone()),
         operator_policy: applied.operator_policy.as_ref().map(|p| p.name.clone()),
         effective_policy_definition: effective_definition(&applied),
@@ -62,7 +55,7 @@ fn exchange_view(vhost: &str, exchange: &Exchange) -> ExchangeView {
         durable: exchange.settings.durable,
         auto_delete: exchange.settings.auto_delete,
         internal: exchange.settings.internal,
-        arguments: sorted(table_to_json(&exchange.settings.arguments)),
+        arguments: sorted_by_key(table_to_json(&exchange.settings.arguments)),
         policy: exchange.policy().map(|p| p.name.clone()),
     }
 }

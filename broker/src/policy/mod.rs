@@ -104,10 +104,7 @@ impl Policy {
         definition: Map<String, Value>,
     ) -> Result<Policy, String> {
         definition::validate(&definition, kind == PolicyKind::Operator)?;
-        // Kept in key order, as RabbitMQ shows definitions.
-        let mut entries: Vec<(String, Value)> = definition.into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let definition: Map<String, Value> = entries.into_iter().collect();
+        let definition = crate::json::sorted_by_key(definition);
         let compiled =
             regex::Regex::new(pattern).map_err(|e| format!("invalid regular expression '{pattern}': {e}"))?;
         Ok(Policy {

@@ -116,9 +116,7 @@ pub(crate) fn effective_definition(applied: &Applied) -> Map<String, Value> {
             out.insert(key.clone(), capped);
         }
     }
-    let mut entries: Vec<(String, Value)> = out.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.into_iter().collect()
+    crate::json::sorted_by_key(out)
 }
 
 #[cfg(test)]

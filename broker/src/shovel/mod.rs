@@ -154,10 +154,7 @@ impl Shovels {
     /// Adds or replaces a shovel and starts it; true if it is new. The
     /// error is RabbitMQ's validation message.
     pub(crate) fn put(&self, vhost: &str, name: &str, value: Map<String, Value>) -> Result<bool, String> {
-        // Kept in key order, as RabbitMQ shows parameters.
-        let mut entries: Vec<(String, Value)> = value.into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let value: Map<String, Value> = entries.into_iter().collect();
+        let value = crate::json::sorted_by_key(value);
         let definition = Arc::new(Definition::parse(name, &value)?);
         let key = (vhost.to_string(), name.to_string());
         let status = Arc::new(Status::new());
