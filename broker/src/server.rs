@@ -92,29 +92,18 @@ impl RunningBroker {
 
 /// Percent-encodes all but unreserved characters, for a URL's parts.
 fn url_encode(text: &str) -> String {
-    /// RFC 3986's unreserved characters stay as they are.
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
     // Escapes in lower case (`%2f`), as RabbitMQ's documentation and
-    // clients write the default vhost and as this URL always was.
-    let encoded = percent_encoding::utf8_percent_encode(text, SEGMENT).to_string();
-    let mut out = String::with_capacity(encoded.len());
-    let mut hex_left = 0;
-    for c in encoded.chars() {
-        if c == '%' {
-            hex_left = 2;
-            out.push(c);
-        } else if hex_left > 0 {
-            hex_left -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    // clients write the default vhost and as this URL always was; the
+    // percent-encoding crate writes them in upper case only.
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
 }
 
 /// The last sync, on a blocking thread.
