@@ -537,7 +537,9 @@ impl QueueBackend for LocalQueue {
         let ready = state.ready.drain();
         let paged = std::mem::take(&mut state.paged.count);
         drop(state);
-        self.drop_from_store(queue);
+        if let Some(p) = &self.persistence {
+            p.drop_queue(queue);
+        }
         ready.len() as u64 + paged
     }
 

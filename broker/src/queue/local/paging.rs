@@ -34,11 +34,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use warren_store::{EntryRecord, MessageId, Offset, QueueId, QueueSummary};
+use warren_store::{MessageId, Offset, QueueId, QueueSummary};
 
 use super::{Dead, LocalQueue, QueueEntry, QueueState};
 use crate::blocking;
-use crate::message::Message;
 use crate::queue::Queue;
 
 /// Ready messages a paging queue keeps in memory before new ones stay on disk.
@@ -269,7 +268,7 @@ impl LocalQueue {
     }
 
     /// Reads a batch of the tail from the store: index entries, and the
-    /// message of each (None where it cannot be read).
+    /// message of each (an error where it cannot be read).
     fn read_tail(
         &self,
         p: &super::Persistence,
@@ -278,29 +277,13 @@ impl LocalQueue {
         limit: usize,
         max_bytes: usize,
     ) -> ReadBatch {
-        let store = p.durability.shared_store();
-        let records = match store.entries(queue_id, from, limit) {
-            Ok(records) => records,
+        match p.read_back(queue_id, from, limit, max_bytes) {
+            Ok(read) => ReadBatch::Read(read),
             Err(e) => {
                 tracing::error!(queue = %self.name, "reading messages back from the store failed: {e}");
-                return ReadBatch::Failed;
-            }
-        };
-        let mut read = Vec::with_capacity(records.len());
-        let mut bytes = 0;
-        for (offset, record) in records {
-            let message = match Message::load_from_store(store, record.message) {
-                Ok(Some(message)) => Ok(message),
-                Ok(None) => Err("missing or not a message".to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            bytes += record.body_size as usize;
-            read.push((offset, record, message));
-            if bytes >= max_bytes {
-                break;
+                ReadBatch::Failed
             }
         }
-        ReadBatch::Read(read)
     }
 
     /// Adds a batch read from the tail to the window, oldest first. An
@@ -385,7 +368,7 @@ impl LocalQueue {
 
 /// A batch read from a queue's tail: (offset, index entry, message).
 enum ReadBatch {
-    Read(Vec<(Offset, EntryRecord, Result<Arc<Message>, String>)>),
+    Read(Vec<super::persistence::ReadEntry>),
     /// The store could not be read; the tail stays as it is.
     Failed,
 }

@@ -131,6 +131,63 @@ impl Persistence {
     }
 }
 
+/// An entry read back from a queue's index: its offset, the entry, and
+/// its message, or why the message could not be read.
+pub(crate) type ReadEntry = (Offset, EntryRecord, Result<Arc<Message>, String>);
+
+impl Persistence {
+    /// Deletes `queue`'s definition and whole index from the store, once
+    /// it has an id there.
+    pub(crate) fn drop_queue(&self, queue: &Queue) {
+        let Some(queue_id) = self.id() else {
+            return;
+        };
+        // A non-durable queue has no definition there, only its index.
+        let deleted = if self.is_durable() {
+            self.durability
+                .store()
+                .delete_queue(&queue.vhost_name, &queue.name, queue_id)
+        } else {
+            self.durability.store().delete_index(queue_id)
+        };
+        if let Err(e) = deleted {
+            tracing::error!(queue = %queue.name, "deleting the queue from the store failed: {e}");
+        }
+        self.durability.forget_queue(queue_id);
+        self.durability.wrote();
+    }
+
+    /// Reads back up to `limit` entries of the queue's index from `from`
+    /// on, each with its message, stopping once about `max_bytes` of
+    /// bodies are read. Err when the index could not be read. File I/O:
+    /// call it off the runtime's worker threads and any lock.
+    pub(crate) fn read_back(
+        &self,
+        queue_id: QueueId,
+        from: Offset,
+        limit: usize,
+        max_bytes: usize,
+    ) -> warren_store::StoreResult<Vec<ReadEntry>> {
+        let store = self.durability.shared_store();
+        let records = store.entries(queue_id, from, limit)?;
+        let mut read = Vec::with_capacity(records.len());
+        let mut bytes = 0;
+        for (offset, record) in records {
+            let message = match Message::load_from_store(store, record.message) {
+                Ok(Some(message)) => Ok(message),
+                Ok(None) => Err("missing or not a message".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            bytes += record.body_size as usize;
+            read.push((offset, record, message));
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(read)
+    }
+}
+
 impl LocalQueue {
     /// The queue's link to the store and its id there, once it has one.
     pub(super) fn stored_as(&self) -> Option<(&Persistence, QueueId)> {
@@ -191,26 +248,6 @@ impl LocalQueue {
         if let Err(e) = p.durability.store().remove_entries(queue_id, from, to) {
             tracing::error!(queue = %queue.name, "purging the store failed: {e}");
         }
-        p.durability.wrote();
-    }
-
-    /// Deletes the queue's definition and whole index from the store.
-    pub(super) fn drop_from_store(&self, queue: &Queue) {
-        let Some((p, queue_id)) = self.stored_as() else {
-            return;
-        };
-        // A non-durable queue has no definition there, only its index.
-        let deleted = if p.is_durable() {
-            p.durability
-                .store()
-                .delete_queue(&queue.vhost_name, &queue.name, queue_id)
-        } else {
-            p.durability.store().delete_index(queue_id)
-        };
-        if let Err(e) = deleted {
-            tracing::error!(queue = %queue.name, "deleting the queue from the store failed: {e}");
-        }
-        p.durability.forget_queue(queue_id);
         p.durability.wrote();
     }
 

@@ -355,11 +355,7 @@ impl QueueBackend for StreamQueue {
         self.wake_readers();
         if let Some((p, id)) = self.store_id() {
             self.tracking.forget(p.durability.store(), id);
-            if let Err(e) = p.durability.store().delete_queue(&queue.vhost_name, &queue.name, id) {
-                tracing::error!(queue = %queue.name, "deleting the stream from the store failed: {e}");
-            }
-            p.durability.forget_queue(id);
-            p.durability.wrote();
+            p.drop_queue(queue);
         }
         count
     }

@@ -160,8 +160,7 @@ fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Vec<(
     let Some((p, id)) = stream.backend.store_id() else {
         return Vec::new();
     };
-    let store = p.durability.shared_store();
-    let entries = match store.entries(id, from, limit) {
+    let entries = match p.read_back(id, from, limit, usize::MAX) {
         Ok(entries) => entries,
         Err(e) => {
             tracing::error!(queue = %stream.name, "reading the stream back failed: {e}");
@@ -170,16 +169,13 @@ fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Vec<(
     };
     entries
         .into_iter()
-        .filter_map(
-            |(offset, record)| match Message::load_from_store(store, record.message) {
-                Ok(Some(message)) => Some((offset, message)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(queue = %stream.name, offset = offset.0, "a stream message could not be read: {e}");
-                    None
-                }
-            },
-        )
+        .filter_map(|(offset, _, message)| match message {
+            Ok(message) => Some((offset, message)),
+            Err(e) => {
+                tracing::error!(queue = %stream.name, offset = offset.0, "a stream message could not be read: {e}");
+                None
+            }
+        })
         .collect()
 }
 
