@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
-use crate::queue::{Consumer, Queue, QueueEntry, QueueType, Settlement};
+use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
 
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
@@ -125,14 +125,8 @@ impl Channel {
         requeue: bool,
     ) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
-        if let Some(stream) = deliveries
-            .iter()
-            .find(|d| d.queue.args().queue_type == QueueType::Stream)
-        {
-            let error = AmqpError::not_implemented(format!(
-                "basic.nack and basic.reject not supported by stream queues queue '{}' in vhost '{}'",
-                stream.queue.name, stream.queue.vhost_name
-            ));
+        if let Some(stream) = deliveries.iter().find(|d| d.queue.is_stream()) {
+            let error = stream.queue.not_for_streams("basic.nack and basic.reject");
             self.restore_unacked(deliveries);
             return Err(error);
         }
@@ -181,8 +175,7 @@ impl Channel {
         for delivery in deliveries {
             if let Some(consumer) = &delivery.consumer {
                 consumer.release_credit(1);
-                // A plain field, no atomic: cheap on every ack.
-                if settlement == Settlement::Ack && delivery.queue.declared_args.queue_type == QueueType::Stream {
+                if settlement == Settlement::Ack && delivery.queue.is_stream() {
                     delivery.queue.consumer_acked(consumer, delivery.entry.offset);
                 }
             }

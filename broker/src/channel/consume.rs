@@ -12,7 +12,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
 use crate::names;
 use crate::queue::stream::OffsetSpec;
-use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, QueueType, Transit};
+use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
 
 /// A consumer on this channel and the queue it consumes from.
 pub(crate) struct ChannelConsumer {
@@ -77,7 +77,7 @@ impl Channel {
         if self.consumers.contains_key(tag.as_str()) {
             return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
-        if queue.args().queue_type == QueueType::Stream {
+        if queue.is_stream() {
             // As RabbitMQ: a stream consumer acks manually, within a
             // per-consumer prefetch, and says where it starts.
             let what = format!("queue '{}' in vhost '{}'", queue.name, ctx.vhost.name);
@@ -162,11 +162,8 @@ impl Channel {
 
     pub(super) fn basic_get(&mut self, ctx: &mut ConnCtx, m: BasicGet) -> AmqpResult<()> {
         let queue = self.usable_queue(ctx, &m.queue)?;
-        if queue.args().queue_type == QueueType::Stream {
-            return Err(AmqpError::not_implemented(format!(
-                "basic.get not supported by stream queues queue '{}' in vhost '{}'",
-                queue.name, ctx.vhost.name
-            )));
+        if queue.is_stream() {
+            return Err(queue.not_for_streams("basic.get"));
         }
         let Some((entry, remaining)) = queue.get(!m.no_ack) else {
             ctx.info.counters.count(Event::GetEmpty, 1);

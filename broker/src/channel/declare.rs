@@ -207,11 +207,8 @@ impl Channel {
 
     pub(super) fn queue_purge(&mut self, ctx: &mut ConnCtx, m: QueuePurge) -> AmqpResult<()> {
         let queue = self.usable_queue(ctx, &m.queue)?;
-        if queue.args().queue_type == crate::queue::QueueType::Stream {
-            return Err(AmqpError::not_implemented(format!(
-                "queue.purge not supported by stream queues queue '{}' in vhost '{}'",
-                queue.name, ctx.vhost.name
-            )));
+        if queue.is_stream() {
+            return Err(queue.not_for_streams("queue.purge"));
         }
         let count = queue.purge();
         if !m.nowait {

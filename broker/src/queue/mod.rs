@@ -212,6 +212,21 @@ impl Queue {
         self.backend.settle(self, entries, settlement)
     }
 
+    /// Whether it is a stream (its type is fixed at declaration: no
+    /// atomic load, cheap on the ack path).
+    pub(crate) fn is_stream(&self) -> bool {
+        self.declared_args.queue_type == QueueType::Stream
+    }
+
+    /// RabbitMQ's 540 for a method streams do not take (`what`, e.g.
+    /// "basic.get"), which closes the connection.
+    pub(crate) fn not_for_streams(&self, what: &str) -> crate::error::AmqpError {
+        crate::error::AmqpError::not_implemented(format!(
+            "{what} not supported by stream queues queue '{}' in vhost '{}'",
+            self.name, self.vhost_name
+        ))
+    }
+
     /// A stream's consumer acked the message at `offset`.
     pub(crate) fn consumer_acked(&self, consumer: &Consumer, offset: Offset) {
         self.backend.consumer_acked(consumer, offset)

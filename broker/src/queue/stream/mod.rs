@@ -70,7 +70,6 @@ pub(crate) struct StreamQueue {
     /// Bumped whenever readers may have something to do: a message
     /// appended, credit given back, the stream deleted.
     changes: watch::Sender<u64>,
-    retention_started: AtomicBool,
     /// Offsets of consumers that asked the stream to track them.
     tracking: tracking::Tracking,
 }
@@ -112,7 +111,6 @@ impl StreamQueue {
             }),
             deleted: AtomicBool::new(false),
             changes: watch::channel(0).0,
-            retention_started: AtomicBool::new(false),
             tracking: tracking::Tracking::default(),
         }
     }
@@ -168,11 +166,9 @@ impl StreamQueue {
         tracing::debug!(queue = %queue.name, from = from.0, to = to.0, "stream retention dropped a segment");
     }
 
-    /// Starts the task that applies retention by age.
-    fn ensure_retention_timer(&self) {
-        if self.retention_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
+    /// Starts the task that applies retention by age and saves tracked
+    /// offsets, once a second (from `attach`, which runs once).
+    fn start_timer(&self) {
         let me = self.me.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -219,7 +215,7 @@ impl StreamQueue {
 
 impl QueueBackend for StreamQueue {
     fn attach(&self, _queue: &Arc<Queue>) {
-        self.ensure_retention_timer();
+        self.start_timer();
     }
 
     fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
