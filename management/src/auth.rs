@@ -70,6 +70,16 @@ impl User {
             Err(ApiError::unauthorized("User not authorised to access virtual host"))
         }
     }
+
+    /// Whether the user may change a vhost's policies and runtime
+    /// parameters (shovels): a policymaker or an administrator, with
+    /// permissions in the vhost.
+    pub(crate) fn require_policymaker(&self, api: &Api, vhost: &str) -> Result<(), ApiError> {
+        if !(self.is_admin() || self.0.has_tag("policymaker")) {
+            return Err(ApiError::unauthorized("Not policymaker user"));
+        }
+        self.require_vhost(api, vhost)
+    }
 }
 
 fn credentials(parts: &Parts) -> Option<(String, String)> {

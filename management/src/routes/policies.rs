@@ -51,10 +51,7 @@ fn may_change(user: &User, api: &Api, vhost: &str, operator: bool) -> ApiResult<
     if operator {
         return user.require_admin();
     }
-    if !(user.is_admin() || user.0.has_tag("policymaker")) {
-        return Err(ApiError::unauthorized("Not policymaker user"));
-    }
-    user.require_vhost(api, vhost)
+    user.require_policymaker(api, vhost)
 }
 
 async fn list(

@@ -85,14 +85,6 @@ fn render_parameter(s: &ShovelView) -> Value {
     json!({ "value": s.value, "vhost": s.vhost, "component": SHOVEL, "name": s.name })
 }
 
-/// Shovels are the policymakers' (and administrators'), in their vhosts.
-fn may_change(user: &User, api: &Api, vhost: &str) -> ApiResult<()> {
-    if !(user.is_admin() || user.0.has_tag("policymaker")) {
-        return Err(ApiError::unauthorized("Not policymaker user"));
-    }
-    user.require_vhost(api, vhost)
-}
-
 fn visible(api: &Api, user: &User, vhost: Option<&str>) -> ApiResult<Vec<ShovelView>> {
     if let Some(v) = vhost {
         user.require_sees_vhost(api, v)?;
@@ -165,7 +157,7 @@ async fn put_parameter(
     if api.admin.vhost_view(&vhost).is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "vhost_not_found"));
     }
-    may_change(&user, &api, &vhost)?;
+    user.require_policymaker(&api, &vhost)?;
     let body: Map<String, Value> = body::parse(&bytes)?;
     let Some(value) = body.get("value") else {
         return Err(ApiError::bad_request("[{key_missing,value}]"));
@@ -193,7 +185,7 @@ async fn delete_parameter(
     if component != SHOVEL {
         return Err(ApiError::not_found());
     }
-    may_change(&user, &api, &vhost)?;
+    user.require_policymaker(&api, &vhost)?;
     api.admin.delete_shovel(&vhost, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,7 +227,7 @@ async fn delete_parameter_of_shovel(
     user: User,
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    may_change(&user, &api, &vhost)?;
+    user.require_policymaker(&api, &vhost)?;
     api.admin.delete_shovel(&vhost, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -245,7 +237,7 @@ async fn restart_shovel(
     user: User,
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    may_change(&user, &api, &vhost)?;
+    user.require_policymaker(&api, &vhost)?;
     api.admin.restart_shovel(&vhost, &name)?;
     Ok(StatusCode::NO_CONTENT)
 }
