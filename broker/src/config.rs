@@ -97,6 +97,68 @@ pub struct BrokerConfig {
     pub prometheus_listen: Option<SocketAddr>,
     /// Delete `data_dir` when the broker shuts down (for tests).
     pub remove_data_dir_on_shutdown: bool,
+    /// This node's place in a cluster (None: a single node, as always).
+    /// The broker only carries it; `warren::start` starts the cluster.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// A node's cluster settings: its name, where it listens for the other
+/// nodes, and every member (itself included), the same list on each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub node_name: String,
+    pub listen: SocketAddr,
+    pub peers: Vec<ClusterPeer>,
+}
+
+/// One member of a cluster: its name and its cluster address (HOST:PORT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPeer {
+    pub name: String,
+    pub address: String,
+}
+
+impl ClusterSettings {
+    /// Parses `n1=HOST:PORT,n2=HOST:PORT,...` and checks that `node_name`
+    /// is one of them and that no name appears twice.
+    pub fn new(node_name: String, listen: SocketAddr, peers: &str) -> Result<ClusterSettings, ConfigError> {
+        let mut list: Vec<ClusterPeer> = Vec::new();
+        for item in peers.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((name, address)) = item.split_once('=') else {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster_peers item '{item}' is not NAME=HOST:PORT"
+                )));
+            };
+            let (name, address) = (name.trim(), address.trim());
+            if name.is_empty()
+                || address
+                    .rsplit_once(':')
+                    .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "cluster_peers item '{item}' is not NAME=HOST:PORT"
+                )));
+            }
+            if list.iter().any(|p| p.name == name) {
+                return Err(ConfigError::Invalid(format!("cluster_peers names '{name}' twice")));
+            }
+            list.push(ClusterPeer {
+                name: name.to_string(),
+                address: address.to_string(),
+            });
+        }
+        if !list.iter().any(|p| p.name == node_name) {
+            return Err(ConfigError::Invalid(format!(
+                "node_name '{node_name}' is not one of cluster_peers"
+            )));
+        }
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(ClusterSettings {
+            node_name,
+            listen,
+            peers: list,
+        })
+    }
 }
 
 impl Default for BrokerConfig {
@@ -131,6 +193,7 @@ impl Default for BrokerConfig {
             max_connections: None,
             max_consumers_per_channel: None,
             remove_data_dir_on_shutdown: false,
+            cluster: None,
         }
     }
 }
@@ -276,6 +339,19 @@ pub struct Settings {
     #[arg(long, env = "WARREN_PROMETHEUS_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prometheus_listen: Option<String>,
+    /// This node's name in a cluster (with cluster_listen and cluster_peers).
+    #[arg(long, env = "WARREN_NODE_NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Where this node listens for the other nodes of its cluster (HOST:PORT).
+    #[arg(long, env = "WARREN_CLUSTER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_listen: Option<String>,
+    /// Every member of the cluster, this node included, the same list on
+    /// each: n1=HOST:PORT,n2=HOST:PORT,n3=HOST:PORT [default: no cluster].
+    #[arg(long, env = "WARREN_CLUSTER_PEERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_peers: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -403,6 +479,20 @@ impl Settings {
         }
         if let Some(v) = self.prometheus_listen {
             config.prometheus_listen = optional_address("prometheus_listen", &v)?;
+        }
+        match (self.node_name, self.cluster_listen, self.cluster_peers) {
+            (None, None, None) => {}
+            (Some(name), Some(listen), Some(peers)) => {
+                let listen = listen.parse().map_err(|e| {
+                    ConfigError::Invalid(format!("cluster_listen '{listen}' is not an address (HOST:PORT): {e}"))
+                })?;
+                config.cluster = Some(ClusterSettings::new(name, listen, &peers)?);
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "a cluster needs node_name, cluster_listen and cluster_peers together".into(),
+                ))
+            }
         }
         config.validate()?;
         Ok(config)
@@ -541,5 +631,51 @@ mod tests {
         .resolve()
         .unwrap();
         assert_eq!(config.memory_high_watermark, MemoryWatermark::Absolute(64 << 20));
+    }
+
+    #[test]
+    fn cluster_settings_come_together_and_name_this_node() {
+        let peers = "n2=127.0.0.2:25672, n1=127.0.0.1:25672,n3=host3:25672";
+        let config = Settings::try_parse_from([
+            "warren",
+            "--node-name",
+            "n1",
+            "--cluster-listen",
+            "127.0.0.1:25672",
+            "--cluster-peers",
+            peers,
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let cluster = config.cluster.expect("a cluster");
+        assert_eq!(cluster.node_name, "n1");
+        let names: Vec<&str> = cluster.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "n3"]);
+        assert_eq!(cluster.peers[2].address, "host3:25672");
+
+        let refused = |args: &[&str]| {
+            let mut all = vec!["warren"];
+            all.extend_from_slice(args);
+            Settings::try_parse_from(all)
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(&["--node-name", "n1"]).contains("together"));
+        let with = |name: &str, peers: &str| {
+            refused(&[
+                "--node-name",
+                name,
+                "--cluster-peers",
+                peers,
+                "--cluster-listen",
+                "127.0.0.1:1",
+            ])
+        };
+        assert!(with("n9", peers).contains("not one of cluster_peers"));
+        assert!(with("n1", "n1=127.0.0.1:1,n1=127.0.0.2:1").contains("twice"));
+        assert!(with("n1", "n1=127.0.0.1").contains("NAME=HOST:PORT"));
     }
 }

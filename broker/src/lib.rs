@@ -33,6 +33,7 @@ mod outbound;
 mod policy;
 mod queue;
 mod recovery;
+mod replication;
 mod reply_to;
 mod server;
 pub(crate) mod shovel;
@@ -46,8 +47,9 @@ pub mod bench;
 mod tests;
 
 pub use admin::*;
-pub use config::{BrokerConfig, ConfigError, ServerIdentity, Settings};
+pub use config::{BrokerConfig, ClusterPeer, ClusterSettings, ConfigError, ServerIdentity, Settings};
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
+pub use replication::{MemberView, MetadataChange, MetadataLog, Proposal, ReplicationError};
 pub use server::{start, RunningBroker};
 pub use tls::TlsSettings;

@@ -85,6 +85,11 @@ impl From<AdminError> for ApiError {
             AdminError::AccessRefused(reason) => ApiError::unauthorized(reason),
             AdminError::Refused { code: 403, .. } => ApiError::unauthorized("Access refused."),
             AdminError::Refused { reason, .. } => ApiError::bad_request(reason),
+            AdminError::Unavailable(reason) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                error: "unavailable",
+                reason,
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 //! validates it). What it returns are snapshots ([`views`]).
 
 mod access;
+mod cluster;
 mod connections;
 mod definitions;
 mod limits;
@@ -44,15 +45,18 @@ pub enum AdminError {
     /// The broker refused it as it would refuse the AMQP method: a reply
     /// code and the text after the code's name.
     Refused { code: u16, reason: String },
+    /// The cluster cannot make the change now (no majority).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for AdminError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AdminError::NotFound => f.write_str("Not Found"),
-            AdminError::BadRequest(r) | AdminError::AccessRefused(r) | AdminError::Refused { reason: r, .. } => {
-                f.write_str(r)
-            }
+            AdminError::BadRequest(r)
+            | AdminError::AccessRefused(r)
+            | AdminError::Unavailable(r)
+            | AdminError::Refused { reason: r, .. } => f.write_str(r),
         }
     }
 }
@@ -101,9 +105,13 @@ impl Admin {
         }
     }
 
-    /// The node's name, as RabbitMQ's `rabbit@host`.
+    /// The node's name: its cluster name if it has one, otherwise as
+    /// RabbitMQ's `rabbit@host`.
     pub fn node_name(&self) -> String {
-        format!("rabbit@{}", hostname())
+        match &self.broker.config.cluster {
+            Some(cluster) => cluster.node_name.clone(),
+            None => format!("rabbit@{}", hostname()),
+        }
     }
 
     /// The TLS certificates in use (the server's and the CA bundle's) that
@@ -119,29 +127,6 @@ impl Admin {
             expiring.extend(certificates.into_iter().filter(|(_, at)| *at < deadline));
         }
         Ok(expiring)
-    }
-
-    /// The cluster's name (the node's until one is set).
-    pub fn cluster_name(&self) -> String {
-        self.broker
-            .cluster_name
-            .read()
-            .clone()
-            .unwrap_or_else(|| self.node_name())
-    }
-
-    /// Names the cluster (kept across restarts).
-    pub fn set_cluster_name(&self, name: &str) -> AdminResult<()> {
-        if name.is_empty() {
-            return Err(AdminError::BadRequest("the cluster name must not be empty".into()));
-        }
-        let store = self.broker.durability().store();
-        store
-            .save_setting(crate::broker::CLUSTER_NAME_KEY, name.as_bytes())
-            .map_err(|e| AdminError::BadRequest(format!("the store refused the name: {e}")))?;
-        self.broker.durability().wrote();
-        *self.broker.cluster_name.write() = Some(name.to_string());
-        Ok(())
     }
 
     /// Where the broker takes AMQP connections.

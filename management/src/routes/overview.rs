@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use warren_broker::MemberView;
 
 use crate::auth::User;
 use crate::error::{ApiError, ApiResult};
@@ -146,17 +147,40 @@ fn node_json(api: &Api) -> Value {
     })
 }
 
+/// A cluster member as `/api/nodes` lists it: this node in full, another
+/// with what this node knows of it (RabbitMQ lists a stopped member with
+/// its name, type and `running: false`). Warren adds the member's cluster
+/// address and whether it leads the metadata log.
+fn member_json(api: &Api, member: &MemberView) -> Value {
+    let mut value = if member.this_node {
+        node_json(api)
+    } else {
+        json!({"name": member.name, "type": "disc", "running": member.running, "being_drained": false})
+    };
+    let clustered = !member.address.is_empty();
+    if let Some(object) = value.as_object_mut().filter(|_| clustered) {
+        object.insert("cluster_address".into(), json!(member.address));
+        object.insert("metadata_leader".into(), json!(member.leader));
+    }
+    value
+}
+
 async fn nodes(State(api): State<Api>, user: User) -> ApiResult<Json<Value>> {
     user.require_monitoring()?;
-    Ok(Json(json!([node_json(&api)])))
+    let members = api.admin.cluster_members();
+    Ok(Json(Value::Array(
+        members.iter().map(|m| member_json(&api, m)).collect(),
+    )))
 }
 
 async fn node(State(api): State<Api>, user: User, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     user.require_monitoring()?;
-    if name != *api.node {
-        return Err(ApiError::not_found());
-    }
-    Ok(Json(node_json(&api)))
+    let members = api.admin.cluster_members();
+    let member = members
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(member_json(&api, member)))
 }
 
 async fn cluster_name(State(api): State<Api>, _: User) -> Json<Value> {
@@ -173,6 +197,6 @@ async fn set_cluster_name(State(api): State<Api>, user: User, body: axum::body::
     user.require_admin()?;
     let body: ClusterName = crate::body::parse(&body)?;
     let name = body.name.ok_or_else(|| ApiError::bad_request("[{key_missing,name}]"))?;
-    api.admin.set_cluster_name(&name)?;
+    api.admin.set_cluster_name(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
