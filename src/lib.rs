@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use warren_broker::{Admin, BrokerConfig, PasswordSpec, RunningBroker, ServerIdentity, Settings, TlsSettings};
+use warren_cluster::Cluster;
 use warren_management::Management;
 use warren_metrics::Metrics;
 
@@ -26,6 +27,7 @@ pub struct Warren {
     broker: RunningBroker,
     management: Option<Management>,
     metrics: Option<Metrics>,
+    cluster: Option<Cluster>,
 }
 
 impl Warren {
@@ -71,8 +73,16 @@ impl Warren {
         self.broker.admin()
     }
 
+    /// The cluster port's address, if this node is in a cluster.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster.as_ref().map(Cluster::local_addr)
+    }
+
     /// Closes every connection with 320 CONNECTION_FORCED and stops.
     pub async fn shutdown(self) {
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         self.broker.shutdown().await;
         if let Some(management) = self.management {
             management.wait().await;
@@ -85,6 +95,9 @@ impl Warren {
     /// Waits until the broker stops.
     pub async fn wait(self) {
         self.broker.wait().await;
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         if let Some(management) = self.management {
             management.wait().await;
         }
@@ -99,11 +112,28 @@ impl Warren {
 pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
     let listen = config.management_listen;
     let prometheus = config.prometheus_listen;
+    let cluster_settings = config.cluster.clone();
+    let data_dir = config.data_dir.clone();
     let broker = warren_broker::start(config).await?;
+    // Before the management API: changes made through it go through the
+    // cluster from the first request on.
+    let cluster = match cluster_settings {
+        Some(settings) => match warren_cluster::start(broker.admin(), &settings, &data_dir).await {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                broker.shutdown().await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let management = match listen {
         Some(addr) => match warren_management::start(broker.admin(), addr).await {
             Ok(m) => Some(m),
             Err(e) => {
+                if let Some(cluster) = cluster {
+                    cluster.shutdown().await;
+                }
                 broker.shutdown().await;
                 return Err(e);
             }
@@ -114,6 +144,9 @@ pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
         Some(addr) => match warren_metrics::start(broker.admin(), addr).await {
             Ok(m) => Some(m),
             Err(e) => {
+                if let Some(cluster) = cluster {
+                    cluster.shutdown().await;
+                }
                 broker.shutdown().await;
                 return Err(e);
             }
@@ -133,6 +166,7 @@ pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
         broker,
         management,
         metrics,
+        cluster,
     })
 }
 

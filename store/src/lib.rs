@@ -26,7 +26,7 @@ mod sled_store;
 pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
 pub use moves::{MoveRecord, MovedEntry};
-pub use raft_log::{LogIndex, RaftLog};
+pub use raft_log::{read_state_file, save_state_file, LogIndex, RaftLog};
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
 pub use segments::SegmentStats;
 pub use sled_store::{SledStore, StoreOptions};

@@ -303,38 +303,15 @@ impl RaftLog {
         Ok(())
     }
 
-    /// Replaces a hard-state value (`vote`, `committed`, `purged`...)
-    /// atomically and durably.
+    /// Replaces a hard-state value (`vote`, `purged`...) atomically and
+    /// durably.
     pub fn save_state(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        let path = self.dir.join(format!("{key}.state"));
-        let temporary = self.dir.join(format!("{key}.state.tmp"));
-        let mut file = File::create(&temporary)?;
-        file.write_all(&(value.len() as u32).to_le_bytes())?;
-        file.write_all(&crc32fast::hash(value).to_le_bytes())?;
-        file.write_all(value)?;
-        file.sync_all()?;
-        fs::rename(&temporary, &path)?;
-        sync_dir(&self.dir)
+        save_state_file(&self.dir, key, value)
     }
 
     /// A hard-state value, if one was saved.
     pub fn state(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let path = self.dir.join(format!("{key}.state"));
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut file) => file.read_to_end(&mut bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let corrupt = || StoreError::Corrupt(format!("raft state file {} is damaged", path.display()));
-        let header = bytes.get(..8).ok_or_else(corrupt)?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let value = bytes.get(8..8 + len).ok_or_else(corrupt)?;
-        if crc32fast::hash(value) != crc {
-            return Err(corrupt());
-        }
-        Ok(Some(value.to_vec()))
+        read_state_file(&self.dir, key)
     }
 
     /// Bytes the log's segment files occupy.
@@ -350,6 +327,42 @@ impl RaftLog {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Replaces the small file `<dir>/<key>.state` atomically and durably (a
+/// checksummed value, written beside it, synced, renamed over it).
+pub fn save_state_file(dir: &Path, key: &str, value: &[u8]) -> StoreResult<()> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{key}.state"));
+    let temporary = dir.join(format!("{key}.state.tmp"));
+    let mut file = File::create(&temporary)?;
+    file.write_all(&(value.len() as u32).to_le_bytes())?;
+    file.write_all(&crc32fast::hash(value).to_le_bytes())?;
+    file.write_all(value)?;
+    file.sync_all()?;
+    fs::rename(&temporary, &path)?;
+    sync_dir(dir)
+}
+
+/// The value of `<dir>/<key>.state`, if it was saved; a damaged file is an
+/// error, never a wrong value.
+pub fn read_state_file(dir: &Path, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    let path = dir.join(format!("{key}.state"));
+    let mut bytes = Vec::new();
+    match File::open(&path) {
+        Ok(mut file) => file.read_to_end(&mut bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = || StoreError::Corrupt(format!("state file {} is damaged", path.display()));
+    let header = bytes.get(..8).ok_or_else(corrupt)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let value = bytes.get(8..8 + len).ok_or_else(corrupt)?;
+    if crc32fast::hash(value) != crc {
+        return Err(corrupt());
+    }
+    Ok(Some(value.to_vec()))
 }
 
 fn checksum(index: u64, payload: &[u8]) -> u32 {

@@ -136,6 +136,16 @@ impl Warren {
         }
     }
 
+    /// The management API's address, from the startup line.
+    pub fn management_addr(&self) -> SocketAddr {
+        let line = self.wait_for_log("management API on http://");
+        line.split("management API on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no management address in {line:?}"))
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn crash(mut self) {
         self.child.kill().unwrap();

@@ -1,0 +1,193 @@
+//! openraft's log storage over Warren's Raft log on disk
+//! (`warren_store::RaftLog`): entries encoded with bincode, fsynced before
+//! openraft hears they are written; the vote and the purge point in the
+//! log's state files. Every disk operation runs on a blocking thread, never
+//! on the runtime's workers. Generic over the group's types, so the
+//! metadata group and (later) each quorum queue's group share it.
+
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{LogId, RaftLogId, RaftTypeConfig, StorageError, StorageIOError, Vote};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warren_store::{LogIndex, RaftLog};
+
+/// One group's log. Cheap to clone: clones share the log.
+pub(crate) struct LogStore<C> {
+    log: Arc<Mutex<RaftLog>>,
+    _types: PhantomData<C>,
+}
+
+impl<C> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        LogStore {
+            log: self.log.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+const VOTE: &str = "vote";
+const PURGED: &str = "purged";
+
+fn io_error<C: RaftTypeConfig>(e: impl std::error::Error + 'static) -> StorageError<C::NodeId> {
+    StorageIOError::write_logs(&e).into()
+}
+
+fn read_error<C: RaftTypeConfig>(e: impl std::error::Error + 'static) -> StorageError<C::NodeId> {
+    StorageIOError::read_logs(&e).into()
+}
+
+impl<C> LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    /// Opens the log in `dir` (blocking: call it off the runtime), dropping
+    /// entries a snapshot already covered.
+    pub(crate) fn open(dir: &Path) -> Result<Self, StorageError<C::NodeId>> {
+        let mut log = RaftLog::open(dir).map_err(read_error::<C>)?;
+        if let Some(bytes) = log.state(PURGED).map_err(read_error::<C>)? {
+            let purged: LogId<C::NodeId> = bincode::deserialize(&bytes).map_err(read_error::<C>)?;
+            log.purge(LogIndex(purged.index)).map_err(io_error::<C>)?;
+        }
+        Ok(LogStore {
+            log: Arc::new(Mutex::new(log)),
+            _types: PhantomData,
+        })
+    }
+
+    /// Runs `work` on the log on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut RaftLog) -> Result<T, StorageError<C::NodeId>> + Send + 'static,
+    ) -> Result<T, StorageError<C::NodeId>> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || work(&mut log.lock()))
+            .await
+            .map_err(|e| io_error::<C>(std::io::Error::other(e.to_string())))?
+    }
+
+    fn last_log_id(log: &RaftLog) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
+        let Some(bytes) = log.last_entry() else { return Ok(None) };
+        let entry: C::Entry = bincode::deserialize(bytes).map_err(read_error::<C>)?;
+        Ok(Some(entry.get_log_id().clone()))
+    }
+}
+
+impl<C> RaftLogReader<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        let from = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
+        };
+        // Reads come from memory: no disk here.
+        let raw = self.log.lock().entries(LogIndex(from), LogIndex(to));
+        raw.iter()
+            .map(|bytes| bincode::deserialize(bytes).map_err(read_error::<C>))
+            .collect()
+    }
+}
+
+impl<C> RaftLogStorage<C> for LogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned + Clone,
+{
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
+        self.blocking(|log| {
+            let purged = match log.state(PURGED).map_err(read_error::<C>)? {
+                Some(bytes) => Some(bincode::deserialize::<LogId<C::NodeId>>(&bytes).map_err(read_error::<C>)?),
+                None => None,
+            };
+            let last = Self::last_log_id(log)?.or_else(|| purged.clone());
+            Ok(LogState {
+                last_purged_log_id: purged,
+                last_log_id: last,
+            })
+        })
+        .await
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let bytes = bincode::serialize(vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        self.blocking(move |log| {
+            log.save_state(VOTE, &bytes)
+                .map_err(|e| StorageIOError::write_vote(&e).into())
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
+        self.blocking(
+            |log| match log.state(VOTE).map_err(|e| StorageIOError::read_vote(&e))? {
+                Some(bytes) => Ok(Some(
+                    bincode::deserialize(&bytes).map_err(|e| StorageIOError::read_vote(&e))?,
+                )),
+                None => Ok(None),
+            },
+        )
+        .await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut encoded = Vec::new();
+        for entry in entries {
+            let index = entry.get_log_id().index;
+            encoded.push((LogIndex(index), bincode::serialize(&entry).map_err(io_error::<C>)?));
+        }
+        let result = self
+            .blocking(move |log| log.append(encoded).map_err(io_error::<C>))
+            .await;
+        match &result {
+            Ok(()) => callback.log_io_completed(Ok(())),
+            Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
+        }
+        result
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        self.blocking(move |log| log.truncate(LogIndex(log_id.index)).map_err(io_error::<C>))
+            .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let bytes = bincode::serialize(&log_id).map_err(io_error::<C>)?;
+        self.blocking(move |log| {
+            // The purge point first: a crash between the two leaves entries
+            // that the next open drops.
+            log.save_state(PURGED, &bytes).map_err(io_error::<C>)?;
+            log.purge(LogIndex(log_id.index)).map_err(io_error::<C>)
+        })
+        .await
+    }
+}
