@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Warren;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A free port on a loopback address (the cluster list needs every port
 /// before any node starts).
@@ -82,15 +82,40 @@ async fn get(http: &reqwest::Client, node: &Warren, path: &str) -> Option<Value>
     response.json().await.ok()
 }
 
-async fn put_cluster_name(http: &reqwest::Client, node: &Warren, name: &str) -> u16 {
-    let url = format!("http://{}/api/cluster-name", node.management_addr());
-    http.put(url)
+/// PUT (or DELETE with `body` None) on the management API; the status.
+async fn send(http: &reqwest::Client, node: &Warren, path: &str, body: Option<Value>) -> u16 {
+    let url = format!("http://{}/api/{path}", node.management_addr());
+    let request = match body {
+        Some(body) => http.put(url).json(&body),
+        None => http.delete(url),
+    };
+    request
         .basic_auth("guest", Some("guest"))
-        .json(&serde_json::json!({ "name": name }))
         .send()
         .await
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
+}
+
+async fn put_cluster_name(http: &reqwest::Client, node: &Warren, name: &str) -> u16 {
+    send(http, node, "cluster-name", Some(json!({ "name": name }))).await
+}
+
+/// Waits until `path` on `node` answers something `ready` accepts.
+async fn wait_until(http: &reqwest::Client, node: &Warren, path: &str, ready: impl Fn(&Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        if get(http, node, path).await.is_some_and(|v| ready(&v)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{path} on {} never became as expected: {:?}",
+            node.addr,
+            get(http, node, path).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The leader's name once `node` sees `running` members running, the
@@ -116,16 +141,19 @@ async fn leader_seen_by(http: &reqwest::Client, node: &Warren, running: usize) -
 }
 
 async fn wait_for_name(http: &reqwest::Client, node: &Warren, name: &str) {
-    let started = Instant::now();
-    loop {
-        if get(http, node, "cluster-name").await.is_some_and(|v| v["name"] == name) {
-            return;
+    wait_until(http, node, "cluster-name", |v| v["name"] == name).await;
+}
+
+/// Whether `user` with `password` can open an AMQP connection to `vhost`
+/// on `node` (the encoded vhost in the URL).
+async fn can_log_in(node: &Warren, user: &str, password: &str, vhost: &str) -> bool {
+    let url = format!("amqp://{user}:{password}@{}/{vhost}", node.addr);
+    match lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await {
+        Ok(connection) => {
+            let _ = connection.close(200, "bye".into()).await;
+            true
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the cluster name never became {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(_) => false,
     }
 }
 
@@ -176,9 +204,63 @@ async fn metadata_survives_the_loss_of_a_minority() {
         wait_for_name(&http, node, "west").await;
     }
 
-    // The dead node comes back and catches up.
+    // Users, vhosts, permissions and policies made on one survivor while
+    // a member is down reach the other survivor.
+    let other = nodes
+        .iter()
+        .flatten()
+        .find(|n| n.addr != survivor.addr)
+        .expect("two survive");
+    assert_eq!(send(&http, survivor, "vhosts/orders", Some(json!({}))).await, 201);
+    let user = json!({ "password": "s3cret", "tags": "monitoring" });
+    assert_eq!(send(&http, other, "users/alice", Some(user)).await, 201);
+    let everything = json!({ "configure": ".*", "write": ".*", "read": ".*" });
+    assert_eq!(
+        send(&http, survivor, "permissions/orders/alice", Some(everything)).await,
+        201
+    );
+    let policy = json!({ "pattern": "^q", "definition": { "max-length": 10 }, "apply-to": "queues" });
+    assert_eq!(send(&http, other, "policies/orders/short", Some(policy)).await, 201);
+    assert_eq!(
+        send(
+            &http,
+            survivor,
+            "users/bob",
+            Some(json!({ "password": "x", "tags": "" }))
+        )
+        .await,
+        201
+    );
+    for node in nodes.iter().flatten() {
+        wait_until(&http, node, "permissions/orders/alice", |v| v["read"] == ".*").await;
+        wait_until(&http, node, "policies/orders/short", |v| {
+            v["definition"]["max-length"] == 10
+        })
+        .await;
+        assert!(
+            can_log_in(node, "alice", "s3cret", "orders").await,
+            "alice logs in on {}",
+            node.addr
+        );
+    }
+
+    // The dead node comes back and catches up, deletions included.
+    assert_eq!(send(&http, survivor, "users/bob", None).await, 204);
     nodes[leader_index] = Some(cluster.start(leader_index, data.path()));
-    wait_for_name(&http, nodes[leader_index].as_ref().unwrap(), "west").await;
+    let back = nodes[leader_index].as_ref().unwrap();
+    wait_for_name(&http, back, "west").await;
+    wait_until(&http, back, "permissions/orders/alice", |v| v["read"] == ".*").await;
+    wait_until(&http, back, "users", |v| {
+        let names: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["name"].as_str())
+            .collect();
+        names.contains(&"alice") && !names.contains(&"bob")
+    })
+    .await;
+    assert!(can_log_in(back, "alice", "s3cret", "orders").await);
     leader_seen_by(&http, nodes[leader_index].as_ref().unwrap(), 3).await;
 
     // Two of three gone: no majority, so the change is refused, not made.
@@ -191,4 +273,83 @@ async fn metadata_survives_the_loss_of_a_minority() {
     let alone = nodes[last].as_ref().unwrap();
     assert_eq!(put_cluster_name(&http, alone, "north").await, 503);
     assert_eq!(get(&http, alone, "cluster-name").await.expect("name")["name"], "west");
+}
+
+/// Whether a node's metadata log was purged behind a snapshot.
+fn purged(data: &Path, node: &str) -> bool {
+    data.join(node)
+        .join("cluster")
+        .join("metadata")
+        .join("purged.state")
+        .exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
+    use futures::StreamExt;
+    let data = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(3);
+    let http = reqwest::Client::new();
+    let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
+    leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
+    assert_eq!(
+        send(
+            &http,
+            nodes[0].as_ref().unwrap(),
+            "users/early",
+            Some(json!({"password": "e", "tags": ""}))
+        )
+        .await,
+        201
+    );
+    wait_until(&http, nodes[2].as_ref().unwrap(), "users/early", |v| {
+        v["name"] == "early"
+    })
+    .await;
+    nodes[2].take().expect("n3 runs").crash();
+
+    // 1,200 changes while n3 is away: 800 users made, 400 of them deleted
+    // again, and "early" deleted. The group snapshots every 1,000 entries
+    // and purges its log behind the snapshot.
+    let writer = nodes[0].as_ref().unwrap();
+    let made = futures::stream::iter(0..800)
+        .map(|i| {
+            let (http, path) = (&http, format!("users/u{i}"));
+            async move { send(http, writer, &path, Some(json!({"password": "p", "tags": ""}))).await }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(made.iter().all(|s| *s == 201), "{made:?}");
+    let deleted = futures::stream::iter((0..800).step_by(2))
+        .map(|i| {
+            let (http, path) = (&http, format!("users/u{i}"));
+            async move { send(http, writer, &path, None).await }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(deleted.iter().all(|s| *s == 204), "{deleted:?}");
+    assert_eq!(send(&http, writer, "users/early", None).await, 204);
+    let started = Instant::now();
+    while !(purged(data.path(), "n1") && purged(data.path(), "n2")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no log was purged behind a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    nodes[2] = Some(cluster.start(2, data.path()));
+    let back = nodes[2].as_ref().unwrap();
+    wait_until(&http, back, "users", |v| {
+        let names: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["name"].as_str())
+            .collect();
+        names.len() == 401 && names.contains(&"u1") && !names.contains(&"u0") && !names.contains(&"early")
+    })
+    .await;
 }

@@ -20,6 +20,76 @@ use serde::{Deserialize, Serialize};
 pub enum MetadataChange {
     /// Names the cluster (`PUT /api/cluster-name`).
     ClusterName(String),
+    /// Creates a vhost or replaces its metadata; a new vhost's `creator`
+    /// gets every permission on it.
+    PutVhost {
+        name: String,
+        description: String,
+        tags: Vec<String>,
+        default_queue_type: Option<String>,
+        creator: Option<String>,
+    },
+    DeleteVhost {
+        name: String,
+    },
+    /// Creates or replaces a user (its password already hashed, so every
+    /// node keeps the same salt).
+    PutUser {
+        name: String,
+        password_hash: String,
+        hashing_algorithm: String,
+        tags: Vec<String>,
+    },
+    DeleteUser {
+        name: String,
+    },
+    SetPermissions {
+        vhost: String,
+        user: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    ClearPermissions {
+        vhost: String,
+        user: String,
+    },
+    SetTopicPermissions {
+        vhost: String,
+        user: String,
+        exchange: String,
+        write: String,
+        read: String,
+    },
+    /// Clears one exchange's topic permissions, or all of them.
+    ClearTopicPermissions {
+        vhost: String,
+        user: String,
+        exchange: Option<String>,
+    },
+    /// Adds or replaces a policy (`operator`: an operator policy); the
+    /// definition as JSON text.
+    PutPolicy {
+        operator: bool,
+        vhost: String,
+        name: String,
+        pattern: String,
+        apply_to: String,
+        priority: i64,
+        definition: String,
+    },
+    DeletePolicy {
+        operator: bool,
+        vhost: String,
+        name: String,
+    },
+    /// Sets (Some) or clears (None) a vhost's (`vhost`) or a user's limit.
+    SetLimit {
+        vhost: bool,
+        name: String,
+        limit: String,
+        value: Option<i64>,
+    },
 }
 
 /// Why a change could not be made through the log.

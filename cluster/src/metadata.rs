@@ -81,15 +81,22 @@ impl MetadataMachine {
         })
     }
 
-    /// Applies changes and records the new position, on a blocking thread
-    /// (the broker's store may touch the disk).
-    async fn commit(&mut self, changes: Vec<MetadataChange>) -> Result<(), StorageError<NodeId>> {
+    /// Applies changes (or, for a snapshot, replaces the definitions with
+    /// them) and records the new position, on a blocking thread (the
+    /// broker's store may touch the disk).
+    async fn commit(&mut self, changes: Vec<MetadataChange>, snapshot: bool) -> Result<(), StorageError<NodeId>> {
         let mark = bincode::serialize(&self.applied).map_err(write_error)?;
         let admin = self.admin.clone();
-        tokio::task::spawn_blocking(move || admin.apply_committed(&changes, &mark))
-            .await
-            .map_err(write_error)?
-            .map_err(write_error)
+        tokio::task::spawn_blocking(move || {
+            if snapshot {
+                admin.install_replicated_state(&changes, &mark)
+            } else {
+                admin.apply_committed(&changes, &mark)
+            }
+        })
+        .await
+        .map_err(write_error)?
+        .map_err(write_error)
     }
 
     fn build(&mut self) -> Result<Snapshot<MetadataTypes>, StorageError<NodeId>> {
@@ -147,7 +154,7 @@ impl RaftStateMachine<MetadataTypes> for MetadataMachine {
             replies.push(());
         }
         if !replies.is_empty() {
-            self.commit(changes).await?;
+            self.commit(changes, false).await?;
         }
         Ok(replies)
     }
@@ -171,7 +178,7 @@ impl RaftStateMachine<MetadataTypes> for MetadataMachine {
             log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.commit(data.changes).await?;
+        self.commit(data.changes, true).await?;
         *self.snapshot.lock() = Some((meta.clone(), bytes));
         Ok(())
     }

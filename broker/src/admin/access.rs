@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{Admin, AdminError, AdminResult, PermissionView, TopicPermissionView, UserView, VhostView};
 use crate::access::{HashingAlgorithm, PasswordHash, Pattern, Permissions, TopicPermissions, User, UserTag, VhostMeta};
+use crate::replication::MetadataChange;
 
 /// How a user's password is given.
 #[derive(Debug, Clone)]
@@ -66,24 +67,38 @@ impl Admin {
             PasswordSpec::None => (PasswordHash::default(), HashingAlgorithm::Sha256),
         };
         let created = self.broker.access.user(name).is_none();
+        self.change(MetadataChange::PutUser {
+            name: name.to_string(),
+            password_hash: password_hash.0,
+            hashing_algorithm: hashing_algorithm.as_str().to_string(),
+            tags: tags.iter().map(|t| t.as_str().to_string()).collect(),
+        })?;
+        Ok(created)
+    }
+
+    pub(super) fn apply_put_user(&self, name: &str, password_hash: &str, hashing_algorithm: &str, tags: &[String]) {
         self.broker.access.put_user(User {
             name: name.to_string(),
-            password_hash,
-            hashing_algorithm,
-            tags,
+            password_hash: PasswordHash(password_hash.to_string()),
+            hashing_algorithm: HashingAlgorithm::parse(hashing_algorithm).unwrap_or(HashingAlgorithm::Sha256),
+            tags: UserTag::parse_list(&tags.join(",")),
         });
-        Ok(created)
     }
 
     /// Deletes a user and its permissions, and closes its connections.
     pub fn delete_user(&self, name: &str) -> AdminResult<()> {
-        if !self.broker.access.delete_user(name) {
+        if self.broker.access.user(name).is_none() {
             return Err(AdminError::NotFound);
         }
-        self.broker
-            .connections
-            .close_where(|c| c.user == name, &format!("user '{name}' is deleted"));
-        Ok(())
+        self.change(MetadataChange::DeleteUser { name: name.to_string() })
+    }
+
+    pub(super) fn apply_delete_user(&self, name: &str) {
+        if self.broker.access.delete_user(name) {
+            self.broker
+                .connections
+                .close_where(|c| c.user == name, &format!("user '{name}' is deleted"));
+        }
     }
 
     pub fn vhosts(&self) -> Vec<VhostView> {
@@ -120,22 +135,32 @@ impl Admin {
         let existing = self.broker.access.vhost_meta(name);
         let created = self.broker.vhost(name).is_none();
         let old = existing.unwrap_or_default();
-        let meta = VhostMeta {
+        self.change(MetadataChange::PutVhost {
+            name: name.to_string(),
             description: description.unwrap_or(old.description),
             tags: tags.unwrap_or(old.tags),
             default_queue_type: default_queue_type.or(old.default_queue_type),
-        };
+            creator: creator.filter(|_| created).map(String::from),
+        })?;
+        Ok(created)
+    }
+
+    pub(super) fn apply_put_vhost(&self, name: &str, meta: VhostMeta, creator: Option<&str>) -> AdminResult<()> {
+        let created = self.broker.vhost(name).is_none();
         self.broker.create_vhost(name, meta)?;
         if let (true, Some(user)) = (created, creator) {
             self.broker.access.set_permissions(name, user, Permissions::full());
         }
-        Ok(created)
+        Ok(())
     }
 
     /// Deletes a vhost: its connections are closed (320), its queues and
     /// exchanges deleted, its permissions cleared.
     pub fn delete_vhost(&self, name: &str) -> AdminResult<()> {
-        Ok(self.broker.delete_vhost(name)?)
+        if self.broker.vhost(name).is_none() {
+            return Err(AdminError::NotFound);
+        }
+        self.change(MetadataChange::DeleteVhost { name: name.to_string() })
     }
 
     pub fn permissions(&self) -> Vec<PermissionView> {
@@ -164,22 +189,45 @@ impl Admin {
         if self.broker.vhost(vhost).is_none() || self.broker.access.user(user).is_none() {
             return Err(AdminError::BadRequest("vhost_or_user_not_found".into()));
         }
+        for source in [configure, write, read] {
+            pattern(source)?;
+        }
+        let created = self.broker.access.permissions(vhost, user).is_none();
+        self.change(MetadataChange::SetPermissions {
+            vhost: vhost.to_string(),
+            user: user.to_string(),
+            configure: configure.to_string(),
+            write: write.to_string(),
+            read: read.to_string(),
+        })?;
+        Ok(created)
+    }
+
+    pub(super) fn apply_set_permissions(
+        &self,
+        vhost: &str,
+        user: &str,
+        configure: &str,
+        write: &str,
+        read: &str,
+    ) -> AdminResult<()> {
         let permissions = Permissions {
             configure: pattern(configure)?,
             write: pattern(write)?,
             read: pattern(read)?,
         };
-        let created = self.broker.access.permissions(vhost, user).is_none();
         self.broker.access.set_permissions(vhost, user, permissions);
-        Ok(created)
+        Ok(())
     }
 
     pub fn clear_permissions(&self, vhost: &str, user: &str) -> AdminResult<()> {
-        if self.broker.access.clear_permissions(vhost, user) {
-            Ok(())
-        } else {
-            Err(AdminError::NotFound)
+        if self.broker.access.permissions(vhost, user).is_none() {
+            return Err(AdminError::NotFound);
         }
+        self.change(MetadataChange::ClearPermissions {
+            vhost: vhost.to_string(),
+            user: user.to_string(),
+        })
     }
 
     pub fn topic_permissions(&self) -> Vec<TopicPermissionView> {
@@ -223,6 +271,17 @@ impl Admin {
             .topic_permissions(vhost, user)
             .iter()
             .any(|p| p.exchange == exchange);
+        self.change(MetadataChange::SetTopicPermissions {
+            vhost: vhost.to_string(),
+            user: user.to_string(),
+            exchange: exchange.to_string(),
+            write: write.to_string(),
+            read: read.to_string(),
+        })?;
+        Ok(created)
+    }
+
+    pub(super) fn apply_set_topic_permissions(&self, vhost: &str, user: &str, exchange: &str, write: &str, read: &str) {
         self.broker.access.set_topic_permissions(
             vhost,
             user,
@@ -232,15 +291,18 @@ impl Admin {
                 read: read.to_string(),
             },
         );
-        Ok(created)
     }
 
     pub fn clear_topic_permissions(&self, vhost: &str, user: &str, exchange: Option<&str>) -> AdminResult<()> {
-        if self.broker.access.clear_topic_permissions(vhost, user, exchange) {
-            Ok(())
-        } else {
-            Err(AdminError::NotFound)
+        let held = self.broker.access.topic_permissions(vhost, user);
+        if !held.iter().any(|p| exchange.is_none_or(|x| p.exchange == x)) {
+            return Err(AdminError::NotFound);
         }
+        self.change(MetadataChange::ClearTopicPermissions {
+            vhost: vhost.to_string(),
+            user: user.to_string(),
+            exchange: exchange.map(String::from),
+        })
     }
 }
 

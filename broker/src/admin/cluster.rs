@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::{Admin, AdminError, AdminResult};
+use crate::access::VhostMeta;
 use crate::replication::{MemberView, MetadataChange, MetadataLog};
 
 /// Where `apply_committed` keeps its mark among the store's settings.
@@ -45,22 +46,25 @@ impl Admin {
     }
 
     /// Names the cluster (kept across restarts, the same on every node).
-    pub async fn set_cluster_name(&self, name: &str) -> AdminResult<()> {
+    pub fn set_cluster_name(&self, name: &str) -> AdminResult<()> {
         if name.is_empty() {
             return Err(AdminError::BadRequest("the cluster name must not be empty".into()));
         }
-        self.change(MetadataChange::ClusterName(name.to_string())).await
+        self.change(MetadataChange::ClusterName(name.to_string()))
     }
 
     /// Makes a checked change: through the metadata log in a cluster (once
-    /// it returns, this node has applied it), at once otherwise.
-    async fn change(&self, change: MetadataChange) -> AdminResult<()> {
-        match self.broker.metadata_log.get() {
-            Some(log) => log
-                .propose(change)
-                .await
-                .map_err(|e| AdminError::Unavailable(e.to_string())),
-            None => self.apply_change(&change),
+    /// it returns, this node has applied it; the caller's thread waits,
+    /// its runtime's other tasks moved elsewhere), at once otherwise.
+    pub(super) fn change(&self, change: MetadataChange) -> AdminResult<()> {
+        let Some(log) = self.broker.metadata_log.get() else {
+            return self.apply_change(&change);
+        };
+        match crate::blocking::wait(log.propose(change)) {
+            Some(done) => done.map_err(|e| AdminError::Unavailable(e.to_string())),
+            None => Err(AdminError::Unavailable(
+                "a cluster member needs the multi-threaded runtime to wait for its cluster".into(),
+            )),
         }
     }
 
@@ -94,18 +98,8 @@ impl Admin {
             .map_err(|e| AdminError::BadRequest(format!("the store could not read the applied mark: {e}")))
     }
 
-    /// The replicated definitions as changes that rebuild them on a node
-    /// that has none (a Raft snapshot).
-    pub fn replicated_state(&self) -> Vec<MetadataChange> {
-        let mut changes = Vec::new();
-        if let Some(name) = self.broker.cluster_name.read().clone() {
-            changes.push(MetadataChange::ClusterName(name));
-        }
-        changes
-    }
-
     /// Applies one checked change to this node.
-    fn apply_change(&self, change: &MetadataChange) -> AdminResult<()> {
+    pub(super) fn apply_change(&self, change: &MetadataChange) -> AdminResult<()> {
         match change {
             MetadataChange::ClusterName(name) => {
                 let store = self.broker.durability().store();
@@ -114,6 +108,88 @@ impl Admin {
                     .map_err(|e| AdminError::BadRequest(format!("the store refused the name: {e}")))?;
                 self.broker.durability().wrote();
                 *self.broker.cluster_name.write() = Some(name.clone());
+                Ok(())
+            }
+            MetadataChange::PutVhost {
+                name,
+                description,
+                tags,
+                default_queue_type,
+                creator,
+            } => {
+                let meta = VhostMeta {
+                    description: description.clone(),
+                    tags: tags.clone(),
+                    default_queue_type: default_queue_type.clone(),
+                };
+                self.apply_put_vhost(name, meta, creator.as_deref())
+            }
+            MetadataChange::DeleteVhost { name } => match self.broker.delete_vhost(name) {
+                Ok(()) => Ok(()),
+                // Already gone (a change applied twice): the same state.
+                Err(e) if e.code == warren_protocol::reply_code::NOT_FOUND => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            MetadataChange::PutUser {
+                name,
+                password_hash,
+                hashing_algorithm,
+                tags,
+            } => {
+                self.apply_put_user(name, password_hash, hashing_algorithm, tags);
+                Ok(())
+            }
+            MetadataChange::DeleteUser { name } => {
+                self.apply_delete_user(name);
+                Ok(())
+            }
+            MetadataChange::SetPermissions {
+                vhost,
+                user,
+                configure,
+                write,
+                read,
+            } => self.apply_set_permissions(vhost, user, configure, write, read),
+            MetadataChange::ClearPermissions { vhost, user } => {
+                self.broker.access.clear_permissions(vhost, user);
+                Ok(())
+            }
+            MetadataChange::SetTopicPermissions {
+                vhost,
+                user,
+                exchange,
+                write,
+                read,
+            } => {
+                self.apply_set_topic_permissions(vhost, user, exchange, write, read);
+                Ok(())
+            }
+            MetadataChange::ClearTopicPermissions { vhost, user, exchange } => {
+                self.broker
+                    .access
+                    .clear_topic_permissions(vhost, user, exchange.as_deref());
+                Ok(())
+            }
+            MetadataChange::PutPolicy {
+                operator,
+                vhost,
+                name,
+                pattern,
+                apply_to,
+                priority,
+                definition,
+            } => self.apply_put_policy(*operator, vhost, name, pattern, apply_to, *priority, definition),
+            MetadataChange::DeletePolicy { operator, vhost, name } => {
+                self.apply_delete_policy(*operator, vhost, name);
+                Ok(())
+            }
+            MetadataChange::SetLimit {
+                vhost,
+                name,
+                limit,
+                value,
+            } => {
+                self.apply_set_limit(*vhost, name, limit, *value);
                 Ok(())
             }
         }

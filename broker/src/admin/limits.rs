@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::{Admin, AdminError, AdminResult};
 use crate::access::{self, LimitScope};
+use crate::replication::MetadataChange;
 
 /// One vhost's or user's limits, the most recently set first.
 pub type LimitsView = Vec<(String, i64)>;
@@ -58,12 +59,24 @@ impl Admin {
             return Err(AdminError::NotFound);
         }
         let value = access::validate_limit(scope, limit, value).map_err(AdminError::BadRequest)?;
-        self.broker.access.set_limit(scope, name, limit, Some(value));
-        Ok(())
+        self.change(MetadataChange::SetLimit {
+            vhost,
+            name: name.to_string(),
+            limit: limit.to_string(),
+            value: Some(value),
+        })
     }
 
     pub fn clear_limit(&self, vhost: bool, name: &str, limit: &str) -> AdminResult<()> {
-        self.broker.access.set_limit(Self::scope(vhost), name, limit, None);
-        Ok(())
+        self.change(MetadataChange::SetLimit {
+            vhost,
+            name: name.to_string(),
+            limit: limit.to_string(),
+            value: None,
+        })
+    }
+
+    pub(super) fn apply_set_limit(&self, vhost: bool, name: &str, limit: &str, value: Option<i64>) {
+        self.broker.access.set_limit(Self::scope(vhost), name, limit, value);
     }
 }

@@ -14,6 +14,7 @@ mod definitions;
 mod limits;
 mod messages;
 mod policies;
+mod replicated_state;
 mod shovels;
 mod topology;
 mod views;

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{Admin, AdminError, AdminResult, PolicyView};
 use crate::policy::{ApplyTo, Policy, PolicyKind};
+use crate::replication::MetadataChange;
 
 fn kind(operator: bool) -> PolicyKind {
     if operator {
@@ -70,18 +71,64 @@ impl Admin {
                 ))
             })?,
         };
-        let policy = Policy::new(kind(operator), vhost, name, pattern, apply_to, priority, definition)
+        // Checked here, so that every node accepts what is proposed.
+        let text = Value::Object(definition.clone()).to_string();
+        Policy::new(kind(operator), vhost, name, pattern, apply_to, priority, definition)
             .map_err(AdminError::BadRequest)?;
-        let created = self.broker.policies.put(policy);
-        self.broker.policies_changed(vhost);
+        let created = self.broker.policies.get(kind(operator), vhost, name).is_none();
+        self.change(MetadataChange::PutPolicy {
+            operator,
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+            pattern: pattern.to_string(),
+            apply_to: apply_to.as_str().to_string(),
+            priority,
+            definition: text,
+        })?;
         Ok(created)
     }
 
-    pub fn delete_policy(&self, operator: bool, vhost: &str, name: &str) -> AdminResult<()> {
-        if !self.broker.policies.delete(kind(operator), vhost, name) {
-            return Err(AdminError::NotFound);
-        }
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_put_policy(
+        &self,
+        operator: bool,
+        vhost: &str,
+        name: &str,
+        pattern: &str,
+        apply_to: &str,
+        priority: i64,
+        definition: &str,
+    ) -> AdminResult<()> {
+        let definition = match serde_json::from_str(definition) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(AdminError::BadRequest(format!(
+                    "policy '{name}': a definition that is not an object"
+                )))
+            }
+        };
+        let apply_to = ApplyTo::parse(apply_to).unwrap_or(ApplyTo::All);
+        let policy = Policy::new(kind(operator), vhost, name, pattern, apply_to, priority, definition)
+            .map_err(AdminError::BadRequest)?;
+        self.broker.policies.put(policy);
         self.broker.policies_changed(vhost);
         Ok(())
+    }
+
+    pub fn delete_policy(&self, operator: bool, vhost: &str, name: &str) -> AdminResult<()> {
+        if self.broker.policies.get(kind(operator), vhost, name).is_none() {
+            return Err(AdminError::NotFound);
+        }
+        self.change(MetadataChange::DeletePolicy {
+            operator,
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    pub(super) fn apply_delete_policy(&self, operator: bool, vhost: &str, name: &str) {
+        if self.broker.policies.delete(kind(operator), vhost, name) {
+            self.broker.policies_changed(vhost);
+        }
     }
 }

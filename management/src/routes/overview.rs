@@ -197,6 +197,6 @@ async fn set_cluster_name(State(api): State<Api>, user: User, body: axum::body::
     user.require_admin()?;
     let body: ClusterName = crate::body::parse(&body)?;
     let name = body.name.ok_or_else(|| ApiError::bad_request("[{key_missing,name}]"))?;
-    api.admin.set_cluster_name(&name).await?;
+    api.admin.set_cluster_name(&name)?;
     Ok(StatusCode::NO_CONTENT)
 }
