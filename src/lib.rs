@@ -109,16 +109,23 @@ impl Warren {
 
 /// Starts the broker and, if `config.management_listen` is set, the
 /// management API beside it.
-pub async fn start(config: BrokerConfig) -> std::io::Result<Warren> {
+pub async fn start(mut config: BrokerConfig) -> std::io::Result<Warren> {
     let listen = config.management_listen;
     let prometheus = config.prometheus_listen;
-    let cluster_settings = config.cluster.clone();
-    let data_dir = config.data_dir.clone();
+    // The broker knows its cluster from the start: queues it recovers join
+    // their groups at once.
+    let link = config
+        .cluster
+        .as_ref()
+        .map(|settings| warren_cluster::Link::new(settings, &config.data_dir));
+    if let Some(link) = &link {
+        config.cluster_link = Some(link.clone());
+    }
     let broker = warren_broker::start(config).await?;
     // Before the management API: changes made through it go through the
     // cluster from the first request on.
-    let cluster = match cluster_settings {
-        Some(settings) => match warren_cluster::start(broker.admin(), &settings, &data_dir).await {
+    let cluster = match link {
+        Some(link) => match warren_cluster::start(link, broker.admin()).await {
             Ok(cluster) => Some(cluster),
             Err(e) => {
                 broker.shutdown().await;

@@ -39,9 +39,6 @@ pub(crate) struct Broker {
     /// The cluster's name, once set (`PUT /api/cluster-name`); the node's
     /// name until then.
     pub cluster_name: parking_lot::RwLock<Option<String>>,
-    /// The cluster's metadata log, once a cluster layer installed one
-    /// (never on a single node).
-    pub metadata_log: std::sync::OnceLock<Arc<dyn crate::replication::MetadataLog>>,
     /// Connection, channel and queue churn.
     pub churn: Arc<ChurnCounters>,
     /// Open connections, by id.
@@ -143,7 +140,6 @@ impl Broker {
             policies,
             shovels,
             cluster_name: parking_lot::RwLock::new(cluster_name),
-            metadata_log: std::sync::OnceLock::new(),
             churn: Arc::new(ChurnCounters::default()),
             connections: Connections::default(),
             listeners: Default::default(),

@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::memory::MemoryWatermark;
+use crate::replication::ClusterLink;
 use crate::tls::TlsSettings;
 
 /// What Warren calls itself in connection.start (see
@@ -100,6 +103,9 @@ pub struct BrokerConfig {
     /// This node's place in a cluster (None: a single node, as always).
     /// The broker only carries it; `warren::start` starts the cluster.
     pub cluster: Option<ClusterSettings>,
+    /// The cluster this node belongs to, made by the cluster layer before
+    /// the broker starts (None: a single node).
+    pub cluster_link: Option<Arc<dyn ClusterLink>>,
 }
 
 /// A node's cluster settings: its name, where it listens for the other
@@ -194,6 +200,7 @@ impl Default for BrokerConfig {
             max_consumers_per_channel: None,
             remove_data_dir_on_shutdown: false,
             cluster: None,
+            cluster_link: None,
         }
     }
 }

@@ -50,6 +50,8 @@ pub use admin::*;
 pub use config::{BrokerConfig, ClusterPeer, ClusterSettings, ConfigError, ServerIdentity, Settings};
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
-pub use replication::{MemberView, MetadataChange, MetadataLog, Proposal, ReplicationError};
+pub use replication::{
+    ClusterLink, MemberView, MetadataChange, Proposal, ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied,
+};
 pub use server::{start, RunningBroker};
 pub use tls::TlsSettings;

@@ -132,9 +132,22 @@ impl Message {
         Ok(Some(message))
     }
 
+    /// The message as one block of bytes (the stored form: head, then
+    /// body), as a replicated queue's log carries it.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut bytes = self.stored_head();
+        bytes.extend_from_slice(&self.body);
+        bytes.to_vec()
+    }
+
+    /// Reads back what `encode` wrote; None if it is not a message.
+    pub(crate) fn decode(bytes: Bytes) -> Option<Arc<Message>> {
+        Message::decode_from_store(bytes)
+    }
+
     /// Parses the stored form; None if the bytes are not a valid one.
-    fn decode_from_store(bytes: Vec<u8>) -> Option<Arc<Message>> {
-        let bytes = Bytes::from(bytes);
+    fn decode_from_store(bytes: impl Into<Bytes>) -> Option<Arc<Message>> {
+        let bytes: Bytes = bytes.into();
         if *bytes.first()? != STORED_FORMAT {
             return None;
         }

@@ -1,15 +1,23 @@
-//! What the broker needs from a cluster: a metadata log. In a cluster every
-//! change to the definitions is proposed to the log instead of being made at
-//! once; once the change is committed on a majority of the nodes, each node
-//! applies it (through `Admin::apply_change`), in the log's order, so every
-//! node holds the same definitions. A single node has no log and applies a
-//! change as soon as it is checked.
+//! What the broker needs from a cluster ([`ClusterLink`]): a metadata log
+//! and a Raft group per replicated queue.
+//!
+//! In a cluster every change to the definitions is proposed to the metadata
+//! log instead of being made at once; once the change is committed on a
+//! majority of the nodes, each node applies it (through
+//! `Admin::apply_committed`), in the log's order, so every node holds the
+//! same definitions. A single node has no log and applies a change as soon
+//! as it is checked.
+//!
+//! A replicated queue hands its state machine ([`ReplicatedMachine`]) to a
+//! group of its own ([`ReplicatedGroup`]): commands proposed to the group
+//! are applied to the machine on every member, in the same order.
 //!
 //! The cluster layer (the `warren-cluster` crate, above the broker)
-//! implements [`MetadataLog`]; the broker only calls it.
+//! implements these traits; the broker only calls them.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,10 +127,38 @@ pub struct MemberView {
     pub this_node: bool,
 }
 
-/// The cluster's metadata log, as the broker sees it.
-pub trait MetadataLog: Send + Sync + 'static {
-    /// Proposes a change to every node.
+/// The cluster, as the broker sees it.
+pub trait ClusterLink: Send + Sync + std::fmt::Debug + 'static {
+    /// Proposes a change to every node's definitions.
     fn propose(&self, change: MetadataChange) -> Proposal;
     /// The cluster's members and their state.
     fn members(&self) -> Vec<MemberView>;
+    /// This node's name, and the number it drew when it started (each
+    /// life of a node has its own).
+    fn this_node(&self) -> (String, u64);
+    /// Joins (starting it here on first use) the Raft group `group`, which
+    /// every member runs, to drive `machine`.
+    fn join_group(&self, group: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<dyn ReplicatedGroup>;
+}
+
+/// A replicated state machine, driven by its group's log. Deterministic:
+/// the same entries in the same order leave every member in one state.
+pub trait ReplicatedMachine: Send + Sync + 'static {
+    /// Applies one committed entry; returns the answer for its proposer.
+    fn apply(&self, entry: &[u8]) -> Vec<u8>;
+    /// The whole state, written out (a Raft snapshot).
+    fn image(&self) -> Vec<u8>;
+    /// Replaces the state with an image.
+    fn restore(&self, image: &[u8]);
+}
+
+/// An entry on its way through a group's log: resolves to the machine's
+/// answer once it is committed (and applied on the leader).
+pub type Replied = Pin<Box<dyn Future<Output = Result<Vec<u8>, ReplicationError>> + Send>>;
+
+/// A replicated queue's Raft group, as this member sees it.
+pub trait ReplicatedGroup: Send + Sync + 'static {
+    fn propose(&self, entry: Vec<u8>) -> Replied;
+    /// Stops the group here and deletes its log (the queue is deleted).
+    fn leave(&self);
 }

@@ -1,68 +1,162 @@
 //! Warren's cluster: nodes configured statically (`--node-name`,
 //! `--cluster-listen`, `--cluster-peers`) that keep their definitions the
-//! same through one Raft group (openraft), the metadata group, over the
-//! cluster port.
+//! same through one Raft group (openraft), the metadata group, and run one
+//! Raft group per replicated queue, all over the cluster port.
 //!
-//! [`start`] opens this node's Raft log (Warren's store: `RaftLog`), loads
-//! the state machine (the broker's own definitions, through `Admin`),
-//! serves the cluster port, lets the first member by name start the group
-//! when no node has a log yet, and installs itself as the broker's
-//! `MetadataLog`: from then on a definition change made on any node is
-//! proposed to the leader (forwarded over the cluster port when the leader
-//! is another node), committed on a majority, and applied on every node in
-//! the log's order.
+//! [`Link::new`] makes the broker's view of the cluster before the broker
+//! starts (a recovered quorum queue joins its group at once); [`start`]
+//! then opens the metadata group's log (Warren's store: `RaftLog`), loads
+//! its state machine (the broker's own definitions, through `Admin`),
+//! serves the cluster port and lets the first member by name start the
+//! group when no node has a log yet. From then on a definition change made
+//! on any node is proposed to the leader (forwarded over the cluster port
+//! when the leader is another node), committed on a majority, and applied
+//! on every node in the log's order.
 //!
 //! The files: `roster.rs` (members and their ids), `log_store.rs`
-//! (openraft's log storage on Warren's store), `metadata.rs` (the group's
-//! types and state machine), `network.rs` and `service.rs` (the two sides
-//! of the cluster port), `liveness.rs` (which members answer).
+//! (openraft's log storage on Warren's store), `metadata.rs` (the metadata
+//! group's types and state machine), `queue_group.rs` and `groups.rs` (the
+//! queues' groups), `writes.rs` (writing from any member), `network.rs` and
+//! `service.rs` (the two sides of the cluster port), `liveness.rs` (which
+//! members answer).
 
 // openraft's error types are large by design and are what its traits return.
 #![allow(clippy::result_large_err)]
 
+mod groups;
 mod liveness;
 mod log_store;
 mod metadata;
 mod network;
+mod queue_group;
 mod roster;
 mod service;
+mod writes;
 
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch;
-use warren_broker::{Admin, ClusterSettings, MemberView, MetadataChange, MetadataLog, Proposal, ReplicationError};
+use warren_broker::{
+    Admin, ClusterLink, ClusterSettings, MemberView, MetadataChange, Proposal, ReplicatedGroup, ReplicatedMachine,
+    ReplicationError,
+};
 
+use crate::groups::Groups;
 use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::metadata::{MetadataMachine, MetadataRaft, MetadataTypes};
 use crate::network::{GroupNetwork, Peers};
 use crate::roster::Roster;
-use crate::service::{ProposeReply, Service};
+use crate::service::Service;
 
 pub use roster::Member;
 
-/// How long a proposal keeps trying (an election, a forward) before the
-/// change is refused as unavailable.
-const PROPOSAL_DEADLINE: Duration = Duration::from_secs(5);
+/// This node's view of its cluster, for the broker. Made before the broker
+/// starts; the metadata group runs once [`start`] is called.
+pub struct Link {
+    settings: ClusterSettings,
+    roster: Roster,
+    peers: Peers,
+    boot: u64,
+    data_dir: PathBuf,
+    metadata: OnceLock<MetadataRaft>,
+    liveness: Arc<Liveness>,
+    groups: Arc<Groups>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("node", &self.settings.node_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    pub fn new(settings: &ClusterSettings, data_dir: &Path) -> Arc<Link> {
+        let roster = Roster::new(settings);
+        let peers = Peers::new();
+        let boot = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 | 1);
+        Arc::new(Link {
+            settings: settings.clone(),
+            groups: Groups::new(roster.clone(), peers.clone(), data_dir.join("cluster").join("queues")),
+            roster,
+            peers,
+            boot,
+            data_dir: data_dir.to_path_buf(),
+            metadata: OnceLock::new(),
+            liveness: Arc::new(Liveness::default()),
+        })
+    }
+
+    async fn propose_change(
+        metadata: Option<MetadataRaft>,
+        peers: Peers,
+        change: MetadataChange,
+    ) -> Result<(), ReplicationError> {
+        let Some(raft) = metadata else {
+            return Err(ReplicationError::Unavailable("the cluster has not started".into()));
+        };
+        let (index, ()) = writes::write(&raft, &peers, change, "/metadata/propose")
+            .await
+            .map_err(ReplicationError::Unavailable)?;
+        // Once the caller hears back, this node has applied the change too.
+        raft.wait(Some(Duration::from_secs(5)))
+            .applied_index_at_least(Some(index), "a proposal")
+            .await
+            .map(|_| ())
+            .map_err(|e| ReplicationError::Unavailable(format!("committed at {index} but not applied here: {e}")))
+    }
+}
+
+impl ClusterLink for Link {
+    fn propose(&self, change: MetadataChange) -> Proposal {
+        Box::pin(Link::propose_change(
+            self.metadata.get().cloned(),
+            self.peers.clone(),
+            change,
+        ))
+    }
+
+    fn members(&self) -> Vec<MemberView> {
+        let leader = self
+            .metadata
+            .get()
+            .and_then(|raft| raft.metrics().borrow().current_leader);
+        self.roster
+            .members
+            .iter()
+            .map(|(id, member)| MemberView {
+                name: member.name.clone(),
+                address: member.address.clone(),
+                running: *id == self.roster.this_node || self.liveness.running(*id),
+                leader: leader == Some(*id),
+                this_node: *id == self.roster.this_node,
+            })
+            .collect()
+    }
+
+    fn this_node(&self) -> (String, u64) {
+        (self.settings.node_name.clone(), self.boot)
+    }
+
+    fn join_group(&self, group: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<dyn ReplicatedGroup> {
+        self.groups.join(group, machine)
+    }
+}
 
 /// A running cluster member.
 pub struct Cluster {
-    inner: Arc<Inner>,
+    link: Arc<Link>,
     server: tokio::task::JoinHandle<()>,
     prober: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
     local_addr: std::net::SocketAddr,
-}
-
-struct Inner {
-    raft: MetadataRaft,
-    roster: Roster,
-    peers: Peers,
-    liveness: Arc<Liveness>,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -70,19 +164,15 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// Starts this node's part of the cluster beside its broker (`admin`).
-pub async fn start(admin: Admin, settings: &ClusterSettings, data_dir: &Path) -> io::Result<Cluster> {
-    let roster = Roster::new(settings);
-    let dir = data_dir.join("cluster").join("metadata");
-    let (log, machine) = {
-        let admin = admin.clone();
-        tokio::task::spawn_blocking(move || {
-            let log = LogStore::<MetadataTypes>::open(&dir).map_err(other)?;
-            let machine = MetadataMachine::load(admin).map_err(other)?;
-            Ok::<_, io::Error>((log, machine))
-        })
-        .await
-        .map_err(other)??
-    };
+pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
+    let dir = link.data_dir.join("cluster").join("metadata");
+    let (log, machine) = tokio::task::spawn_blocking(move || {
+        let log = LogStore::<MetadataTypes>::open(&dir).map_err(other)?;
+        let machine = MetadataMachine::load(admin).map_err(other)?;
+        Ok::<_, io::Error>((log, machine))
+    })
+    .await
+    .map_err(other)??;
     let config = openraft::Config {
         cluster_name: "warren-metadata".into(),
         heartbeat_interval: 150,
@@ -94,25 +184,28 @@ pub async fn start(admin: Admin, settings: &ClusterSettings, data_dir: &Path) ->
     }
     .validate()
     .map_err(other)?;
-    let peers = Peers::new();
+    let roster = &link.roster;
     let raft = MetadataRaft::new(
         roster.this_node,
         Arc::new(config),
-        GroupNetwork::new(peers.clone(), "metadata"),
+        GroupNetwork::new(link.peers.clone(), "metadata"),
         log,
         machine,
     )
     .await
     .map_err(other)?;
+    let _ = link.metadata.set(raft.clone());
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listen = link.settings.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cluster port {}: {e}", settings.listen)))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("cluster port {listen}: {e}")))?;
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let router = service::router(Service {
         raft: raft.clone(),
-        node_name: settings.node_name.clone(),
+        groups: link.groups.clone(),
+        node_name: link.settings.node_name.clone(),
     });
     let server = tokio::spawn(async move {
         let shutdown = async move {
@@ -133,23 +226,15 @@ pub async fn start(admin: Admin, settings: &ClusterSettings, data_dir: &Path) ->
             tracing::info!("the metadata group was not initialized here: {e}");
         }
     }
-    let liveness = Arc::new(Liveness::default());
-    let prober = tokio::spawn(liveness.clone().probe(roster.clone(), peers.clone()));
+    let prober = tokio::spawn(link.liveness.clone().probe(roster.clone(), link.peers.clone()));
     tracing::info!(
         "cluster member {} (id {}) on {local_addr}, {} members",
-        settings.node_name,
+        link.settings.node_name,
         roster.this_node,
         roster.members.len()
     );
-    let inner = Arc::new(Inner {
-        raft,
-        roster,
-        peers,
-        liveness,
-    });
-    admin.install_metadata_log(Arc::new(Handle(inner.clone())));
     Ok(Cluster {
-        inner,
+        link,
         server,
         prober,
         stop,
@@ -163,87 +248,16 @@ impl Cluster {
         self.local_addr
     }
 
-    /// Stops this member: its Raft group and its cluster port.
+    /// Stops this member: its Raft groups and its cluster port.
     pub async fn shutdown(self) {
         self.prober.abort();
-        if let Err(e) = self.inner.raft.shutdown().await {
-            tracing::warn!("stopping the metadata group: {e}");
+        self.link.groups.shutdown().await;
+        if let Some(raft) = self.link.metadata.get() {
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!("stopping the metadata group: {e}");
+            }
         }
         let _ = self.stop.send(true);
         let _ = self.server.await;
-    }
-}
-
-impl Inner {
-    async fn propose(self: Arc<Self>, change: MetadataChange) -> Result<(), ReplicationError> {
-        let started = Instant::now();
-        let mut last_error = String::from("no leader elected");
-        while let Some(left) = PROPOSAL_DEADLINE.checked_sub(started.elapsed()) {
-            // A leader that lost its majority would wait for ever.
-            let Ok(written) = tokio::time::timeout(left, self.raft.client_write(change.clone())).await else {
-                last_error = "no majority committed the change in time".into();
-                break;
-            };
-            match written {
-                Ok(_) => return Ok(()),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    if let Some(leader) = forward.leader_node {
-                        match self.forward(&leader, &change).await {
-                            Ok(()) => return Ok(()),
-                            Err(e) => last_error = e,
-                        }
-                    }
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(ReplicationError::Unavailable(last_error))
-    }
-
-    /// Has the leader commit `change`, then waits until this node applied it.
-    async fn forward(&self, leader: &Member, change: &MetadataChange) -> Result<(), String> {
-        let reply: ProposeReply = self
-            .peers
-            .post(leader, "/metadata/propose", change, Duration::from_secs(5))
-            .await
-            .map_err(|e| e.to_string())?;
-        let index = reply?;
-        self.raft
-            .wait(Some(Duration::from_secs(5)))
-            .applied_index_at_least(Some(index), "a forwarded proposal")
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("committed at {index} but not applied here yet: {e}"))
-    }
-}
-
-/// The metadata log the broker holds.
-struct Handle(Arc<Inner>);
-
-impl MetadataLog for Handle {
-    fn propose(&self, change: MetadataChange) -> Proposal {
-        Box::pin(self.0.clone().propose(change))
-    }
-
-    fn members(&self) -> Vec<MemberView> {
-        self.0.members()
-    }
-}
-
-impl Inner {
-    fn members(&self) -> Vec<MemberView> {
-        let leader = self.raft.metrics().borrow().current_leader;
-        self.roster
-            .members
-            .iter()
-            .map(|(id, member)| MemberView {
-                name: member.name.clone(),
-                address: member.address.clone(),
-                running: *id == self.roster.this_node || self.liveness.running(*id),
-                leader: leader == Some(*id),
-                this_node: *id == self.roster.this_node,
-            })
-            .collect()
     }
 }

@@ -9,17 +9,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, RaftTypeConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
 use warren_broker::MetadataChange;
 
+use crate::groups::Groups;
 use crate::metadata::MetadataRaft;
+use crate::queue_group::{GroupEntry, GroupReply};
+use crate::roster::{Member, NodeId};
+use crate::writes::{self, Forwarded};
 
 /// What the routes share.
 #[derive(Clone)]
 pub(crate) struct Service {
     pub raft: MetadataRaft,
+    pub groups: Arc<Groups>,
     pub node_name: String,
 }
 
@@ -29,13 +35,11 @@ pub(crate) struct Status {
     pub name: String,
 }
 
-/// A forwarded proposal's answer: the index it was committed at, or why not.
-pub(crate) type ProposeReply = Result<u64, String>;
-
 pub(crate) fn router(service: Service) -> Router {
     Router::new()
-        .route("/raft/metadata/{kind}", post(raft_message))
+        .route("/raft/{group}/{kind}", post(raft_message))
         .route("/metadata/propose", post(propose))
+        .route("/group/{group}/propose", post(propose_to_group))
         .route("/status", post(status))
         .with_state(service)
 }
@@ -54,9 +58,30 @@ fn encode<T: Serialize>(value: &T) -> Response {
     }
 }
 
-async fn raft_message(State(service): State<Service>, Path(kind): Path<String>, body: Bytes) -> Response {
-    let raft = &service.raft;
-    let answer = match kind.as_str() {
+async fn raft_message(
+    State(service): State<Service>,
+    Path((group, kind)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if group == "metadata" {
+        return deliver(&service.raft, &kind, &body).await;
+    }
+    match service.groups.raft(&group) {
+        Some(raft) => deliver(&raft, &kind, &body).await,
+        // Not started here yet (or deleted): the sender retries.
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+/// Hands one Raft message to a group's Raft.
+async fn deliver<C>(raft: &Raft<C>, kind: &str, body: &[u8]) -> Response
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = Member>,
+    C::D: DeserializeOwned,
+    C::Entry: DeserializeOwned,
+    C::R: Serialize,
+{
+    let answer = match kind {
         "vote" => match decode(&body) {
             Ok(request) => encode(&raft.vote(request).await),
             Err(refused) => refused,
@@ -79,12 +104,19 @@ async fn propose(State(service): State<Service>, body: Bytes) -> Response {
         Ok(change) => change,
         Err(refused) => return refused,
     };
-    let reply: ProposeReply = match service.raft.client_write(change).await {
-        Ok(written) => Ok(written.log_id.index),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err("not the leader".to_string()),
-        Err(e) => Err(e.to_string()),
+    encode(&writes::answer_forwarded(&service.raft, change).await)
+}
+
+async fn propose_to_group(State(service): State<Service>, Path(group): Path<String>, body: Bytes) -> Response {
+    let entry: GroupEntry = match decode(&body) {
+        Ok(entry) => entry,
+        Err(refused) => return refused,
     };
-    encode(&reply)
+    let answer: Forwarded<GroupReply> = match service.groups.raft(&group) {
+        Some(raft) => writes::answer_forwarded(&raft, entry).await,
+        None => Err(format!("queue group {group} does not run here")),
+    };
+    encode(&answer)
 }
 
 async fn status(State(service): State<Service>) -> Response {

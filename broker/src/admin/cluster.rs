@@ -3,28 +3,18 @@
 //! (see `replication.rs`). On a single node a change is applied as soon as
 //! it is checked.
 
-use std::sync::Arc;
-
 use super::{Admin, AdminError, AdminResult};
 use crate::access::VhostMeta;
-use crate::replication::{MemberView, MetadataChange, MetadataLog};
+use crate::replication::{MemberView, MetadataChange};
 
 /// Where `apply_committed` keeps its mark among the store's settings.
 const APPLIED_KEY: &str = "cluster/metadata-applied";
 
 impl Admin {
-    /// Installs the cluster's metadata log: from now on changes go through
-    /// it. Called once, by the cluster layer, before clients connect.
-    pub fn install_metadata_log(&self, log: Arc<dyn MetadataLog>) {
-        if self.broker.metadata_log.set(log).is_err() {
-            tracing::warn!("a metadata log was installed twice; the first one stays");
-        }
-    }
-
     /// The cluster's members and their state; this node alone when it is
     /// not in a cluster.
     pub fn cluster_members(&self) -> Vec<MemberView> {
-        match self.broker.metadata_log.get() {
+        match &self.broker.config.cluster_link {
             Some(log) => log.members(),
             None => vec![MemberView {
                 name: self.node_name(),
@@ -57,7 +47,7 @@ impl Admin {
     /// it returns, this node has applied it; the caller's thread waits,
     /// its runtime's other tasks moved elsewhere), at once otherwise.
     pub(super) fn change(&self, change: MetadataChange) -> AdminResult<()> {
-        let Some(log) = self.broker.metadata_log.get() else {
+        let Some(log) = &self.broker.config.cluster_link else {
             return self.apply_change(&change);
         };
         match crate::blocking::wait(log.propose(change)) {

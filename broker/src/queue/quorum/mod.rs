@@ -8,6 +8,8 @@
 //! (`local/`). A replicated quorum queue is a different implementation of
 //! [`QueueBackend`] and will live here.
 
+pub(crate) mod machine;
+
 use std::sync::{Arc, Weak};
 
 use super::local::{LocalQueue, Rules};

@@ -1,0 +1,169 @@
+//! The queue groups this member runs, by name: started when the broker
+//! joins one (a replicated queue is declared, or recovered at start),
+//! stopped and deleted when it leaves. The cluster port finds a group's Raft
+//! here for the messages addressed to it. The first member by name starts
+//! (initializes) a group that no member has started yet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::watch;
+use warren_broker::{ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied};
+
+use crate::log_store::LogStore;
+use crate::network::{GroupNetwork, Peers};
+use crate::queue_group::{GroupEntry, QueueMachine, QueueRaft, QueueTypes};
+use crate::roster::Roster;
+use crate::writes;
+
+/// Every queue group of this member.
+pub(crate) struct Groups {
+    roster: Roster,
+    peers: Peers,
+    dir: PathBuf,
+    running: DashMap<String, Arc<Group>>,
+}
+
+/// One group: its Raft once it has started.
+pub(crate) struct Group {
+    name: String,
+    raft: watch::Sender<Option<QueueRaft>>,
+    peers: Peers,
+    dir: PathBuf,
+    groups: std::sync::Weak<Groups>,
+}
+
+fn raft_config() -> Option<Arc<openraft::Config>> {
+    openraft::Config {
+        cluster_name: "warren-queue".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        // An image is the whole queue: taken every 20,000 entries.
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        max_payload_entries: 1_000,
+        ..Default::default()
+    }
+    .validate()
+    .ok()
+    .map(Arc::new)
+}
+
+impl Groups {
+    pub(crate) fn new(roster: Roster, peers: Peers, dir: PathBuf) -> Arc<Groups> {
+        Arc::new(Groups {
+            roster,
+            peers,
+            dir,
+            running: DashMap::new(),
+        })
+    }
+
+    /// The group `name`, started here if it is not running yet.
+    pub(crate) fn join(self: &Arc<Self>, name: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<Group> {
+        if let Some(group) = self.running.get(name) {
+            return group.clone();
+        }
+        let (raft, _) = watch::channel(None);
+        let group = Arc::new(Group {
+            name: name.to_string(),
+            raft,
+            peers: self.peers.clone(),
+            dir: self.dir.join(name),
+            groups: Arc::downgrade(self),
+        });
+        self.running.insert(name.to_string(), group.clone());
+        tokio::spawn(self.clone().start(group.clone(), machine));
+        group
+    }
+
+    async fn start(self: Arc<Self>, group: Arc<Group>, machine: Arc<dyn ReplicatedMachine>) {
+        let dir = group.dir.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let log = LogStore::<QueueTypes>::open(&dir).map_err(|e| e.to_string())?;
+            let machine = QueueMachine::open(&dir, machine).map_err(|e| e.to_string())?;
+            Ok::<_, String>((log, machine))
+        })
+        .await;
+        let (log, machine) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => return tracing::error!("queue group {}: opening its log: {e}", group.name),
+            Err(e) => return tracing::error!("queue group {}: {e}", group.name),
+        };
+        let Some(config) = raft_config() else {
+            return tracing::error!("queue group {}: an invalid Raft configuration", group.name);
+        };
+        let network = GroupNetwork::new(self.peers.clone(), &group.name);
+        let raft = match QueueRaft::new(self.roster.this_node, config, network, log, machine).await {
+            Ok(raft) => raft,
+            Err(e) => return tracing::error!("queue group {}: {e}", group.name),
+        };
+        if self.roster.this_node == self.roster.founder() && matches!(raft.is_initialized().await, Ok(false)) {
+            if let Err(e) = raft.initialize(self.roster.members.clone()).await {
+                tracing::info!("queue group {} was not initialized here: {e}", group.name);
+            }
+        }
+        group.raft.send_replace(Some(raft));
+    }
+
+    /// A running group's Raft, for the cluster port.
+    pub(crate) fn raft(&self, name: &str) -> Option<QueueRaft> {
+        self.running.get(name).and_then(|g| g.raft.borrow().clone())
+    }
+
+    /// Stops every group (the node shuts down).
+    pub(crate) async fn shutdown(&self) {
+        let rafts: Vec<QueueRaft> = self.running.iter().filter_map(|g| g.raft.borrow().clone()).collect();
+        for raft in rafts {
+            let _ = raft.shutdown().await;
+        }
+    }
+}
+
+/// A group's Raft, once it has started (within a few seconds).
+async fn started(mut raft: watch::Receiver<Option<QueueRaft>>, name: String) -> Result<QueueRaft, ReplicationError> {
+    let waited = tokio::time::timeout(Duration::from_secs(5), raft.wait_for(Option::is_some)).await;
+    match waited {
+        Ok(Ok(raft)) => raft
+            .clone()
+            .ok_or_else(|| ReplicationError::Unavailable("no group".into())),
+        _ => Err(ReplicationError::Unavailable(format!(
+            "queue group {name} did not start"
+        ))),
+    }
+}
+
+impl ReplicatedGroup for Group {
+    fn propose(&self, entry: Vec<u8>) -> Replied {
+        let peers = self.peers.clone();
+        let path = format!("/group/{}/propose", self.name);
+        let ready = started(self.raft.subscribe(), self.name.clone());
+        Box::pin(async move {
+            let raft = ready.await?;
+            writes::write(&raft, &peers, GroupEntry(entry), &path)
+                .await
+                .map(|(_, reply)| reply.0)
+                .map_err(ReplicationError::Unavailable)
+        })
+    }
+
+    fn leave(&self) {
+        if let Some(groups) = self.groups.upgrade() {
+            groups.running.remove(&self.name);
+        }
+        let raft = self.raft.borrow().clone();
+        let dir = self.dir.clone();
+        tokio::spawn(async move {
+            if let Some(raft) = raft {
+                let _ = raft.shutdown().await;
+            }
+            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+            if let Ok(Err(e)) = removed {
+                tracing::warn!("deleting a queue group's log: {e}");
+            }
+        });
+    }
+}

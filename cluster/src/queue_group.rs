@@ -1,0 +1,192 @@
+//! A replicated queue's Raft group: every member runs one per quorum queue,
+//! its log in Warren's store under `cluster/queues/<group>/`, its state
+//! machine the broker's (`ReplicatedMachine`), opaque here. A snapshot is
+//! the machine's image, taken in step with the entries it covers and kept
+//! in the group's directory, so that after a restart the machine is rebuilt
+//! from the snapshot and the log entries after it.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use warren_broker::ReplicatedMachine;
+
+use crate::roster::{Member, NodeId};
+
+/// An entry of a queue's log: the broker's command batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GroupEntry(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+/// The machine's answer to an entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct GroupReply(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+openraft::declare_raft_types!(
+    /// A queue group's types.
+    pub(crate) QueueTypes:
+        D = GroupEntry,
+        R = GroupReply,
+        NodeId = NodeId,
+        Node = Member,
+);
+
+pub(crate) type QueueRaft = openraft::Raft<QueueTypes>;
+type Entry = openraft::Entry<QueueTypes>;
+type Membership = StoredMembership<NodeId, Member>;
+type Meta = SnapshotMeta<NodeId, Member>;
+
+/// The snapshot as its file holds it.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: Meta,
+    #[serde(with = "serde_bytes")]
+    image: Vec<u8>,
+}
+
+const SNAPSHOT: &str = "snapshot";
+
+fn error(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+/// The group's state machine: the broker's machine, where it stands in the
+/// log, and the last snapshot.
+#[derive(Clone)]
+pub(crate) struct QueueMachine {
+    machine: Arc<dyn ReplicatedMachine>,
+    applied: Option<LogId<NodeId>>,
+    membership: Membership,
+    dir: PathBuf,
+    snapshot: Arc<Mutex<Option<(Meta, Vec<u8>)>>>,
+}
+
+impl QueueMachine {
+    /// Opens the machine in `dir` (blocking): rebuilt from the snapshot
+    /// there, if there is one.
+    pub(crate) fn open(dir: &Path, machine: Arc<dyn ReplicatedMachine>) -> Result<Self, StorageError<NodeId>> {
+        let mut opened = QueueMachine {
+            machine,
+            applied: None,
+            membership: Membership::default(),
+            dir: dir.to_path_buf(),
+            snapshot: Arc::default(),
+        };
+        if let Some(bytes) = warren_store::read_state_file(dir, SNAPSHOT).map_err(error)? {
+            let file: SnapshotFile = bincode::deserialize(&bytes).map_err(error)?;
+            opened.machine.restore(&file.image);
+            opened.applied = file.meta.last_log_id;
+            opened.membership = file.meta.last_membership.clone();
+            *opened.snapshot.lock() = Some((file.meta, file.image));
+        }
+        Ok(opened)
+    }
+
+    async fn keep(&self, meta: Meta, image: Vec<u8>) -> Result<(), StorageError<NodeId>> {
+        let bytes = bincode::serialize(&SnapshotFile {
+            meta: meta.clone(),
+            image: image.clone(),
+        })
+        .map_err(error)?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || warren_store::save_state_file(&dir, SNAPSHOT, &bytes))
+            .await
+            .map_err(error)?
+            .map_err(error)?;
+        *self.snapshot.lock() = Some((meta, image));
+        Ok(())
+    }
+
+    fn meta(&self) -> Meta {
+        Meta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: self
+                .applied
+                .map_or_else(|| "empty".into(), |id| format!("{}-{}", id.leader_id, id.index)),
+        }
+    }
+}
+
+/// A snapshot taken in step with the log, waiting to be written.
+pub(crate) struct Taken {
+    owner: QueueMachine,
+    meta: Meta,
+    image: Vec<u8>,
+}
+
+impl RaftSnapshotBuilder<QueueTypes> for Taken {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<QueueTypes>, StorageError<NodeId>> {
+        let image = std::mem::take(&mut self.image);
+        self.owner.keep(self.meta.clone(), image.clone()).await?;
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(image)),
+        })
+    }
+}
+
+impl RaftStateMachine<QueueTypes> for QueueMachine {
+    type SnapshotBuilder = Taken;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<GroupReply>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut replies = Vec::new();
+        for entry in entries {
+            self.applied = Some(entry.log_id);
+            replies.push(match entry.payload {
+                EntryPayload::Blank => GroupReply::default(),
+                EntryPayload::Normal(data) => GroupReply(self.machine.apply(&data.0)),
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    GroupReply::default()
+                }
+            });
+        }
+        Ok(replies)
+    }
+
+    /// Called between applies: the image matches `applied` exactly.
+    async fn get_snapshot_builder(&mut self) -> Taken {
+        Taken {
+            owner: self.clone(),
+            meta: self.meta(),
+            image: self.machine.image(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let image = snapshot.into_inner();
+        self.machine.restore(&image);
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.keep(meta.clone(), image).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<QueueTypes>>, StorageError<NodeId>> {
+        Ok(self.snapshot.lock().clone().map(|(meta, image)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(image)),
+        }))
+    }
+}
