@@ -46,6 +46,7 @@ impl Default for RoutingBench {
                 Default::default(),
                 Arc::new(crate::policy::Policies::load(None, &[])),
                 Default::default(),
+                None,
             )),
         }
     }

@@ -194,6 +194,7 @@ impl Broker {
                     self.alarms.pressure(),
                     self.policies.clone(),
                     self.churn.clone(),
+                    self.config.cluster_link.clone(),
                 ))
             })
             .clone()

@@ -91,6 +91,18 @@ pub enum MetadataChange {
         vhost: String,
         name: String,
     },
+    /// Declares a replicated (quorum) queue on every node; its arguments
+    /// as the store encodes a field table.
+    DeclareQueue {
+        vhost: String,
+        name: String,
+        arguments: Vec<u8>,
+    },
+    /// Deletes a replicated queue on every node.
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
     /// Sets (Some) or clears (None) a vhost's (`vhost`) or a user's limit.
     SetLimit {
         vhost: bool,

@@ -40,6 +40,8 @@ pub(crate) type QueueRaft = openraft::Raft<QueueTypes>;
 type Entry = openraft::Entry<QueueTypes>;
 type Membership = StoredMembership<NodeId, Member>;
 type Meta = SnapshotMeta<NodeId, Member>;
+/// The last snapshot: its description and the machine's image.
+type Kept = (Meta, Vec<u8>);
 
 /// The snapshot as its file holds it.
 #[derive(Serialize, Deserialize)]
@@ -63,7 +65,7 @@ pub(crate) struct QueueMachine {
     applied: Option<LogId<NodeId>>,
     membership: Membership,
     dir: PathBuf,
-    snapshot: Arc<Mutex<Option<(Meta, Vec<u8>)>>>,
+    snapshot: Arc<Mutex<Option<Kept>>>,
 }
 
 impl QueueMachine {

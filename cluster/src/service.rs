@@ -82,15 +82,15 @@ where
     C::R: Serialize,
 {
     let answer = match kind {
-        "vote" => match decode(&body) {
+        "vote" => match decode(body) {
             Ok(request) => encode(&raft.vote(request).await),
             Err(refused) => refused,
         },
-        "append" => match decode(&body) {
+        "append" => match decode(body) {
             Ok(request) => encode(&raft.append_entries(request).await),
             Err(refused) => refused,
         },
-        "snapshot" => match decode(&body) {
+        "snapshot" => match decode(body) {
             Ok(request) => encode(&raft.install_snapshot(request).await),
             Err(refused) => refused,
         },

@@ -182,6 +182,28 @@ impl Admin {
                 self.apply_set_limit(*vhost, name, limit, *value);
                 Ok(())
             }
+            MetadataChange::DeclareQueue { vhost, name, arguments } => {
+                let vhost = self.broker.vhost(vhost).ok_or(AdminError::NotFound)?;
+                let what = format!("queue '{name}' in vhost '{}'", vhost.name);
+                let arguments = crate::vhost::definitions::decode_table(arguments, &what)
+                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                let settings = crate::queue::QueueSettings {
+                    durable: true,
+                    exclusive_owner: None,
+                    auto_delete: false,
+                    arguments,
+                };
+                vhost.declare_queue(&name.as_str().into(), settings)?;
+                Ok(())
+            }
+            MetadataChange::DeleteQueue { vhost, name } => {
+                if let Some(vhost) = self.broker.vhost(vhost) {
+                    if let Some(queue) = vhost.queue(name) {
+                        vhost.delete_queue(&queue);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }

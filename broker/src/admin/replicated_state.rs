@@ -20,6 +20,7 @@ enum Key {
     TopicPermissions(String, String, String),
     Policy(bool, String, String),
     Limit(bool, String, String),
+    Queue(String, String),
 }
 
 /// The change that takes away what `change` set, with its key.
@@ -70,6 +71,13 @@ fn key_and_removal(change: &MetadataChange) -> Option<(Key, Option<MetadataChang
                 value: None,
             }),
         ),
+        C::DeclareQueue { vhost, name, .. } => (
+            Key::Queue(vhost.clone(), name.clone()),
+            Some(C::DeleteQueue {
+                vhost: vhost.clone(),
+                name: name.clone(),
+            }),
+        ),
         _ => return None,
     })
 }
@@ -85,8 +93,18 @@ impl Admin {
         }
         let mut vhosts = self.broker.vhost_names();
         vhosts.sort();
+        let mut queues = Vec::new();
         for name in vhosts {
             let meta = access.vhost_meta(&name).unwrap_or_default();
+            if let Some(vhost) = self.broker.vhost(&name) {
+                for queue in vhost.queues().iter().filter(|q| q.is_quorum()) {
+                    queues.push(MetadataChange::DeclareQueue {
+                        vhost: name.clone(),
+                        name: queue.name.to_string(),
+                        arguments: crate::vhost::definitions::encode_table(&queue.settings.arguments),
+                    });
+                }
+            }
             changes.push(MetadataChange::PutVhost {
                 name,
                 description: meta.description,
@@ -146,6 +164,8 @@ impl Admin {
                 }
             }
         }
+        // Queues after the vhosts and policies they need.
+        changes.extend(queues);
         changes
     }
 

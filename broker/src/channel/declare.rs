@@ -8,7 +8,8 @@ use crate::access::{Operation, ResourceKind};
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{unknown_exchange_type, Destination, ExchangeKind, ExchangeSettings};
 use crate::names;
-use crate::queue::QueueSettings;
+use crate::queue::{QueueArguments, QueueSettings, QueueType};
+use crate::replication::MetadataChange;
 
 fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
@@ -144,6 +145,7 @@ impl Channel {
                 auto_delete: m.auto_delete,
                 arguments: m.arguments,
             };
+            replicate_declaration(ctx, &name, &settings)?;
             ctx.vhost.declare_queue(&name, settings)?
         };
         self.last_queue = Some(queue.name.clone());
@@ -237,7 +239,19 @@ impl Channel {
                 if m.if_empty && queue.message_count() > 0 {
                     return Err(AmqpError::precondition_failed(format!("{what} not empty")));
                 }
-                ctx.vhost.delete_queue(&queue)
+                match &ctx.broker.config.cluster_link {
+                    // Every node deletes it, this one as it applies the change.
+                    Some(_) if queue.is_quorum() => {
+                        let count = queue.message_count();
+                        let change = MetadataChange::DeleteQueue {
+                            vhost: ctx.vhost.name.to_string(),
+                            name: queue.name.to_string(),
+                        };
+                        through_metadata_log(ctx, change)?;
+                        count
+                    }
+                    _ => ctx.vhost.delete_queue(&queue),
+                }
             }
         };
         if !m.nowait {
@@ -249,6 +263,48 @@ impl Channel {
             );
         }
         Ok(())
+    }
+}
+
+/// A new quorum queue in a cluster is declared on every node through the
+/// metadata log (checked here first, so every node accepts it); the
+/// channel then finds it declared.
+fn replicate_declaration(ctx: &mut ConnCtx, name: &ShortStr, settings: &QueueSettings) -> AmqpResult<()> {
+    if ctx.broker.config.cluster_link.is_none() || ctx.vhost.queue(name).is_some() {
+        return Ok(());
+    }
+    let what = format!("queue '{name}' in vhost '{}'", ctx.vhost.name);
+    let args = QueueArguments::parse(
+        &settings.arguments,
+        &what,
+        settings.durable,
+        settings.exclusive_owner.is_some(),
+        settings.auto_delete,
+    )?;
+    if args.queue_type != QueueType::Quorum {
+        return Ok(());
+    }
+    let change = MetadataChange::DeclareQueue {
+        vhost: ctx.vhost.name.to_string(),
+        name: name.to_string(),
+        arguments: crate::vhost::definitions::encode_table(&settings.arguments),
+    };
+    through_metadata_log(ctx, change)
+}
+
+/// Proposes a change to the cluster and waits until this node applied it.
+fn through_metadata_log(ctx: &mut ConnCtx, change: MetadataChange) -> AmqpResult<()> {
+    let Some(link) = ctx.broker.config.cluster_link.clone() else {
+        return Ok(());
+    };
+    match crate::blocking::wait(link.propose(change)) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(AmqpError::internal_error(format!(
+            "the cluster could not make the change: {e}"
+        ))),
+        None => Err(AmqpError::internal_error(
+            "a cluster member needs the multi-threaded runtime",
+        )),
     }
 }
 

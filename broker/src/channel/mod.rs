@@ -57,8 +57,11 @@ pub(crate) struct ConnCtx {
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with publisher confirms waiting to be sent.
     pub confirms_pending: Vec<u16>,
-    /// Channels with confirms waiting for the store to sync.
+    /// Channels with confirms waiting for the store to sync or for
+    /// replicated queues to commit.
     pub sync_waiting: Vec<u16>,
+    /// Woken when a replicated queue settles a ticket a confirm waits for.
+    pub replicated: Arc<tokio::sync::Notify>,
     /// Set once the connection publishes; the disk alarm blocks only these.
     pub has_published: bool,
     /// The time, read once per batch of work rather than per message.

@@ -18,7 +18,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::ExchangeKind;
 use crate::message::Message;
 use crate::message_stats::Event;
-use crate::queue::{Enqueued, Queue};
+use crate::queue::{Enqueued, Queue, Ticket};
 
 /// Publisher-confirm bookkeeping of a channel in confirm mode.
 #[derive(Debug, Default)]
@@ -28,9 +28,31 @@ pub(crate) struct ConfirmState {
     /// Publishes confirmed but whose ack is not yet written, and the last one.
     unsent: u32,
     unsent_upto: u64,
-    /// Publishes written to disk, in order, with the epoch whose sync makes
-    /// them durable (0 for ones that only wait behind them).
-    waiting_for_disk: std::collections::VecDeque<(u64, u64)>,
+    /// Publishes written to disk or proposed to replicated queues, in
+    /// order, with what they wait for.
+    waiting_for_disk: std::collections::VecDeque<Waiting>,
+}
+
+/// A publish whose confirm waits.
+#[derive(Debug)]
+struct Waiting {
+    seq: u64,
+    /// The epoch whose sync makes it durable (0 for one that only waits
+    /// behind others).
+    epoch: u64,
+    /// The replicated queues' tickets it waits for.
+    tickets: Vec<Arc<Ticket>>,
+}
+
+impl Waiting {
+    /// Some(true) to ack, Some(false) to nack, None to keep waiting.
+    fn verdict(&self, synced: Synced) -> Option<bool> {
+        let mut ack = synced.verdict(self.epoch)?;
+        for ticket in &self.tickets {
+            ack &= ticket.outcome()?;
+        }
+        Some(ack)
+    }
 }
 
 impl Channel {
@@ -119,10 +141,12 @@ impl Channel {
             1,
         );
         let (mut rejected, mut stored) = (false, false);
+        let mut tickets = Vec::new();
         for queue in queues {
             match queue.publish(message.clone()) {
                 Enqueued::Rejected => rejected = true,
                 Enqueued::Stored => stored = true,
+                Enqueued::Replicating(ticket) => tickets.push(ticket),
                 Enqueued::Accepted => {}
             }
         }
@@ -146,14 +170,14 @@ impl Channel {
             if !rejected {
                 ctx.info.counters.count(Event::Confirmed, 1);
             }
-            self.confirm_publish(ctx, rejected, stored);
+            self.confirm_publish(ctx, rejected, stored, tickets);
         }
     }
 
     /// Confirms a publish: a nack if a queue refused it; an ack after the
     /// next sync if it was written to disk; otherwise an ack at the next
     /// flush. Acks never overtake an earlier publish still waiting for disk.
-    fn confirm_publish(&mut self, ctx: &mut ConnCtx, rejected: bool, stored: bool) {
+    fn confirm_publish(&mut self, ctx: &mut ConnCtx, rejected: bool, stored: bool, tickets: Vec<Arc<Ticket>>) {
         if rejected {
             // Acks owed for earlier publishes go first, then this nack.
             self.flush_confirms(ctx);
@@ -174,7 +198,7 @@ impl Channel {
             );
             return;
         }
-        if stored || !confirm.waiting_for_disk.is_empty() {
+        if stored || !tickets.is_empty() || !confirm.waiting_for_disk.is_empty() {
             let epoch = if stored {
                 let durability = ctx.broker.durability();
                 let epoch = durability.wrote();
@@ -186,7 +210,10 @@ impl Channel {
             if confirm.waiting_for_disk.is_empty() {
                 ctx.sync_waiting.push(self.id);
             }
-            confirm.waiting_for_disk.push_back((seq, epoch));
+            for ticket in &tickets {
+                ticket.wake(&ctx.replicated);
+            }
+            confirm.waiting_for_disk.push_back(Waiting { seq, epoch, tickets });
             return;
         }
         confirm.unsent_upto = seq;
@@ -206,10 +233,11 @@ impl Channel {
         };
         // Runs of the same verdict go out as one multiple ack (or nack).
         let mut run: Option<(bool, u64, u64)> = None;
-        while let Some(&(seq, needed)) = confirm.waiting_for_disk.front() {
-            let Some(ack) = synced.verdict(needed) else {
+        while let Some(waiting) = confirm.waiting_for_disk.front() {
+            let Some(ack) = waiting.verdict(synced) else {
                 break;
             };
+            let seq = waiting.seq;
             confirm.waiting_for_disk.pop_front();
             run = match run {
                 Some((kind, first, _)) if kind == ack => Some((kind, first, seq)),

@@ -123,6 +123,7 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
             route_scratch: Vec::new(),
             confirms_pending: Vec::new(),
             sync_waiting: Vec::new(),
+            replicated: Arc::new(tokio::sync::Notify::new()),
             has_published: false,
             now: Instant::now(),
             name,
@@ -237,6 +238,7 @@ impl Connection {
     ) {
         let mut shutdown = self.ctx.broker.shutdown_signal();
         let mut durable = self.ctx.broker.durability().subscribe();
+        let replicated = self.ctx.replicated.clone();
         let broker = self.ctx.broker.clone();
         let mut alarms = broker.alarms().subscribe();
         let mut blocked = false;
@@ -312,6 +314,10 @@ impl Connection {
                         let synced = *durable.borrow_and_update();
                         self.release_durable(synced);
                     }
+                }
+                _ = replicated.notified(), if !self.ctx.sync_waiting.is_empty() => {
+                    let synced = *durable.borrow();
+                    self.release_durable(synced);
                 }
                 _ = ticker.tick() => {
                     let now = Instant::now();

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use warren_protocol::{BasicProperties, ContentHeader};
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use super::{Consumer, Depth, Queue, QueueEntry};
+use super::{Consumer, Depth, Queue, QueueEntry, Ticket};
 use crate::message::Message;
 
 /// What became of a publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Enqueued {
     Accepted,
     /// Accepted and written to the store: a confirm waits for the next sync.
     Stored,
+    /// Proposed to a replicated queue's group: a confirm waits for the
+    /// ticket (a majority has it, or the group failed).
+    Replicating(Arc<Ticket>),
     /// Refused (`x-overflow` reject-publish, or the store failed): the
     /// publisher gets a nack.
     Rejected,

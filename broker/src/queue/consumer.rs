@@ -58,6 +58,14 @@ impl Credit {
         self.limit.load(Ordering::Acquire) != 0
     }
 
+    /// How many more the window takes (no limit: as many as anyone asks).
+    pub(crate) fn room(&self) -> u32 {
+        match self.limit.load(Ordering::Acquire) {
+            0 => u32::MAX,
+            limit => limit.saturating_sub(self.in_flight.load(Ordering::Acquire)),
+        }
+    }
+
     pub(crate) fn has_room(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         limit == 0 || self.in_flight.load(Ordering::Acquire) < limit

@@ -30,6 +30,7 @@ mod local;
 mod quorum;
 mod stats;
 pub(crate) mod stream;
+mod ticket;
 mod transit;
 
 use std::borrow::Cow;
@@ -46,11 +47,13 @@ pub(crate) use entry::QueueEntry;
 pub(crate) use lag::{ReporterId, UnackedAges};
 pub(crate) use local::Persistence;
 pub(crate) use stats::{Depth, QueueCounters, QueueStats};
+pub(crate) use ticket::Ticket;
 pub(crate) use transit::Transit;
 
 use crate::ids::ConnectionId;
 use crate::message::Message;
 use crate::policy::Applied;
+use crate::replication::ClusterLink;
 use effective::effective_arguments;
 pub(crate) use effective::effective_definition;
 use warren_store::{Offset, QueueSummary};
@@ -160,24 +163,14 @@ impl Queue {
     /// Creates a queue of the type its arguments ask for. `persistence` is
     /// where a durable queue keeps its messages (None keeps them in memory).
     pub(crate) fn new(
-        name: ShortStr,
-        vhost_name: Arc<str>,
+        identity: Identity,
         host: Weak<dyn QueueHost>,
-        settings: QueueSettings,
-        args: QueueArguments,
-        applied: Applied,
         persistence: Option<Persistence>,
+        cluster: Option<&Arc<dyn ClusterLink>>,
     ) -> Arc<Queue> {
-        let identity = Identity {
-            name,
-            vhost_name,
-            settings,
-            args,
-            applied,
-        };
         let queue: Arc<Queue> = match identity.args.queue_type {
             QueueType::Classic => classic::new(identity, host, persistence),
-            QueueType::Quorum => quorum::new(identity, host, persistence),
+            QueueType::Quorum => quorum::new(identity, host, persistence, cluster),
             QueueType::Stream => stream::new(identity, host, persistence),
         };
         queue.backend.attach(&queue);
@@ -216,6 +209,11 @@ impl Queue {
     /// atomic load, cheap on the ack path).
     pub(crate) fn is_stream(&self) -> bool {
         self.declared_args.queue_type == QueueType::Stream
+    }
+
+    /// Whether it is a quorum queue (replicated, in a cluster).
+    pub(crate) fn is_quorum(&self) -> bool {
+        self.declared_args.queue_type == QueueType::Quorum
     }
 
     /// RabbitMQ's 540 for a method streams do not take (`what`, e.g.

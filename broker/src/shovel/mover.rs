@@ -247,7 +247,7 @@ impl Run {
         for (entry, (copy, queues)) in taken.into_iter().zip(copies) {
             let mut accepted = true;
             for queue in &queues {
-                if queue.publish(copy.clone()) == Enqueued::Rejected {
+                if matches!(queue.publish(copy.clone()), Enqueued::Rejected) {
                     accepted = false;
                 }
             }

@@ -21,6 +21,7 @@ fn vhost() -> Arc<VHost> {
         Default::default(),
         Arc::new(crate::policy::Policies::load(None, &[])),
         Default::default(),
+        None,
     ))
 }
 

@@ -219,15 +219,14 @@ impl VHost {
         let name = warren_protocol::ShortStr::from(record.name.as_str());
         let persistence = Persistence::durable(durability, record.id);
         let applied = self.policies_for_queue(&name, &args);
-        let queue = crate::queue::Queue::new(
-            name.clone(),
-            self.name.clone(),
-            self.as_host(),
+        let identity = crate::queue::Identity {
+            name: name.clone(),
+            vhost_name: self.name.clone(),
             settings,
             args,
             applied,
-            Some(persistence),
-        );
+        };
+        let queue = crate::queue::Queue::new(identity, self.as_host(), Some(persistence), self.cluster.as_ref());
         self.queues.insert(name, queue.clone());
         Ok(Some(queue))
     }

@@ -15,7 +15,8 @@ use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSett
 use crate::ids::ConnectionId;
 use crate::message_stats::ChurnCounters;
 use crate::policy::{Applied, Policies, Policy, Target};
-use crate::queue::{type_name, Queue, QueueArguments, QueueHost, QueueSettings};
+use crate::queue::{type_name, Identity, Queue, QueueArguments, QueueHost, QueueSettings};
+use crate::replication::ClusterLink;
 
 /// Queue arguments whose values must match on redeclaration (others are
 /// ignored, as in RabbitMQ).
@@ -50,6 +51,8 @@ pub(crate) struct VHost {
     policies: Arc<Policies>,
     /// Where queue churn is counted.
     churn: Arc<ChurnCounters>,
+    /// The cluster, if this node is in one: its quorum queues replicate.
+    cluster: Option<Arc<dyn ClusterLink>>,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
 }
@@ -61,6 +64,7 @@ impl VHost {
         memory_pressure: MemoryPressure,
         policies: Arc<Policies>,
         churn: Arc<ChurnCounters>,
+        cluster: Option<Arc<dyn ClusterLink>>,
     ) -> VHost {
         let vhost = VHost {
             name: name.into(),
@@ -68,6 +72,7 @@ impl VHost {
             memory_pressure,
             policies,
             churn,
+            cluster,
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };
@@ -257,15 +262,14 @@ impl VHost {
                 )?;
                 let persistence = self.persist_queue(name, &settings)?;
                 let applied = self.policies_for_queue(name, &args);
-                let queue = Queue::new(
-                    name.clone(),
-                    self.name.clone(),
-                    self.as_host(),
+                let identity = Identity {
+                    name: name.clone(),
+                    vhost_name: self.name.clone(),
                     settings,
                     args,
                     applied,
-                    persistence,
-                );
+                };
+                let queue = Queue::new(identity, self.as_host(), persistence, self.cluster.as_ref());
                 slot.insert(queue.clone());
                 ChurnCounters::bump(&self.churn.queues_created);
                 return Ok(queue);

@@ -610,7 +610,7 @@ impl QueueBackend for LocalQueue {
 /// A copy of the header with `x-delivery-count` set, as quorum queues report
 /// how often a message was delivered before (0 on the first delivery, as
 /// RabbitMQ 3.10 sends).
-fn with_delivery_count(header: &ContentHeader, count: u32) -> ContentHeader {
+pub(crate) fn with_delivery_count(header: &ContentHeader, count: u32) -> ContentHeader {
     let mut header = header.clone();
     header
         .properties_mut()

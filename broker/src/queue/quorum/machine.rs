@@ -208,6 +208,7 @@ impl Machine {
     }
 
     /// Messages some node holds, unsettled.
+    #[cfg(test)]
     pub(crate) fn held_count(&self) -> u64 {
         self.holders.len() as u64
     }

@@ -9,16 +9,28 @@
 //! [`QueueBackend`] and will live here.
 
 pub(crate) mod machine;
+mod replicated;
 
 use std::sync::{Arc, Weak};
 
 use super::local::{LocalQueue, Rules};
 use super::{Identity, Persistence, Queue, QueueHost};
+use crate::replication::ClusterLink;
 
 /// Quorum queues' delivery limit when none is declared (RabbitMQ 4).
 pub(crate) const DEFAULT_DELIVERY_LIMIT: u64 = 20;
 
-pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, persistence: Option<Persistence>) -> Arc<Queue> {
+/// A quorum queue: replicated through its own Raft group in a cluster, on
+/// the single-node engine otherwise.
+pub(super) fn new(
+    identity: Identity,
+    host: Weak<dyn QueueHost>,
+    persistence: Option<Persistence>,
+    cluster: Option<&Arc<dyn ClusterLink>>,
+) -> Arc<Queue> {
+    if let Some(link) = cluster {
+        return replicated::new(identity, host, link.clone());
+    }
     let rules = Rules {
         default_delivery_limit: Some(DEFAULT_DELIVERY_LIMIT),
         counts_deliveries: true,

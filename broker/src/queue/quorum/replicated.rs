@@ -1,0 +1,540 @@
+//! A replicated quorum queue: the [`QueueBackend`] of a quorum queue in a
+//! cluster. Its messages live in a deterministic state machine
+//! (`machine.rs`) that every member of the queue's Raft group applies in
+//! the same order; this node only proposes commands and serves its own
+//! consumers.
+//!
+//! - A publish is proposed as `Enqueue`; its confirm waits for the ticket,
+//!   settled once a majority of the group has the message on disk.
+//! - While this node's consumers have credit and the queue has ready
+//!   messages, the driver proposes `Checkout`s; when a checkout is applied
+//!   here, the messages handed to this node wait in `buffer` and go to its
+//!   consumers as their credit allows.
+//! - Acks, rejects and requeues are proposed as `Settle`; a node that
+//!   restarts first proposes `Reset`, which returns what its earlier life
+//!   held.
+//!
+//! Every proposal goes through one driver task per queue, in order and in
+//! batches (one publisher's messages keep their order). Not yet here: TTLs,
+//! the delivery limit and dead-lettering, single active consumer, returning
+//! what a dead node held before it comes back, and memory limits on what
+//! waits to be proposed.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, oneshot, Notify};
+use warren_protocol::ContentHeader;
+use warren_store::{Offset, QueueId, QueueSummary};
+
+use super::machine::{self, Command, Handed, Held, Machine, NodeLife, Outcome, Reply, Seq};
+use crate::message::Message;
+use crate::queue::{
+    ConsumeRefusal, Consumer, Delivery, Depth, Enqueued, Head, Identity, Queue, QueueBackend, QueueEntry, QueueHost,
+    QueueOf, Settlement, Ticket,
+};
+use crate::replication::{ClusterLink, ReplicatedGroup, ReplicatedMachine};
+
+/// Most messages a checkout asks for at once.
+const CHECKOUT_MAX: u32 = 256;
+/// Most commands proposed in one entry.
+const BATCH: usize = 512;
+
+/// A command waiting to be proposed, and who waits for its reply.
+struct Pending {
+    command: Command,
+    reply: Option<oneshot::Sender<Option<Reply>>>,
+    ticket: Option<Arc<Ticket>>,
+}
+
+/// What this node holds of the queue beside the machine.
+#[derive(Default)]
+struct Local {
+    consumers: Vec<Arc<Consumer>>,
+    /// Messages checked out to this node, not yet delivered.
+    buffer: VecDeque<(Seq, Held)>,
+    /// Messages asked for by checkouts not yet answered.
+    requested: u32,
+    /// Where the next round of delivery starts among the consumers.
+    next: usize,
+}
+
+/// The part the group's state machine and the backend share.
+struct Shared {
+    me: NodeLife,
+    machine: Mutex<Machine>,
+    local: Mutex<Local>,
+    queue: OnceLock<Weak<Queue>>,
+    /// Something changed that may call for a checkout.
+    wake: Notify,
+}
+
+pub(crate) struct ReplicatedQueue {
+    shared: Arc<Shared>,
+    link: Arc<dyn ClusterLink>,
+    group_name: String,
+    group: OnceLock<Arc<dyn ReplicatedGroup>>,
+    proposals: mpsc::UnboundedSender<Pending>,
+    /// The driver's end, until `attach` starts it.
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<Pending>>>,
+}
+
+/// The group's name for a queue: fixed by its vhost and name, so every
+/// member finds the same group.
+fn group_name(vhost: &str, name: &str) -> String {
+    format!(
+        "q{:016x}",
+        xxhash_rust::xxh3::xxh3_64(format!("{vhost}\0{name}").as_bytes())
+    )
+}
+
+pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn ClusterLink>) -> Arc<Queue> {
+    let _ = host;
+    let (node, boot) = link.this_node();
+    let (proposals, inbox) = mpsc::unbounded_channel();
+    // This life's first word to the group: what earlier lives held goes back.
+    let _ = proposals.send(Pending {
+        command: Command::Reset {
+            node: node.clone(),
+            keep: boot,
+        },
+        reply: None,
+        ticket: None,
+    });
+    let backend = ReplicatedQueue {
+        group_name: group_name(&identity.vhost_name, &identity.name),
+        shared: Arc::new(Shared {
+            me: NodeLife { node, boot },
+            machine: Mutex::new(Machine::default()),
+            local: Mutex::new(Local::default()),
+            queue: OnceLock::new(),
+            wake: Notify::new(),
+        }),
+        link,
+        group: OnceLock::new(),
+        proposals,
+        inbox: Mutex::new(Some(inbox)),
+    };
+    let queue: Arc<QueueOf<ReplicatedQueue>> = Arc::new(QueueOf::assemble(identity, backend));
+    queue
+}
+
+impl ReplicatedMachine for Shared {
+    fn apply(&self, entry: &[u8]) -> Vec<u8> {
+        let Some(commands) = machine::decode_commands(entry) else {
+            return machine::encode_replies(&[Reply::Unreadable]);
+        };
+        let mut handed = Vec::new();
+        let replies: Vec<Reply> = {
+            let mut machine = self.machine.lock();
+            commands.into_iter().map(|c| machine.apply(c, &mut handed)).collect()
+        };
+        let mine: Vec<Handed> = handed.into_iter().filter(|h| h.node == self.me).collect();
+        if !mine.is_empty() {
+            let mut local = self.local.lock();
+            for handed in mine {
+                local.buffer.extend(handed.messages);
+            }
+        }
+        self.dispatch();
+        self.wake.notify_one();
+        machine::encode_replies(&replies)
+    }
+
+    fn image(&self) -> Vec<u8> {
+        self.machine.lock().image()
+    }
+
+    fn restore(&self, image: &[u8]) {
+        match Machine::from_image(image) {
+            Some(machine) => *self.machine.lock() = machine,
+            None => tracing::error!("a quorum queue's snapshot does not decode; keeping the state it had"),
+        }
+    }
+}
+
+impl Shared {
+    fn queue(&self) -> Option<Arc<Queue>> {
+        self.queue.get()?.upgrade()
+    }
+
+    /// Hands buffered messages to consumers with credit, in turn.
+    fn dispatch(&self) {
+        let Some(queue) = self.queue() else { return };
+        let mut local = self.local.lock();
+        while !local.buffer.is_empty() && !local.consumers.is_empty() {
+            let count = local.consumers.len();
+            let Some(at) = (0..count)
+                .map(|i| (local.next + i) % count)
+                .find(|&i| local.consumers[i].active.load(Ordering::Acquire) && local.consumers[i].try_take_credit())
+            else {
+                break;
+            };
+            local.next = (at + 1) % count;
+            let consumer = local.consumers[at].clone();
+            let Some((seq, held)) = local.buffer.pop_front() else {
+                break;
+            };
+            let entry = QueueEntry {
+                redelivered: held.delivery_count > 0,
+                delivery_count: held.delivery_count,
+                ..QueueEntry::new(held.message, Offset(seq), 0, None)
+            };
+            let (redelivered, bytes) = (entry.redelivered, entry.message.body.len());
+            consumer.transit.sent(bytes);
+            let delivery = Delivery {
+                consumer: consumer.clone(),
+                queue: queue.clone(),
+                entry,
+            };
+            match consumer.sink.deliver(delivery) {
+                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack, bytes),
+                Err(back) => {
+                    // The connection is gone: the message waits for another.
+                    consumer.release_credit(1);
+                    local.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
+                    local.buffer.push_front((back.entry.offset.0, held_of(&back.entry)));
+                }
+            }
+        }
+    }
+
+    /// How many messages to ask for now (and notes them as asked for).
+    fn checkout_wanted(&self) -> u32 {
+        let ready = self.machine.lock().ready_count();
+        let mut local = self.local.lock();
+        if ready == 0 || local.consumers.is_empty() {
+            return 0;
+        }
+        let room: u32 = local
+            .consumers
+            .iter()
+            .filter(|c| c.active.load(Ordering::Acquire))
+            .map(|c| {
+                if c.no_ack {
+                    CHECKOUT_MAX
+                } else {
+                    c.credit.room().min(c.channel_credit.room())
+                }
+            })
+            .fold(0u32, |sum, r| sum.saturating_add(r))
+            .min(CHECKOUT_MAX);
+        let waiting = local.buffer.len() as u32 + local.requested;
+        let want = room
+            .saturating_sub(waiting)
+            .min(ready.min(u64::from(CHECKOUT_MAX)) as u32);
+        local.requested += want;
+        want
+    }
+}
+
+fn held_of(entry: &QueueEntry) -> Held {
+    Held {
+        message: entry.message.clone(),
+        delivery_count: entry.delivery_count,
+    }
+}
+
+impl ReplicatedQueue {
+    fn propose(&self, command: Command, ticket: Option<Arc<Ticket>>) -> Option<oneshot::Receiver<Option<Reply>>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.proposals.send(Pending {
+            command,
+            reply: Some(reply),
+            ticket,
+        });
+        sent.ok().map(|()| answer)
+    }
+
+    fn settle_seqs(&self, seqs: Vec<Seq>, outcome: Outcome) {
+        if seqs.is_empty() {
+            return;
+        }
+        let _ = self.propose(
+            Command::Settle {
+                node: self.shared.me.clone(),
+                seqs,
+                outcome,
+            },
+            None,
+        );
+    }
+
+    /// Proposes what waits, in order and in batches, and asks for messages
+    /// when this node's consumers can take them. Runs until the queue goes.
+    async fn drive(shared: Arc<Shared>, group: Arc<dyn ReplicatedGroup>, mut inbox: mpsc::UnboundedReceiver<Pending>) {
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                next = inbox.recv() => match next {
+                    Some(pending) => batch.push(pending),
+                    None => return,
+                },
+                _ = shared.wake.notified() => {}
+            }
+            while batch.len() < BATCH {
+                match inbox.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            let wanted = shared.checkout_wanted();
+            if wanted > 0 {
+                batch.push(Pending {
+                    command: Command::Checkout {
+                        node: shared.me.clone(),
+                        max: wanted,
+                    },
+                    reply: None,
+                    ticket: None,
+                });
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let commands: Vec<Command> = batch.iter().map(|p| p.command.clone()).collect();
+            tracing::debug!("proposing {} commands, checkout of {wanted}", commands.len());
+            let answer = group.propose(machine::encode_commands(&commands)).await;
+            let replies = match &answer {
+                Ok(bytes) => machine::decode_replies(bytes),
+                Err(e) => {
+                    tracing::warn!("a quorum queue could not commit {} commands: {e}", commands.len());
+                    None
+                }
+            };
+            if wanted > 0 {
+                let mut local = shared.local.lock();
+                local.requested = local.requested.saturating_sub(wanted);
+            }
+            let failed = replies.is_none();
+            let mut replies = replies.unwrap_or_default().into_iter();
+            for pending in batch {
+                let reply = replies.next();
+                if let Some(ticket) = pending.ticket {
+                    ticket.settle(reply.as_ref().is_some_and(|r| *r == Reply::Enqueued));
+                }
+                if let Some(waiter) = pending.reply {
+                    let _ = waiter.send(reply);
+                }
+            }
+            if failed {
+                // No majority now: try again shortly rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                shared.wake.notify_one();
+            }
+        }
+    }
+}
+
+impl QueueBackend for ReplicatedQueue {
+    fn attach(&self, queue: &Arc<Queue>) {
+        let _ = self.shared.queue.set(Arc::downgrade(queue));
+        let group = self.link.join_group(&self.group_name, self.shared.clone());
+        let _ = self.group.set(group.clone());
+        let Some(inbox) = self.inbox.lock().take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(Self::drive(self.shared.clone(), group, inbox));
+            }
+            Err(_) => tracing::error!("quorum queue '{}' started outside a runtime: it cannot run", queue.name),
+        }
+    }
+
+    fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
+        let ticket = Ticket::new();
+        let command = Command::Enqueue {
+            messages: vec![ByteBuf::from(message.encode())],
+        };
+        if self.propose(command, Some(ticket.clone())).is_none() {
+            return Enqueued::Rejected;
+        }
+        queue.counters.published_locked();
+        Enqueued::Replicating(ticket)
+    }
+
+    fn add_consumer(&self, _queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
+        {
+            let mut local = self.shared.local.lock();
+            if local.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !local.consumers.is_empty()) {
+                return Err(ConsumeRefusal::ExclusiveInUse);
+            }
+            local.consumers.push(consumer);
+        }
+        self.shared.dispatch();
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
+        let returned: Vec<Seq> = {
+            let mut local = self.shared.local.lock();
+            local.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+            if local.consumers.is_empty() {
+                // Nobody here takes what was checked out for them.
+                local.buffer.drain(..).map(|(seq, _)| seq).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        self.settle_seqs(returned, Outcome::Return);
+        self.shared.dispatch();
+        false
+    }
+
+    fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
+        let taken = self.shared.local.lock().buffer.pop_front();
+        let (seq, held) = match taken {
+            Some(taken) => taken,
+            None => {
+                let answer = self.propose(
+                    Command::Checkout {
+                        node: self.shared.me.clone(),
+                        max: 1,
+                    },
+                    None,
+                )?;
+                let shared = self.shared.clone();
+                let fetched = crate::blocking::wait(async move {
+                    let Ok(Some(Reply::CheckedOut(seqs))) = answer.await else {
+                        return None;
+                    };
+                    let seq = *seqs.first()?;
+                    // The checkout lands in the buffer once applied here.
+                    for _ in 0..100 {
+                        {
+                            let mut local = shared.local.lock();
+                            if let Some(at) = local.buffer.iter().position(|(s, _)| *s == seq) {
+                                return local.buffer.remove(at);
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    None
+                });
+                fetched.flatten()?
+            }
+        };
+        let entry = QueueEntry {
+            redelivered: held.delivery_count > 0,
+            delivery_count: held.delivery_count,
+            ..QueueEntry::new(held.message, Offset(seq), 0, None)
+        };
+        queue
+            .counters
+            .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
+        if !ack_required {
+            self.settle_seqs(vec![seq], Outcome::Ack);
+        }
+        let remaining = self.shared.machine.lock().ready_count();
+        Some((entry, remaining))
+    }
+
+    fn settle(&self, _queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement) {
+        let outcome = match settlement {
+            Settlement::Ack => Outcome::Ack,
+            Settlement::Requeue => Outcome::Return,
+            Settlement::Discard => Outcome::Discard,
+        };
+        self.settle_seqs(entries.iter().map(|e| e.offset.0).collect(), outcome);
+        // Credit came back: what waits here goes out, then more is asked for.
+        self.shared.dispatch();
+        self.shared.wake.notify_one();
+    }
+
+    fn settle_without_ack(&self, _queue: &Arc<Queue>, entry: &QueueEntry) {
+        self.settle_seqs(vec![entry.offset.0], Outcome::Ack);
+    }
+
+    fn return_undelivered(&self, _queue: &Arc<Queue>, entry: QueueEntry) {
+        // Back to this node's buffer: it is still checked out here.
+        let seq = entry.offset.0;
+        self.shared.local.lock().buffer.push_front((seq, held_of(&entry)));
+        self.shared.dispatch();
+    }
+
+    fn kick(&self, _queue: &Arc<Queue>) {
+        self.shared.dispatch();
+        self.shared.wake.notify_one();
+    }
+
+    fn purge(&self, _queue: &Arc<Queue>) -> u64 {
+        let Some(answer) = self.propose(Command::Purge, None) else {
+            return 0;
+        };
+        match crate::blocking::wait(answer) {
+            Some(Ok(Some(Reply::Purged(count)))) => count,
+            _ => 0,
+        }
+    }
+
+    fn arguments_changed(&self, _queue: &Arc<Queue>) {}
+
+    fn delete(&self, _queue: &Arc<Queue>) -> u64 {
+        let consumers = std::mem::take(&mut self.shared.local.lock().consumers);
+        for consumer in consumers {
+            consumer.active.store(false, Ordering::Release);
+            consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
+        }
+        let count = self.shared.machine.lock().ready_count();
+        if let Some(group) = self.group.get() {
+            group.leave();
+        }
+        count
+    }
+
+    fn message_count(&self) -> u64 {
+        self.shared.machine.lock().ready_count()
+    }
+
+    fn depth(&self) -> Depth {
+        let (ready, ready_bytes) = {
+            let machine = self.shared.machine.lock();
+            (machine.ready_count(), machine.ready_bytes())
+        };
+        Depth {
+            ready,
+            ready_bytes,
+            paged_out: 0,
+            paged_out_bytes: 0,
+            consumers: self.consumer_count(),
+        }
+    }
+
+    fn head(&self, _now: tokio::time::Instant) -> Head {
+        let machine = self.shared.machine.lock();
+        Head {
+            age: None,
+            timestamp: machine.head().and_then(|h| h.message.header.properties().timestamp),
+        }
+    }
+
+    fn store_position(&self) -> Option<(QueueId, Offset)> {
+        None
+    }
+
+    fn consumer_count(&self) -> u64 {
+        self.shared.local.lock().consumers.len() as u64
+    }
+
+    fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.shared.local.lock().consumers.clone()
+    }
+
+    fn touch(&self) {}
+
+    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
+        Cow::Owned(crate::queue::local::with_delivery_count(
+            &entry.message.header,
+            entry.delivery_count,
+        ))
+    }
+
+    fn restore(&self, _queue: &Arc<Queue>, _summary: QueueSummary, _delivered_below: Offset) {
+        // The group's log and snapshot rebuild the machine, not the store.
+    }
+}
