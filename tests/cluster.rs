@@ -6,75 +6,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::Warren;
 use serde_json::{json, Value};
-
-/// A free port on a loopback address (the cluster list needs every port
-/// before any node starts).
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Node {
-    name: String,
-    ip: Ipv4Addr,
-    cluster: SocketAddr,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    peers: String,
-}
-
-impl Cluster {
-    fn new(count: u8) -> Cluster {
-        let nodes: Vec<Node> = (1..=count)
-            .map(|i| {
-                let ip = Ipv4Addr::new(127, 0, 0, i);
-                Node {
-                    name: format!("n{i}"),
-                    ip,
-                    cluster: SocketAddr::from((ip, free_port(ip))),
-                }
-            })
-            .collect();
-        let peers = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.name, n.cluster))
-            .collect::<Vec<_>>()
-            .join(",");
-        Cluster { nodes, peers }
-    }
-
-    fn start(&self, index: usize, data: &Path) -> Warren {
-        let node = &self.nodes[index];
-        let listen = format!("{}:0", node.ip);
-        let cluster = node.cluster.to_string();
-        Warren::start_with(
-            &data.join(&node.name),
-            &[
-                "--listen",
-                &listen,
-                "--management-listen",
-                &listen,
-                "--node-name",
-                &node.name,
-                "--cluster-listen",
-                &cluster,
-                "--cluster-peers",
-                &self.peers,
-            ],
-        )
-    }
-}
 
 async fn get(http: &reqwest::Client, node: &Warren, path: &str) -> Option<Value> {
     let url = format!("http://{}/api/{path}", node.management_addr());

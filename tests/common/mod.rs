@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod cluster;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
