@@ -290,3 +290,174 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
     })
     .await;
 }
+
+async fn amqp(node: &Warren) -> (lapin::Connection, lapin::Channel) {
+    let url = format!("amqp://guest:guest@{}/%2f", node.addr);
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    (connection, channel)
+}
+
+fn quorum_args(extra: &[(&str, lapin::types::AMQPValue)]) -> lapin::types::FieldTable {
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    for (key, value) in extra {
+        args.insert((*key).into(), value.clone());
+    }
+    args
+}
+
+async fn declare(channel: &lapin::Channel, name: &str, args: lapin::types::FieldTable) {
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(name.into(), durable, args)
+        .await
+        .expect("declare");
+}
+
+async fn publish_confirmed(channel: &lapin::Channel, queue: &str, body: &[u8]) {
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            Default::default(),
+            body,
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish");
+    assert!(confirm.await.expect("confirm").is_ack());
+}
+
+/// The next delivery on a consumer, within a deadline.
+async fn next_delivery(consumer: &mut lapin::Consumer, within: Duration) -> lapin::message::Delivery {
+    use futures::StreamExt;
+    tokio::time::timeout(within, consumer.next())
+        .await
+        .expect("a delivery in time")
+        .expect("the consumer is open")
+        .expect("a delivery")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
+    use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+    use lapin::types::AMQPValue;
+    let data = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(3);
+    let http = reqwest::Client::new();
+    let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
+    leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
+
+    // Declared on n1, published to on n2, rejected on n3: the message dies
+    // past its delivery limit and reaches the dead-letter queue, which n1
+    // reads.
+    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
+    declare(&ch1, "dead", quorum_args(&[])).await;
+    let poisoned = quorum_args(&[
+        ("x-delivery-limit", AMQPValue::LongInt(1)),
+        ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+        ("x-dead-letter-routing-key", AMQPValue::LongString("dead".into())),
+    ]);
+    declare(&ch1, "work", poisoned).await;
+    let (_c2, ch2) = amqp(nodes[1].as_ref().unwrap()).await;
+    ch2.confirm_select(Default::default()).await.expect("confirms");
+    publish_confirmed(&ch2, "work", b"poison").await;
+    let (c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
+    let mut work = ch3
+        .basic_consume(
+            "work".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume");
+    for expected_count in [None, Some(1)] {
+        let delivery = next_delivery(&mut work, Duration::from_secs(10)).await;
+        let count = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-delivery-count").cloned());
+        assert!(count.is_some(), "x-delivery-count is sent");
+        if let Some(expected) = expected_count {
+            assert_eq!(count, Some(AMQPValue::LongLongInt(expected)));
+        }
+        delivery
+            .reject(BasicRejectOptions { requeue: true })
+            .await
+            .expect("reject");
+    }
+    let mut dead = ch1
+        .basic_consume(
+            "dead".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume dead");
+    let letter = next_delivery(&mut dead, Duration::from_secs(10)).await;
+    assert_eq!(letter.data, b"poison");
+    let reason = letter
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| match h.inner().get("x-death")? {
+            AMQPValue::FieldArray(deaths) => match deaths.as_slice().first()? {
+                AMQPValue::FieldTable(death) => death.inner().get("reason").cloned(),
+                _ => None,
+            },
+            _ => None,
+        });
+    assert_eq!(reason, Some(AMQPValue::LongString("delivery_limit".into())));
+    letter.ack(Default::default()).await.expect("ack");
+    drop(c3);
+
+    // n3's consumer holds ten unacked messages when n3 dies for good: the
+    // others give them to n1's consumer, redelivered.
+    declare(&ch1, "held", quorum_args(&[])).await;
+    for i in 0..10u8 {
+        publish_confirmed(&ch2, "held", &[i]).await;
+    }
+    let (_c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
+    ch3.basic_qos(10, BasicQosOptions::default()).await.expect("qos");
+    let mut holder = ch3
+        .basic_consume(
+            "held".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume");
+    for _ in 0..10 {
+        next_delivery(&mut holder, Duration::from_secs(10)).await;
+    }
+    nodes[2].take().expect("n3 runs").crash();
+    let mut survivor = ch1
+        .basic_consume(
+            "held".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 10 {
+        let delivery = next_delivery(&mut survivor, Duration::from_secs(20)).await;
+        assert!(delivery.redelivered, "they were delivered before");
+        seen.insert(delivery.data[0]);
+        delivery.ack(Default::default()).await.expect("ack");
+    }
+}

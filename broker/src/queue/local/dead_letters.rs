@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Dead, LocalQueue};
-use crate::queue::dead_letter::{self, DeathReason};
+use crate::queue::dead_letter;
 use crate::queue::Queue;
 
 impl LocalQueue {
@@ -42,32 +42,8 @@ impl LocalQueue {
         let Some(host) = self.host.upgrade() else {
             return;
         };
-        let mut targets = Vec::new();
-        for &(ref entry, reason) in dead {
-            let (message, keys) = dead_letter::dead_letter_message(
-                &entry.message,
-                reason,
-                &queue.name,
-                dlx,
-                queue.args().dead_letter_routing_key.as_ref(),
-            );
-            targets.clear();
-            let properties = message.header.properties();
-            for key in &keys {
-                if !host.route_to(dlx, key, properties, &mut targets) {
-                    tracing::debug!(queue = %queue.name, "dead-letter exchange '{dlx}' does not exist; message dropped");
-                    return;
-                }
-            }
-            for (i, target) in targets.iter().enumerate() {
-                if targets[..i].iter().any(|q| Arc::ptr_eq(q, target)) {
-                    continue;
-                }
-                if reason != DeathReason::Rejected && dead_letter::is_automatic_cycle(&target.name, &message) {
-                    continue;
-                }
-                target.publish(message.clone());
-            }
+        for (entry, reason) in dead {
+            dead_letter::republish(queue, &*host, dlx, &entry.message, *reason);
         }
     }
 }

@@ -49,10 +49,14 @@ pub(crate) enum Command {
     Enqueue { messages: Vec<ByteBuf> },
     /// Up to `max` messages from the head for `node`'s consumers.
     Checkout { node: NodeLife, max: u32 },
+    /// `limit`: returned more often than this, a message dies
+    /// (`x-delivery-limit`), as do discarded ones; the settling node
+    /// dead-letters them.
     Settle {
         node: NodeLife,
         seqs: Vec<Seq>,
         outcome: Outcome,
+        limit: Option<u64>,
     },
     /// Returns what lives of `node` other than `keep` held (`keep` 0:
     /// every life's).
@@ -81,11 +85,28 @@ pub(crate) struct Held {
     pub delivery_count: u32,
 }
 
-/// Messages handed to a node by a checkout, for it to deliver.
+/// What applying a command asks one node to do.
 #[derive(Debug)]
-pub(crate) struct Handed {
-    pub node: NodeLife,
-    pub messages: Vec<(Seq, Held)>,
+pub(crate) enum Effect {
+    /// Deliver these messages (a checkout handed them over).
+    Deliver { node: NodeLife, messages: Vec<(Seq, Held)> },
+    /// Dead-letter this message (discarded, or past the delivery limit).
+    DeadLetter { node: NodeLife, held: Held, reason: Death },
+}
+
+impl Effect {
+    pub(crate) fn node(&self) -> &NodeLife {
+        match self {
+            Effect::Deliver { node, .. } | Effect::DeadLetter { node, .. } => node,
+        }
+    }
+}
+
+/// Why a message died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Death {
+    Rejected,
+    DeliveryLimit,
 }
 
 /// The replicated queue.
@@ -106,9 +127,10 @@ struct Image {
 }
 
 impl Machine {
-    /// Applies one command; messages a checkout handed out are added to
-    /// `handed` (the caller delivers those meant for its own node).
-    pub(crate) fn apply(&mut self, command: Command, handed: &mut Vec<Handed>) -> Reply {
+    /// Applies one command; what it asks of nodes (deliveries, dead
+    /// letters) is added to `effects` (the caller does what is meant for its
+    /// own node).
+    pub(crate) fn apply(&mut self, command: Command, effects: &mut Vec<Effect>) -> Reply {
         match command {
             Command::Enqueue { messages } => {
                 for bytes in messages {
@@ -142,11 +164,16 @@ impl Machine {
                     seqs.push(seq);
                 }
                 if !messages.is_empty() {
-                    handed.push(Handed { node, messages });
+                    effects.push(Effect::Deliver { node, messages });
                 }
                 Reply::CheckedOut(seqs)
             }
-            Command::Settle { node, seqs, outcome } => {
+            Command::Settle {
+                node,
+                seqs,
+                outcome,
+                limit,
+            } => {
                 let mut settled = 0;
                 for seq in seqs {
                     // Only the holder settles: a node whose messages were
@@ -156,11 +183,33 @@ impl Machine {
                     }
                     self.holders.remove(&seq);
                     settled += 1;
-                    match outcome {
-                        Outcome::Ack | Outcome::Discard => {
+                    let died = match outcome {
+                        Outcome::Ack => {
                             self.messages.remove(&seq);
+                            None
                         }
-                        Outcome::Return => self.return_one(seq),
+                        Outcome::Discard => Some(Death::Rejected),
+                        Outcome::Return => {
+                            let count = self.messages.get(&seq).map_or(0, |h| h.delivery_count);
+                            if limit.is_some_and(|l| u64::from(count) >= l) {
+                                Some(Death::DeliveryLimit)
+                            } else {
+                                self.return_one(seq);
+                                None
+                            }
+                        }
+                    };
+                    if let Some(reason) = died {
+                        if let Some(mut held) = self.messages.remove(&seq) {
+                            if reason == Death::DeliveryLimit {
+                                held.delivery_count += 1;
+                            }
+                            effects.push(Effect::DeadLetter {
+                                node: node.clone(),
+                                held,
+                                reason,
+                            });
+                        }
                     }
                 }
                 Reply::Settled(settled)
@@ -308,6 +357,81 @@ mod tests {
         }
     }
 
+    fn delivered(effect: &Effect) -> &[(Seq, Held)] {
+        match effect {
+            Effect::Deliver { messages, .. } => messages,
+            Effect::DeadLetter { .. } => &[],
+        }
+    }
+
+    #[test]
+    fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
+        let mut m = Machine::default();
+        let mut effects = Vec::new();
+        m.apply(
+            Command::Enqueue {
+                messages: vec![message("poison")],
+            },
+            &mut effects,
+        );
+        for round in 0..3 {
+            effects.clear();
+            m.apply(
+                Command::Checkout {
+                    node: life("a", 1),
+                    max: 1,
+                },
+                &mut effects,
+            );
+            assert_eq!(delivered(&effects[0]).len(), 1, "round {round}");
+            effects.clear();
+            let settle = Command::Settle {
+                node: life("a", 1),
+                seqs: vec![0],
+                outcome: Outcome::Return,
+                limit: Some(2),
+            };
+            m.apply(settle, &mut effects);
+        }
+        assert_eq!(m.ready_count(), 0);
+        match &effects[..] {
+            [Effect::DeadLetter { node, held, reason }] => {
+                assert_eq!(node, &life("a", 1));
+                assert_eq!(*reason, Death::DeliveryLimit);
+                assert_eq!(held.delivery_count, 3);
+            }
+            other => panic!("expected one dead letter, got {other:?}"),
+        }
+        m.apply(
+            Command::Enqueue {
+                messages: vec![message("rejected")],
+            },
+            &mut effects,
+        );
+        m.apply(
+            Command::Checkout {
+                node: life("b", 1),
+                max: 1,
+            },
+            &mut effects,
+        );
+        effects.clear();
+        let discard = Command::Settle {
+            node: life("b", 1),
+            seqs: vec![1],
+            outcome: Outcome::Discard,
+            limit: Some(2),
+        };
+        m.apply(discard, &mut effects);
+        assert!(matches!(
+            &effects[..],
+            [Effect::DeadLetter {
+                reason: Death::Rejected,
+                ..
+            }]
+        ));
+    }
+
     fn body(held: &Held) -> String {
         String::from_utf8_lossy(&held.message.body).into_owned()
     }
@@ -340,14 +464,15 @@ mod tests {
         assert_eq!(a, Reply::CheckedOut(vec![0, 1]));
         assert_eq!(b, Reply::CheckedOut(vec![2, 3]));
         assert_eq!(handed.len(), 2);
-        assert_eq!(body(&handed[1].messages[0].1), "m2");
+        assert_eq!(body(&delivered(&handed[1])[0].1), "m2");
         // b cannot settle a's messages; a returns one, acks the other.
         assert_eq!(
             m.apply(
                 Command::Settle {
                     node: life("b", 1),
                     seqs: vec![0],
-                    outcome: Outcome::Ack
+                    outcome: Outcome::Ack,
+                    limit: None
                 },
                 &mut handed
             ),
@@ -358,6 +483,7 @@ mod tests {
                 node: life("a", 1),
                 seqs: vec![1],
                 outcome: Outcome::Ack,
+                limit: None,
             },
             &mut handed,
         );
@@ -366,6 +492,7 @@ mod tests {
                 node: life("a", 1),
                 seqs: vec![0],
                 outcome: Outcome::Return,
+                limit: None,
             },
             &mut handed,
         );
@@ -378,8 +505,8 @@ mod tests {
             },
             &mut handed,
         );
-        assert_eq!(handed[0].messages[0].0, 0);
-        assert_eq!(handed[0].messages[0].1.delivery_count, 1);
+        assert_eq!(delivered(&handed[0])[0].0, 0);
+        assert_eq!(delivered(&handed[0])[0].1.delivery_count, 1);
         assert_eq!(m.held_count(), 3);
     }
 
@@ -424,7 +551,8 @@ mod tests {
                 Command::Settle {
                     node: life("a", 1),
                     seqs: vec![0, 1],
-                    outcome: Outcome::Ack
+                    outcome: Outcome::Ack,
+                    limit: None
                 },
                 &mut handed
             ),
@@ -465,6 +593,7 @@ mod tests {
                 node: life("a", 1),
                 seqs: vec![0],
                 outcome: Outcome::Return,
+                limit: None,
             },
             &mut handed,
         );

@@ -32,8 +32,10 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use warren_protocol::ContentHeader;
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use super::machine::{self, Command, Handed, Held, Machine, NodeLife, Outcome, Reply, Seq};
+use super::machine::{self, Command, Death, Effect, Held, Machine, NodeLife, Outcome, Reply, Seq};
+use super::DEFAULT_DELIVERY_LIMIT;
 use crate::message::Message;
+use crate::queue::dead_letter::{self, DeathReason};
 use crate::queue::{
     ConsumeRefusal, Consumer, Delivery, Depth, Enqueued, Head, Identity, Queue, QueueBackend, QueueEntry, QueueHost,
     QueueOf, Settlement, Ticket,
@@ -70,6 +72,8 @@ struct Shared {
     machine: Mutex<Machine>,
     local: Mutex<Local>,
     queue: OnceLock<Weak<Queue>>,
+    /// Where dead letters are routed.
+    host: Weak<dyn QueueHost>,
     /// Something changed that may call for a checkout.
     wake: Notify,
 }
@@ -94,7 +98,6 @@ fn group_name(vhost: &str, name: &str) -> String {
 }
 
 pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn ClusterLink>) -> Arc<Queue> {
-    let _ = host;
     let (node, boot) = link.this_node();
     let (proposals, inbox) = mpsc::unbounded_channel();
     // This life's first word to the group: what earlier lives held goes back.
@@ -113,6 +116,7 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
             machine: Mutex::new(Machine::default()),
             local: Mutex::new(Local::default()),
             queue: OnceLock::new(),
+            host,
             wake: Notify::new(),
         }),
         link,
@@ -129,16 +133,15 @@ impl ReplicatedMachine for Shared {
         let Some(commands) = machine::decode_commands(entry) else {
             return machine::encode_replies(&[Reply::Unreadable]);
         };
-        let mut handed = Vec::new();
+        let mut effects = Vec::new();
         let replies: Vec<Reply> = {
             let mut machine = self.machine.lock();
-            commands.into_iter().map(|c| machine.apply(c, &mut handed)).collect()
+            commands.into_iter().map(|c| machine.apply(c, &mut effects)).collect()
         };
-        let mine: Vec<Handed> = handed.into_iter().filter(|h| h.node == self.me).collect();
-        if !mine.is_empty() {
-            let mut local = self.local.lock();
-            for handed in mine {
-                local.buffer.extend(handed.messages);
+        for effect in effects.into_iter().filter(|e| *e.node() == self.me) {
+            match effect {
+                Effect::Deliver { messages, .. } => self.local.lock().buffer.extend(messages),
+                Effect::DeadLetter { held, reason, .. } => self.dead_letter(&held, reason),
             }
         }
         self.dispatch();
@@ -161,6 +164,22 @@ impl ReplicatedMachine for Shared {
 impl Shared {
     fn queue(&self) -> Option<Arc<Queue>> {
         self.queue.get()?.upgrade()
+    }
+
+    /// Publishes a message that died here to the dead-letter exchange (at
+    /// most once, as RabbitMQ's quorum queues do by default).
+    fn dead_letter(&self, held: &Held, reason: Death) {
+        let (Some(queue), Some(host)) = (self.queue(), self.host.upgrade()) else {
+            return;
+        };
+        let Some(dlx) = queue.args().dead_letter_exchange.clone() else {
+            return;
+        };
+        let reason = match reason {
+            Death::Rejected => DeathReason::Rejected,
+            Death::DeliveryLimit => DeathReason::DeliveryLimit,
+        };
+        dead_letter::republish(&queue, &*host, &dlx, &held.message, reason);
     }
 
     /// Hands buffered messages to consumers with credit, in turn.
@@ -255,11 +274,15 @@ impl ReplicatedQueue {
         if seqs.is_empty() {
             return;
         }
+        let limit = self.shared.queue().map_or(Some(DEFAULT_DELIVERY_LIMIT), |q| {
+            q.args().delivery_limit.or(Some(DEFAULT_DELIVERY_LIMIT))
+        });
         let _ = self.propose(
             Command::Settle {
                 node: self.shared.me.clone(),
                 seqs,
                 outcome,
+                limit,
             },
             None,
         );
@@ -267,7 +290,14 @@ impl ReplicatedQueue {
 
     /// Proposes what waits, in order and in batches, and asks for messages
     /// when this node's consumers can take them. Runs until the queue goes.
-    async fn drive(shared: Arc<Shared>, group: Arc<dyn ReplicatedGroup>, mut inbox: mpsc::UnboundedReceiver<Pending>) {
+    async fn drive(
+        shared: Arc<Shared>,
+        group: Arc<dyn ReplicatedGroup>,
+        link: Arc<dyn ClusterLink>,
+        mut inbox: mpsc::UnboundedReceiver<Pending>,
+    ) {
+        let mut watch = tokio::time::interval(Duration::from_secs(1));
+        let mut absent = Absences::default();
         loop {
             let mut batch = Vec::new();
             tokio::select! {
@@ -276,6 +306,16 @@ impl ReplicatedQueue {
                     None => return,
                 },
                 _ = shared.wake.notified() => {}
+                _ = watch.tick() => {
+                    for node in absent.long_gone(&link) {
+                        tracing::info!("quorum queue: node {node} is gone; what it held goes back to the queue");
+                        batch.push(Pending {
+                            command: Command::Reset { node, keep: 0 },
+                            reply: None,
+                            ticket: None,
+                        });
+                    }
+                }
             }
             while batch.len() < BATCH {
                 match inbox.try_recv() {
@@ -331,6 +371,39 @@ impl ReplicatedQueue {
     }
 }
 
+/// How long a member may be gone before what it held is given back.
+const GONE_AFTER: Duration = Duration::from_secs(5);
+
+/// Members not seen running, since when, and whether their holdings were
+/// already given back.
+#[derive(Default)]
+struct Absences {
+    since: std::collections::HashMap<String, (std::time::Instant, bool)>,
+}
+
+impl Absences {
+    /// The members gone for longer than `GONE_AFTER` whose messages have
+    /// not been given back yet.
+    fn long_gone(&mut self, link: &Arc<dyn ClusterLink>) -> Vec<String> {
+        let mut gone = Vec::new();
+        for member in link.members() {
+            if member.running || member.this_node {
+                self.since.remove(&member.name);
+                continue;
+            }
+            let (since, reset) = self
+                .since
+                .entry(member.name.clone())
+                .or_insert((std::time::Instant::now(), false));
+            if !*reset && since.elapsed() >= GONE_AFTER {
+                *reset = true;
+                gone.push(member.name);
+            }
+        }
+        gone
+    }
+}
+
 impl QueueBackend for ReplicatedQueue {
     fn attach(&self, queue: &Arc<Queue>) {
         let _ = self.shared.queue.set(Arc::downgrade(queue));
@@ -339,7 +412,7 @@ impl QueueBackend for ReplicatedQueue {
         let Some(inbox) = self.inbox.lock().take() else { return };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(Self::drive(self.shared.clone(), group, inbox));
+                runtime.spawn(Self::drive(self.shared.clone(), group, self.link.clone(), inbox));
             }
             Err(_) => tracing::error!("quorum queue '{}' started outside a runtime: it cannot run", queue.name),
         }
