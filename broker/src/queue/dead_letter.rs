@@ -148,6 +148,43 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Publishes one dead message to the queue's dead-letter exchange `dlx`
+/// (through `host`, which routes it), as RabbitMQ does: once per routing
+/// key it was published with, to each queue at most once, never back
+/// around an automatic cycle.
+pub(super) fn republish(
+    queue: &Arc<Queue>,
+    host: &dyn QueueHost,
+    dlx: &ShortStr,
+    message: &Message,
+    reason: DeathReason,
+) {
+    let (message, keys) = dead_letter_message(
+        message,
+        reason,
+        &queue.name,
+        dlx,
+        queue.args().dead_letter_routing_key.as_ref(),
+    );
+    let mut targets = Vec::new();
+    let properties = message.header.properties();
+    for key in &keys {
+        if !host.route_to(dlx, key, properties, &mut targets) {
+            tracing::debug!(queue = %queue.name, "dead-letter exchange '{dlx}' does not exist; message dropped");
+            return;
+        }
+    }
+    for (i, target) in targets.iter().enumerate() {
+        if targets[..i].iter().any(|q| Arc::ptr_eq(q, target)) {
+            continue;
+        }
+        if reason != DeathReason::Rejected && is_automatic_cycle(&target.name, &message) {
+            continue;
+        }
+        target.publish(message.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -278,42 +315,5 @@ mod tests {
         assert!(!is_automatic_cycle("c", &in_b), "c was never visited");
         let (rejected, _) = dead_letter_message(&in_a, DeathReason::Rejected, &"b".into(), &"dlx".into(), None);
         assert!(!is_automatic_cycle("a", &rejected), "a rejection breaks the cycle");
-    }
-}
-
-/// Publishes one dead message to the queue's dead-letter exchange `dlx`
-/// (through `host`, which routes it), as RabbitMQ does: once per routing
-/// key it was published with, to each queue at most once, never back
-/// around an automatic cycle.
-pub(super) fn republish(
-    queue: &Arc<Queue>,
-    host: &dyn QueueHost,
-    dlx: &ShortStr,
-    message: &Message,
-    reason: DeathReason,
-) {
-    let (message, keys) = dead_letter_message(
-        message,
-        reason,
-        &queue.name,
-        dlx,
-        queue.args().dead_letter_routing_key.as_ref(),
-    );
-    let mut targets = Vec::new();
-    let properties = message.header.properties();
-    for key in &keys {
-        if !host.route_to(dlx, key, properties, &mut targets) {
-            tracing::debug!(queue = %queue.name, "dead-letter exchange '{dlx}' does not exist; message dropped");
-            return;
-        }
-    }
-    for (i, target) in targets.iter().enumerate() {
-        if targets[..i].iter().any(|q| Arc::ptr_eq(q, target)) {
-            continue;
-        }
-        if reason != DeathReason::Rejected && is_automatic_cycle(&target.name, &message) {
-            continue;
-        }
-        target.publish(message.clone());
     }
 }
