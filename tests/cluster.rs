@@ -357,10 +357,62 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
     let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
     leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
 
+    // An exchange declared on n1, a quorum queue bound to it on n2, a
+    // message published to the exchange on n3 reaches it; unbound on n3,
+    // the next one is unroutable everywhere.
+    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
+    let topic = lapin::ExchangeKind::Topic;
+    ch1.exchange_declare("events".into(), topic, Default::default(), Default::default())
+        .await
+        .expect("exchange");
+    let (_c2, ch2) = amqp(nodes[1].as_ref().unwrap()).await;
+    declare(&ch2, "audit", quorum_args(&[])).await;
+    ch2.queue_bind(
+        "audit".into(),
+        "events".into(),
+        "order.*".into(),
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .expect("bind");
+    let (c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
+    ch3.confirm_select(Default::default()).await.expect("confirms");
+    let published = ch3
+        .basic_publish(
+            "events".into(),
+            "order.paid".into(),
+            Default::default(),
+            b"paid",
+            Default::default(),
+        )
+        .await
+        .expect("publish");
+    assert!(published.await.expect("confirm").is_ack());
+    let mut audit = ch1
+        .basic_consume(
+            "audit".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume audit");
+    assert_eq!(next_delivery(&mut audit, Duration::from_secs(10)).await.data, b"paid");
+    ch3.queue_unbind("audit".into(), "events".into(), "order.*".into(), Default::default())
+        .await
+        .expect("unbind");
+    for node in nodes.iter().flatten() {
+        wait_until(&http, node, "exchanges/%2f/events/bindings/source", |v| {
+            v.as_array().is_some_and(Vec::is_empty)
+        })
+        .await;
+    }
+    drop(c3);
+
     // Declared on n1, published to on n2, rejected on n3: the message dies
     // past its delivery limit and reaches the dead-letter queue, which n1
     // reads.
-    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
     declare(&ch1, "dead", quorum_args(&[])).await;
     let poisoned = quorum_args(&[
         ("x-delivery-limit", AMQPValue::LongInt(1)),
@@ -368,7 +420,6 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
         ("x-dead-letter-routing-key", AMQPValue::LongString("dead".into())),
     ]);
     declare(&ch1, "work", poisoned).await;
-    let (_c2, ch2) = amqp(nodes[1].as_ref().unwrap()).await;
     ch2.confirm_select(Default::default()).await.expect("confirms");
     publish_confirmed(&ch2, "work", b"poison").await;
     let (c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;

@@ -33,6 +33,7 @@ mod outbound;
 mod policy;
 mod queue;
 mod recovery;
+mod replicated_topology;
 mod replication;
 mod reply_to;
 mod server;

@@ -103,6 +103,31 @@ pub enum MetadataChange {
         vhost: String,
         name: String,
     },
+    /// Declares an exchange on every node (arguments encoded as above).
+    DeclareExchange {
+        vhost: String,
+        name: String,
+        kind: String,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Vec<u8>,
+    },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
+    /// Binds (`bound`) or unbinds an exchange to another exchange
+    /// (`to_queue` false) or to a replicated queue, on every node.
+    Binding {
+        bound: bool,
+        vhost: String,
+        source: String,
+        to_queue: bool,
+        destination: String,
+        routing_key: String,
+        arguments: Vec<u8>,
+    },
     /// Sets (Some) or clears (None) a vhost's (`vhost`) or a user's limit.
     SetLimit {
         vhost: bool,

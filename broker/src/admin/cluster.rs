@@ -196,6 +196,66 @@ impl Admin {
                 vhost.declare_queue(&name.as_str().into(), settings)?;
                 Ok(())
             }
+            MetadataChange::DeclareExchange {
+                vhost,
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            } => {
+                let vhost = self.broker.vhost(vhost).ok_or(AdminError::NotFound)?;
+                let what = format!("exchange '{name}' in vhost '{}'", vhost.name);
+                let settings = crate::exchange::ExchangeSettings {
+                    kind: crate::exchange::ExchangeKind::parse(kind)
+                        .ok_or_else(|| AdminError::BadRequest(format!("{what}: unknown type {kind}")))?,
+                    durable: *durable,
+                    auto_delete: *auto_delete,
+                    internal: *internal,
+                    arguments: crate::vhost::definitions::decode_table(arguments, &what)
+                        .map_err(|e| AdminError::BadRequest(e.to_string()))?,
+                };
+                vhost.declare_exchange(&name.as_str().into(), settings)?;
+                Ok(())
+            }
+            MetadataChange::DeleteExchange { vhost, name } => {
+                if let Some(vhost) = self.broker.vhost(vhost) {
+                    if vhost.exchange(name).is_some() {
+                        vhost.delete_exchange(name, false)?;
+                    }
+                }
+                Ok(())
+            }
+            MetadataChange::Binding {
+                bound,
+                vhost,
+                source,
+                to_queue,
+                destination,
+                routing_key,
+                arguments,
+            } => {
+                let vhost = self.broker.vhost(vhost).ok_or(AdminError::NotFound)?;
+                let destination = if *to_queue {
+                    match vhost.queue(destination) {
+                        Some(queue) => crate::exchange::Destination::Queue(queue),
+                        None => return Ok(()),
+                    }
+                } else {
+                    crate::exchange::Destination::Exchange(destination.as_str().into())
+                };
+                let what = format!("a binding from '{source}' in vhost '{}'", vhost.name);
+                let arguments = crate::vhost::definitions::decode_table(arguments, &what)
+                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                let key = routing_key.as_str().into();
+                if *bound {
+                    vhost.bind(source, destination, key, arguments)?;
+                } else {
+                    vhost.unbind(source, destination, key, arguments);
+                }
+                Ok(())
+            }
             MetadataChange::DeleteQueue { vhost, name } => {
                 if let Some(vhost) = self.broker.vhost(vhost) {
                     if let Some(queue) = vhost.queue(name) {

@@ -7,8 +7,11 @@ use std::collections::HashSet;
 
 use super::{Admin, AdminResult};
 use crate::access::LimitScope;
+use crate::exchange::Destination;
 use crate::policy::PolicyKind;
 use crate::replication::MetadataChange;
+use crate::vhost::definitions::encode_table;
+use crate::vhost::VHost;
 
 /// What a change is about: two changes with the same key set the same thing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -21,6 +24,8 @@ enum Key {
     Policy(bool, String, String),
     Limit(bool, String, String),
     Queue(String, String),
+    Exchange(String, String),
+    Binding(String, String, bool, String, String, Vec<u8>),
 }
 
 /// The change that takes away what `change` set, with its key.
@@ -78,8 +83,87 @@ fn key_and_removal(change: &MetadataChange) -> Option<(Key, Option<MetadataChang
                 name: name.clone(),
             }),
         ),
+        C::DeclareExchange { vhost, name, .. } => (
+            Key::Exchange(vhost.clone(), name.clone()),
+            Some(C::DeleteExchange {
+                vhost: vhost.clone(),
+                name: name.clone(),
+            }),
+        ),
+        C::Binding {
+            bound: true,
+            vhost,
+            source,
+            to_queue,
+            destination,
+            routing_key,
+            arguments,
+        } => (
+            Key::Binding(
+                vhost.clone(),
+                source.clone(),
+                *to_queue,
+                destination.clone(),
+                routing_key.clone(),
+                arguments.clone(),
+            ),
+            Some(C::Binding {
+                bound: false,
+                vhost: vhost.clone(),
+                source: source.clone(),
+                to_queue: *to_queue,
+                destination: destination.clone(),
+                routing_key: routing_key.clone(),
+                arguments: arguments.clone(),
+            }),
+        ),
         _ => return None,
     })
+}
+
+/// A vhost's replicated topology: its exchanges (but the built-in ones),
+/// its quorum queues, then the bindings between them.
+fn topology(vhost: &VHost, changes: &mut Vec<MetadataChange>) {
+    let name = vhost.name.to_string();
+    let builtin = |x: &str| x.is_empty() || x.starts_with("amq.");
+    let exchanges = vhost.exchanges();
+    for exchange in exchanges.iter().filter(|x| !builtin(&x.name)) {
+        let settings = &exchange.settings;
+        changes.push(MetadataChange::DeclareExchange {
+            vhost: name.clone(),
+            name: exchange.name.to_string(),
+            kind: settings.kind.as_str().to_string(),
+            durable: settings.durable,
+            auto_delete: settings.auto_delete,
+            internal: settings.internal,
+            arguments: encode_table(&settings.arguments),
+        });
+    }
+    for queue in vhost.queues().iter().filter(|q| q.is_quorum()) {
+        changes.push(MetadataChange::DeclareQueue {
+            vhost: name.clone(),
+            name: queue.name.to_string(),
+            arguments: encode_table(&queue.settings.arguments),
+        });
+    }
+    for exchange in exchanges.iter().filter(|x| !x.name.is_empty()) {
+        for binding in exchange.bindings() {
+            let (to_queue, destination) = match &binding.destination {
+                Destination::Queue(queue) if queue.is_quorum() => (true, queue.name.to_string()),
+                Destination::Queue(_) => continue,
+                Destination::Exchange(name) => (false, name.to_string()),
+            };
+            changes.push(MetadataChange::Binding {
+                bound: true,
+                vhost: name.clone(),
+                source: exchange.name.to_string(),
+                to_queue,
+                destination,
+                routing_key: binding.routing_key.to_string(),
+                arguments: encode_table(&binding.arguments),
+            });
+        }
+    }
 }
 
 impl Admin {
@@ -97,13 +181,7 @@ impl Admin {
         for name in vhosts {
             let meta = access.vhost_meta(&name).unwrap_or_default();
             if let Some(vhost) = self.broker.vhost(&name) {
-                for queue in vhost.queues().iter().filter(|q| q.is_quorum()) {
-                    queues.push(MetadataChange::DeclareQueue {
-                        vhost: name.clone(),
-                        name: queue.name.to_string(),
-                        arguments: crate::vhost::definitions::encode_table(&queue.settings.arguments),
-                    });
-                }
+                topology(&vhost, &mut queues);
             }
             changes.push(MetadataChange::PutVhost {
                 name,
@@ -164,7 +242,7 @@ impl Admin {
                 }
             }
         }
-        // Queues after the vhosts and policies they need.
+        // Topology after the vhosts and policies it needs.
         changes.extend(queues);
         changes
     }

@@ -163,7 +163,9 @@ impl Admin {
             auto_delete,
             arguments: arguments(args)?,
         };
-        v.declare_queue(&ShortStr::from(name), settings)?;
+        let name = ShortStr::from(name);
+        crate::replicated_topology::declare_queue(&self.broker, &v, &name, &settings)?;
+        v.declare_queue(&name, settings)?;
         Ok(!existed)
     }
 
@@ -178,7 +180,7 @@ impl Admin {
         if if_empty && queue.message_count() > 0 {
             return Err(AdminError::BadRequest(format!("{what} not empty")));
         }
-        v.delete_queue(&queue);
+        crate::replicated_topology::delete_queue(&self.broker, &v, &queue)?;
         Ok(())
     }
 
@@ -226,7 +228,9 @@ impl Admin {
             internal,
             arguments: arguments(args)?,
         };
-        v.declare_exchange(&ShortStr::from(name), settings)?;
+        let name = ShortStr::from(name);
+        crate::replicated_topology::declare_exchange(&self.broker, &v, &name, &settings)?;
+        v.declare_exchange(&name, settings)?;
         Ok(!existed)
     }
 
@@ -235,7 +239,9 @@ impl Admin {
         if v.exchange(name).is_none() {
             return Err(AdminError::NotFound);
         }
-        v.delete_exchange(name, if_unused)?;
+        if !crate::replicated_topology::delete_exchange(&self.broker, &v, name, if_unused)? {
+            v.delete_exchange(name, if_unused)?;
+        }
         Ok(())
     }
 
@@ -296,7 +302,10 @@ impl Admin {
         };
         let table = arguments(args)?;
         let key = properties_key(routing_key, &table);
-        v.bind(source, destination, ShortStr::from(routing_key), table)?;
+        let routing_key = ShortStr::from(routing_key);
+        if !crate::replicated_topology::binding(&self.broker, &v, true, source, &destination, &routing_key, &table)? {
+            v.bind(source, destination, routing_key, table)?;
+        }
         Ok(key)
     }
 
@@ -345,7 +354,10 @@ impl Admin {
                     && view.properties_key == properties_key
             })
             .ok_or(AdminError::NotFound)?;
-        v.unbind(source, binding.destination, binding.routing_key, binding.arguments);
+        let (key, args) = (&binding.routing_key, &binding.arguments);
+        if !crate::replicated_topology::binding(&self.broker, &v, false, source, &binding.destination, key, args)? {
+            v.unbind(source, binding.destination, binding.routing_key, binding.arguments);
+        }
         Ok(())
     }
 }

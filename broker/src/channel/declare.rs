@@ -8,8 +8,7 @@ use crate::access::{Operation, ResourceKind};
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{unknown_exchange_type, Destination, ExchangeKind, ExchangeSettings};
 use crate::names;
-use crate::queue::{QueueArguments, QueueSettings, QueueType};
-use crate::replication::MetadataChange;
+use crate::queue::QueueSettings;
 
 fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
@@ -39,6 +38,7 @@ impl Channel {
                 internal: m.internal,
                 arguments: m.arguments,
             };
+            crate::replicated_topology::declare_exchange(&ctx.broker, &ctx.vhost, &m.exchange, &settings)?;
             ctx.vhost.declare_exchange(&m.exchange, settings)?;
         }
         if !m.nowait {
@@ -53,7 +53,9 @@ impl Channel {
         }
         ctx.grant
             .check(Operation::Configure, ResourceKind::Exchange, &m.exchange)?;
-        ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        if !crate::replicated_topology::delete_exchange(&ctx.broker, &ctx.vhost, &m.exchange, m.if_unused)? {
+            ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        }
         if !m.nowait {
             ctx.send(self.id, ExchangeDeleteOk {});
         }
@@ -79,7 +81,10 @@ impl Channel {
 
     pub(super) fn exchange_bind(&mut self, ctx: &mut ConnCtx, m: ExchangeBind) -> AmqpResult<()> {
         let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination, &m.routing_key)?;
-        ctx.vhost.bind(&m.source, destination, m.routing_key, m.arguments)?;
+        let (key, args) = (&m.routing_key, &m.arguments);
+        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, true, &m.source, &destination, key, args)? {
+            ctx.vhost.bind(&m.source, destination, m.routing_key, m.arguments)?;
+        }
         if !m.nowait {
             ctx.send(self.id, ExchangeBindOk {});
         }
@@ -92,7 +97,10 @@ impl Channel {
         }
         check_binding(ctx, &m.source, ResourceKind::Exchange, &m.destination, &m.routing_key)?;
         let destination = Destination::Exchange(m.destination.clone());
-        ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments);
+        let (key, args) = (&m.routing_key, &m.arguments);
+        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, false, &m.source, &destination, key, args)? {
+            ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments);
+        }
         if !m.nowait {
             ctx.send(self.id, ExchangeUnbindOk {});
         }
@@ -145,7 +153,7 @@ impl Channel {
                 auto_delete: m.auto_delete,
                 arguments: m.arguments,
             };
-            replicate_declaration(ctx, &name, &settings)?;
+            crate::replicated_topology::declare_queue(&ctx.broker, &ctx.vhost, &name, &settings)?;
             ctx.vhost.declare_queue(&name, settings)?
         };
         self.last_queue = Some(queue.name.clone());
@@ -183,7 +191,10 @@ impl Channel {
 
     pub(super) fn queue_bind(&mut self, ctx: &mut ConnCtx, m: QueueBind) -> AmqpResult<()> {
         let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue, &m.routing_key)?;
-        ctx.vhost.bind(&m.exchange, destination, m.routing_key, m.arguments)?;
+        let (key, args) = (&m.routing_key, &m.arguments);
+        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, true, &m.exchange, &destination, key, args)? {
+            ctx.vhost.bind(&m.exchange, destination, m.routing_key, m.arguments)?;
+        }
         if !m.nowait {
             ctx.send(self.id, QueueBindOk {});
         }
@@ -202,7 +213,10 @@ impl Channel {
         };
         ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
         let destination = Destination::Queue(queue);
-        ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments);
+        let (key, args) = (&m.routing_key, &m.arguments);
+        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, false, &m.exchange, &destination, key, args)? {
+            ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments);
+        }
         ctx.send(self.id, QueueUnbindOk {});
         Ok(())
     }
@@ -239,19 +253,7 @@ impl Channel {
                 if m.if_empty && queue.message_count() > 0 {
                     return Err(AmqpError::precondition_failed(format!("{what} not empty")));
                 }
-                match &ctx.broker.config.cluster_link {
-                    // Every node deletes it, this one as it applies the change.
-                    Some(_) if queue.is_quorum() => {
-                        let count = queue.message_count();
-                        let change = MetadataChange::DeleteQueue {
-                            vhost: ctx.vhost.name.to_string(),
-                            name: queue.name.to_string(),
-                        };
-                        through_metadata_log(ctx, change)?;
-                        count
-                    }
-                    _ => ctx.vhost.delete_queue(&queue),
-                }
+                crate::replicated_topology::delete_queue(&ctx.broker, &ctx.vhost, &queue)?
             }
         };
         if !m.nowait {
@@ -263,48 +265,6 @@ impl Channel {
             );
         }
         Ok(())
-    }
-}
-
-/// A new quorum queue in a cluster is declared on every node through the
-/// metadata log (checked here first, so every node accepts it); the
-/// channel then finds it declared.
-fn replicate_declaration(ctx: &mut ConnCtx, name: &ShortStr, settings: &QueueSettings) -> AmqpResult<()> {
-    if ctx.broker.config.cluster_link.is_none() || ctx.vhost.queue(name).is_some() {
-        return Ok(());
-    }
-    let what = format!("queue '{name}' in vhost '{}'", ctx.vhost.name);
-    let args = QueueArguments::parse(
-        &settings.arguments,
-        &what,
-        settings.durable,
-        settings.exclusive_owner.is_some(),
-        settings.auto_delete,
-    )?;
-    if args.queue_type != QueueType::Quorum {
-        return Ok(());
-    }
-    let change = MetadataChange::DeclareQueue {
-        vhost: ctx.vhost.name.to_string(),
-        name: name.to_string(),
-        arguments: crate::vhost::definitions::encode_table(&settings.arguments),
-    };
-    through_metadata_log(ctx, change)
-}
-
-/// Proposes a change to the cluster and waits until this node applied it.
-fn through_metadata_log(ctx: &mut ConnCtx, change: MetadataChange) -> AmqpResult<()> {
-    let Some(link) = ctx.broker.config.cluster_link.clone() else {
-        return Ok(());
-    };
-    match crate::blocking::wait(link.propose(change)) {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(AmqpError::internal_error(format!(
-            "the cluster could not make the change: {e}"
-        ))),
-        None => Err(AmqpError::internal_error(
-            "a cluster member needs the multi-threaded runtime",
-        )),
     }
 }
 

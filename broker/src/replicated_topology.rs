@@ -1,0 +1,155 @@
+//! Topology changes that, in a cluster, go through the metadata log so that
+//! every node makes them: exchanges, quorum queues (their messages in their
+//! own Raft groups), and bindings between exchanges or to quorum queues.
+//! Classic queues, streams and their bindings stay on the node that
+//! declared them. Channels and the admin interface both come here; on a
+//! single node nothing goes through a log.
+//!
+//! Each function is called before the change is made here; one that
+//! returns `Ok(true)` made it through the log (this node applied it
+//! already), so the caller does not make it again.
+
+use std::sync::Arc;
+
+use warren_protocol::{FieldTable, ShortStr};
+
+use crate::broker::Broker;
+use crate::error::{AmqpError, AmqpResult};
+use crate::exchange::{Destination, ExchangeSettings};
+use crate::queue::{Queue, QueueArguments, QueueSettings, QueueType};
+use crate::replication::MetadataChange;
+use crate::vhost::definitions::encode_table;
+use crate::vhost::VHost;
+
+/// Before a queue is declared here: a new quorum queue in a cluster is
+/// declared on every node through the metadata log (checked first, so
+/// every node accepts it), and the caller then finds it declared.
+pub(crate) fn declare_queue(
+    broker: &Broker,
+    vhost: &VHost,
+    name: &ShortStr,
+    settings: &QueueSettings,
+) -> AmqpResult<()> {
+    if broker.config.cluster_link.is_none() || vhost.queue(name).is_some() {
+        return Ok(());
+    }
+    let what = format!("queue '{name}' in vhost '{}'", vhost.name);
+    let args = QueueArguments::parse(
+        &settings.arguments,
+        &what,
+        settings.durable,
+        settings.exclusive_owner.is_some(),
+        settings.auto_delete,
+    )?;
+    if args.queue_type != QueueType::Quorum {
+        return Ok(());
+    }
+    let change = MetadataChange::DeclareQueue {
+        vhost: vhost.name.to_string(),
+        name: name.to_string(),
+        arguments: encode_table(&settings.arguments),
+    };
+    through_metadata_log(broker, change)
+}
+
+/// Deletes a queue: a quorum queue in a cluster on every node, through the
+/// metadata log; any other here. Returns how many messages it held.
+pub(crate) fn delete_queue(broker: &Broker, vhost: &VHost, queue: &Arc<Queue>) -> AmqpResult<u64> {
+    if broker.config.cluster_link.is_none() || !queue.is_quorum() {
+        return Ok(vhost.delete_queue(queue));
+    }
+    let count = queue.message_count();
+    let change = MetadataChange::DeleteQueue {
+        vhost: vhost.name.to_string(),
+        name: queue.name.to_string(),
+    };
+    through_metadata_log(broker, change)?;
+    Ok(count)
+}
+
+/// A new exchange is declared on every node; an existing one is checked
+/// for equivalence here by the caller.
+pub(crate) fn declare_exchange(
+    broker: &Broker,
+    vhost: &VHost,
+    name: &ShortStr,
+    settings: &ExchangeSettings,
+) -> AmqpResult<()> {
+    if broker.config.cluster_link.is_none() || name.is_empty() || vhost.exchange(name).is_some() {
+        return Ok(());
+    }
+    let change = MetadataChange::DeclareExchange {
+        vhost: vhost.name.to_string(),
+        name: name.to_string(),
+        kind: settings.kind.as_str().to_string(),
+        durable: settings.durable,
+        auto_delete: settings.auto_delete,
+        internal: settings.internal,
+        arguments: encode_table(&settings.arguments),
+    };
+    through_metadata_log(broker, change)
+}
+
+/// Deletes an exchange on every node (after the caller's checks).
+pub(crate) fn delete_exchange(broker: &Broker, vhost: &VHost, name: &str, if_unused: bool) -> AmqpResult<bool> {
+    if broker.config.cluster_link.is_none() || name.is_empty() || name.starts_with("amq.") {
+        return Ok(false);
+    }
+    let exchange = vhost.exchange_or_404(name)?;
+    if if_unused && exchange.has_bindings() {
+        // The local delete refuses it with RabbitMQ's text.
+        return Ok(false);
+    }
+    let change = MetadataChange::DeleteExchange {
+        vhost: vhost.name.to_string(),
+        name: name.to_string(),
+    };
+    through_metadata_log(broker, change).map(|()| true)
+}
+
+/// Binds or unbinds on every node, when the destination is an exchange or
+/// a quorum queue.
+pub(crate) fn binding(
+    broker: &Broker,
+    vhost: &VHost,
+    bound: bool,
+    source: &str,
+    destination: &Destination,
+    routing_key: &ShortStr,
+    arguments: &FieldTable,
+) -> AmqpResult<bool> {
+    if broker.config.cluster_link.is_none() {
+        return Ok(false);
+    }
+    let (to_queue, name) = match destination {
+        Destination::Queue(queue) if queue.is_quorum() => (true, queue.name.to_string()),
+        Destination::Queue(_) => return Ok(false),
+        Destination::Exchange(name) => (false, name.to_string()),
+    };
+    let change = MetadataChange::Binding {
+        bound,
+        vhost: vhost.name.to_string(),
+        source: source.to_string(),
+        to_queue,
+        destination: name,
+        routing_key: routing_key.to_string(),
+        arguments: encode_table(arguments),
+    };
+    through_metadata_log(broker, change).map(|()| true)
+}
+
+/// Proposes a change to the cluster and waits until this node applied it.
+fn through_metadata_log(broker: &Broker, change: MetadataChange) -> AmqpResult<()> {
+    let Some(link) = broker.config.cluster_link.clone() else {
+        return Ok(());
+    };
+    match crate::blocking::wait(link.propose(change)) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(AmqpError::internal_error(format!(
+            "the cluster could not make the change: {e}"
+        ))),
+        None => Err(AmqpError::internal_error(
+            "a cluster member needs the multi-threaded runtime",
+        )),
+    }
+}
