@@ -212,6 +212,8 @@ enum Command {
     },
     /// The node's figures and alarms.
     Status,
+    /// The cluster's members: which run, which leads the metadata log.
+    ClusterStatus,
     /// Waits until the node answers (and has no alarm).
     AwaitStartup {
         #[arg(long, default_value_t = 60)]
@@ -428,10 +430,38 @@ fn run(cli: Cli) -> Result<String, String> {
             api.post("definitions", &definitions)?;
             done(format!("Importing definitions in JSON from a file at \"{file}\" ..."))
         }
+        Command::ClusterStatus => {
+            let overview = api.get("overview")?;
+            let nodes = api.get("nodes")?;
+            let members = nodes.as_array().cloned().unwrap_or_default();
+            let name = |n: &Value| n.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+            let this = overview.get("node").and_then(Value::as_str).unwrap_or("?");
+            let cluster = overview.get("cluster_name").and_then(Value::as_str).unwrap_or("?");
+            let mut out =
+                format!("Cluster status of node {this} ...\nBasics\n\nCluster name: {cluster}\n\nDisk Nodes\n\n");
+            for member in &members {
+                out += &format!("{}\n", name(member));
+            }
+            out += "\nRunning Nodes\n\n";
+            for member in members.iter().filter(|m| m.get("running") == Some(&Value::Bool(true))) {
+                out += &format!("{}\n", name(member));
+            }
+            if let Some(leader) = members
+                .iter()
+                .find(|m| m.get("metadata_leader") == Some(&Value::Bool(true)))
+            {
+                out += &format!("\nMetadata leader: {}\n", name(leader));
+            }
+            done(out.trim_end().to_string())
+        }
         Command::Status => {
             let overview = api.get("overview")?;
             let nodes = api.get("nodes")?;
-            let node = nodes.get(0).cloned().unwrap_or(Value::Null);
+            let this = overview.get("node").cloned().unwrap_or(Value::Null);
+            let node = nodes
+                .as_array()
+                .and_then(|all| all.iter().find(|n| n.get("name") == Some(&this)).cloned())
+                .unwrap_or(Value::Null);
             let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
             let mut out = format!(
                 "Status of node {} ...\n",

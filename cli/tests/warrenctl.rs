@@ -165,6 +165,10 @@ async fn warrenctl_manages_users_vhosts_permissions_queues_and_policies() {
         let status = c.ok(&["status"]);
         assert!(status.starts_with("Status of node rabbit@"), "{status}");
         assert!(status.contains("Alarms: (none)"), "{status}");
+        let cluster = c.ok(&["cluster_status"]);
+        assert!(cluster.starts_with("Cluster status of node rabbit@"), "{cluster}");
+        let running = cluster.split("Running Nodes").nth(1).unwrap_or_default();
+        assert!(running.contains("rabbit@"), "this node runs: {cluster}");
         c.ok(&["await_startup", "--timeout", "5"]);
         let hash = c.ok(&["hash_password", "pw"]);
         assert_eq!(hash.trim().len(), 48, "base64 of 4 + 32 bytes: {hash}");

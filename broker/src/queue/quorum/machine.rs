@@ -40,6 +40,9 @@ pub(crate) enum Outcome {
     Return,
     /// Rejected without requeue: removed.
     Discard,
+    /// Back to the queue, never delivered (it waited on a node whose
+    /// consumers went): not counted as a delivery.
+    Release,
 }
 
 /// A change to the queue, as the log carries it.
@@ -189,6 +192,10 @@ impl Machine {
                             None
                         }
                         Outcome::Discard => Some(Death::Rejected),
+                        Outcome::Release => {
+                            self.release_one(seq);
+                            None
+                        }
                         Outcome::Return => {
                             let count = self.messages.get(&seq).map_or(0, |h| h.delivery_count);
                             if limit.is_some_and(|l| u64::from(count) >= l) {
@@ -235,6 +242,14 @@ impl Machine {
                 self.ready_bytes = 0;
                 Reply::Purged(purged.len() as u64)
             }
+        }
+    }
+
+    /// Puts a message back without counting a delivery.
+    fn release_one(&mut self, seq: Seq) {
+        if let Some(held) = self.messages.get(&seq) {
+            self.ready_bytes += held.message.body_size() as u64;
+            self.ready.insert(seq);
         }
     }
 

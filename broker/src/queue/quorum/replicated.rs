@@ -454,7 +454,7 @@ impl QueueBackend for ReplicatedQueue {
                 Vec::new()
             }
         };
-        self.settle_seqs(returned, Outcome::Return);
+        self.settle_seqs(returned, Outcome::Release);
         self.shared.dispatch();
         false
     }
@@ -524,10 +524,19 @@ impl QueueBackend for ReplicatedQueue {
     }
 
     fn return_undelivered(&self, _queue: &Arc<Queue>, entry: QueueEntry) {
-        // Back to this node's buffer: it is still checked out here.
         let seq = entry.offset.0;
-        self.shared.local.lock().buffer.push_front((seq, held_of(&entry)));
-        self.shared.dispatch();
+        {
+            let mut local = self.shared.local.lock();
+            if !local.consumers.is_empty() {
+                // Back to this node's buffer: it is still checked out here.
+                local.buffer.push_front((seq, held_of(&entry)));
+                drop(local);
+                self.shared.dispatch();
+                return;
+            }
+        }
+        // Nobody here takes it: back to the queue for every node.
+        self.settle_seqs(vec![seq], Outcome::Release);
     }
 
     fn kick(&self, _queue: &Arc<Queue>) {

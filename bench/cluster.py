@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Replicated quorum queues, a three-node Warren cluster beside a three-node
+RabbitMQ 3.10 cluster on this machine, in one run:
+
+  1. throughput: 1 KiB persistent messages with confirms (100 outstanding)
+     into a quorum queue, one producer and one consumer on the first node;
+  2. failover: a publisher on the second node publishes with confirms, one
+     at a time; the first node (the queue's leader) is killed with SIGKILL;
+     the time from the kill to the next confirm;
+  3. disk under churn: bytes of the queue's replicated log on the first
+     node after N messages went in and out (the queue is empty again).
+
+Writes bench/out/cluster.json and prints a table.
+
+Usage: python3 bench/cluster.py [--runs 3] [--duration 10] [--churn 200000]
+Build first: cargo build --release -p warren -p warren-perf
+RabbitMQ: bench/rabbit_cluster.sh start (AMQP on 127.0.0.1:5681-5683).
+"""
+import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import urllib.request, base64
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import RELEASE, ROOT, run_perf  # noqa: E402
+
+import pika  # noqa: E402
+
+QUORUM = ["--queue-arg", "x-queue-type=quorum", "--persistent"]
+RABBIT = os.path.join(ROOT, "bench", "rabbit_cluster.sh")
+
+
+def free_port(ip):
+    s = socket.socket()
+    s.bind((ip, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(ip, port, limit=30):
+    t0 = time.monotonic()
+    while True:
+        try:
+            socket.create_connection((ip, port), timeout=0.1).close()
+            return
+        except OSError:
+            if time.monotonic() - t0 > limit:
+                raise SystemExit(f"nothing listens on {ip}:{port}")
+            time.sleep(0.01)
+
+
+class WarrenCluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="bench-cluster-")
+        self.ips = [f"127.0.0.{i}" for i in (1, 2, 3)]
+        self.cluster_ports = [free_port(ip) for ip in self.ips]
+        self.amqp_ports = [free_port(ip) for ip in self.ips]
+        self.http_ports = [free_port(ip) for ip in self.ips]
+        self.peers = ",".join(f"n{i + 1}={ip}:{p}" for i, (ip, p) in enumerate(zip(self.ips, self.cluster_ports)))
+        self.procs = [None, None, None]
+        for i in range(3):
+            self.start(i)
+        self.wait_for_leader()
+
+    def start(self, i):
+        ip = self.ips[i]
+        self.procs[i] = subprocess.Popen(
+            [os.path.join(RELEASE, "warren"), "--listen", f"{ip}:{self.amqp_ports[i]}",
+             "--management-listen", f"{ip}:{self.http_ports[i]}", "--prometheus-listen", "none",
+             "--data-dir", os.path.join(self.dir, f"n{i + 1}"), "--node-name", f"n{i + 1}",
+             "--cluster-listen", f"{ip}:{self.cluster_ports[i]}", "--cluster-peers", self.peers],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(ip, self.amqp_ports[i])
+
+    def wait_for_leader(self):
+        auth = base64.b64encode(b"guest:guest").decode()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 30:
+            try:
+                req = urllib.request.Request(f"http://{self.ips[0]}:{self.http_ports[0]}/api/nodes",
+                                             headers={"Authorization": f"Basic {auth}"})
+                nodes = json.load(urllib.request.urlopen(req, timeout=1))
+                if sum(n["running"] for n in nodes) == 3 and any(n.get("metadata_leader") for n in nodes):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit("the Warren cluster elected no leader")
+
+    def uri(self, i):
+        return f"amqp://guest:guest@{self.ips[i]}:{self.amqp_ports[i]}/%2f"
+
+    def params(self, i):
+        return pika.ConnectionParameters(self.ips[i], self.amqp_ports[i])
+
+    def kill_first(self):
+        self.procs[0].send_signal(signal.SIGKILL)
+        self.procs[0].wait()
+
+    def restart_first(self):
+        self.start(0)
+
+    def log_bytes(self, queue_dir_hint=None):
+        root = os.path.join(self.dir, "n1", "cluster", "queues")
+        return dir_bytes(root)
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.terminate()
+                p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RabbitCluster:
+    ports = [5681, 5682, 5683]
+
+    def uri(self, i):
+        return f"amqp://guest:guest@127.0.0.1:{self.ports[i]}/%2f"
+
+    def params(self, i):
+        return pika.ConnectionParameters("127.0.0.1", self.ports[i])
+
+    def kill_first(self):
+        subprocess.run([RABBIT, "kill", "1"], check=True)
+
+    def restart_first(self):
+        subprocess.run([RABBIT, "restart", "1"], check=True)
+
+    def log_bytes(self):
+        return dir_bytes("/work/ref/rq/n1/mnesia/rq1@localhost/quorum")
+
+    def stop(self):
+        pass
+
+
+def dir_bytes(root):
+    total = 0
+    for base, _, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(base, f))
+            except OSError:
+                pass
+    return total
+
+
+def declare(params, name):
+    c = pika.BlockingConnection(params)
+    ch = c.channel()
+    ch.queue_delete(name)
+    ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    c.close()
+
+
+def throughput(cluster, duration):
+    s = run_perf(cluster.uri(0), ["-s", "1024", "-c", "100", "-q", "300", "--multiple-ack", "10",
+                                  "--queue-prefix", "bench-qq"] + QUORUM, duration)
+    return s and (s["confirm_rate"], s["consume_rate"])
+
+
+def failover(cluster):
+    """Seconds from the leader's SIGKILL to the next confirmed publish."""
+    declare(cluster.params(0), "bench-failover")
+    confirms = []
+    stop = threading.Event()
+
+    def publish():
+        while not stop.is_set():
+            for i in (1, 2):
+                try:
+                    c = pika.BlockingConnection(cluster.params(i))
+                    ch = c.channel()
+                    ch.confirm_delivery()
+                    while not stop.is_set():
+                        ch.basic_publish("", "bench-failover", b"x" * 1024, pika.BasicProperties(delivery_mode=2))
+                        confirms.append(time.monotonic())
+                except Exception:
+                    time.sleep(0.05)
+
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    time.sleep(3)
+    killed = time.monotonic()
+    cluster.kill_first()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60 and not any(c > killed for c in confirms):
+        time.sleep(0.01)
+    after = [c for c in confirms if c > killed]
+    stop.set()
+    t.join(timeout=10)
+    cluster.restart_first()
+    return (after[0] - killed) if after else None
+
+
+def churn(cluster, count):
+    run_perf(cluster.uri(0), ["-s", "1024", "-c", "100", "-C", str(count), "--queue-prefix", "bench-churn",
+                              "--keep-queues"] + QUORUM, 300)
+    time.sleep(5)
+    return cluster.log_bytes()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--churn", type=int, default=200_000)
+    o = ap.parse_args()
+    names = ("publish_confirmed_msg_s", "consume_msg_s", "failover_s", "log_bytes_after_churn")
+    results = {n: {"warren": [], "rabbitmq": []} for n in names}
+    for run in range(o.runs):
+        for broker in ("warren", "rabbitmq"):
+            cluster = WarrenCluster() if broker == "warren" else RabbitCluster()
+            try:
+                t = throughput(cluster, o.duration)
+                f = failover(cluster)
+                d = churn(cluster, o.churn) if run == 0 else None
+            finally:
+                cluster.stop()
+            results["publish_confirmed_msg_s"][broker].append(t and t[0])
+            results["consume_msg_s"][broker].append(t and t[1])
+            results["failover_s"][broker].append(f)
+            results["log_bytes_after_churn"][broker].append(d)
+            print(f"run {run + 1} {broker}: throughput {t}, failover {f} s, log after churn {d} B", flush=True)
+    out = {}
+    for name, values in results.items():
+        med = {b: statistics.median([v for v in vs if v]) if any(vs) else None for b, vs in values.items()}
+        out[name] = {"values": values, "median": med,
+                     "ratio": (med["warren"] / med["rabbitmq"]) if med["warren"] and med["rabbitmq"] else None}
+        print(f"{name}: Warren {med['warren']}, RabbitMQ {med['rabbitmq']}, ratio {out[name]['ratio']}")
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "out", "cluster.json"), "w") as f:
+        json.dump({"churn_messages": o.churn, "results": out}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
