@@ -3,6 +3,7 @@
 # (as ../shared/reference.md describes): nodes rq1..rq3@localhost, AMQP on
 # 127.0.0.1:5681-5683, state under $RQ_DIR (default /work/ref/rq).
 #   bench/rabbit_cluster.sh start        start the three nodes and join them
+#   bench/rabbit_cluster.sh leader Q     which node leads quorum queue Q
 #   bench/rabbit_cluster.sh kill N       SIGKILL node N
 #   bench/rabbit_cluster.sh restart N    start node N again and wait for it
 #   bench/rabbit_cluster.sh stop         stop all three
@@ -34,10 +35,13 @@ start)
     done ;;
 kill)
     kill -9 "$(cat "$DIR/n$2/rabbit.pid")" ;;
+leader)
+    ( env_of 1; $BIN/rabbitmqctl -n rq1@localhost list_queues name leader --formatter json ) |
+        python3 -c "import json,sys; print(next(q['leader'] for q in json.load(sys.stdin) if q['name'] == sys.argv[1]))" "$2" ;;
 restart)
     start_node "$2" ;;
 stop)
     for n in 1 2 3; do ( env_of $n; $BIN/rabbitmqctl -n rq$n@localhost stop > /dev/null || true ); done ;;
 *)
-    echo "usage: $0 start|kill N|restart N|stop" >&2; exit 2 ;;
+    echo "usage: $0 start|leader Q|kill N|restart N|stop" >&2; exit 2 ;;
 esac

@@ -193,9 +193,20 @@ pub trait ReplicatedMachine: Send + Sync + 'static {
 /// answer once it is committed (and applied on the leader).
 pub type Replied = Pin<Box<dyn Future<Output = Result<Vec<u8>, ReplicationError>> + Send>>;
 
+/// Where a replicated queue's copies are, as this member sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// The member that leads its group, if one is known.
+    pub leader: Option<String>,
+    pub members: Vec<String>,
+    /// The members that answer.
+    pub online: Vec<String>,
+}
+
 /// A replicated queue's Raft group, as this member sees it.
 pub trait ReplicatedGroup: Send + Sync + 'static {
     fn propose(&self, entry: Vec<u8>) -> Replied;
+    fn replicas(&self) -> Replicas;
     /// Stops the group here and deletes its log (the queue is deleted).
     fn leave(&self);
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
-use warren_broker::{ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied};
+use warren_broker::{Replicas, ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied};
+
+use crate::liveness::Liveness;
 
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
@@ -22,6 +24,7 @@ use crate::writes;
 pub(crate) struct Groups {
     roster: Roster,
     peers: Peers,
+    liveness: Arc<Liveness>,
     dir: PathBuf,
     running: DashMap<String, Arc<Group>>,
 }
@@ -38,12 +41,13 @@ pub(crate) struct Group {
 fn raft_config() -> Option<Arc<openraft::Config>> {
     openraft::Config {
         cluster_name: "warren-queue".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 600,
-        election_timeout_max: 1200,
-        // An image is the whole queue: taken every 20,000 entries.
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        // An image is the whole queue: taken every 20,000 entries, or
+        // sooner when the log grows large (`compact`).
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        max_in_snapshot_log_to_keep: 100,
         max_payload_entries: 1_000,
         ..Default::default()
     }
@@ -53,10 +57,11 @@ fn raft_config() -> Option<Arc<openraft::Config>> {
 }
 
 impl Groups {
-    pub(crate) fn new(roster: Roster, peers: Peers, dir: PathBuf) -> Arc<Groups> {
+    pub(crate) fn new(roster: Roster, peers: Peers, liveness: Arc<Liveness>, dir: PathBuf) -> Arc<Groups> {
         Arc::new(Groups {
             roster,
             peers,
+            liveness,
             dir,
             running: DashMap::new(),
         })
@@ -97,6 +102,7 @@ impl Groups {
             return tracing::error!("queue group {}: an invalid Raft configuration", group.name);
         };
         let network = GroupNetwork::new(self.peers.clone(), &group.name);
+        let watched = (log.clone(), machine.clone());
         let raft = match QueueRaft::new(self.roster.this_node, config, network, log, machine).await {
             Ok(raft) => raft,
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
@@ -106,7 +112,8 @@ impl Groups {
                 tracing::info!("queue group {} was not initialized here: {e}", group.name);
             }
         }
-        group.raft.send_replace(Some(raft));
+        group.raft.send_replace(Some(raft.clone()));
+        tokio::spawn(compact(raft, watched.0, watched.1, group.raft.subscribe()));
     }
 
     /// A running group's Raft, for the cluster port.
@@ -119,6 +126,41 @@ impl Groups {
         let rafts: Vec<QueueRaft> = self.running.iter().filter_map(|g| g.raft.borrow().clone()).collect();
         for raft in rafts {
             let _ = raft.shutdown().await;
+        }
+    }
+}
+
+/// The log's size past which a snapshot is taken (and the log purged
+/// behind it): at least this, and at least twice the last image, so that
+/// writing images costs at most as much as the log they replace.
+const COMPACT_ABOVE: u64 = 64 << 20;
+
+/// Takes a snapshot when the log grows large: batched entries make the
+/// entry count a poor measure of the disk a log holds.
+async fn compact(
+    raft: QueueRaft,
+    log: LogStore<QueueTypes>,
+    machine: QueueMachine,
+    mut running: watch::Receiver<Option<QueueRaft>>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut asked_at = 0;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            changed = running.changed() => if changed.is_err() { return },
+        }
+        let size = log.size_on_disk();
+        let limit = COMPACT_ABOVE.max(2 * machine.image_bytes());
+        // Once per growth past the limit: a snapshot the log outgrew
+        // again is asked for again.
+        if size > limit && size > asked_at + limit / 2 {
+            asked_at = size;
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+        } else if size < asked_at {
+            asked_at = 0;
         }
     }
 }
@@ -137,6 +179,28 @@ async fn started(mut raft: watch::Receiver<Option<QueueRaft>>, name: String) -> 
 }
 
 impl ReplicatedGroup for Group {
+    fn replicas(&self) -> Replicas {
+        let Some(groups) = self.groups.upgrade() else {
+            return Replicas::default();
+        };
+        let roster = &groups.roster;
+        let leader = self
+            .raft
+            .borrow()
+            .as_ref()
+            .and_then(|raft| raft.metrics().borrow().current_leader);
+        Replicas {
+            leader: leader.and_then(|id| roster.members.get(&id)).map(|m| m.name.clone()),
+            members: roster.members.values().map(|m| m.name.clone()).collect(),
+            online: roster
+                .members
+                .iter()
+                .filter(|(id, _)| **id == roster.this_node || groups.liveness.running(**id))
+                .map(|(_, m)| m.name.clone())
+                .collect(),
+        }
+    }
+
     fn propose(&self, entry: Vec<u8>) -> Replied {
         let peers = self.peers.clone();
         let path = format!("/group/{}/propose", self.name);

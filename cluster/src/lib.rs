@@ -82,15 +82,17 @@ impl Link {
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
+        let liveness = Arc::new(Liveness::default());
+        let queues_dir = data_dir.join("cluster").join("queues");
         Arc::new(Link {
             settings: settings.clone(),
-            groups: Groups::new(roster.clone(), peers.clone(), data_dir.join("cluster").join("queues")),
+            groups: Groups::new(roster.clone(), peers.clone(), liveness.clone(), queues_dir),
             roster,
             peers,
             boot,
             data_dir: data_dir.to_path_buf(),
             metadata: OnceLock::new(),
-            liveness: Arc::new(Liveness::default()),
+            liveness,
         })
     }
 
@@ -175,9 +177,9 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     .map_err(other)??;
     let config = openraft::Config {
         cluster_name: "warren-metadata".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 600,
-        election_timeout_max: 1200,
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
         ..Default::default()

@@ -74,6 +74,11 @@ where
             .map_err(|e| io_error::<C>(std::io::Error::other(e.to_string())))?
     }
 
+    /// Bytes the log's segment files hold now.
+    pub(crate) fn size_on_disk(&self) -> u64 {
+        self.log.lock().size_on_disk()
+    }
+
     fn last_log_id(log: &RaftLog) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
         let Some(bytes) = log.last_entry() else { return Ok(None) };
         let entry: C::Entry = bincode::deserialize(bytes).map_err(read_error::<C>)?;

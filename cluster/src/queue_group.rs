@@ -104,6 +104,11 @@ impl QueueMachine {
         Ok(())
     }
 
+    /// Bytes of the last snapshot's image.
+    pub(crate) fn image_bytes(&self) -> u64 {
+        self.snapshot.lock().as_ref().map_or(0, |(_, image)| image.len() as u64)
+    }
+
     fn meta(&self) -> Meta {
         Meta {
             last_log_id: self.applied,

@@ -57,7 +57,19 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
     out.insert("auto_delete".into(), q.auto_delete.into());
     out.insert("exclusive".into(), q.exclusive.into());
     out.insert("arguments".into(), Value::Object(q.arguments.clone()));
-    out.insert("node".into(), node.into());
+    match &q.replicas {
+        // As RabbitMQ's quorum queues: the leader is the queue's node.
+        Some(replicas) => {
+            let leader = replicas.leader.clone().map_or(Value::Null, Value::String);
+            out.insert("node".into(), leader.clone());
+            out.insert("leader".into(), leader);
+            out.insert("members".into(), replicas.members.clone().into());
+            out.insert("online".into(), replicas.online.clone().into());
+        }
+        None => {
+            out.insert("node".into(), node.into());
+        }
+    }
     out.insert("state".into(), "running".into());
     out.insert("policy".into(), q.policy.clone().map_or(Value::Null, Value::String));
     out.insert(

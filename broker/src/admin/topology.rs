@@ -44,6 +44,7 @@ fn queue_view(queue: &Queue) -> QueueView {
         oldest_ready_age: lag.oldest_ready,
         oldest_unacked_age: lag.oldest_unacked,
         head_message_timestamp: lag.head_timestamp,
+        replicas: queue.replicas(),
     }
 }
 

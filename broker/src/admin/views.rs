@@ -45,6 +45,8 @@ pub struct QueueView {
     /// The `timestamp` property of its head message (RabbitMQ's
     /// `head_message_timestamp`).
     pub head_message_timestamp: Option<u64>,
+    /// A replicated queue's leader and members.
+    pub replicas: Option<crate::replication::Replicas>,
 }
 
 #[derive(Debug, Clone)]

@@ -102,6 +102,10 @@ pub(crate) trait QueueBackend: Send + Sync {
     /// The header a delivery goes out with (quorum queues add
     /// `x-delivery-count`; others send the header as published).
     fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader>;
+    /// Where its copies are, if it is replicated.
+    fn replicas(&self) -> Option<crate::replication::Replicas> {
+        None
+    }
     /// Takes over what the store recovered for this queue at start.
     fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset);
 }

@@ -211,6 +211,11 @@ impl Queue {
         self.declared_args.queue_type == QueueType::Stream
     }
 
+    /// Where its copies are, if it is replicated.
+    pub(crate) fn replicas(&self) -> Option<crate::replication::Replicas> {
+        self.backend.replicas()
+    }
+
     /// Whether it is a quorum queue (replicated, in a cluster).
     pub(crate) fn is_quorum(&self) -> bool {
         self.declared_args.queue_type == QueueType::Quorum

@@ -616,6 +616,10 @@ impl QueueBackend for ReplicatedQueue {
         ))
     }
 
+    fn replicas(&self) -> Option<crate::replication::Replicas> {
+        self.group.get().map(|group| group.replicas())
+    }
+
     fn restore(&self, _queue: &Arc<Queue>, _summary: QueueSummary, _delivered_below: Offset) {
         // The group's log and snapshot rebuild the machine, not the store.
     }
