@@ -17,11 +17,11 @@ Usage: python3 bench/cluster.py [--runs 3] [--duration 10] [--churn 200000]
 Build first: cargo build --release -p warren -p warren-perf
 RabbitMQ: bench/rabbit_cluster.sh start (AMQP on 127.0.0.1:5681-5683).
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import urllib.request, base64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import RELEASE, ROOT, run_perf  # noqa: E402
+from run import RELEASE, ROOT, run_perf, write_medians  # noqa: E402
 
 import pika  # noqa: E402
 
@@ -245,15 +245,7 @@ def main():
             results["failover_s"][broker].append(f)
             results["log_bytes_after_churn"][broker].append(d)
             print(f"run {run + 1} {broker}: throughput {t}, failover {f} s, log after churn {d} B", flush=True)
-    out = {}
-    for name, values in results.items():
-        med = {b: statistics.median([v for v in vs if v]) if any(vs) else None for b, vs in values.items()}
-        out[name] = {"values": values, "median": med,
-                     "ratio": (med["warren"] / med["rabbitmq"]) if med["warren"] and med["rabbitmq"] else None}
-        print(f"{name}: Warren {med['warren']}, RabbitMQ {med['rabbitmq']}, ratio {out[name]['ratio']}")
-    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "out", "cluster.json"), "w") as f:
-        json.dump({"churn_messages": o.churn, "results": out}, f, indent=1)
+    write_medians(results, "cluster.json", {"churn_messages": o.churn})
 
 
 if __name__ == "__main__":

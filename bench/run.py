@@ -69,6 +69,20 @@ def run_perf(uri, args, duration):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def write_medians(results, filename, extra):
+    """Prints each measure's medians and Warren/RabbitMQ ratio, and writes
+    them with the raw values (and `extra`) to bench/out/`filename`."""
+    out = {}
+    for name, values in results.items():
+        med = {b: statistics.median([v for v in vs if v]) if any(vs) else None for b, vs in values.items()}
+        out[name] = {"values": values, "median": med,
+                     "ratio": (med["warren"] / med["rabbitmq"]) if med["warren"] and med["rabbitmq"] else None}
+        print(f"{name}: Warren {med['warren']}, RabbitMQ {med['rabbitmq']}, ratio {out[name]['ratio']}")
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "out", filename), "w") as f:
+        json.dump(dict(extra, results=out), f, indent=1)
+
+
 def metric(summary, name):
     if summary is None:
         return None

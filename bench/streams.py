@@ -13,10 +13,10 @@ Usage: python3 bench/streams.py [--runs 3] [--duration 5] [--replay 1000000]
 Build first: cargo build --release -p warren -p warren-perf
 RabbitMQ: see shared/reference.md (listens on 127.0.0.1:5673 there).
 """
-import argparse, json, os, shutil, statistics, sys, tempfile
+import argparse, os, shutil, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, run_perf, start_warren  # noqa: E402
+from run import ROOT, run_perf, start_warren, write_medians  # noqa: E402
 
 STREAM = ["--queue-arg", "x-queue-type=stream", "--persistent"]
 
@@ -67,15 +67,7 @@ def main():
             results["publish_confirmed_msg_s"][broker].append(p)
             results["replay_msg_s"][broker].append(r)
             print(f"run {run + 1} {broker}: publish {p} msg/s, replay {r} msg/s", flush=True)
-    out = {}
-    for name, values in results.items():
-        med = {b: statistics.median([v for v in vs if v]) if any(vs) else None for b, vs in values.items()}
-        out[name] = {"values": values, "median": med,
-                     "ratio": (med["warren"] / med["rabbitmq"]) if med["warren"] and med["rabbitmq"] else None}
-        print(f"{name}: Warren {med['warren']}, RabbitMQ {med['rabbitmq']}, ratio {out[name]['ratio']}")
-    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "out", "streams.json"), "w") as f:
-        json.dump({"replay_messages": o.replay, "results": out}, f, indent=1)
+    write_medians(results, "streams.json", {"replay_messages": o.replay})
 
 
 if __name__ == "__main__":

@@ -81,6 +81,17 @@ async fn wait_for_name(http: &reqwest::Client, node: &Warren, name: &str) {
     wait_until(http, node, "cluster-name", |v| v["name"] == name).await;
 }
 
+/// Three members on fresh data directories, once one of them sees a
+/// leader with all three running.
+async fn three_members() -> (tempfile::TempDir, Cluster, reqwest::Client, Vec<Option<Warren>>) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::new(3);
+    let http = reqwest::Client::new();
+    let nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
+    leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
+    (data, cluster, http, nodes)
+}
+
 /// Whether `user` with `password` can open an AMQP connection to `vhost`
 /// on `node` (the encoded vhost in the URL).
 async fn can_log_in(node: &Warren, user: &str, password: &str, vhost: &str) -> bool {
@@ -96,10 +107,7 @@ async fn can_log_in(node: &Warren, user: &str, password: &str, vhost: &str) -> b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_survives_the_loss_of_a_minority() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::new(3);
-    let http = reqwest::Client::new();
-    let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
+    let (data, cluster, http, mut nodes) = three_members().await;
     let running = |nodes: &Vec<Option<Warren>>| nodes.iter().flatten().count();
 
     let leader = leader_seen_by(&http, nodes[1].as_ref().unwrap(), 3).await;
@@ -224,11 +232,7 @@ fn purged(data: &Path, node: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
     use futures::StreamExt;
-    let data = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::new(3);
-    let http = reqwest::Client::new();
-    let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
-    leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
+    let (data, cluster, http, mut nodes) = three_members().await;
     assert_eq!(
         send(
             &http,
@@ -351,11 +355,7 @@ async fn next_delivery(consumer: &mut lapin::Consumer, within: Duration) -> lapi
 async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
     use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
     use lapin::types::AMQPValue;
-    let data = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::new(3);
-    let http = reqwest::Client::new();
-    let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
-    leader_seen_by(&http, nodes[0].as_ref().unwrap(), 3).await;
+    let (_data, _cluster, http, mut nodes) = three_members().await;
 
     // An exchange declared on n1, a quorum queue bound to it on n2, a
     // message published to the exchange on n3 reaches it; unbound on n3,

@@ -16,7 +16,7 @@ use warren_protocol::{FieldTable, ShortStr};
 use crate::broker::Broker;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Destination, ExchangeSettings};
-use crate::queue::{Queue, QueueArguments, QueueSettings, QueueType};
+use crate::queue::{Queue, QueueSettings, QueueType};
 use crate::replication::MetadataChange;
 use crate::vhost::definitions::encode_table;
 use crate::vhost::VHost;
@@ -34,14 +34,7 @@ pub(crate) fn declare_queue(
         return Ok(());
     }
     let what = format!("queue '{name}' in vhost '{}'", vhost.name);
-    let args = QueueArguments::parse(
-        &settings.arguments,
-        &what,
-        settings.durable,
-        settings.exclusive_owner.is_some(),
-        settings.auto_delete,
-    )?;
-    if args.queue_type != QueueType::Quorum {
+    if settings.parse_arguments(&what)?.queue_type != QueueType::Quorum {
         return Ok(());
     }
     let change = MetadataChange::DeclareQueue {

@@ -18,6 +18,26 @@ pub(crate) struct Delivery {
     pub entry: QueueEntry,
 }
 
+/// Hands `entry` to `consumer`'s connection (counting it in the transit
+/// window and, once handed over, in the queue's counters); gives the entry
+/// back if the connection is gone.
+pub(crate) fn deliver_to(consumer: &Arc<Consumer>, queue: &Arc<Queue>, entry: QueueEntry) -> Result<(), QueueEntry> {
+    let (redelivered, bytes) = (entry.redelivered, entry.message.body.len());
+    consumer.transit.sent(bytes);
+    let delivery = Delivery {
+        consumer: consumer.clone(),
+        queue: queue.clone(),
+        entry,
+    };
+    match consumer.sink.deliver(delivery) {
+        Ok(()) => {
+            queue.counters.handed_out_locked(redelivered, !consumer.no_ack, bytes);
+            Ok(())
+        }
+        Err(back) => Err(back.entry),
+    }
+}
+
 /// Where a consumer's deliveries go: its connection.
 pub(crate) trait DeliverySink: Send + Sync + std::fmt::Debug {
     /// Hands a delivery over; gives it back if the connection is gone.

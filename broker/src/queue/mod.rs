@@ -42,7 +42,7 @@ use warren_protocol::{ContentHeader, FieldTable, ShortStr};
 
 pub(crate) use arguments::{type_name, QueueArguments, QueueType};
 pub(crate) use backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost, Settlement};
-pub(crate) use consumer::{Consumer, Credit, Delivery, DeliverySink};
+pub(crate) use consumer::{deliver_to, Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use lag::{ReporterId, UnackedAges};
 pub(crate) use local::Persistence;
@@ -77,6 +77,20 @@ pub(crate) struct QueueSettings {
     pub exclusive_owner: Option<ConnectionId>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+}
+
+impl QueueSettings {
+    /// Its arguments, checked as queue.declare checks them (`what` names
+    /// the queue in the refusal).
+    pub(crate) fn parse_arguments(&self, what: &str) -> crate::error::AmqpResult<QueueArguments> {
+        QueueArguments::parse(
+            &self.arguments,
+            what,
+            self.durable,
+            self.exclusive_owner.is_some(),
+            self.auto_delete,
+        )
+    }
 }
 
 /// A queue as the rest of the broker holds it: `QueueOf` over the

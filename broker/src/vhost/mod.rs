@@ -253,13 +253,7 @@ impl VHost {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
                 let what = format!("queue '{name}' in vhost '{}'", self.name);
-                let args = QueueArguments::parse(
-                    &settings.arguments,
-                    &what,
-                    settings.durable,
-                    settings.exclusive_owner.is_some(),
-                    settings.auto_delete,
-                )?;
+                let args = settings.parse_arguments(&what)?;
                 let persistence = self.persist_queue(name, &settings)?;
                 let applied = self.policies_for_queue(name, &args);
                 let identity = Identity {

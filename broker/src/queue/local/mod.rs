@@ -37,7 +37,7 @@ use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
 use super::lag::ArrivalClock;
 use super::{
-    ConsumeRefusal, Consumer, Delivery, Depth, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend,
+    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend,
     QueueEntry, QueueHost, QueueOf, Settlement,
 };
 use crate::message::Message;
@@ -260,22 +260,11 @@ impl LocalQueue {
                 return;
             };
             self.mark_delivered(&entry);
-            let bytes = entry.message.body.len();
-            consumer.transit.sent(bytes);
-            let redelivered = entry.redelivered;
-            let delivery = Delivery {
-                consumer: consumer.clone(),
-                queue: queue.clone(),
-                entry,
-            };
-            match consumer.sink.deliver(delivery) {
-                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack, bytes),
-                Err(Delivery { entry, .. }) => {
-                    // The connection is gone: its consumer goes too.
-                    consumer.release_credit(1);
-                    state.ready.requeue(entry);
-                    state.consumers.remove(index);
-                }
+            if let Err(entry) = deliver_to(&consumer, queue, entry) {
+                // The connection is gone: its consumer goes too.
+                consumer.release_credit(1);
+                state.ready.requeue(entry);
+                state.consumers.remove(index);
             }
         }
     }

@@ -37,7 +37,7 @@ use super::DEFAULT_DELIVERY_LIMIT;
 use crate::message::Message;
 use crate::queue::dead_letter::{self, DeathReason};
 use crate::queue::{
-    ConsumeRefusal, Consumer, Delivery, Depth, Enqueued, Head, Identity, Queue, QueueBackend, QueueEntry, QueueHost,
+    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Queue, QueueBackend, QueueEntry, QueueHost,
     QueueOf, Settlement, Ticket,
 };
 use crate::replication::{ClusterLink, ReplicatedGroup, ReplicatedMachine};
@@ -204,21 +204,11 @@ impl Shared {
                 delivery_count: held.delivery_count,
                 ..QueueEntry::new(held.message, Offset(seq), 0, None)
             };
-            let (redelivered, bytes) = (entry.redelivered, entry.message.body.len());
-            consumer.transit.sent(bytes);
-            let delivery = Delivery {
-                consumer: consumer.clone(),
-                queue: queue.clone(),
-                entry,
-            };
-            match consumer.sink.deliver(delivery) {
-                Ok(()) => queue.counters.handed_out_locked(redelivered, !consumer.no_ack, bytes),
-                Err(back) => {
-                    // The connection is gone: the message waits for another.
-                    consumer.release_credit(1);
-                    local.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
-                    local.buffer.push_front((back.entry.offset.0, held_of(&back.entry)));
-                }
+            if let Err(back) = deliver_to(&consumer, &queue, entry) {
+                // The connection is gone: the message waits for another.
+                consumer.release_credit(1);
+                local.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
+                local.buffer.push_front((back.offset.0, held_of(&back)));
             }
         }
     }

@@ -13,7 +13,7 @@ use warren_store::Offset;
 use super::filter::Filter;
 use super::StreamQueue;
 use crate::message::Message;
-use crate::queue::{Consumer, Delivery, Queue, QueueEntry, QueueOf};
+use crate::queue::{deliver_to, Consumer, Queue, QueueEntry, QueueOf};
 
 /// The most messages read back from the store at once.
 const READ_BATCH: usize = 256;
@@ -195,22 +195,9 @@ fn hand_over(
 /// Sends one delivery to the consumer's connection (call with the
 /// stream's lock held); false if the connection is gone.
 fn deliver(queue: &Arc<Queue>, consumer: &Arc<Consumer>, offset: Offset, message: Arc<Message>) -> bool {
-    let bytes = message.body_size();
-    consumer.transit.sent(bytes);
-    let entry = QueueEntry::new(message, offset, 0, None);
-    let delivery = Delivery {
-        consumer: consumer.clone(),
-        queue: queue.clone(),
-        entry,
-    };
-    match consumer.sink.deliver(delivery) {
-        Ok(()) => {
-            queue.counters.handed_out_locked(false, true, bytes);
-            true
-        }
-        Err(_) => {
-            consumer.release_credit(1);
-            false
-        }
+    let delivered = deliver_to(consumer, queue, QueueEntry::new(message, offset, 0, None)).is_ok();
+    if !delivered {
+        consumer.release_credit(1);
     }
+    delivered
 }
