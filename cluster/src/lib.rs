@@ -99,6 +99,7 @@ impl Link {
     async fn propose_change(
         metadata: Option<MetadataRaft>,
         peers: Peers,
+        others: Vec<Member>,
         change: MetadataChange,
     ) -> Result<(), ReplicationError> {
         let Some(raft) = metadata else {
@@ -111,16 +112,41 @@ impl Link {
         raft.wait(Some(Duration::from_secs(5)))
             .applied_index_at_least(Some(index), "a proposal")
             .await
-            .map(|_| ())
-            .map_err(|e| ReplicationError::Unavailable(format!("committed at {index} but not applied here: {e}")))
+            .map_err(|e| ReplicationError::Unavailable(format!("committed at {index} but not applied here: {e}")))?;
+        // And so have the other running members, as far as a short wait
+        // allows: a queue declared here is then routed to from every node,
+        // as RabbitMQ's declarations are once declare-ok is sent.
+        let deadline = tokio::time::Instant::now() + APPLIED_EVERYWHERE_WITHIN;
+        for member in others {
+            while tokio::time::Instant::now() < deadline {
+                let answer: Result<u64, _> = peers
+                    .post(&member, "/metadata/applied", &(), Duration::from_millis(500))
+                    .await;
+                match answer {
+                    Ok(applied) if applied >= index => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    // Not running: nobody routes through it now.
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 impl ClusterLink for Link {
     fn propose(&self, change: MetadataChange) -> Proposal {
+        let others = self
+            .roster
+            .members
+            .iter()
+            .filter(|(id, _)| **id != self.roster.this_node && self.liveness.running(**id))
+            .map(|(_, member)| member.clone())
+            .collect();
         Box::pin(Link::propose_change(
             self.metadata.get().cloned(),
             self.peers.clone(),
+            others,
             change,
         ))
     }
@@ -151,6 +177,10 @@ impl ClusterLink for Link {
         self.groups.join(group, machine)
     }
 }
+
+/// How long a change waits, after it applied here, for the other running
+/// members to apply it too.
+const APPLIED_EVERYWHERE_WITHIN: Duration = Duration::from_secs(2);
 
 /// A running cluster member.
 pub struct Cluster {

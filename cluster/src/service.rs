@@ -39,6 +39,7 @@ pub(crate) fn router(service: Service) -> Router {
     Router::new()
         .route("/raft/{group}/{kind}", post(raft_message))
         .route("/metadata/propose", post(propose))
+        .route("/metadata/applied", post(applied))
         .route("/group/{group}/propose", post(propose_to_group))
         .route("/status", post(status))
         .with_state(service)
@@ -117,6 +118,12 @@ async fn propose_to_group(State(service): State<Service>, Path(group): Path<Stri
         None => Err(format!("queue group {group} does not run here")),
     };
     encode(&answer)
+}
+
+/// How far this node applied the metadata log.
+async fn applied(State(service): State<Service>) -> Response {
+    let applied = service.raft.metrics().borrow().last_applied.map_or(0, |id| id.index);
+    encode(&applied)
 }
 
 async fn status(State(service): State<Service>) -> Response {
