@@ -5,9 +5,9 @@
 //! declared them. Channels and the admin interface both come here; on a
 //! single node nothing goes through a log.
 //!
-//! Each function is called before the change is made here; one that
-//! returns `Ok(true)` made it through the log (this node applied it
-//! already), so the caller does not make it again.
+//! Each function makes the whole change: through the log when it
+//! replicates (this node applies it with the others), here at once
+//! otherwise.
 
 use std::sync::Arc;
 
@@ -21,10 +21,21 @@ use crate::replication::MetadataChange;
 use crate::vhost::definitions::encode_table;
 use crate::vhost::VHost;
 
-/// Before a queue is declared here: a new quorum queue in a cluster is
-/// declared on every node through the metadata log (checked first, so
-/// every node accepts it), and the caller then finds it declared.
+/// Declares a queue. A new quorum queue in a cluster is declared on every
+/// node through the metadata log first (checked before, so every node
+/// accepts it); the declaration here then finds it and checks it as any
+/// redeclaration.
 pub(crate) fn declare_queue(
+    broker: &Broker,
+    vhost: &Arc<VHost>,
+    name: &ShortStr,
+    settings: QueueSettings,
+) -> AmqpResult<Arc<Queue>> {
+    replicate_queue_declaration(broker, vhost, name, &settings)?;
+    vhost.declare_queue(name, settings)
+}
+
+fn replicate_queue_declaration(
     broker: &Broker,
     vhost: &VHost,
     name: &ShortStr,
@@ -60,9 +71,19 @@ pub(crate) fn delete_queue(broker: &Broker, vhost: &VHost, queue: &Arc<Queue>) -
     Ok(count)
 }
 
-/// A new exchange is declared on every node; an existing one is checked
-/// for equivalence here by the caller.
+/// Declares an exchange: a new one in a cluster on every node first, then
+/// here, where it is found and checked as any redeclaration.
 pub(crate) fn declare_exchange(
+    broker: &Broker,
+    vhost: &VHost,
+    name: &ShortStr,
+    settings: ExchangeSettings,
+) -> AmqpResult<()> {
+    replicate_exchange_declaration(broker, vhost, name, &settings)?;
+    vhost.declare_exchange(name, settings).map(|_| ())
+}
+
+fn replicate_exchange_declaration(
     broker: &Broker,
     vhost: &VHost,
     name: &ShortStr,
@@ -83,26 +104,57 @@ pub(crate) fn declare_exchange(
     through_metadata_log(broker, change)
 }
 
-/// Deletes an exchange on every node (after the caller's checks).
-pub(crate) fn delete_exchange(broker: &Broker, vhost: &VHost, name: &str, if_unused: bool) -> AmqpResult<bool> {
-    if broker.config.cluster_link.is_none() || name.is_empty() || name.starts_with("amq.") {
-        return Ok(false);
-    }
-    let exchange = vhost.exchange_or_404(name)?;
-    if if_unused && exchange.has_bindings() {
-        // The local delete refuses it with RabbitMQ's text.
-        return Ok(false);
+/// Deletes an exchange: on every node in a cluster; here otherwise, or
+/// where the local delete refuses it with RabbitMQ's text (the system
+/// exchanges, `if_unused` with bindings, a missing exchange).
+pub(crate) fn delete_exchange(broker: &Broker, vhost: &VHost, name: &str, if_unused: bool) -> AmqpResult<()> {
+    let replicates = broker.config.cluster_link.is_some()
+        && !name.is_empty()
+        && !name.starts_with("amq.")
+        && vhost.exchange(name).is_some_and(|x| !(if_unused && x.has_bindings()));
+    if !replicates {
+        return vhost.delete_exchange(name, if_unused);
     }
     let change = MetadataChange::DeleteExchange {
         vhost: vhost.name.to_string(),
         name: name.to_string(),
     };
-    through_metadata_log(broker, change).map(|()| true)
+    through_metadata_log(broker, change)
 }
 
-/// Binds or unbinds on every node, when the destination is an exchange or
-/// a quorum queue.
-pub(crate) fn binding(
+/// Binds: on every node when the destination is an exchange or a quorum
+/// queue in a cluster, here otherwise.
+pub(crate) fn bind(
+    broker: &Broker,
+    vhost: &VHost,
+    source: &str,
+    destination: Destination,
+    routing_key: ShortStr,
+    arguments: FieldTable,
+) -> AmqpResult<()> {
+    if !replicate_binding(broker, vhost, true, source, &destination, &routing_key, &arguments)? {
+        vhost.bind(source, destination, routing_key, arguments)?;
+    }
+    Ok(())
+}
+
+/// Unbinds, as `bind` binds.
+pub(crate) fn unbind(
+    broker: &Broker,
+    vhost: &VHost,
+    source: &str,
+    destination: Destination,
+    routing_key: ShortStr,
+    arguments: FieldTable,
+) -> AmqpResult<()> {
+    if !replicate_binding(broker, vhost, false, source, &destination, &routing_key, &arguments)? {
+        vhost.unbind(source, destination, routing_key, arguments);
+    }
+    Ok(())
+}
+
+/// Proposes a binding change when it replicates; false when it does not.
+fn replicate_binding(
     broker: &Broker,
     vhost: &VHost,
     bound: bool,

@@ -13,6 +13,7 @@ use super::{Admin, AdminError, AdminResult, BindingView, DestinationKind, Exchan
 use crate::exchange::{unknown_exchange_type, Binding, Destination, Exchange, ExchangeKind, ExchangeSettings};
 use crate::json::{json_to_table, sorted_by_key, table_to_json};
 use crate::queue::{effective_definition, Queue, QueueSettings};
+use crate::replicated_topology;
 use crate::vhost::VHost;
 
 fn queue_view(queue: &Queue) -> QueueView {
@@ -164,9 +165,7 @@ impl Admin {
             auto_delete,
             arguments: arguments(args)?,
         };
-        let name = ShortStr::from(name);
-        crate::replicated_topology::declare_queue(&self.broker, &v, &name, &settings)?;
-        v.declare_queue(&name, settings)?;
+        replicated_topology::declare_queue(&self.broker, &v, &ShortStr::from(name), settings)?;
         Ok(!existed)
     }
 
@@ -181,7 +180,7 @@ impl Admin {
         if if_empty && queue.message_count() > 0 {
             return Err(AdminError::BadRequest(format!("{what} not empty")));
         }
-        crate::replicated_topology::delete_queue(&self.broker, &v, &queue)?;
+        replicated_topology::delete_queue(&self.broker, &v, &queue)?;
         Ok(())
     }
 
@@ -229,9 +228,7 @@ impl Admin {
             internal,
             arguments: arguments(args)?,
         };
-        let name = ShortStr::from(name);
-        crate::replicated_topology::declare_exchange(&self.broker, &v, &name, &settings)?;
-        v.declare_exchange(&name, settings)?;
+        replicated_topology::declare_exchange(&self.broker, &v, &ShortStr::from(name), settings)?;
         Ok(!existed)
     }
 
@@ -240,10 +237,7 @@ impl Admin {
         if v.exchange(name).is_none() {
             return Err(AdminError::NotFound);
         }
-        if !crate::replicated_topology::delete_exchange(&self.broker, &v, name, if_unused)? {
-            v.delete_exchange(name, if_unused)?;
-        }
-        Ok(())
+        Ok(replicated_topology::delete_exchange(&self.broker, &v, name, if_unused)?)
     }
 
     /// Every binding of a vhost (or of all), the default exchange's
@@ -303,10 +297,14 @@ impl Admin {
         };
         let table = arguments(args)?;
         let key = properties_key(routing_key, &table);
-        let routing_key = ShortStr::from(routing_key);
-        if !crate::replicated_topology::binding(&self.broker, &v, true, source, &destination, &routing_key, &table)? {
-            v.bind(source, destination, routing_key, table)?;
-        }
+        replicated_topology::bind(
+            &self.broker,
+            &v,
+            source,
+            destination,
+            ShortStr::from(routing_key),
+            table,
+        )?;
         Ok(key)
     }
 
@@ -355,11 +353,15 @@ impl Admin {
                     && view.properties_key == properties_key
             })
             .ok_or(AdminError::NotFound)?;
-        let (key, args) = (&binding.routing_key, &binding.arguments);
-        if !crate::replicated_topology::binding(&self.broker, &v, false, source, &binding.destination, key, args)? {
-            v.unbind(source, binding.destination, binding.routing_key, binding.arguments);
-        }
-        Ok(())
+        let (key, args) = (binding.routing_key, binding.arguments);
+        Ok(replicated_topology::unbind(
+            &self.broker,
+            &v,
+            source,
+            binding.destination,
+            key,
+            args,
+        )?)
     }
 }
 

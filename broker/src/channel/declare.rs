@@ -9,6 +9,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{unknown_exchange_type, Destination, ExchangeKind, ExchangeSettings};
 use crate::names;
 use crate::queue::QueueSettings;
+use crate::replicated_topology;
 
 fn default_exchange_refused() -> AmqpError {
     AmqpError::access_refused("operation not permitted on the default exchange")
@@ -38,8 +39,7 @@ impl Channel {
                 internal: m.internal,
                 arguments: m.arguments,
             };
-            crate::replicated_topology::declare_exchange(&ctx.broker, &ctx.vhost, &m.exchange, &settings)?;
-            ctx.vhost.declare_exchange(&m.exchange, settings)?;
+            replicated_topology::declare_exchange(&ctx.broker, &ctx.vhost, &m.exchange, settings)?;
         }
         if !m.nowait {
             ctx.send(self.id, ExchangeDeclareOk {});
@@ -53,9 +53,7 @@ impl Channel {
         }
         ctx.grant
             .check(Operation::Configure, ResourceKind::Exchange, &m.exchange)?;
-        if !crate::replicated_topology::delete_exchange(&ctx.broker, &ctx.vhost, &m.exchange, m.if_unused)? {
-            ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
-        }
+        replicated_topology::delete_exchange(&ctx.broker, &ctx.vhost, &m.exchange, m.if_unused)?;
         if !m.nowait {
             ctx.send(self.id, ExchangeDeleteOk {});
         }
@@ -81,10 +79,8 @@ impl Channel {
 
     pub(super) fn exchange_bind(&mut self, ctx: &mut ConnCtx, m: ExchangeBind) -> AmqpResult<()> {
         let destination = self.exchange_binding_ends(ctx, &m.source, &m.destination, &m.routing_key)?;
-        let (key, args) = (&m.routing_key, &m.arguments);
-        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, true, &m.source, &destination, key, args)? {
-            ctx.vhost.bind(&m.source, destination, m.routing_key, m.arguments)?;
-        }
+        let (key, args) = (m.routing_key, m.arguments);
+        replicated_topology::bind(&ctx.broker, &ctx.vhost, &m.source, destination, key, args)?;
         if !m.nowait {
             ctx.send(self.id, ExchangeBindOk {});
         }
@@ -97,10 +93,8 @@ impl Channel {
         }
         check_binding(ctx, &m.source, ResourceKind::Exchange, &m.destination, &m.routing_key)?;
         let destination = Destination::Exchange(m.destination.clone());
-        let (key, args) = (&m.routing_key, &m.arguments);
-        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, false, &m.source, &destination, key, args)? {
-            ctx.vhost.unbind(&m.source, destination, m.routing_key, m.arguments);
-        }
+        let (key, args) = (m.routing_key, m.arguments);
+        replicated_topology::unbind(&ctx.broker, &ctx.vhost, &m.source, destination, key, args)?;
         if !m.nowait {
             ctx.send(self.id, ExchangeUnbindOk {});
         }
@@ -153,8 +147,7 @@ impl Channel {
                 auto_delete: m.auto_delete,
                 arguments: m.arguments,
             };
-            crate::replicated_topology::declare_queue(&ctx.broker, &ctx.vhost, &name, &settings)?;
-            ctx.vhost.declare_queue(&name, settings)?
+            replicated_topology::declare_queue(&ctx.broker, &ctx.vhost, &name, settings)?
         };
         self.last_queue = Some(queue.name.clone());
         if !m.nowait {
@@ -191,10 +184,8 @@ impl Channel {
 
     pub(super) fn queue_bind(&mut self, ctx: &mut ConnCtx, m: QueueBind) -> AmqpResult<()> {
         let destination = self.queue_binding_ends(ctx, &m.exchange, &m.queue, &m.routing_key)?;
-        let (key, args) = (&m.routing_key, &m.arguments);
-        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, true, &m.exchange, &destination, key, args)? {
-            ctx.vhost.bind(&m.exchange, destination, m.routing_key, m.arguments)?;
-        }
+        let (key, args) = (m.routing_key, m.arguments);
+        replicated_topology::bind(&ctx.broker, &ctx.vhost, &m.exchange, destination, key, args)?;
         if !m.nowait {
             ctx.send(self.id, QueueBindOk {});
         }
@@ -213,10 +204,8 @@ impl Channel {
         };
         ctx.vhost.check_exclusive_access(&queue, ctx.conn_id)?;
         let destination = Destination::Queue(queue);
-        let (key, args) = (&m.routing_key, &m.arguments);
-        if !crate::replicated_topology::binding(&ctx.broker, &ctx.vhost, false, &m.exchange, &destination, key, args)? {
-            ctx.vhost.unbind(&m.exchange, destination, m.routing_key, m.arguments);
-        }
+        let (key, args) = (m.routing_key, m.arguments);
+        replicated_topology::unbind(&ctx.broker, &ctx.vhost, &m.exchange, destination, key, args)?;
         ctx.send(self.id, QueueUnbindOk {});
         Ok(())
     }
@@ -253,7 +242,7 @@ impl Channel {
                 if m.if_empty && queue.message_count() > 0 {
                     return Err(AmqpError::precondition_failed(format!("{what} not empty")));
                 }
-                crate::replicated_topology::delete_queue(&ctx.broker, &ctx.vhost, &queue)?
+                replicated_topology::delete_queue(&ctx.broker, &ctx.vhost, &queue)?
             }
         };
         if !m.nowait {
