@@ -119,7 +119,7 @@ impl Message {
         let Some(bytes) = store.message(id)? else {
             return Ok(None);
         };
-        let Some(message) = Message::decode_from_store(bytes) else {
+        let Some(message) = Message::decode(bytes) else {
             return Ok(None);
         };
         if !store.retain_message(id) {
@@ -137,16 +137,12 @@ impl Message {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut bytes = self.stored_head();
         bytes.extend_from_slice(&self.body);
-        bytes.to_vec()
+        bytes.into()
     }
 
-    /// Reads back what `encode` wrote; None if it is not a message.
-    pub(crate) fn decode(bytes: Bytes) -> Option<Arc<Message>> {
-        Message::decode_from_store(bytes)
-    }
-
-    /// Parses the stored form; None if the bytes are not a valid one.
-    fn decode_from_store(bytes: impl Into<Bytes>) -> Option<Arc<Message>> {
+    /// Parses the stored form (what the store keeps, what `encode`
+    /// writes); None if the bytes are not a valid one.
+    pub(crate) fn decode(bytes: impl Into<Bytes>) -> Option<Arc<Message>> {
         let bytes: Bytes = bytes.into();
         if *bytes.first()? != STORED_FORMAT {
             return None;

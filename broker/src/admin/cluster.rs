@@ -7,6 +7,11 @@ use super::{Admin, AdminError, AdminResult};
 use crate::access::VhostMeta;
 use crate::replication::{MemberView, MetadataChange};
 
+/// A replicated declaration's arguments, as the store encodes a table.
+fn arguments_of(bytes: &[u8], what: &str) -> AdminResult<warren_protocol::FieldTable> {
+    crate::vhost::definitions::decode_table(bytes, what).map_err(|e| AdminError::BadRequest(e.to_string()))
+}
+
 /// Where `apply_committed` keeps its mark among the store's settings.
 const APPLIED_KEY: &str = "cluster/metadata-applied";
 
@@ -185,8 +190,7 @@ impl Admin {
             MetadataChange::DeclareQueue { vhost, name, arguments } => {
                 let vhost = self.broker.vhost(vhost).ok_or(AdminError::NotFound)?;
                 let what = format!("queue '{name}' in vhost '{}'", vhost.name);
-                let arguments = crate::vhost::definitions::decode_table(arguments, &what)
-                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                let arguments = arguments_of(arguments, &what)?;
                 let settings = crate::queue::QueueSettings {
                     durable: true,
                     exclusive_owner: None,
@@ -213,8 +217,7 @@ impl Admin {
                     durable: *durable,
                     auto_delete: *auto_delete,
                     internal: *internal,
-                    arguments: crate::vhost::definitions::decode_table(arguments, &what)
-                        .map_err(|e| AdminError::BadRequest(e.to_string()))?,
+                    arguments: arguments_of(arguments, &what)?,
                 };
                 vhost.declare_exchange(&name.as_str().into(), settings)?;
                 Ok(())
@@ -246,8 +249,7 @@ impl Admin {
                     crate::exchange::Destination::Exchange(destination.as_str().into())
                 };
                 let what = format!("a binding from '{source}' in vhost '{}'", vhost.name);
-                let arguments = crate::vhost::definitions::decode_table(arguments, &what)
-                    .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+                let arguments = arguments_of(arguments, &what)?;
                 let key = routing_key.as_str().into();
                 if *bound {
                     vhost.bind(source, destination, key, arguments)?;

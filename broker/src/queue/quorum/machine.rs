@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -139,7 +138,7 @@ impl Machine {
                 for bytes in messages {
                     // A message that does not decode was refused by the
                     // proposer's own encoder; it cannot be here. Skipped.
-                    if let Some(message) = Message::decode(Bytes::from(bytes.into_vec())) {
+                    if let Some(message) = Message::decode(bytes.into_vec()) {
                         let seq = self.next_seq;
                         self.next_seq += 1;
                         self.ready_bytes += message.body_size() as u64;
@@ -253,12 +252,12 @@ impl Machine {
         }
     }
 
+    /// Puts a message back, counting the delivery it had.
     fn return_one(&mut self, seq: Seq) {
         if let Some(held) = self.messages.get_mut(&seq) {
             held.delivery_count += 1;
-            self.ready_bytes += held.message.body_size() as u64;
-            self.ready.insert(seq);
         }
+        self.release_one(seq);
     }
 
     /// Messages waiting to be checked out.
@@ -310,7 +309,7 @@ impl Machine {
             ..Machine::default()
         };
         for (seq, delivery_count, holder, bytes) in image.messages {
-            let message = Message::decode(Bytes::from(bytes.into_vec()))?;
+            let message = Message::decode(bytes.into_vec())?;
             match holder {
                 Some(life) => {
                     machine.holders.insert(seq, life);
@@ -360,7 +359,7 @@ mod tests {
             ShortStr::from_static(""),
             ShortStr::from_static("q"),
             header,
-            Bytes::copy_from_slice(text.as_bytes()),
+            bytes::Bytes::copy_from_slice(text.as_bytes()),
         );
         ByteBuf::from(m.encode())
     }

@@ -54,6 +54,17 @@ struct Pending {
     ticket: Option<Arc<Ticket>>,
 }
 
+impl Pending {
+    /// A command nobody waits on.
+    fn unanswered(command: Command) -> Pending {
+        Pending {
+            command,
+            reply: None,
+            ticket: None,
+        }
+    }
+}
+
 /// What this node holds of the queue beside the machine.
 #[derive(Default)]
 struct Local {
@@ -101,14 +112,10 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
     let (node, boot) = link.this_node();
     let (proposals, inbox) = mpsc::unbounded_channel();
     // This life's first word to the group: what earlier lives held goes back.
-    let _ = proposals.send(Pending {
-        command: Command::Reset {
-            node: node.clone(),
-            keep: boot,
-        },
-        reply: None,
-        ticket: None,
-    });
+    let _ = proposals.send(Pending::unanswered(Command::Reset {
+        node: node.clone(),
+        keep: boot,
+    }));
     let backend = ReplicatedQueue {
         group_name: group_name(&identity.vhost_name, &identity.name),
         shared: Arc::new(Shared {
@@ -199,12 +206,7 @@ impl Shared {
             let Some((seq, held)) = local.buffer.pop_front() else {
                 break;
             };
-            let entry = QueueEntry {
-                redelivered: held.delivery_count > 0,
-                delivery_count: held.delivery_count,
-                ..QueueEntry::new(held.message, Offset(seq), 0, None)
-            };
-            if let Err(back) = deliver_to(&consumer, &queue, entry) {
+            if let Err(back) = deliver_to(&consumer, &queue, held.entry(seq)) {
                 // The connection is gone: the message waits for another.
                 consumer.release_credit(1);
                 local.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
@@ -249,6 +251,18 @@ fn held_of(entry: &QueueEntry) -> Held {
     }
 }
 
+impl Held {
+    /// The message at `seq` as a delivery carries it (redelivered once it
+    /// came back).
+    fn entry(self, seq: Seq) -> QueueEntry {
+        QueueEntry {
+            redelivered: self.delivery_count > 0,
+            delivery_count: self.delivery_count,
+            ..QueueEntry::new(self.message, Offset(seq), 0, None)
+        }
+    }
+}
+
 impl ReplicatedQueue {
     fn propose(&self, command: Command, ticket: Option<Arc<Ticket>>) -> Option<oneshot::Receiver<Option<Reply>>> {
         let (reply, answer) = oneshot::channel();
@@ -264,9 +278,8 @@ impl ReplicatedQueue {
         if seqs.is_empty() {
             return;
         }
-        let limit = self.shared.queue().map_or(Some(DEFAULT_DELIVERY_LIMIT), |q| {
-            q.args().delivery_limit.or(Some(DEFAULT_DELIVERY_LIMIT))
-        });
+        let limit = self.shared.queue().and_then(|q| q.args().delivery_limit);
+        let limit = Some(limit.unwrap_or(DEFAULT_DELIVERY_LIMIT));
         let _ = self.propose(
             Command::Settle {
                 node: self.shared.me.clone(),
@@ -299,11 +312,7 @@ impl ReplicatedQueue {
                 _ = watch.tick() => {
                     for node in absent.long_gone(&link) {
                         tracing::info!("quorum queue: node {node} is gone; what it held goes back to the queue");
-                        batch.push(Pending {
-                            command: Command::Reset { node, keep: 0 },
-                            reply: None,
-                            ticket: None,
-                        });
+                        batch.push(Pending::unanswered(Command::Reset { node, keep: 0 }));
                     }
                 }
             }
@@ -315,19 +324,17 @@ impl ReplicatedQueue {
             }
             let wanted = shared.checkout_wanted();
             if wanted > 0 {
-                batch.push(Pending {
-                    command: Command::Checkout {
-                        node: shared.me.clone(),
-                        max: wanted,
-                    },
-                    reply: None,
-                    ticket: None,
-                });
+                batch.push(Pending::unanswered(Command::Checkout {
+                    node: shared.me.clone(),
+                    max: wanted,
+                }));
             }
             if batch.is_empty() {
                 continue;
             }
-            let commands: Vec<Command> = batch.iter().map(|p| p.command.clone()).collect();
+            // The commands go into the entry; who waits stays here.
+            let (commands, waiters): (Vec<Command>, Vec<_>) =
+                batch.into_iter().map(|p| (p.command, (p.reply, p.ticket))).unzip();
             tracing::debug!("proposing {} commands, checkout of {wanted}", commands.len());
             let answer = group.propose(machine::encode_commands(&commands)).await;
             let replies = match &answer {
@@ -343,12 +350,12 @@ impl ReplicatedQueue {
             }
             let failed = replies.is_none();
             let mut replies = replies.unwrap_or_default().into_iter();
-            for pending in batch {
+            for (waiter, ticket) in waiters {
                 let reply = replies.next();
-                if let Some(ticket) = pending.ticket {
+                if let Some(ticket) = ticket {
                     ticket.settle(reply.as_ref().is_some_and(|r| *r == Reply::Enqueued));
                 }
-                if let Some(waiter) = pending.reply {
+                if let Some(waiter) = waiter {
                     let _ = waiter.send(reply);
                 }
             }
@@ -482,11 +489,7 @@ impl QueueBackend for ReplicatedQueue {
                 fetched.flatten()?
             }
         };
-        let entry = QueueEntry {
-            redelivered: held.delivery_count > 0,
-            delivery_count: held.delivery_count,
-            ..QueueEntry::new(held.message, Offset(seq), 0, None)
-        };
+        let entry = held.entry(seq);
         queue
             .counters
             .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
