@@ -17,6 +17,7 @@ use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
 use crate::queue_group::{GroupEntry, QueueMachine, QueueRaft, QueueTypes};
+use crate::raft_config::raft_config;
 use crate::roster::Roster;
 use crate::writes;
 
@@ -36,24 +37,6 @@ pub(crate) struct Group {
     peers: Peers,
     dir: PathBuf,
     groups: std::sync::Weak<Groups>,
-}
-
-fn raft_config() -> Option<Arc<openraft::Config>> {
-    openraft::Config {
-        cluster_name: "warren-queue".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        // An image is the whole queue: taken every 20,000 entries, or
-        // sooner when the log grows large (`compact`).
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 100,
-        max_payload_entries: 1_000,
-        ..Default::default()
-    }
-    .validate()
-    .ok()
-    .map(Arc::new)
 }
 
 impl Groups {
@@ -98,8 +81,11 @@ impl Groups {
             Ok(Err(e)) => return tracing::error!("queue group {}: opening its log: {e}", group.name),
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };
-        let Some(config) = raft_config() else {
-            return tracing::error!("queue group {}: an invalid Raft configuration", group.name);
+        // An image is the whole queue: taken every 20,000 entries, or
+        // sooner when the log grows large (`compact`).
+        let config = match raft_config("warren-queue", 20_000, 1_000) {
+            Ok(config) => config,
+            Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };
         let network = GroupNetwork::new(self.peers.clone(), &group.name);
         let watched = (log.clone(), machine.clone());
@@ -195,7 +181,7 @@ impl ReplicatedGroup for Group {
             online: roster
                 .members
                 .iter()
-                .filter(|(id, _)| **id == roster.this_node || groups.liveness.running(**id))
+                .filter(|(id, _)| groups.liveness.up(roster, **id))
                 .map(|(_, m)| m.name.clone())
                 .collect(),
         }

@@ -18,7 +18,7 @@
 //! group's types and state machine), `queue_group.rs` and `groups.rs` (the
 //! queues' groups), `writes.rs` (writing from any member), `network.rs` and
 //! `service.rs` (the two sides of the cluster port), `liveness.rs` (which
-//! members answer).
+//! members answer), `raft_config.rs` (the timing every group shares).
 
 // openraft's error types are large by design and are what its traits return.
 #![allow(clippy::result_large_err)]
@@ -29,6 +29,7 @@ mod log_store;
 mod metadata;
 mod network;
 mod queue_group;
+mod raft_config;
 mod roster;
 mod service;
 mod writes;
@@ -162,7 +163,7 @@ impl ClusterLink for Link {
             .map(|(id, member)| MemberView {
                 name: member.name.clone(),
                 address: member.address.clone(),
-                running: *id == self.roster.this_node || self.liveness.running(*id),
+                running: self.liveness.up(&self.roster, *id),
                 leader: leader == Some(*id),
                 this_node: *id == self.roster.this_node,
             })
@@ -205,21 +206,11 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     })
     .await
     .map_err(other)??;
-    let config = openraft::Config {
-        cluster_name: "warren-metadata".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
-        max_in_snapshot_log_to_keep: 100,
-        ..Default::default()
-    }
-    .validate()
-    .map_err(other)?;
+    let config = raft_config::raft_config("warren-metadata", 1000, 300).map_err(other)?;
     let roster = &link.roster;
     let raft = MetadataRaft::new(
         roster.this_node,
-        Arc::new(config),
+        config,
         GroupNetwork::new(link.peers.clone(), "metadata"),
         log,
         machine,

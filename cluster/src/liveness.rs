@@ -22,6 +22,11 @@ pub(crate) struct Liveness {
 }
 
 impl Liveness {
+    /// Whether member `id` runs: this node always does.
+    pub(crate) fn up(&self, roster: &Roster, id: NodeId) -> bool {
+        id == roster.this_node || self.running(id)
+    }
+
     pub(crate) fn running(&self, id: NodeId) -> bool {
         self.seen
             .lock()

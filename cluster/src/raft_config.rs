@@ -1,0 +1,25 @@
+//! The Raft settings every group of a cluster runs with: one heartbeat and
+//! election timing for the metadata group and the queue groups alike, so
+//! every group notices a dead leader as soon as the others.
+
+use std::sync::Arc;
+
+use openraft::{Config, SnapshotPolicy};
+
+/// A group's settings: `name` for its logs, a snapshot every
+/// `snapshot_every` entries, at most `max_payload` entries a message.
+pub(crate) fn raft_config(name: &str, snapshot_every: u64, max_payload: u64) -> Result<Arc<Config>, String> {
+    Config {
+        cluster_name: name.into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: 100,
+        max_payload_entries: max_payload,
+        ..Default::default()
+    }
+    .validate()
+    .map(Arc::new)
+    .map_err(|e| e.to_string())
+}
