@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use warren_broker::{Admin, BrokerConfig, PasswordSpec, RunningBroker, ServerIdentity, Settings, TlsSettings};
 use warren_cluster::Cluster;
@@ -122,59 +123,51 @@ pub async fn start(mut config: BrokerConfig) -> std::io::Result<Warren> {
         config.cluster_link = Some(link.clone());
     }
     let broker = warren_broker::start(config).await?;
-    // Before the management API: changes made through it go through the
-    // cluster from the first request on.
-    let cluster = match link {
-        Some(link) => match warren_cluster::start(link, broker.admin()).await {
-            Ok(cluster) => Some(cluster),
-            Err(e) => {
-                broker.shutdown().await;
-                return Err(e);
-            }
-        },
-        None => None,
+    let mut warren = Warren {
+        broker,
+        management: None,
+        metrics: None,
+        cluster: None,
     };
-    let management = match listen {
-        Some(addr) => match warren_management::start(broker.admin(), addr).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                if let Some(cluster) = cluster {
-                    cluster.shutdown().await;
-                }
-                broker.shutdown().await;
-                return Err(e);
-            }
-        },
-        None => None,
-    };
-    let metrics = match prometheus {
-        Some(addr) => match warren_metrics::start(broker.admin(), addr).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                if let Some(cluster) = cluster {
-                    cluster.shutdown().await;
-                }
-                broker.shutdown().await;
-                return Err(e);
-            }
-        },
-        None => None,
-    };
+    if let Err(e) = warren.start_beside(link, listen, prometheus).await {
+        // What started stops again, the broker last.
+        warren.shutdown().await;
+        return Err(e);
+    }
     // The line testcontainers' RabbitMQ module waits for.
     tracing::info!(
         "Server startup complete; AMQP on {}{}",
-        broker.local_addr(),
-        management
+        warren.broker.local_addr(),
+        warren
+            .management
             .as_ref()
             .map(|m| format!(", management API on http://{}/api/", m.local_addr()))
             .unwrap_or_default()
     );
-    Ok(Warren {
-        broker,
-        management,
-        metrics,
-        cluster,
-    })
+    Ok(warren)
+}
+
+impl Warren {
+    /// Starts what runs beside the broker: the cluster first (changes made
+    /// through the management API go through it from the first request
+    /// on), then the management API and the metrics endpoint.
+    async fn start_beside(
+        &mut self,
+        link: Option<Arc<warren_cluster::Link>>,
+        management: Option<SocketAddr>,
+        prometheus: Option<SocketAddr>,
+    ) -> std::io::Result<()> {
+        if let Some(link) = link {
+            self.cluster = Some(warren_cluster::start(link, self.broker.admin()).await?);
+        }
+        if let Some(addr) = management {
+            self.management = Some(warren_management::start(self.broker.admin(), addr).await?);
+        }
+        if let Some(addr) = prometheus {
+            self.metrics = Some(warren_metrics::start(self.broker.admin(), addr).await?);
+        }
+        Ok(())
+    }
 }
 
 /// A configuration for tests: listen on a free loopback port, keep data in a
