@@ -341,6 +341,15 @@ async fn publish_confirmed(channel: &lapin::Channel, queue: &str, body: &[u8]) {
     assert!(confirm.await.expect("confirm").is_ack());
 }
 
+/// A consumer with manual acks on `queue`.
+async fn consume(channel: &lapin::Channel, queue: &str) -> lapin::Consumer {
+    let options = lapin::options::BasicConsumeOptions::default();
+    channel
+        .basic_consume(queue.into(), "".into(), options, Default::default())
+        .await
+        .expect("consume")
+}
+
 /// The next delivery on a consumer, within a deadline.
 async fn next_delivery(consumer: &mut lapin::Consumer, within: Duration) -> lapin::message::Delivery {
     use futures::StreamExt;
@@ -353,7 +362,7 @@ async fn next_delivery(consumer: &mut lapin::Consumer, within: Duration) -> lapi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
-    use lapin::options::{BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+    use lapin::options::{BasicQosOptions, BasicRejectOptions};
     use lapin::types::AMQPValue;
     let (_data, _cluster, http, mut nodes) = three_members().await;
 
@@ -389,15 +398,7 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
         .await
         .expect("publish");
     assert!(published.await.expect("confirm").is_ack());
-    let mut audit = ch1
-        .basic_consume(
-            "audit".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume audit");
+    let mut audit = consume(&ch1, "audit").await;
     assert_eq!(next_delivery(&mut audit, Duration::from_secs(10)).await.data, b"paid");
     ch3.queue_unbind("audit".into(), "events".into(), "order.*".into(), Default::default())
         .await
@@ -423,15 +424,7 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
     ch2.confirm_select(Default::default()).await.expect("confirms");
     publish_confirmed(&ch2, "work", b"poison").await;
     let (c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
-    let mut work = ch3
-        .basic_consume(
-            "work".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume");
+    let mut work = consume(&ch3, "work").await;
     for expected_count in [None, Some(1)] {
         let delivery = next_delivery(&mut work, Duration::from_secs(10)).await;
         let count = delivery
@@ -448,15 +441,7 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
             .await
             .expect("reject");
     }
-    let mut dead = ch1
-        .basic_consume(
-            "dead".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume dead");
+    let mut dead = consume(&ch1, "dead").await;
     let letter = next_delivery(&mut dead, Duration::from_secs(10)).await;
     assert_eq!(letter.data, b"poison");
     let reason = letter
@@ -482,28 +467,12 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
     }
     let (_c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
     ch3.basic_qos(10, BasicQosOptions::default()).await.expect("qos");
-    let mut holder = ch3
-        .basic_consume(
-            "held".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume");
+    let mut holder = consume(&ch3, "held").await;
     for _ in 0..10 {
         next_delivery(&mut holder, Duration::from_secs(10)).await;
     }
     nodes[2].take().expect("n3 runs").crash();
-    let mut survivor = ch1
-        .basic_consume(
-            "held".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume");
+    let mut survivor = consume(&ch1, "held").await;
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < 10 {
         let delivery = next_delivery(&mut survivor, Duration::from_secs(20)).await;
