@@ -79,7 +79,8 @@ impl std::fmt::Debug for Link {
 impl Link {
     pub fn new(settings: &ClusterSettings, data_dir: &Path) -> Arc<Link> {
         let roster = Roster::new(settings);
-        let peers = Peers::new();
+        let listen_ip = settings.listen.ip();
+        let peers = Peers::new((!listen_ip.is_unspecified()).then_some(listen_ip));
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);

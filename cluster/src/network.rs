@@ -4,6 +4,7 @@
 //! one pool of kept-alive connections. The server side is `service.rs`.
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -34,8 +35,13 @@ pub(crate) enum PeerError {
 }
 
 impl Peers {
-    pub(crate) fn new() -> Peers {
+    /// Connections leave from `local`, the address the cluster port
+    /// listens on when it names one: a member's messages come from the
+    /// address its peers know it by (a multi-homed host does not pick
+    /// another interface, and a firewall or proxy can tell members apart).
+    pub(crate) fn new(local: Option<IpAddr>) -> Peers {
         let client = reqwest::Client::builder()
+            .local_address(local)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
