@@ -1,9 +1,17 @@
 //! A Jepsen-style check of replicated quorum queues: three real `warren`
 //! processes on 127.0.0.1, .2 and .3; a publisher with confirms and a
 //! consumer with manual acks, each reconnecting to whichever node answers;
-//! meanwhile a nemesis kills a random node with SIGKILL and restarts it,
-//! round after round. At the end every confirmed message must have been
-//! consumed at least once; duplicates are counted and reported.
+//! meanwhile a nemesis, round after round, kills a random node with SIGKILL
+//! and restarts it, cuts one node off from the other two, or cuts two
+//! nodes apart while the third still reaches both (partitions last 3 to 7
+//! seconds, past the 5 s after which a member's holdings go back). At the
+//! end every confirmed message must have been consumed at least once;
+//! duplicates are counted and reported.
+//!
+//! Partitions are made in the kernel where the test runs as root (each
+//! node in a network namespace of its own, a cut being blackhole routes),
+//! otherwise by TCP proxies in front of each node's cluster port
+//! (`WARREN_PARTITION=proxy` asks for the proxies as root too).
 //!
 //! CI runs a few rounds. A long run by hand:
 //! `WARREN_CHAOS_ROUNDS=100 cargo test --release --test cluster_chaos -- --nocapture`.
@@ -158,14 +166,71 @@ async fn consumer(world: Arc<World>) {
     }
 }
 
+/// Whether `node` sees every member in `cut_off` as not running before
+/// `within` has passed: proof that a partition really cut it off.
+async fn sees_down(http: &reqwest::Client, node: &Warren, cut_off: &[String], within: Duration) -> bool {
+    let url = format!("http://{}/api/nodes", node.management_addr());
+    let started = Instant::now();
+    while started.elapsed() < within {
+        let answer = http.get(&url).basic_auth("guest", Some("guest")).send().await;
+        if let Ok(Ok(serde_json::Value::Array(members))) = match answer {
+            Ok(response) => Ok(response.json::<serde_json::Value>().await),
+            Err(e) => Err(e),
+        } {
+            let down = |name: &String| members.iter().any(|m| m["name"] == **name && m["running"] == false);
+            if cut_off.iter().all(down) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// One round's fault.
+#[derive(Debug)]
+enum Fault {
+    /// SIGKILL, then a restart 1.5 s later.
+    Kill(usize),
+    /// The node reaches neither other node for a while.
+    Isolate(usize, Duration),
+    /// Two nodes cannot reach each other; the third reaches both.
+    Bridge(usize, usize, Duration),
+}
+
+impl Fault {
+    /// Round `round`'s fault: kill, isolate and bridge take turns (so a
+    /// short run has each); the nodes and how long, from `seed`.
+    fn pick(round: usize, seed: usize) -> Fault {
+        let victim = (seed >> 33) % 3;
+        let other = (victim + 1 + (seed >> 20) % 2) % 3;
+        let lasts = Duration::from_millis(3000 + ((seed >> 40) % 4000) as u64);
+        match round % 3 {
+            0 => Fault::Kill(victim),
+            1 => Fault::Isolate(victim, lasts),
+            _ => Fault::Bridge(victim, other, lasts),
+        }
+    }
+
+    /// The pairs of nodes it cuts apart.
+    fn cuts(&self) -> Vec<(usize, usize)> {
+        match *self {
+            Fault::Kill(_) => Vec::new(),
+            Fault::Isolate(victim, _) => (0..3).filter(|o| *o != victim).map(|o| (victim, o)).collect(),
+            Fault::Bridge(a, b, _) => vec![(a, b)],
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confirmed_messages_survive_nodes_killed_at_random() {
+async fn confirmed_messages_survive_kills_and_partitions() {
     let rounds: usize = std::env::var("WARREN_CHAOS_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(6);
     let data = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::new(3);
+    let cluster = Cluster::partitionable(3).await;
+    eprintln!("partitions by {}", cluster.partitions());
     let mut nodes: Vec<Option<Warren>> = (0..3).map(|i| Some(cluster.start(i, data.path()))).collect();
     let world = Arc::new(World::default());
     *world.addresses.lock().unwrap() = nodes.iter().map(|n| n.as_ref().map(|w| w.addr)).collect();
@@ -186,25 +251,48 @@ async fn confirmed_messages_survive_nodes_killed_at_random() {
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(7, |d| d.subsec_nanos() as usize);
+    let http = reqwest::Client::new();
+    let mut partitions_seen = 0;
     let chaos = Instant::now();
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_secs(3)).await;
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let victim = (seed >> 33) % 3;
-        world.addresses.lock().unwrap()[victim] = None;
-        if let Some(node) = nodes[victim].take() {
-            node.crash();
-        }
+        let fault = Fault::pick(round, seed);
         eprintln!(
-            "round {round}: killed n{} ({} confirmed, {} consumed so far)",
-            victim + 1,
+            "round {round}: {fault:?} ({} confirmed, {} consumed so far)",
             world.confirmed.lock().unwrap().len(),
             world.consumed.lock().unwrap().len()
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let back = cluster.start(victim, data.path());
-        world.addresses.lock().unwrap()[victim] = Some(back.addr);
-        nodes[victim] = Some(back);
+        match fault {
+            Fault::Kill(victim) => {
+                world.addresses.lock().unwrap()[victim] = None;
+                if let Some(node) = nodes[victim].take() {
+                    node.crash();
+                }
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let back = cluster.start(victim, data.path());
+                world.addresses.lock().unwrap()[victim] = Some(back.addr);
+                nodes[victim] = Some(back);
+            }
+            Fault::Isolate(_, lasts) | Fault::Bridge(_, _, lasts) => {
+                let cut_at = Instant::now();
+                for (a, b) in fault.cuts() {
+                    cluster.set_cut(a, b, true);
+                }
+                // The first node of each cut sees the other as down.
+                let (seer, _) = fault.cuts()[0];
+                let cut_off: Vec<String> = fault.cuts().iter().map(|(_, b)| format!("n{}", b + 1)).collect();
+                if let Some(node) = nodes[seer].as_ref() {
+                    let seen = sees_down(&http, node, &cut_off, lasts).await;
+                    assert!(seen, "n{} still saw {cut_off:?} running through {fault:?}", seer + 1);
+                    partitions_seen += 1;
+                }
+                tokio::time::sleep(lasts.saturating_sub(cut_at.elapsed())).await;
+                for (a, b) in fault.cuts() {
+                    cluster.set_cut(a, b, false);
+                }
+            }
+        }
     }
     let chaos_time = chaos.elapsed();
     world.done.store(true, Ordering::Release);
@@ -240,7 +328,8 @@ async fn confirmed_messages_survive_nodes_killed_at_random() {
     consuming.abort();
     let confirmed = world.confirmed.lock().unwrap().len();
     eprintln!(
-        "{rounds} rounds in {:.1} s: {confirmed} confirmed, all consumed; {} duplicates; {} reconnects",
+        "{rounds} rounds ({partitions_seen} partitions seen from inside) in {:.1} s: \
+         {confirmed} confirmed, all consumed; {} duplicates; {} reconnects",
         chaos_time.as_secs_f64(),
         world.duplicates.load(Ordering::Relaxed),
         world.reconnects.load(Ordering::Relaxed)

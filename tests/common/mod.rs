@@ -9,6 +9,8 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod cluster;
+pub mod cut_proxy;
+pub mod netns;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
@@ -32,8 +34,18 @@ pub struct Failed {
     pub stderr: String,
 }
 
-fn command(data_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+/// The `warren` command, run through `wrapper` (such as `ip netns exec
+/// NS`) when one is given.
+fn command(wrapper: &[String], data_dir: &Path, args: &[&str]) -> Command {
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(warren);
+            command
+        }
+        None => Command::new(warren),
+    };
     if !args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);
     }
@@ -59,7 +71,13 @@ impl Warren {
     }
 
     pub fn start_with(data_dir: &Path, args: &[&str]) -> Warren {
-        let mut child = command(data_dir, args).spawn().expect("start warren");
+        Warren::start_wrapped(&[], data_dir, args)
+    }
+
+    /// Starts warren through `wrapper`, a command that ends by running it
+    /// in the same process (so that a signal to the child reaches warren).
+    pub fn start_wrapped(wrapper: &[String], data_dir: &Path, args: &[&str]) -> Warren {
+        let mut child = command(wrapper, data_dir, args).spawn().expect("start warren");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -91,7 +109,7 @@ impl Warren {
 
     /// Runs warren with arguments that must make it fail at start.
     pub fn fail_to_start(data_dir: &Path, args: &[&str]) -> Failed {
-        let mut child = command(data_dir, args).spawn().expect("start warren");
+        let mut child = command(&[], data_dir, args).spawn().expect("start warren");
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
