@@ -52,8 +52,8 @@ pub use config::{BrokerConfig, ClusterPeer, ClusterSettings, ConfigError, Server
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
 pub use replication::{
-    ClusterLink, MemberView, MetadataChange, Proposal, Replicas, ReplicatedGroup, ReplicatedMachine, ReplicationError,
-    Replied,
+    ClusterLink, LeaderStamp, MemberView, MetadataChange, Proposal, Replicas, ReplicatedGroup, ReplicatedMachine,
+    ReplicationError, Replied,
 };
 pub use server::{start, RunningBroker};
 pub use tls::TlsSettings;

@@ -174,15 +174,34 @@ pub trait ClusterLink: Send + Sync + std::fmt::Debug + 'static {
     /// life of a node has its own).
     fn this_node(&self) -> (String, u64);
     /// Joins (starting it here on first use) the Raft group `group`, which
-    /// every member runs, to drive `machine`.
-    fn join_group(&self, group: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<dyn ReplicatedGroup>;
+    /// every member runs, to drive `machine`: `size` members vote in it
+    /// (`x-quorum-initial-group-size`; every member when None), the others
+    /// follow it without voting.
+    fn join_group(
+        &self,
+        group: &str,
+        size: Option<std::num::NonZeroUsize>,
+        machine: Arc<dyn ReplicatedMachine>,
+    ) -> Arc<dyn ReplicatedGroup>;
+}
+
+/// What a group's leader writes on every entry it appends: its clock and
+/// which life of which node it is, so that a machine's sense of time (a
+/// TTL running out) is the same on every member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderStamp {
+    /// The leader's clock, ms since the Unix epoch.
+    pub at_ms: u64,
+    pub node: String,
+    pub boot: u64,
 }
 
 /// A replicated state machine, driven by its group's log. Deterministic:
 /// the same entries in the same order leave every member in one state.
 pub trait ReplicatedMachine: Send + Sync + 'static {
-    /// Applies one committed entry; returns the answer for its proposer.
-    fn apply(&self, entry: &[u8]) -> Vec<u8>;
+    /// Applies one committed entry, stamped by the leader that wrote it;
+    /// returns the answer for its proposer.
+    fn apply(&self, stamp: &LeaderStamp, entry: &[u8]) -> Vec<u8>;
     /// The whole state, written out (a Raft snapshot).
     fn image(&self) -> Vec<u8>;
     /// Replaces the state with an image.

@@ -1,30 +1,34 @@
 //! The queue groups this member runs, by name: started when the broker
 //! joins one (a replicated queue is declared, or recovered at start),
 //! stopped and deleted when it leaves. The cluster port finds a group's Raft
-//! here for the messages addressed to it. The first member by name starts
-//! (initializes) a group that no member has started yet.
+//! here for the messages addressed to it. Which members vote in a group
+//! and which one starts it: `placement.rs`; how: `formation.rs`.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::sync::watch;
-use warren_broker::{Replicas, ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied};
+use warren_broker::{LeaderStamp, Replicas, ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied};
 
+use crate::formation::{form, keep_learners};
 use crate::liveness::Liveness;
+use crate::placement::{place, Placement};
 
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
 use crate::queue_group::{GroupEntry, QueueMachine, QueueRaft, QueueTypes};
 use crate::raft_config::raft_config;
 use crate::roster::Roster;
-use crate::writes;
+use crate::writes::{self, Writer};
 
 /// Every queue group of this member.
 pub(crate) struct Groups {
     roster: Roster,
     peers: Peers,
+    writer: Writer,
     liveness: Arc<Liveness>,
     dir: PathBuf,
     running: DashMap<String, Arc<Group>>,
@@ -33,33 +37,50 @@ pub(crate) struct Groups {
 /// One group: its Raft once it has started.
 pub(crate) struct Group {
     name: String,
+    placement: Placement,
     raft: watch::Sender<Option<QueueRaft>>,
     peers: Peers,
+    writer: Writer,
     dir: PathBuf,
     groups: std::sync::Weak<Groups>,
 }
 
 impl Groups {
-    pub(crate) fn new(roster: Roster, peers: Peers, liveness: Arc<Liveness>, dir: PathBuf) -> Arc<Groups> {
+    pub(crate) fn new(
+        roster: Roster,
+        peers: Peers,
+        writer: Writer,
+        liveness: Arc<Liveness>,
+        dir: PathBuf,
+    ) -> Arc<Groups> {
         Arc::new(Groups {
             roster,
             peers,
+            writer,
             liveness,
             dir,
             running: DashMap::new(),
         })
     }
 
-    /// The group `name`, started here if it is not running yet.
-    pub(crate) fn join(self: &Arc<Self>, name: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<Group> {
+    /// The group `name` (of `size` voters, every member when None),
+    /// started here if it is not running yet.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        name: &str,
+        size: Option<NonZeroUsize>,
+        machine: Arc<dyn ReplicatedMachine>,
+    ) -> Arc<Group> {
         if let Some(group) = self.running.get(name) {
             return group.clone();
         }
         let (raft, _) = watch::channel(None);
         let group = Arc::new(Group {
             name: name.to_string(),
+            placement: place(&self.roster, name, size),
             raft,
             peers: self.peers.clone(),
+            writer: self.writer.clone(),
             dir: self.dir.join(name),
             groups: Arc::downgrade(self),
         });
@@ -93,11 +114,22 @@ impl Groups {
             Ok(raft) => raft,
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };
-        if self.roster.this_node == self.roster.founder() && matches!(raft.is_initialized().await, Ok(false)) {
-            if let Err(e) = raft.initialize(self.roster.members.clone()).await {
-                tracing::info!("queue group {} was not initialized here: {e}", group.name);
-            }
+        let placement = &group.placement;
+        let this = self.roster.this_node;
+        if placement.voters.contains_key(&this) {
+            let what = format!("queue group {}", group.name);
+            tokio::spawn(form(
+                raft.clone(),
+                placement.voters.clone(),
+                this == placement.first,
+                what,
+            ));
         }
+        tokio::spawn(keep_learners(
+            raft.clone(),
+            self.roster.clone(),
+            placement.learners.clone(),
+        ));
         group.raft.send_replace(Some(raft.clone()));
         tokio::spawn(compact(raft, watched.0, watched.1, group.raft.subscribe()));
     }
@@ -175,11 +207,11 @@ impl ReplicatedGroup for Group {
             .borrow()
             .as_ref()
             .and_then(|raft| raft.metrics().borrow().current_leader);
+        let voters = &self.placement.voters;
         Replicas {
             leader: leader.and_then(|id| roster.members.get(&id)).map(|m| m.name.clone()),
-            members: roster.members.values().map(|m| m.name.clone()).collect(),
-            online: roster
-                .members
+            members: voters.values().map(|m| m.name.clone()).collect(),
+            online: voters
                 .iter()
                 .filter(|(id, _)| groups.liveness.up(roster, **id))
                 .map(|(_, m)| m.name.clone())
@@ -189,11 +221,16 @@ impl ReplicatedGroup for Group {
 
     fn propose(&self, entry: Vec<u8>) -> Replied {
         let peers = self.peers.clone();
+        let writer = self.writer.clone();
         let path = format!("/group/{}/propose", self.name);
         let ready = started(self.raft.subscribe(), self.name.clone());
         Box::pin(async move {
             let raft = ready.await?;
-            writes::write(&raft, &peers, GroupEntry(entry), &path)
+            let entry = GroupEntry {
+                stamp: LeaderStamp::default(),
+                commands: entry,
+            };
+            writes::write(&raft, &peers, &writer, entry, &path)
                 .await
                 .map(|(_, reply)| reply.0)
                 .map_err(ReplicationError::Unavailable)

@@ -23,11 +23,13 @@
 // openraft's error types are large by design and are what its traits return.
 #![allow(clippy::result_large_err)]
 
+mod formation;
 mod groups;
 mod liveness;
 mod log_store;
 mod metadata;
 mod network;
+mod placement;
 mod queue_group;
 mod raft_config;
 mod roster;
@@ -35,6 +37,7 @@ mod service;
 mod writes;
 
 use std::io;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -52,6 +55,7 @@ use crate::metadata::{MetadataMachine, MetadataRaft, MetadataTypes};
 use crate::network::{GroupNetwork, Peers};
 use crate::roster::Roster;
 use crate::service::Service;
+use crate::writes::Writer;
 
 pub use roster::Member;
 
@@ -61,6 +65,7 @@ pub struct Link {
     settings: ClusterSettings,
     roster: Roster,
     peers: Peers,
+    writer: Writer,
     boot: u64,
     data_dir: PathBuf,
     metadata: OnceLock<MetadataRaft>,
@@ -86,9 +91,20 @@ impl Link {
             .map_or(1, |d| d.as_nanos() as u64 | 1);
         let liveness = Arc::new(Liveness::default());
         let queues_dir = data_dir.join("cluster").join("queues");
+        let writer = Writer {
+            node: settings.node_name.clone(),
+            boot,
+        };
         Arc::new(Link {
             settings: settings.clone(),
-            groups: Groups::new(roster.clone(), peers.clone(), liveness.clone(), queues_dir),
+            groups: Groups::new(
+                roster.clone(),
+                peers.clone(),
+                writer.clone(),
+                liveness.clone(),
+                queues_dir,
+            ),
+            writer,
             roster,
             peers,
             boot,
@@ -101,13 +117,14 @@ impl Link {
     async fn propose_change(
         metadata: Option<MetadataRaft>,
         peers: Peers,
+        writer: Writer,
         others: Vec<Member>,
         change: MetadataChange,
     ) -> Result<(), ReplicationError> {
         let Some(raft) = metadata else {
             return Err(ReplicationError::Unavailable("the cluster has not started".into()));
         };
-        let (index, ()) = writes::write(&raft, &peers, change, "/metadata/propose")
+        let (index, ()) = writes::write(&raft, &peers, &writer, change, "/metadata/propose")
             .await
             .map_err(ReplicationError::Unavailable)?;
         // Once the caller hears back, this node has applied the change too.
@@ -148,6 +165,7 @@ impl ClusterLink for Link {
         Box::pin(Link::propose_change(
             self.metadata.get().cloned(),
             self.peers.clone(),
+            self.writer.clone(),
             others,
             change,
         ))
@@ -175,8 +193,13 @@ impl ClusterLink for Link {
         (self.settings.node_name.clone(), self.boot)
     }
 
-    fn join_group(&self, group: &str, machine: Arc<dyn ReplicatedMachine>) -> Arc<dyn ReplicatedGroup> {
-        self.groups.join(group, machine)
+    fn join_group(
+        &self,
+        group: &str,
+        size: Option<NonZeroUsize>,
+        machine: Arc<dyn ReplicatedMachine>,
+    ) -> Arc<dyn ReplicatedGroup> {
+        self.groups.join(group, size, machine)
     }
 }
 
@@ -230,6 +253,7 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
         raft: raft.clone(),
         groups: link.groups.clone(),
         node_name: link.settings.node_name.clone(),
+        writer: link.writer.clone(),
     });
     let server = tokio::spawn(async move {
         let shutdown = async move {
@@ -240,16 +264,13 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
         }
     });
 
-    if roster.this_node == roster.founder() && !raft.is_initialized().await.map_err(other)? {
-        tracing::info!(
-            "starting the cluster's metadata group with {} members",
-            roster.members.len()
-        );
-        if let Err(e) = raft.initialize(roster.members.clone()).await {
-            // Another start of this node already did, or a member holds a log.
-            tracing::info!("the metadata group was not initialized here: {e}");
-        }
-    }
+    // Every member votes in the metadata group; the first by name starts it.
+    tokio::spawn(formation::form(
+        raft.clone(),
+        roster.members.clone(),
+        roster.this_node == roster.founder(),
+        "the metadata group".into(),
+    ));
     let prober = tokio::spawn(link.liveness.clone().probe(roster.clone(), link.peers.clone()));
     tracing::info!(
         "cluster member {} (id {}) on {local_addr}, {} members",

@@ -15,13 +15,25 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use warren_broker::ReplicatedMachine;
+use warren_broker::{LeaderStamp, ReplicatedMachine};
 
 use crate::roster::{Member, NodeId};
+use crate::writes::Stamped;
 
-/// An entry of a queue's log: the broker's command batch.
+/// An entry of a queue's log: the broker's command batch, and the stamp of
+/// the leader that appended it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct GroupEntry(#[serde(with = "serde_bytes")] pub Vec<u8>);
+pub(crate) struct GroupEntry {
+    pub stamp: LeaderStamp,
+    #[serde(with = "serde_bytes")]
+    pub commands: Vec<u8>,
+}
+
+impl Stamped for GroupEntry {
+    fn stamp(&mut self, by: LeaderStamp) {
+        self.stamp = by;
+    }
+}
 
 /// The machine's answer to an entry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -155,7 +167,7 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
             self.applied = Some(entry.log_id);
             replies.push(match entry.payload {
                 EntryPayload::Blank => GroupReply::default(),
-                EntryPayload::Normal(data) => GroupReply(self.machine.apply(&data.0)),
+                EntryPayload::Normal(data) => GroupReply(self.machine.apply(&data.stamp, &data.commands)),
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     GroupReply::default()

@@ -19,7 +19,7 @@ use crate::groups::Groups;
 use crate::metadata::MetadataRaft;
 use crate::queue_group::{GroupEntry, GroupReply};
 use crate::roster::{Member, NodeId};
-use crate::writes::{self, Forwarded};
+use crate::writes::{self, Forwarded, Writer};
 
 /// What the routes share.
 #[derive(Clone)]
@@ -27,6 +27,7 @@ pub(crate) struct Service {
     pub raft: MetadataRaft,
     pub groups: Arc<Groups>,
     pub node_name: String,
+    pub writer: Writer,
 }
 
 /// What `/status` answers: who this node is.
@@ -105,7 +106,7 @@ async fn propose(State(service): State<Service>, body: Bytes) -> Response {
         Ok(change) => change,
         Err(refused) => return refused,
     };
-    encode(&writes::answer_forwarded(&service.raft, change).await)
+    encode(&writes::answer_forwarded(&service.raft, &service.writer, change).await)
 }
 
 async fn propose_to_group(State(service): State<Service>, Path(group): Path<String>, body: Bytes) -> Response {
@@ -114,7 +115,7 @@ async fn propose_to_group(State(service): State<Service>, Path(group): Path<Stri
         Err(refused) => return refused,
     };
     let answer: Forwarded<GroupReply> = match service.groups.raft(&group) {
-        Some(raft) => writes::answer_forwarded(&raft, entry).await,
+        Some(raft) => writes::answer_forwarded(&raft, &service.writer, entry).await,
         None => Err(format!("queue group {group} does not run here")),
     };
     encode(&answer)

@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod cluster;
+pub mod cluster_clients;
 pub mod cut_proxy;
 pub mod netns;
 pub mod proxy;

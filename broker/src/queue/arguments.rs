@@ -104,6 +104,9 @@ pub(crate) struct QueueArguments {
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
+    /// How many members vote in a replicated quorum queue's group
+    /// (`x-quorum-initial-group-size`, at least 1).
+    pub initial_group_size: Option<std::num::NonZeroUsize>,
     pub consumer_timeout: Option<u64>,
     /// A stream's retention by age, in ms (`x-max-age`).
     pub max_age_ms: Option<u64>,
@@ -220,6 +223,12 @@ impl QueueArguments {
                 "x-max-length" => parsed.max_length = Some(check.non_negative(key, value)?),
                 "x-max-length-bytes" => parsed.max_length_bytes = Some(check.non_negative(key, value)?),
                 "x-delivery-limit" => parsed.delivery_limit = Some(check.non_negative(key, value)?),
+                "x-quorum-initial-group-size" | "x-initial-cluster-size" => {
+                    let n = check.non_negative(key, value)?;
+                    let size = std::num::NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX))
+                        .ok_or_else(|| check.invalid(key, "{value_zero,0}"))?;
+                    parsed.initial_group_size = Some(size);
+                }
                 "x-consumer-timeout" => parsed.consumer_timeout = Some(check.non_negative(key, value)?),
                 "x-max-age" => {
                     let age = value

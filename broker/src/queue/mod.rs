@@ -40,7 +40,7 @@ use arc_swap::{ArcSwap, Guard};
 
 use warren_protocol::{ContentHeader, FieldTable, ShortStr};
 
-pub(crate) use arguments::{type_name, QueueArguments, QueueType};
+pub(crate) use arguments::{type_name, Overflow, QueueArguments, QueueType};
 pub(crate) use backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost, Settlement};
 pub(crate) use consumer::{deliver_to, Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;

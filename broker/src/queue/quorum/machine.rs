@@ -11,6 +11,12 @@
 //! node holds; `Reset` returns everything a node's earlier life held (it
 //! restarted, or died). Which of a node's consumers gets a message, with
 //! what prefetch, is the node's own business (`replicated.rs`).
+//!
+//! Time comes from the log too: every entry carries the clock of the
+//! leader that wrote it (`Clock`), so a message's TTL runs out at the same
+//! entry on every member. Length limits (`Limits`) travel with each
+//! enqueue, as the proposer's definitions give them (every member has the
+//! same definitions, so they agree).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -44,11 +50,38 @@ pub(crate) enum Outcome {
     Release,
 }
 
+/// What the leader wrote on an entry: its clock (ms since the Unix epoch)
+/// and which life of which node it was (the member that dead-letters what
+/// expires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Clock {
+    pub now_ms: u64,
+    pub leader: NodeLife,
+}
+
+/// The queue's limits as the enqueuing node's definitions give them
+/// (arguments and policies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Limits {
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    /// `x-overflow: reject-publish`: a message that would go over a limit
+    /// is refused (else the oldest ready messages are dropped).
+    pub reject_publish: bool,
+    /// The queue's message TTL, ms (`x-message-ttl`).
+    pub message_ttl: Option<u64>,
+}
+
 /// A change to the queue, as the log carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Command {
-    /// New messages (each in `Message::encode`'s form).
-    Enqueue { messages: Vec<ByteBuf> },
+    /// New messages (each in `Message::encode`'s form) from `from`, which
+    /// dead-letters what they push out at the head.
+    Enqueue {
+        from: NodeLife,
+        messages: Vec<ByteBuf>,
+        limits: Limits,
+    },
     /// Up to `max` messages from the head for `node`'s consumers.
     Checkout { node: NodeLife, max: u32 },
     /// `limit`: returned more often than this, a message dies
@@ -65,12 +98,18 @@ pub(crate) enum Command {
     Reset { node: String, keep: u64 },
     /// Drops every ready message.
     Purge,
+    /// Nothing but the entry's time: what is due expires.
+    Expire,
 }
 
 /// What a command did, for the node that proposed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Reply {
     Enqueued,
+    /// reject-publish: the queue was full.
+    Rejected,
+    /// Done, nothing to tell.
+    Done,
     CheckedOut(Vec<Seq>),
     Settled(u64),
     Reset(u64),
@@ -85,6 +124,8 @@ pub(crate) struct Held {
     pub message: Arc<Message>,
     /// How many times it was returned.
     pub delivery_count: u32,
+    /// When its TTL runs out (leader's clock, ms).
+    pub expires_at: Option<u64>,
 }
 
 /// What applying a command asks one node to do.
@@ -109,6 +150,8 @@ impl Effect {
 pub(crate) enum Death {
     Rejected,
     DeliveryLimit,
+    Expired,
+    MaxLen,
 }
 
 /// The replicated queue.
@@ -119,40 +162,59 @@ pub(crate) struct Machine {
     ready: BTreeSet<Seq>,
     holders: BTreeMap<Seq, NodeLife>,
     ready_bytes: u64,
+    /// The latest leader clock applied (ms): time never goes back here.
+    now_ms: u64,
 }
+
+/// One message in an image: its place, delivery count, expiry, holder.
+type ImageMessage = (Seq, u32, Option<u64>, Option<NodeLife>, ByteBuf);
 
 /// The machine written out (a Raft snapshot).
 #[derive(Serialize, Deserialize)]
 struct Image {
     next_seq: Seq,
-    messages: Vec<(Seq, u32, Option<NodeLife>, ByteBuf)>,
+    now_ms: u64,
+    messages: Vec<ImageMessage>,
 }
 
 impl Machine {
     /// Applies one command; what it asks of nodes (deliveries, dead
     /// letters) is added to `effects` (the caller does what is meant for its
     /// own node).
-    pub(crate) fn apply(&mut self, command: Command, effects: &mut Vec<Effect>) -> Reply {
+    pub(crate) fn apply(&mut self, command: Command, clock: &Clock, effects: &mut Vec<Effect>) -> Reply {
+        self.now_ms = self.now_ms.max(clock.now_ms);
+        self.expire(&clock.leader, effects);
         match command {
-            Command::Enqueue { messages } => {
+            Command::Enqueue { from, messages, limits } => {
+                let mut reply = Reply::Enqueued;
                 for bytes in messages {
                     // A message that does not decode was refused by the
                     // proposer's own encoder; it cannot be here. Skipped.
-                    if let Some(message) = Message::decode(bytes.into_vec()) {
-                        let seq = self.next_seq;
-                        self.next_seq += 1;
-                        self.ready_bytes += message.body_size() as u64;
-                        self.messages.insert(
-                            seq,
-                            Held {
-                                message,
-                                delivery_count: 0,
-                            },
-                        );
-                        self.ready.insert(seq);
+                    let Some(message) = Message::decode(bytes.into_vec()) else {
+                        continue;
+                    };
+                    let size = message.body_size() as u64;
+                    if limits.reject_publish && self.would_overflow(&limits, size) {
+                        reply = Reply::Rejected;
+                        continue;
                     }
+                    let ttl = match (limits.message_ttl, message.expiration_ms()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.ready_bytes += size;
+                    let held = Held {
+                        message,
+                        delivery_count: 0,
+                        expires_at: ttl.and_then(|ttl| self.now_ms.checked_add(ttl)),
+                    };
+                    self.messages.insert(seq, held);
+                    self.ready.insert(seq);
+                    self.drop_head(&limits, &from, effects);
                 }
-                Reply::Enqueued
+                reply
             }
             Command::Checkout { node, max } => {
                 let mut seqs = Vec::new();
@@ -241,7 +303,61 @@ impl Machine {
                 self.ready_bytes = 0;
                 Reply::Purged(purged.len() as u64)
             }
+            Command::Expire => Reply::Done,
         }
+    }
+
+    /// reject-publish: would a message of `size` bytes take the ready
+    /// messages over a limit?
+    fn would_overflow(&self, limits: &Limits, size: u64) -> bool {
+        limits.max_length.is_some_and(|max| self.ready_count() >= max)
+            || limits.max_length_bytes.is_some_and(|max| self.ready_bytes + size > max)
+    }
+
+    /// drop-head: drops the oldest ready messages until within the limits;
+    /// `from` dead-letters them.
+    fn drop_head(&mut self, limits: &Limits, from: &NodeLife, effects: &mut Vec<Effect>) {
+        let over = |machine: &Machine| {
+            limits.max_length.is_some_and(|max| machine.ready_count() > max)
+                || limits.max_length_bytes.is_some_and(|max| machine.ready_bytes > max)
+        };
+        while over(self) {
+            let Some(held) = self.remove_head() else { break };
+            effects.push(Effect::DeadLetter {
+                node: from.clone(),
+                held,
+                reason: Death::MaxLen,
+            });
+        }
+    }
+
+    /// Drops the ready messages at the head whose TTL ran out (as RabbitMQ,
+    /// only from the head); `leader` dead-letters them.
+    fn expire(&mut self, leader: &NodeLife, effects: &mut Vec<Effect>) {
+        while self
+            .head()
+            .and_then(|h| h.expires_at)
+            .is_some_and(|at| at < self.now_ms)
+        {
+            let Some(held) = self.remove_head() else { break };
+            effects.push(Effect::DeadLetter {
+                node: leader.clone(),
+                held,
+                reason: Death::Expired,
+            });
+        }
+    }
+
+    fn remove_head(&mut self) -> Option<Held> {
+        let seq = self.ready.pop_first()?;
+        let held = self.messages.remove(&seq)?;
+        self.ready_bytes -= held.message.body_size() as u64;
+        Some(held)
+    }
+
+    /// When the head's TTL runs out (leader's clock, ms).
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.head()?.expires_at
     }
 
     /// Puts a message back without counting a delivery.
@@ -285,6 +401,7 @@ impl Machine {
     pub(crate) fn image(&self) -> Vec<u8> {
         let image = Image {
             next_seq: self.next_seq,
+            now_ms: self.now_ms,
             messages: self
                 .messages
                 .iter()
@@ -292,6 +409,7 @@ impl Machine {
                     (
                         *seq,
                         held.delivery_count,
+                        held.expires_at,
                         self.holders.get(seq).cloned(),
                         ByteBuf::from(held.message.encode()),
                     )
@@ -306,9 +424,10 @@ impl Machine {
         let image: Image = bincode::deserialize(bytes).ok()?;
         let mut machine = Machine {
             next_seq: image.next_seq,
+            now_ms: image.now_ms,
             ..Machine::default()
         };
-        for (seq, delivery_count, holder, bytes) in image.messages {
+        for (seq, delivery_count, expires_at, holder, bytes) in image.messages {
             let message = Message::decode(bytes.into_vec())?;
             match holder {
                 Some(life) => {
@@ -324,6 +443,7 @@ impl Machine {
                 Held {
                     message,
                     delivery_count,
+                    expires_at,
                 },
             );
         }
@@ -349,295 +469,4 @@ pub(crate) fn decode_replies(bytes: &[u8]) -> Option<Vec<Reply>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use warren_protocol::{BasicProperties, ContentHeader, ShortStr};
-
-    fn message(text: &str) -> ByteBuf {
-        let header = ContentHeader::new(60, text.len() as u64, BasicProperties::default());
-        let m = Message::new(
-            ShortStr::from_static(""),
-            ShortStr::from_static("q"),
-            header,
-            bytes::Bytes::copy_from_slice(text.as_bytes()),
-        );
-        ByteBuf::from(m.encode())
-    }
-
-    fn life(node: &str, boot: u64) -> NodeLife {
-        NodeLife {
-            node: node.into(),
-            boot,
-        }
-    }
-
-    fn delivered(effect: &Effect) -> &[(Seq, Held)] {
-        match effect {
-            Effect::Deliver { messages, .. } => messages,
-            Effect::DeadLetter { .. } => &[],
-        }
-    }
-
-    #[test]
-    fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
-        let mut m = Machine::default();
-        let mut effects = Vec::new();
-        m.apply(
-            Command::Enqueue {
-                messages: vec![message("poison")],
-            },
-            &mut effects,
-        );
-        for round in 0..3 {
-            effects.clear();
-            m.apply(
-                Command::Checkout {
-                    node: life("a", 1),
-                    max: 1,
-                },
-                &mut effects,
-            );
-            assert_eq!(delivered(&effects[0]).len(), 1, "round {round}");
-            effects.clear();
-            let settle = Command::Settle {
-                node: life("a", 1),
-                seqs: vec![0],
-                outcome: Outcome::Return,
-                limit: Some(2),
-            };
-            m.apply(settle, &mut effects);
-        }
-        assert_eq!(m.ready_count(), 0);
-        match &effects[..] {
-            [Effect::DeadLetter { node, held, reason }] => {
-                assert_eq!(node, &life("a", 1));
-                assert_eq!(*reason, Death::DeliveryLimit);
-                assert_eq!(held.delivery_count, 3);
-            }
-            other => panic!("expected one dead letter, got {other:?}"),
-        }
-        m.apply(
-            Command::Enqueue {
-                messages: vec![message("rejected")],
-            },
-            &mut effects,
-        );
-        m.apply(
-            Command::Checkout {
-                node: life("b", 1),
-                max: 1,
-            },
-            &mut effects,
-        );
-        effects.clear();
-        let discard = Command::Settle {
-            node: life("b", 1),
-            seqs: vec![1],
-            outcome: Outcome::Discard,
-            limit: Some(2),
-        };
-        m.apply(discard, &mut effects);
-        assert!(matches!(
-            &effects[..],
-            [Effect::DeadLetter {
-                reason: Death::Rejected,
-                ..
-            }]
-        ));
-    }
-
-    fn body(held: &Held) -> String {
-        String::from_utf8_lossy(&held.message.body).into_owned()
-    }
-
-    #[test]
-    fn checkouts_hand_each_message_to_one_node_and_returns_keep_order() {
-        let mut m = Machine::default();
-        let mut handed = Vec::new();
-        m.apply(
-            Command::Enqueue {
-                messages: (0..5).map(|i| message(&format!("m{i}"))).collect(),
-            },
-            &mut handed,
-        );
-        assert_eq!(m.ready_count(), 5);
-        let a = m.apply(
-            Command::Checkout {
-                node: life("a", 1),
-                max: 2,
-            },
-            &mut handed,
-        );
-        let b = m.apply(
-            Command::Checkout {
-                node: life("b", 1),
-                max: 2,
-            },
-            &mut handed,
-        );
-        assert_eq!(a, Reply::CheckedOut(vec![0, 1]));
-        assert_eq!(b, Reply::CheckedOut(vec![2, 3]));
-        assert_eq!(handed.len(), 2);
-        assert_eq!(body(&delivered(&handed[1])[0].1), "m2");
-        // b cannot settle a's messages; a returns one, acks the other.
-        assert_eq!(
-            m.apply(
-                Command::Settle {
-                    node: life("b", 1),
-                    seqs: vec![0],
-                    outcome: Outcome::Ack,
-                    limit: None
-                },
-                &mut handed
-            ),
-            Reply::Settled(0)
-        );
-        m.apply(
-            Command::Settle {
-                node: life("a", 1),
-                seqs: vec![1],
-                outcome: Outcome::Ack,
-                limit: None,
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Settle {
-                node: life("a", 1),
-                seqs: vec![0],
-                outcome: Outcome::Return,
-                limit: None,
-            },
-            &mut handed,
-        );
-        handed.clear();
-        // The returned message is at the head again, counted.
-        m.apply(
-            Command::Checkout {
-                node: life("b", 1),
-                max: 1,
-            },
-            &mut handed,
-        );
-        assert_eq!(delivered(&handed[0])[0].0, 0);
-        assert_eq!(delivered(&handed[0])[0].1.delivery_count, 1);
-        assert_eq!(m.held_count(), 3);
-    }
-
-    #[test]
-    fn a_restarted_node_gives_back_what_its_earlier_life_held() {
-        let mut m = Machine::default();
-        let mut handed = Vec::new();
-        m.apply(
-            Command::Enqueue {
-                messages: (0..3).map(|i| message(&format!("m{i}"))).collect(),
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Checkout {
-                node: life("a", 1),
-                max: 2,
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Checkout {
-                node: life("b", 7),
-                max: 1,
-            },
-            &mut handed,
-        );
-        assert_eq!(
-            m.apply(
-                Command::Reset {
-                    node: "a".into(),
-                    keep: 2
-                },
-                &mut handed
-            ),
-            Reply::Reset(2)
-        );
-        assert_eq!(m.ready_count(), 2);
-        // a's old life settles nothing any more.
-        assert_eq!(
-            m.apply(
-                Command::Settle {
-                    node: life("a", 1),
-                    seqs: vec![0, 1],
-                    outcome: Outcome::Ack,
-                    limit: None
-                },
-                &mut handed
-            ),
-            Reply::Settled(0)
-        );
-        assert_eq!(
-            m.apply(
-                Command::Reset {
-                    node: "b".into(),
-                    keep: 0
-                },
-                &mut handed
-            ),
-            Reply::Reset(1)
-        );
-        assert_eq!(m.ready_count(), 3);
-    }
-
-    #[test]
-    fn an_image_rebuilds_the_same_machine() {
-        let mut m = Machine::default();
-        let mut handed = Vec::new();
-        m.apply(
-            Command::Enqueue {
-                messages: (0..4).map(|i| message(&format!("m{i}"))).collect(),
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Checkout {
-                node: life("a", 1),
-                max: 1,
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Settle {
-                node: life("a", 1),
-                seqs: vec![0],
-                outcome: Outcome::Return,
-                limit: None,
-            },
-            &mut handed,
-        );
-        m.apply(
-            Command::Checkout {
-                node: life("a", 1),
-                max: 2,
-            },
-            &mut handed,
-        );
-        let copy = Machine::from_image(&m.image()).expect("an image");
-        assert_eq!(copy.ready_count(), m.ready_count());
-        assert_eq!(copy.held_count(), 2);
-        assert_eq!(copy.ready_bytes(), m.ready_bytes());
-        assert_eq!(body(copy.head().expect("a head")), "m2");
-        let mut copy = copy;
-        m.apply(
-            Command::Enqueue {
-                messages: vec![message("m4")],
-            },
-            &mut handed,
-        );
-        copy.apply(
-            Command::Enqueue {
-                messages: vec![message("m4")],
-            },
-            &mut handed,
-        );
-        assert_eq!(m.image(), copy.image());
-        assert_eq!(m.apply(Command::Purge, &mut handed), Reply::Purged(3));
-        assert!(Machine::from_image(b"not an image").is_none());
-    }
-}
+mod tests;

@@ -32,15 +32,15 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use warren_protocol::ContentHeader;
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use super::machine::{self, Command, Death, Effect, Held, Machine, NodeLife, Outcome, Reply, Seq};
+use super::machine::{self, Clock, Command, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq};
 use super::DEFAULT_DELIVERY_LIMIT;
 use crate::message::Message;
 use crate::queue::dead_letter::{self, DeathReason};
 use crate::queue::{
-    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Queue, QueueBackend, QueueEntry, QueueHost,
-    QueueOf, Settlement, Ticket,
+    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Overflow, Queue, QueueBackend, QueueEntry,
+    QueueHost, QueueOf, Settlement, Ticket,
 };
-use crate::replication::{ClusterLink, ReplicatedGroup, ReplicatedMachine};
+use crate::replication::{ClusterLink, LeaderStamp, ReplicatedGroup, ReplicatedMachine};
 
 /// Most messages a checkout asks for at once.
 const CHECKOUT_MAX: u32 = 256;
@@ -93,6 +93,8 @@ pub(crate) struct ReplicatedQueue {
     shared: Arc<Shared>,
     link: Arc<dyn ClusterLink>,
     group_name: String,
+    /// How many members vote in the group (every member when None).
+    group_size: Option<std::num::NonZeroUsize>,
     group: OnceLock<Arc<dyn ReplicatedGroup>>,
     proposals: mpsc::UnboundedSender<Pending>,
     /// The driver's end, until `attach` starts it.
@@ -118,6 +120,7 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
     }));
     let backend = ReplicatedQueue {
         group_name: group_name(&identity.vhost_name, &identity.name),
+        group_size: identity.args.initial_group_size,
         shared: Arc::new(Shared {
             me: NodeLife { node, boot },
             machine: Mutex::new(Machine::default()),
@@ -136,14 +139,24 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
 }
 
 impl ReplicatedMachine for Shared {
-    fn apply(&self, entry: &[u8]) -> Vec<u8> {
+    fn apply(&self, stamp: &LeaderStamp, entry: &[u8]) -> Vec<u8> {
         let Some(commands) = machine::decode_commands(entry) else {
             return machine::encode_replies(&[Reply::Unreadable]);
+        };
+        let clock = Clock {
+            now_ms: stamp.at_ms,
+            leader: NodeLife {
+                node: stamp.node.clone(),
+                boot: stamp.boot,
+            },
         };
         let mut effects = Vec::new();
         let replies: Vec<Reply> = {
             let mut machine = self.machine.lock();
-            commands.into_iter().map(|c| machine.apply(c, &mut effects)).collect()
+            commands
+                .into_iter()
+                .map(|c| machine.apply(c, &clock, &mut effects))
+                .collect()
         };
         for effect in effects.into_iter().filter(|e| *e.node() == self.me) {
             match effect {
@@ -185,6 +198,8 @@ impl Shared {
         let reason = match reason {
             Death::Rejected => DeathReason::Rejected,
             Death::DeliveryLimit => DeathReason::DeliveryLimit,
+            Death::Expired => DeathReason::Expired,
+            Death::MaxLen => DeathReason::MaxLen,
         };
         dead_letter::republish(&queue, &*host, &dlx, &held.message, reason);
     }
@@ -213,6 +228,14 @@ impl Shared {
                 local.buffer.push_front((back.offset.0, held_of(&back)));
             }
         }
+    }
+
+    /// Whether, by this node's clock, the head's TTL ran out.
+    fn expiry_due(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.machine.lock().next_expiry().is_some_and(|at| at < now)
     }
 
     /// How many messages to ask for now (and notes them as asked for).
@@ -248,6 +271,8 @@ fn held_of(entry: &QueueEntry) -> Held {
     Held {
         message: entry.message.clone(),
         delivery_count: entry.delivery_count,
+        // On this node's buffer, checked out: past expiring.
+        expires_at: None,
     }
 }
 
@@ -299,7 +324,7 @@ impl ReplicatedQueue {
         link: Arc<dyn ClusterLink>,
         mut inbox: mpsc::UnboundedReceiver<Pending>,
     ) {
-        let mut watch = tokio::time::interval(Duration::from_secs(1));
+        let mut watch = tokio::time::interval(Duration::from_millis(250));
         let mut absent = Absences::default();
         loop {
             let mut batch = Vec::new();
@@ -313,6 +338,10 @@ impl ReplicatedQueue {
                     for node in absent.long_gone(&link) {
                         tracing::info!("quorum queue: node {node} is gone; what it held goes back to the queue");
                         batch.push(Pending::unanswered(Command::Reset { node, keep: 0 }));
+                    }
+                    if shared.expiry_due() && group.replicas().leader.as_deref() == Some(shared.me.node.as_str()) {
+                        // The leader's clock decides: its entry expires the head.
+                        batch.push(Pending::unanswered(Command::Expire));
                     }
                 }
             }
@@ -404,7 +433,9 @@ impl Absences {
 impl QueueBackend for ReplicatedQueue {
     fn attach(&self, queue: &Arc<Queue>) {
         let _ = self.shared.queue.set(Arc::downgrade(queue));
-        let group = self.link.join_group(&self.group_name, self.shared.clone());
+        let group = self
+            .link
+            .join_group(&self.group_name, self.group_size, self.shared.clone());
         let _ = self.group.set(group.clone());
         let Some(inbox) = self.inbox.lock().take() else { return };
         match tokio::runtime::Handle::try_current() {
@@ -417,8 +448,16 @@ impl QueueBackend for ReplicatedQueue {
 
     fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
         let ticket = Ticket::new();
+        let args = queue.args();
         let command = Command::Enqueue {
+            from: self.shared.me.clone(),
             messages: vec![ByteBuf::from(message.encode())],
+            limits: Limits {
+                max_length: args.max_length,
+                max_length_bytes: args.max_length_bytes,
+                reject_publish: args.overflow != Overflow::DropHead,
+                message_ttl: args.message_ttl,
+            },
         };
         if self.propose(command, Some(ticket.clone())).is_none() {
             return Enqueued::Rejected;

@@ -1,0 +1,376 @@
+//! The quorum queue machine's unit tests: commands applied in order, the
+//! state and effects they leave.
+
+use super::*;
+use warren_protocol::{BasicProperties, ContentHeader, ShortStr};
+
+fn message(text: &str) -> ByteBuf {
+    let header = ContentHeader::new(60, text.len() as u64, BasicProperties::default());
+    let m = Message::new(
+        ShortStr::from_static(""),
+        ShortStr::from_static("q"),
+        header,
+        bytes::Bytes::copy_from_slice(text.as_bytes()),
+    );
+    ByteBuf::from(m.encode())
+}
+
+fn life(node: &str, boot: u64) -> NodeLife {
+    NodeLife {
+        node: node.into(),
+        boot,
+    }
+}
+
+/// A clock `now_ms` into the log, on node "leader".
+fn at(now_ms: u64) -> Clock {
+    Clock {
+        now_ms,
+        leader: life("leader", 1),
+    }
+}
+
+fn enqueue(messages: Vec<ByteBuf>) -> Command {
+    Command::Enqueue {
+        from: life("a", 1),
+        messages,
+        limits: Limits::default(),
+    }
+}
+
+impl Machine {
+    /// Applies `command` at time 0.
+    fn run(&mut self, command: Command, effects: &mut Vec<Effect>) -> Reply {
+        self.apply(command, &at(0), effects)
+    }
+}
+
+fn delivered(effect: &Effect) -> &[(Seq, Held)] {
+    match effect {
+        Effect::Deliver { messages, .. } => messages,
+        Effect::DeadLetter { .. } => &[],
+    }
+}
+
+#[test]
+fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    m.run(enqueue(vec![message("poison")]), &mut effects);
+    for round in 0..3 {
+        effects.clear();
+        m.run(
+            Command::Checkout {
+                node: life("a", 1),
+                max: 1,
+            },
+            &mut effects,
+        );
+        assert_eq!(delivered(&effects[0]).len(), 1, "round {round}");
+        effects.clear();
+        let settle = Command::Settle {
+            node: life("a", 1),
+            seqs: vec![0],
+            outcome: Outcome::Return,
+            limit: Some(2),
+        };
+        m.run(settle, &mut effects);
+    }
+    assert_eq!(m.ready_count(), 0);
+    match &effects[..] {
+        [Effect::DeadLetter { node, held, reason }] => {
+            assert_eq!(node, &life("a", 1));
+            assert_eq!(*reason, Death::DeliveryLimit);
+            assert_eq!(held.delivery_count, 3);
+        }
+        other => panic!("expected one dead letter, got {other:?}"),
+    }
+    m.run(enqueue(vec![message("rejected")]), &mut effects);
+    m.run(
+        Command::Checkout {
+            node: life("b", 1),
+            max: 1,
+        },
+        &mut effects,
+    );
+    effects.clear();
+    let discard = Command::Settle {
+        node: life("b", 1),
+        seqs: vec![1],
+        outcome: Outcome::Discard,
+        limit: Some(2),
+    };
+    m.run(discard, &mut effects);
+    assert!(matches!(
+        &effects[..],
+        [Effect::DeadLetter {
+            reason: Death::Rejected,
+            ..
+        }]
+    ));
+}
+
+fn body(held: &Held) -> String {
+    String::from_utf8_lossy(&held.message.body).into_owned()
+}
+
+#[test]
+fn checkouts_hand_each_message_to_one_node_and_returns_keep_order() {
+    let mut m = Machine::default();
+    let mut handed = Vec::new();
+    m.run(
+        enqueue((0..5).map(|i| message(&format!("m{i}"))).collect()),
+        &mut handed,
+    );
+    assert_eq!(m.ready_count(), 5);
+    let a = m.run(
+        Command::Checkout {
+            node: life("a", 1),
+            max: 2,
+        },
+        &mut handed,
+    );
+    let b = m.run(
+        Command::Checkout {
+            node: life("b", 1),
+            max: 2,
+        },
+        &mut handed,
+    );
+    assert_eq!(a, Reply::CheckedOut(vec![0, 1]));
+    assert_eq!(b, Reply::CheckedOut(vec![2, 3]));
+    assert_eq!(handed.len(), 2);
+    assert_eq!(body(&delivered(&handed[1])[0].1), "m2");
+    // b cannot settle a's messages; a returns one, acks the other.
+    assert_eq!(
+        m.run(
+            Command::Settle {
+                node: life("b", 1),
+                seqs: vec![0],
+                outcome: Outcome::Ack,
+                limit: None
+            },
+            &mut handed
+        ),
+        Reply::Settled(0)
+    );
+    m.run(
+        Command::Settle {
+            node: life("a", 1),
+            seqs: vec![1],
+            outcome: Outcome::Ack,
+            limit: None,
+        },
+        &mut handed,
+    );
+    m.run(
+        Command::Settle {
+            node: life("a", 1),
+            seqs: vec![0],
+            outcome: Outcome::Return,
+            limit: None,
+        },
+        &mut handed,
+    );
+    handed.clear();
+    // The returned message is at the head again, counted.
+    m.run(
+        Command::Checkout {
+            node: life("b", 1),
+            max: 1,
+        },
+        &mut handed,
+    );
+    assert_eq!(delivered(&handed[0])[0].0, 0);
+    assert_eq!(delivered(&handed[0])[0].1.delivery_count, 1);
+    assert_eq!(m.held_count(), 3);
+}
+
+#[test]
+fn a_restarted_node_gives_back_what_its_earlier_life_held() {
+    let mut m = Machine::default();
+    let mut handed = Vec::new();
+    m.run(
+        enqueue((0..3).map(|i| message(&format!("m{i}"))).collect()),
+        &mut handed,
+    );
+    m.run(
+        Command::Checkout {
+            node: life("a", 1),
+            max: 2,
+        },
+        &mut handed,
+    );
+    m.run(
+        Command::Checkout {
+            node: life("b", 7),
+            max: 1,
+        },
+        &mut handed,
+    );
+    assert_eq!(
+        m.run(
+            Command::Reset {
+                node: "a".into(),
+                keep: 2
+            },
+            &mut handed
+        ),
+        Reply::Reset(2)
+    );
+    assert_eq!(m.ready_count(), 2);
+    // a's old life settles nothing any more.
+    assert_eq!(
+        m.run(
+            Command::Settle {
+                node: life("a", 1),
+                seqs: vec![0, 1],
+                outcome: Outcome::Ack,
+                limit: None
+            },
+            &mut handed
+        ),
+        Reply::Settled(0)
+    );
+    assert_eq!(
+        m.run(
+            Command::Reset {
+                node: "b".into(),
+                keep: 0
+            },
+            &mut handed
+        ),
+        Reply::Reset(1)
+    );
+    assert_eq!(m.ready_count(), 3);
+}
+
+#[test]
+fn an_image_rebuilds_the_same_machine() {
+    let mut m = Machine::default();
+    let mut handed = Vec::new();
+    m.run(
+        enqueue((0..4).map(|i| message(&format!("m{i}"))).collect()),
+        &mut handed,
+    );
+    m.run(
+        Command::Checkout {
+            node: life("a", 1),
+            max: 1,
+        },
+        &mut handed,
+    );
+    m.run(
+        Command::Settle {
+            node: life("a", 1),
+            seqs: vec![0],
+            outcome: Outcome::Return,
+            limit: None,
+        },
+        &mut handed,
+    );
+    m.run(
+        Command::Checkout {
+            node: life("a", 1),
+            max: 2,
+        },
+        &mut handed,
+    );
+    let copy = Machine::from_image(&m.image()).expect("an image");
+    assert_eq!(copy.ready_count(), m.ready_count());
+    assert_eq!(copy.held_count(), 2);
+    assert_eq!(copy.ready_bytes(), m.ready_bytes());
+    assert_eq!(body(copy.head().expect("a head")), "m2");
+    let mut copy = copy;
+    m.run(enqueue(vec![message("m4")]), &mut handed);
+    copy.run(enqueue(vec![message("m4")]), &mut handed);
+    assert_eq!(m.image(), copy.image());
+    assert_eq!(m.run(Command::Purge, &mut handed), Reply::Purged(3));
+    assert!(Machine::from_image(b"not an image").is_none());
+}
+
+fn limited(limits: Limits, text: &str) -> Command {
+    Command::Enqueue {
+        from: life("a", 1),
+        messages: vec![message(text)],
+        limits,
+    }
+}
+
+#[test]
+fn a_ttl_runs_out_by_the_leaders_clock_and_the_leader_dead_letters() {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    let ttl = Limits {
+        message_ttl: Some(1_000),
+        ..Limits::default()
+    };
+    m.apply(limited(ttl, "old"), &at(10_000), &mut effects);
+    m.apply(limited(ttl, "new"), &at(10_600), &mut effects);
+    // Not yet due at 11,000 (due after it); then the head goes, alone.
+    assert_eq!(m.apply(Command::Expire, &at(11_000), &mut effects), Reply::Done);
+    assert_eq!(m.ready_count(), 2);
+    assert_eq!(m.next_expiry(), Some(11_000));
+    m.apply(Command::Expire, &at(11_001), &mut effects);
+    assert_eq!(m.ready_count(), 1);
+    match &effects[..] {
+        [Effect::DeadLetter { node, held, reason }] => {
+            assert_eq!(node, &life("leader", 1));
+            assert_eq!(*reason, Death::Expired);
+            assert_eq!(body(held), "old");
+        }
+        other => panic!("expected one dead letter, got {other:?}"),
+    }
+    // A leader whose clock is behind does not bring the message back.
+    effects.clear();
+    m.apply(Command::Expire, &at(5_000), &mut effects);
+    assert_eq!(m.ready_count(), 1);
+    // Any later entry expires what is due before it acts: no checkout
+    // hands over an expired message.
+    let checkout = Command::Checkout {
+        node: life("b", 1),
+        max: 5,
+    };
+    assert_eq!(m.apply(checkout, &at(20_000), &mut effects), Reply::CheckedOut(vec![]));
+    assert_eq!(m.ready_count(), 0);
+}
+
+#[test]
+fn length_limits_drop_the_head_or_refuse_the_publish() {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    let two = Limits {
+        max_length: Some(2),
+        ..Limits::default()
+    };
+    for text in ["m0", "m1", "m2"] {
+        assert_eq!(m.apply(limited(two, text), &at(0), &mut effects), Reply::Enqueued);
+    }
+    assert_eq!(m.ready_count(), 2);
+    assert_eq!(body(m.head().expect("a head")), "m1");
+    assert!(matches!(
+        &effects[..],
+        [Effect::DeadLetter { reason: Death::MaxLen, node, .. }] if *node == life("a", 1)
+    ));
+    let refuse = Limits {
+        reject_publish: true,
+        ..two
+    };
+    assert_eq!(m.apply(limited(refuse, "m3"), &at(0), &mut effects), Reply::Rejected);
+    assert_eq!(m.ready_count(), 2);
+    let bytes = Limits {
+        max_length_bytes: Some(5),
+        reject_publish: true,
+        ..Limits::default()
+    };
+    let mut small = Machine::default();
+    assert_eq!(
+        small.apply(limited(bytes, "abc"), &at(0), &mut effects),
+        Reply::Enqueued
+    );
+    assert_eq!(
+        small.apply(limited(bytes, "abc"), &at(0), &mut effects),
+        Reply::Rejected
+    );
+    assert_eq!(small.apply(limited(bytes, "ab"), &at(0), &mut effects), Reply::Enqueued);
+}
