@@ -180,12 +180,15 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
 
     // 1,200 changes while n3 is away: 800 users made, 400 of them deleted
     // again, and "early" deleted. The group snapshots every 1,000 entries
-    // and purges its log behind the snapshot.
+    // and purges its log behind the snapshot. Each user carries 8 KB of
+    // tags, so the snapshot (over 3 MB) is larger than one request body of
+    // a web framework's default limit: it must still arrive.
     let writer = nodes[0].as_ref().unwrap();
+    let tags = "t".repeat(8_000);
     let made = futures::stream::iter(0..800)
         .map(|i| {
-            let (http, path) = (&http, format!("users/u{i}"));
-            async move { send(http, writer, &path, Some(json!({"password": "p", "tags": ""}))).await }
+            let (http, path, tags) = (&http, format!("users/u{i}"), &tags);
+            async move { send(http, writer, &path, Some(json!({"password": "p", "tags": tags}))).await }
         })
         .buffer_unordered(8)
         .collect::<Vec<u16>>()
@@ -222,4 +225,36 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
         names.len() == 401 && names.contains(&"u1") && !names.contains(&"u0") && !names.contains(&"early")
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_port_answers_only_signed_requests() {
+    let (_data, cluster, http, nodes) = three_members().await;
+    let port = cluster.nodes[0].listen;
+    // No signature, and a made-up one: refused before the body is read.
+    for headers in [vec![], vec![("x-warren-time", "0"), ("x-warren-signature", "AAAA")]] {
+        let mut request = http.post(format!("http://{port}/metadata/propose")).body("junk");
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        assert_eq!(status, 401, "headers {headers:?}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .to_string();
+    let forged = http
+        .post(format!("http://{port}/status"))
+        .header("x-warren-time", now)
+        .header("x-warren-signature", "bm90IGEgc2lnbmF0dXJl")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert_eq!(forged, 401);
+    // The members, which share the secret, still work together.
+    let n2 = nodes[1].as_ref().unwrap();
+    assert_eq!(put_cluster_name(&http, n2, "signed").await, 204);
+    wait_for_name(&http, nodes[2].as_ref().unwrap(), "signed").await;
 }

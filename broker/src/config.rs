@@ -115,6 +115,18 @@ pub struct ClusterSettings {
     pub node_name: String,
     pub listen: SocketAddr,
     pub peers: Vec<ClusterPeer>,
+    /// The secret every member shares, if any (`--cluster-secret`).
+    pub secret: Option<ClusterSecret>,
+}
+
+/// The cluster's shared secret; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(pub String);
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
 }
 
 /// One member of a cluster: its name and its cluster address (HOST:PORT).
@@ -163,6 +175,7 @@ impl ClusterSettings {
             node_name,
             listen,
             peers: list,
+            secret: None,
         })
     }
 }
@@ -359,6 +372,12 @@ pub struct Settings {
     #[arg(long, env = "WARREN_CLUSTER_PEERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_peers: Option<String>,
+    /// A secret every member of the cluster is given (as RabbitMQ's Erlang
+    /// cookie): the cluster port then answers only requests signed with it
+    /// [default: none, any caller that reaches the port is believed].
+    #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -488,12 +507,23 @@ impl Settings {
             config.prometheus_listen = optional_address("prometheus_listen", &v)?;
         }
         match (self.node_name, self.cluster_listen, self.cluster_peers) {
-            (None, None, None) => {}
+            (None, None, None) => {
+                if self.cluster_secret.is_some() {
+                    return Err(ConfigError::Invalid("cluster_secret is set but no cluster is".into()));
+                }
+            }
             (Some(name), Some(listen), Some(peers)) => {
                 let listen = listen.parse().map_err(|e| {
                     ConfigError::Invalid(format!("cluster_listen '{listen}' is not an address (HOST:PORT): {e}"))
                 })?;
-                config.cluster = Some(ClusterSettings::new(name, listen, &peers)?);
+                let mut cluster = ClusterSettings::new(name, listen, &peers)?;
+                if let Some(secret) = self.cluster_secret {
+                    if secret.is_empty() {
+                        return Err(ConfigError::Invalid("cluster_secret is empty".into()));
+                    }
+                    cluster.secret = Some(ClusterSecret(secret));
+                }
+                config.cluster = Some(cluster);
             }
             _ => {
                 return Err(ConfigError::Invalid(

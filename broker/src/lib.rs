@@ -48,7 +48,7 @@ pub mod bench;
 mod tests;
 
 pub use admin::*;
-pub use config::{BrokerConfig, ClusterPeer, ClusterSettings, ConfigError, ServerIdentity, Settings};
+pub use config::{BrokerConfig, ClusterPeer, ClusterSecret, ClusterSettings, ConfigError, ServerIdentity, Settings};
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
 pub use replication::{

@@ -34,6 +34,7 @@ mod queue_group;
 mod raft_config;
 mod roster;
 mod service;
+mod signing;
 mod writes;
 
 use std::io;
@@ -55,6 +56,7 @@ use crate::metadata::{MetadataMachine, MetadataRaft, MetadataTypes};
 use crate::network::{GroupNetwork, Peers};
 use crate::roster::Roster;
 use crate::service::Service;
+use crate::signing::Signer;
 use crate::writes::Writer;
 
 pub use roster::Member;
@@ -65,6 +67,7 @@ pub struct Link {
     settings: ClusterSettings,
     roster: Roster,
     peers: Peers,
+    signer: Signer,
     writer: Writer,
     boot: u64,
     data_dir: PathBuf,
@@ -85,7 +88,8 @@ impl Link {
     pub fn new(settings: &ClusterSettings, data_dir: &Path) -> Arc<Link> {
         let roster = Roster::new(settings);
         let listen_ip = settings.listen.ip();
-        let peers = Peers::new((!listen_ip.is_unspecified()).then_some(listen_ip));
+        let signer = Signer::new(settings.secret.as_ref().map(|s| s.0.as_str()));
+        let peers = Peers::new((!listen_ip.is_unspecified()).then_some(listen_ip), signer.clone());
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
@@ -105,6 +109,7 @@ impl Link {
                 queues_dir,
             ),
             writer,
+            signer,
             roster,
             peers,
             boot,
@@ -254,7 +259,14 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
         groups: link.groups.clone(),
         node_name: link.settings.node_name.clone(),
         writer: link.writer.clone(),
+        signer: link.signer.clone(),
     });
+    if !link.signer.is_on() {
+        tracing::warn!(
+            "cluster port {local_addr} has no secret: any caller that reaches it is believed \
+             (set --cluster-secret, the same on every member)"
+        );
+    }
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;

@@ -18,11 +18,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::roster::{Member, NodeId};
+use crate::signing::Signer;
 
-/// What every node's cluster client shares: one connection pool.
+/// What every node's cluster client shares: one connection pool, and the
+/// signer of its requests.
 #[derive(Clone)]
 pub(crate) struct Peers {
     client: reqwest::Client,
+    signer: Signer,
 }
 
 /// Why a request to another member failed.
@@ -39,7 +42,7 @@ impl Peers {
     /// listens on when it names one: a member's messages come from the
     /// address its peers know it by (a multi-homed host does not pick
     /// another interface, and a firewall or proxy can tell members apart).
-    pub(crate) fn new(local: Option<IpAddr>) -> Peers {
+    pub(crate) fn new(local: Option<IpAddr>, signer: Signer) -> Peers {
         let client = reqwest::Client::builder()
             .local_address(local)
             .connect_timeout(Duration::from_millis(500))
@@ -47,7 +50,7 @@ impl Peers {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Peers { client }
+        Peers { client, signer }
     }
 
     /// POSTs `body` (bincode) to `path` on `member` and decodes the answer.
@@ -59,20 +62,20 @@ impl Peers {
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
         let bytes = bincode::serialize(body).map_err(|e| PeerError::Network(member.to_string(), e.to_string()))?;
-        let response = self
+        let mut request = self
             .client
             .post(format!("http://{}{path}", member.address))
-            .timeout(timeout)
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() || e.is_timeout() {
-                    PeerError::Unreachable(member.to_string(), e.to_string())
-                } else {
-                    PeerError::Network(member.to_string(), e.to_string())
-                }
-            })?;
+            .timeout(timeout);
+        for (name, value) in self.signer.sign(path, &bytes) {
+            request = request.header(name, value);
+        }
+        let response = request.body(bytes).send().await.map_err(|e| {
+            if e.is_connect() || e.is_timeout() {
+                PeerError::Unreachable(member.to_string(), e.to_string())
+            } else {
+                PeerError::Network(member.to_string(), e.to_string())
+            }
+        })?;
         if !response.status().is_success() {
             return Err(PeerError::Network(
                 member.to_string(),

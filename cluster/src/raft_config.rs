@@ -17,6 +17,11 @@ pub(crate) fn raft_config(name: &str, snapshot_every: u64, max_payload: u64) -> 
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
         max_in_snapshot_log_to_keep: 100,
         max_payload_entries: max_payload,
+        // A chunk is one request body: well below the port's limit, and
+        // given time to cross and be written (openraft's 200 ms default
+        // never let a snapshot of a few MiB through).
+        snapshot_max_chunk_size: 4 << 20,
+        install_snapshot_timeout: 10_000,
         ..Default::default()
     }
     .validate()

@@ -3,9 +3,12 @@
 //! other members probe. Bodies are bincode (see `network.rs`); a body that
 //! does not decode is answered 400 and logged, never a panic.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -19,6 +22,7 @@ use crate::groups::Groups;
 use crate::metadata::MetadataRaft;
 use crate::queue_group::{GroupEntry, GroupReply};
 use crate::roster::{Member, NodeId};
+use crate::signing::{Refusal, Signer, SIGNATURE_HEADER, TIME_HEADER};
 use crate::writes::{self, Forwarded, Writer};
 
 /// What the routes share.
@@ -28,6 +32,7 @@ pub(crate) struct Service {
     pub groups: Arc<Groups>,
     pub node_name: String,
     pub writer: Writer,
+    pub signer: Signer,
 }
 
 /// What `/status` answers: who this node is.
@@ -36,7 +41,12 @@ pub(crate) struct Status {
     pub name: String,
 }
 
+/// The largest request body: a Raft message with a batch of entries, or a
+/// snapshot chunk (`raft_config.rs` keeps chunks well below it).
+pub(crate) const MAX_BODY: usize = 1 << 30;
+
 pub(crate) fn router(service: Service) -> Router {
+    let signer = service.signer.clone();
     Router::new()
         .route("/raft/{group}/{kind}", post(raft_message))
         .route("/metadata/propose", post(propose))
@@ -44,6 +54,47 @@ pub(crate) fn router(service: Service) -> Router {
         .route("/group/{group}/propose", post(propose_to_group))
         .route("/status", post(status))
         .with_state(service)
+        .layer(middleware::from_fn_with_state(signer, signed))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// When of the last refusal logged (ms since the Unix epoch): a member
+/// with the wrong secret would otherwise fill the log every probe.
+static LAST_REFUSAL_LOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Lets through only requests signed with the cluster's secret.
+async fn signed(State(signer): State<Signer>, request: Request, next: Next) -> Response {
+    if !signer.is_on() {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    // Unsigned or stale: refused before the body is read.
+    let early = signer.verify_time(header(TIME_HEADER), header(SIGNATURE_HEADER));
+    let bytes = match early {
+        Err(refusal) => return refused(parts.uri.path(), refusal),
+        Ok(()) => axum::body::to_bytes(body, MAX_BODY).await,
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
+    };
+    let checked = signer.verify(header(TIME_HEADER), header(SIGNATURE_HEADER), parts.uri.path(), &bytes);
+    if let Err(refusal) = checked {
+        return refused(parts.uri.path(), refusal);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// 401, logged at most every ten seconds.
+fn refused(path: &str, refusal: Refusal) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if now.saturating_sub(LAST_REFUSAL_LOGGED.swap(now, Ordering::Relaxed)) >= 10 {
+        tracing::warn!("cluster port: refused a request to {path}: {refusal}");
+    }
+    (StatusCode::UNAUTHORIZED, refusal.to_string()).into_response()
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {

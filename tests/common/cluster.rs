@@ -21,6 +21,9 @@ fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
+/// The secret every test cluster's members share.
+pub const SECRET: &str = "test-cluster-secret";
+
 pub struct Node {
     pub name: String,
     pub ip: IpAddr,
@@ -144,6 +147,8 @@ impl Cluster {
             &cluster,
             "--cluster-peers",
             &self.peers,
+            "--cluster-secret",
+            SECRET,
         ];
         let data = data.join(&node.name);
         match &self.network {
