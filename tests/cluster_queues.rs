@@ -2,9 +2,9 @@
 //! (127.0.0.1, .2, .3), each feature exercised across nodes: declared on
 //! one, published to on another, consumed on a third. Groups spread their
 //! leaders and keep their declared size; a queue declared while a member is
-//! down still elects; TTLs (the leader's clock), length limits and
-//! dead-lettering hold; a node that dies for good gives back what its
-//! consumers held.
+//! down still elects; TTLs (the leader's clock), length limits,
+//! dead-lettering and a single active consumer hold; a node that dies for
+//! good gives back what its consumers held.
 
 mod common;
 
@@ -283,6 +283,48 @@ async fn quorum_queues_dead_letter_and_outlive_a_node_that_never_returns() {
         let delivery = next_delivery(&mut survivor, Duration::from_secs(20)).await;
         assert!(delivery.redelivered, "they were delivered before");
         seen.insert(delivery.data[0]);
+        delivery.ack(Default::default()).await.expect("ack");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_active_consumer_holds_across_nodes_until_it_goes() {
+    let (_data, _cluster, _http, nodes) = three_members().await;
+    let [n1, n2, n3] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    let single = quorum_args(&[("x-single-active-consumer", AMQPValue::Boolean(true))]);
+    declare(&ch1, "one-at-a-time", single).await;
+    let (_c3, publisher) = amqp(n3).await;
+    publisher.confirm_select(Default::default()).await.expect("confirms");
+
+    // n2's consumer came first: it is the active one (a message proves it
+    // is in line before n3's consumer comes).
+    let (c2, ch2) = amqp(n2).await;
+    let mut first = consume(&ch2, "one-at-a-time").await;
+    publish_confirmed(&publisher, "one-at-a-time", b"0").await;
+    let delivery = next_delivery(&mut first, Duration::from_secs(10)).await;
+    assert_eq!(delivery.data, b"0");
+    delivery.ack(Default::default()).await.expect("ack");
+    let mut second = consume(&publisher, "one-at-a-time").await;
+    for i in 1..=5u8 {
+        publish_confirmed(&publisher, "one-at-a-time", &[b'0' + i]).await;
+    }
+    // Each message goes to one consumer: all of them here, in order, means
+    // none went to the second.
+    for i in 1..=5u8 {
+        let delivery = next_delivery(&mut first, Duration::from_secs(10)).await;
+        assert_eq!(delivery.data, [b'0' + i]);
+        delivery.ack(Default::default()).await.expect("ack");
+    }
+
+    // The active consumer's connection closes: the next in line takes over.
+    c2.close(200, "bye".into()).await.expect("close");
+    for i in 6..=8u8 {
+        publish_confirmed(&publisher, "one-at-a-time", &[b'0' + i]).await;
+    }
+    for i in 6..=8u8 {
+        let delivery = next_delivery(&mut second, Duration::from_secs(10)).await;
+        assert_eq!(delivery.data, [b'0' + i]);
         delivery.ack(Default::default()).await.expect("ack");
     }
 }

@@ -104,7 +104,8 @@ impl Groups {
         };
         // An image is the whole queue: taken every 20,000 entries, or
         // sooner when the log grows large (`compact`).
-        let config = match raft_config("warren-queue", 20_000, 1_000) {
+        // At most 64 entries (each at most a few MiB) a message.
+        let config = match raft_config("warren-queue", 20_000, 64) {
             Ok(config) => config,
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };

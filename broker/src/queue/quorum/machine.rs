@@ -17,6 +17,10 @@
 //! entry on every member. Length limits (`Limits`) travel with each
 //! enqueue, as the proposer's definitions give them (every member has the
 //! same definitions, so they agree).
+//!
+//! With a single active consumer (`x-single-active-consumer`), nodes
+//! `Attach` their consumers in the log; the first attached is the active
+//! one, and only its node may check messages out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -72,6 +76,14 @@ pub(crate) struct Limits {
     pub message_ttl: Option<u64>,
 }
 
+/// A consumer as the log knows it: its node's life and an id unique on
+/// that node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ConsumerKey {
+    pub node: NodeLife,
+    pub id: String,
+}
+
 /// A change to the queue, as the log carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Command {
@@ -100,6 +112,10 @@ pub(crate) enum Command {
     Purge,
     /// Nothing but the entry's time: what is due expires.
     Expire,
+    /// A consumer of a single-active-consumer queue, in line.
+    Attach(ConsumerKey),
+    /// It went (cancelled, or its channel closed).
+    Detach(ConsumerKey),
 }
 
 /// What a command did, for the node that proposed it.
@@ -164,6 +180,9 @@ pub(crate) struct Machine {
     ready_bytes: u64,
     /// The latest leader clock applied (ms): time never goes back here.
     now_ms: u64,
+    /// Single-active-consumer queues: the consumers in line, the first
+    /// active.
+    attached: Vec<ConsumerKey>,
 }
 
 /// One message in an image: its place, delivery count, expiry, holder.
@@ -175,6 +194,26 @@ struct Image {
     next_seq: Seq,
     now_ms: u64,
     messages: Vec<ImageMessage>,
+    attached: Vec<ConsumerKey>,
+}
+
+impl Command {
+    /// Whether a proposal that may not have been committed can simply be
+    /// made again: applying it twice does what applying it once does.
+    pub(crate) fn goes_again(&self) -> bool {
+        matches!(
+            self,
+            Command::Settle { .. } | Command::Reset { .. } | Command::Attach(_) | Command::Detach(_)
+        )
+    }
+
+    /// The bytes of the messages it carries.
+    pub(crate) fn message_bytes(&self) -> usize {
+        match self {
+            Command::Enqueue { messages, .. } => messages.iter().map(|m| m.len()).sum(),
+            _ => 0,
+        }
+    }
 }
 
 impl Machine {
@@ -217,6 +256,10 @@ impl Machine {
                 reply
             }
             Command::Checkout { node, max } => {
+                if self.attached.first().is_some_and(|active| active.node != node) {
+                    // Another node's consumer is the active one.
+                    return Reply::CheckedOut(Vec::new());
+                }
                 let mut seqs = Vec::new();
                 let mut messages = Vec::new();
                 while seqs.len() < max as usize {
@@ -283,6 +326,8 @@ impl Machine {
                 Reply::Settled(settled)
             }
             Command::Reset { node, keep } => {
+                self.attached
+                    .retain(|c| !(c.node.node == node && (keep == 0 || c.node.boot != keep)));
                 let stale: Vec<Seq> = self
                     .holders
                     .iter()
@@ -304,6 +349,16 @@ impl Machine {
                 Reply::Purged(purged.len() as u64)
             }
             Command::Expire => Reply::Done,
+            Command::Attach(key) => {
+                if !self.attached.contains(&key) {
+                    self.attached.push(key);
+                }
+                Reply::Done
+            }
+            Command::Detach(key) => {
+                self.attached.retain(|c| *c != key);
+                Reply::Done
+            }
         }
     }
 
@@ -355,6 +410,11 @@ impl Machine {
         Some(held)
     }
 
+    /// The single active consumer, if consumers are attached.
+    pub(crate) fn active_consumer(&self) -> Option<&ConsumerKey> {
+        self.attached.first()
+    }
+
     /// When the head's TTL runs out (leader's clock, ms).
     pub(crate) fn next_expiry(&self) -> Option<u64> {
         self.head()?.expires_at
@@ -402,6 +462,7 @@ impl Machine {
         let image = Image {
             next_seq: self.next_seq,
             now_ms: self.now_ms,
+            attached: self.attached.clone(),
             messages: self
                 .messages
                 .iter()
@@ -425,6 +486,7 @@ impl Machine {
         let mut machine = Machine {
             next_seq: image.next_seq,
             now_ms: image.now_ms,
+            attached: image.attached,
             ..Machine::default()
         };
         for (seq, delivery_count, expires_at, holder, bytes) in image.messages {

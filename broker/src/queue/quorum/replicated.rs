@@ -32,7 +32,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use warren_protocol::ContentHeader;
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use super::machine::{self, Clock, Command, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq};
+use super::machine::{
+    self, Clock, Command, ConsumerKey, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq,
+};
 use super::DEFAULT_DELIVERY_LIMIT;
 use crate::message::Message;
 use crate::queue::dead_letter::{self, DeathReason};
@@ -46,6 +48,9 @@ use crate::replication::{ClusterLink, LeaderStamp, ReplicatedGroup, ReplicatedMa
 const CHECKOUT_MAX: u32 = 256;
 /// Most commands proposed in one entry.
 const BATCH: usize = 512;
+/// Most message bytes proposed in one entry (past it the batch closes):
+/// an entry is one piece of a Raft message between members.
+const BATCH_BYTES: usize = 4 << 20;
 
 /// A command waiting to be proposed, and who waits for its reply.
 struct Pending {
@@ -75,6 +80,8 @@ struct Local {
     requested: u32,
     /// Where the next round of delivery starts among the consumers.
     next: usize,
+    /// basic.gets waiting for their checkout to land in `buffer`.
+    gets_waiting: u32,
 }
 
 /// The part the group's state machine and the backend share.
@@ -87,6 +94,9 @@ struct Shared {
     host: Weak<dyn QueueHost>,
     /// Something changed that may call for a checkout.
     wake: Notify,
+    /// The driver's inbox, weakly: the backend's sender keeps the driver
+    /// alive, and the driver holds this struct.
+    proposals: mpsc::WeakUnboundedSender<Pending>,
 }
 
 pub(crate) struct ReplicatedQueue {
@@ -128,6 +138,7 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
             queue: OnceLock::new(),
             host,
             wake: Notify::new(),
+            proposals: proposals.downgrade(),
         }),
         link,
         group: OnceLock::new(),
@@ -165,6 +176,7 @@ impl ReplicatedMachine for Shared {
             }
         }
         self.dispatch();
+        self.release_orphans();
         self.wake.notify_one();
         machine::encode_replies(&replies)
     }
@@ -204,15 +216,43 @@ impl Shared {
         dead_letter::republish(&queue, &*host, &dlx, &held.message, reason);
     }
 
+    /// The log's name for one of this node's consumers.
+    fn key(&self, consumer: &Consumer) -> ConsumerKey {
+        ConsumerKey {
+            node: self.me.clone(),
+            id: format!("{}/{}/{}", consumer.connection.0, consumer.channel, consumer.tag),
+        }
+    }
+
+    /// With a single active consumer: the one that may receive (None when
+    /// it is another node's). Without: None, every consumer may.
+    fn eligible(&self, queue: &Queue) -> Option<Option<ConsumerKey>> {
+        if !queue.args().single_active_consumer {
+            return None;
+        }
+        let active = self.machine.lock().active_consumer().cloned();
+        Some(active.filter(|key| key.node == self.me))
+    }
+
+    /// Whether `consumer` may receive now.
+    fn may_receive(&self, consumer: &Consumer, eligible: &Option<Option<ConsumerKey>>) -> bool {
+        consumer.active.load(Ordering::Acquire)
+            && match eligible {
+                None => true,
+                Some(active) => active.as_ref() == Some(&self.key(consumer)),
+            }
+    }
+
     /// Hands buffered messages to consumers with credit, in turn.
     fn dispatch(&self) {
         let Some(queue) = self.queue() else { return };
+        let eligible = self.eligible(&queue);
         let mut local = self.local.lock();
         while !local.buffer.is_empty() && !local.consumers.is_empty() {
             let count = local.consumers.len();
             let Some(at) = (0..count)
                 .map(|i| (local.next + i) % count)
-                .find(|&i| local.consumers[i].active.load(Ordering::Acquire) && local.consumers[i].try_take_credit())
+                .find(|&i| self.may_receive(&local.consumers[i], &eligible) && local.consumers[i].try_take_credit())
             else {
                 break;
             };
@@ -238,9 +278,33 @@ impl Shared {
         self.machine.lock().next_expiry().is_some_and(|at| at < now)
     }
 
+    /// Gives back what waits here for nobody: a checkout that landed after
+    /// the consumers it was for went (their channel closed, a partition
+    /// delayed it), or a basic.get that stopped waiting. Held by this
+    /// living node, it would otherwise never go to anyone.
+    fn release_orphans(&self) {
+        let orphans: Vec<Seq> = {
+            let mut local = self.local.lock();
+            if !local.consumers.is_empty() || local.gets_waiting > 0 {
+                return;
+            }
+            local.buffer.drain(..).map(|(seq, _)| seq).collect()
+        };
+        if let (false, Some(proposals)) = (orphans.is_empty(), self.proposals.upgrade()) {
+            let _ = proposals.send(Pending::unanswered(Command::Settle {
+                node: self.me.clone(),
+                seqs: orphans,
+                outcome: Outcome::Release,
+                limit: None,
+            }));
+        }
+    }
+
     /// How many messages to ask for now (and notes them as asked for).
     fn checkout_wanted(&self) -> u32 {
         let ready = self.machine.lock().ready_count();
+        let Some(queue) = self.queue() else { return 0 };
+        let eligible = self.eligible(&queue);
         let mut local = self.local.lock();
         if ready == 0 || local.consumers.is_empty() {
             return 0;
@@ -248,7 +312,7 @@ impl Shared {
         let room: u32 = local
             .consumers
             .iter()
-            .filter(|c| c.active.load(Ordering::Acquire))
+            .filter(|c| self.may_receive(c, &eligible))
             .map(|c| {
                 if c.no_ack {
                     CHECKOUT_MAX
@@ -326,8 +390,12 @@ impl ReplicatedQueue {
     ) {
         let mut watch = tokio::time::interval(Duration::from_millis(250));
         let mut absent = Absences::default();
+        // Settlements and line changes a failed proposal carried: they go
+        // again (applying one twice changes nothing), so an ack made
+        // through a partition is not lost when the partition heals.
+        let mut again: Vec<Pending> = Vec::new();
         loop {
-            let mut batch = Vec::new();
+            let mut batch = std::mem::take(&mut again);
             tokio::select! {
                 next = inbox.recv() => match next {
                     Some(pending) => batch.push(pending),
@@ -345,9 +413,13 @@ impl ReplicatedQueue {
                     }
                 }
             }
-            while batch.len() < BATCH {
+            let mut bytes: usize = batch.iter().map(|p| p.command.message_bytes()).sum();
+            while batch.len() < BATCH && bytes < BATCH_BYTES {
                 match inbox.try_recv() {
-                    Ok(pending) => batch.push(pending),
+                    Ok(pending) => {
+                        bytes += pending.command.message_bytes();
+                        batch.push(pending);
+                    }
                     Err(_) => break,
                 }
             }
@@ -362,7 +434,7 @@ impl ReplicatedQueue {
                 continue;
             }
             // The commands go into the entry; who waits stays here.
-            let (commands, waiters): (Vec<Command>, Vec<_>) =
+            let (mut commands, waiters): (Vec<Command>, Vec<_>) =
                 batch.into_iter().map(|p| (p.command, (p.reply, p.ticket))).unzip();
             tracing::debug!("proposing {} commands, checkout of {wanted}", commands.len());
             let answer = group.propose(machine::encode_commands(&commands)).await;
@@ -378,6 +450,13 @@ impl ReplicatedQueue {
                 local.requested = local.requested.saturating_sub(wanted);
             }
             let failed = replies.is_none();
+            if failed {
+                again = commands
+                    .drain(..)
+                    .filter(Command::goes_again)
+                    .map(Pending::unanswered)
+                    .collect();
+            }
             let mut replies = replies.unwrap_or_default().into_iter();
             for (waiter, ticket) in waiters {
                 let reply = replies.next();
@@ -466,7 +545,8 @@ impl QueueBackend for ReplicatedQueue {
         Enqueued::Replicating(ticket)
     }
 
-    fn add_consumer(&self, _queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
+    fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
+        let key = self.shared.key(&consumer);
         {
             let mut local = self.shared.local.lock();
             if local.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !local.consumers.is_empty()) {
@@ -474,16 +554,24 @@ impl QueueBackend for ReplicatedQueue {
             }
             local.consumers.push(consumer);
         }
+        if queue.args().single_active_consumer {
+            // In line with every node's consumers; active once first.
+            let _ = self.propose(Command::Attach(key), None);
+        }
         self.shared.dispatch();
         self.shared.wake.notify_one();
         Ok(())
     }
 
-    fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
+    fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
+        let single_active = queue.args().single_active_consumer;
+        let key = self.shared.key(consumer);
+        // What waits here was checked out for the active consumer alone.
+        let was_active = single_active && self.shared.machine.lock().active_consumer() == Some(&key);
         let returned: Vec<Seq> = {
             let mut local = self.shared.local.lock();
             local.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
-            if local.consumers.is_empty() {
+            if local.consumers.is_empty() || was_active {
                 // Nobody here takes what was checked out for them.
                 local.buffer.drain(..).map(|(seq, _)| seq).collect()
             } else {
@@ -491,6 +579,10 @@ impl QueueBackend for ReplicatedQueue {
             }
         };
         self.settle_seqs(returned, Outcome::Release);
+        if single_active {
+            // After the release: the next in line finds them in order.
+            let _ = self.propose(Command::Detach(key), None);
+        }
         self.shared.dispatch();
         false
     }
@@ -500,16 +592,17 @@ impl QueueBackend for ReplicatedQueue {
         let (seq, held) = match taken {
             Some(taken) => taken,
             None => {
+                self.shared.local.lock().gets_waiting += 1;
                 let answer = self.propose(
                     Command::Checkout {
                         node: self.shared.me.clone(),
                         max: 1,
                     },
                     None,
-                )?;
+                );
                 let shared = self.shared.clone();
                 let fetched = crate::blocking::wait(async move {
-                    let Ok(Some(Reply::CheckedOut(seqs))) = answer.await else {
+                    let Ok(Some(Reply::CheckedOut(seqs))) = answer?.await else {
                         return None;
                     };
                     let seq = *seqs.first()?;
@@ -525,6 +618,9 @@ impl QueueBackend for ReplicatedQueue {
                     }
                     None
                 });
+                self.shared.local.lock().gets_waiting -= 1;
+                // A checkout that lands later goes back to the queue.
+                self.shared.release_orphans();
                 fetched.flatten()?
             }
         };

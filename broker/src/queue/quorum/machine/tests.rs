@@ -374,3 +374,43 @@ fn length_limits_drop_the_head_or_refuse_the_publish() {
     );
     assert_eq!(small.apply(limited(bytes, "ab"), &at(0), &mut effects), Reply::Enqueued);
 }
+
+#[test]
+fn only_the_first_attached_consumer_takes_messages() {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    m.run(
+        enqueue((0..4).map(|i| message(&format!("m{i}"))).collect()),
+        &mut effects,
+    );
+    let key = |node: &str, id: &str| ConsumerKey {
+        node: life(node, 1),
+        id: id.into(),
+    };
+    let checkout = |node: &str| Command::Checkout {
+        node: life(node, 1),
+        max: 1,
+    };
+    m.run(Command::Attach(key("a", "c1")), &mut effects);
+    m.run(Command::Attach(key("b", "c2")), &mut effects);
+    m.run(Command::Attach(key("b", "c2")), &mut effects);
+    assert_eq!(m.run(checkout("b"), &mut effects), Reply::CheckedOut(vec![]));
+    assert_eq!(m.run(checkout("a"), &mut effects), Reply::CheckedOut(vec![0]));
+    // The active one goes: the next in line (on b) takes over.
+    m.run(Command::Detach(key("a", "c1")), &mut effects);
+    assert_eq!(m.active_consumer(), Some(&key("b", "c2")));
+    assert_eq!(m.run(checkout("a"), &mut effects), Reply::CheckedOut(vec![]));
+    assert_eq!(m.run(checkout("b"), &mut effects), Reply::CheckedOut(vec![1]));
+    // b's node dies: its consumers leave the line with what it held.
+    m.run(
+        Command::Reset {
+            node: "b".into(),
+            keep: 0,
+        },
+        &mut effects,
+    );
+    assert_eq!(m.active_consumer(), None);
+    assert_eq!(m.run(checkout("a"), &mut effects), Reply::CheckedOut(vec![1]));
+    let copy = Machine::from_image(&m.image()).expect("an image");
+    assert_eq!(copy.image(), m.image());
+}
