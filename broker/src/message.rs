@@ -113,23 +113,19 @@ impl Message {
         buf
     }
 
-    /// Reads a message back from the store, holding a reference to its body
-    /// there. None if it is no longer stored or its bytes are not a message.
-    pub(crate) fn load_from_store(store: &Arc<dyn Store>, id: MessageId) -> StoreResult<Option<Arc<Message>>> {
-        let Some(bytes) = store.message(id)? else {
-            return Ok(None);
-        };
-        let Some(message) = Message::decode(bytes) else {
-            return Ok(None);
-        };
+    /// The message stored as `id`, from the bytes read for it; it holds a
+    /// reference to its stored body. None if the bytes are not a message or
+    /// the body went meanwhile.
+    pub(crate) fn from_stored(store: &Arc<dyn Store>, id: MessageId, bytes: Vec<u8>) -> Option<Arc<Message>> {
+        let message = Message::decode(bytes)?;
         if !store.retain_message(id) {
-            return Ok(None);
+            return None;
         }
         let _ = message.stored.set(StoredBody {
             id,
             store: store.clone(),
         });
-        Ok(Some(message))
+        Some(message)
     }
 
     /// The message as one block of bytes (the stored form: head, then

@@ -106,6 +106,9 @@ impl Store for LazySledStore {
     fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>> {
         self.get()?.message(id)
     }
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        self.get()?.messages(ids)
+    }
     fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         self.get()?.add_entry(queue, offset, entry)
     }

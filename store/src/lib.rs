@@ -86,6 +86,11 @@ pub trait Store: Send + Sync + 'static {
     /// Drops a reference; the last one frees the body's space.
     fn release_message(&self, id: MessageId);
     fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>>;
+    /// Several messages' bytes, in the order asked (None for one gone):
+    /// a store may read neighbours on disk together.
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        ids.iter().map(|id| self.message(*id)).collect()
+    }
 
     /// Adds a queue index entry; it holds a reference to its message.
     fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()>;

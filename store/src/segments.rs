@@ -45,6 +45,8 @@ use parking_lot::Mutex;
 
 use crate::ids::MessageId;
 
+mod block_read;
+
 /// The first bytes of every segment file: a name and the format version.
 const MAGIC: &[u8; 8] = b"WRNSEG\x00\x01";
 /// Length, checksum and id in front of every payload.
@@ -516,22 +518,11 @@ impl SegmentStore {
         let Some(&location) = inner.locations.get(&id) else {
             return Ok(None);
         };
+        if let Some(payload) = not_in_file_yet(&inner, &location) {
+            return Ok(payload);
+        }
         let payload_at = u64::from(location.pos) + RECORD_HEADER;
         let len = location.len as usize;
-        if location.segment == inner.active && payload_at >= inner.written {
-            // Still in the write buffer.
-            let start = (payload_at - inner.written) as usize;
-            return Ok(inner.buffer.get(start..start + len).map(<[u8]>::to_vec));
-        }
-        // Handed off, not written yet.
-        if let Some(queued) = inner
-            .unwritten
-            .iter()
-            .find(|u| u.segment == location.segment && u.at <= payload_at && payload_at < u.at + u.bytes.len() as u64)
-        {
-            let start = (payload_at - queued.at) as usize;
-            return Ok(queued.bytes.get(start..start + len).map(<[u8]>::to_vec));
-        }
         let file = match inner.segments.get(&location.segment) {
             Some(segment) => segment.file.clone(),
             None => return Ok(None),
@@ -696,6 +687,24 @@ impl SegmentStore {
 }
 
 /// The number of the segment after `number`.
+/// A record's payload if it is not in its file yet: Some(payload) when it
+/// is still in the write buffer or handed off for writing, None when it
+/// must be read from the file.
+fn not_in_file_yet(inner: &Inner, location: &Location) -> Option<Option<Vec<u8>>> {
+    let payload_at = u64::from(location.pos) + RECORD_HEADER;
+    let len = location.len as usize;
+    if location.segment == inner.active && payload_at >= inner.written {
+        let start = (payload_at - inner.written) as usize;
+        return Some(inner.buffer.get(start..start + len).map(<[u8]>::to_vec));
+    }
+    let queued = inner
+        .unwritten
+        .iter()
+        .find(|u| u.segment == location.segment && u.at <= payload_at && payload_at < u.at + u.bytes.len() as u64)?;
+    let start = (payload_at - queued.at) as usize;
+    Some(queued.bytes.get(start..start + len).map(<[u8]>::to_vec))
+}
+
 fn next_segment(number: u32) -> io::Result<u32> {
     number
         .checked_add(1)

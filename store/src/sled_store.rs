@@ -298,6 +298,10 @@ impl Store for SledStore {
         Ok(self.bodies.read(id)?)
     }
 
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        Ok(self.bodies.read_many(ids)?)
+    }
+
     fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {
         if !self.bodies.retain(entry.message) {
             return Err(StoreError::Corrupt(format!("message {} is not stored", entry.message)));

@@ -169,20 +169,31 @@ impl Persistence {
         max_bytes: usize,
     ) -> warren_store::StoreResult<Vec<ReadEntry>> {
         let store = self.durability.shared_store();
-        let records = store.entries(queue_id, from, limit)?;
-        let mut read = Vec::with_capacity(records.len());
+        let mut records = store.entries(queue_id, from, limit)?;
+        // Up to `max_bytes` of bodies, read together.
         let mut bytes = 0;
-        for (offset, record) in records {
-            let message = match Message::load_from_store(store, record.message) {
-                Ok(Some(message)) => Ok(message),
-                Ok(None) => Err("missing or not a message".to_string()),
+        if let Some(end) = records.iter().position(|(_, record)| {
+            bytes += record.body_size as usize;
+            bytes >= max_bytes
+        }) {
+            records.truncate(end + 1);
+        }
+        let ids: Vec<MessageId> = records.iter().map(|(_, record)| record.message).collect();
+        // A batch that fails (a damaged record) is read again one by one,
+        // so that only the damaged message is lost to its reader.
+        let bodies: Vec<_> = match store.messages(&ids) {
+            Ok(bodies) => bodies.into_iter().map(Ok).collect(),
+            Err(_) => ids.iter().map(|id| store.message(*id)).collect(),
+        };
+        let mut read = Vec::with_capacity(records.len());
+        for ((offset, record), body) in records.into_iter().zip(bodies) {
+            let message = match body {
+                Ok(Some(stored)) => Message::from_stored(store, record.message, stored)
+                    .ok_or_else(|| "not a message, or gone".to_string()),
+                Ok(None) => Err("missing".to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            bytes += record.body_size as usize;
             read.push((offset, record, message));
-            if bytes >= max_bytes {
-                break;
-            }
         }
         Ok(read)
     }
