@@ -45,7 +45,7 @@ pub(crate) use backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost
 pub(crate) use consumer::{deliver_to, Consumer, Credit, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use lag::{ReporterId, UnackedAges};
-pub(crate) use local::Persistence;
+pub(crate) use local::{Persistence, StoreLink};
 pub(crate) use stats::{Depth, QueueCounters, QueueStats};
 pub(crate) use ticket::Ticket;
 pub(crate) use transit::Transit;

@@ -43,7 +43,7 @@ use super::{
 use crate::message::Message;
 use messages::MessageList;
 use paging::PagedTail;
-pub(crate) use persistence::Persistence;
+pub(crate) use persistence::{Persistence, StoreLink};
 
 /// What differs between the queue types that run on this engine.
 #[derive(Debug, Clone, Copy, Default)]

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use warren_store::{MessageId, Offset, QueueId, QueueSummary};
 
-use super::{Dead, LocalQueue, QueueEntry, QueueState};
+use super::{Dead, LocalQueue, QueueEntry, QueueState, StoreLink};
 use crate::blocking;
 use crate::queue::Queue;
 
@@ -277,7 +277,7 @@ impl LocalQueue {
         limit: usize,
         max_bytes: usize,
     ) -> ReadBatch {
-        match p.read_back(queue_id, from, limit, max_bytes) {
+        match p.read_back(queue_id, from, limit, max_bytes, StoreLink::Held) {
             Ok(read) => ReadBatch::Read(read),
             Err(e) => {
                 tracing::error!(queue = %self.name, "reading messages back from the store failed: {e}");

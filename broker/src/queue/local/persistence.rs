@@ -159,7 +159,8 @@ impl Persistence {
 
     /// Reads back up to `limit` entries of the queue's index from `from`
     /// on, each with its message, stopping once about `max_bytes` of
-    /// bodies are read. Err when the index could not be read. File I/O:
+    /// bodies are read; `link` says whether each message keeps its stored
+    /// body referenced. Err when the index could not be read. File I/O:
     /// call it off the runtime's worker threads and any lock.
     pub(crate) fn read_back(
         &self,
@@ -167,6 +168,7 @@ impl Persistence {
         from: Offset,
         limit: usize,
         max_bytes: usize,
+        link: StoreLink,
     ) -> warren_store::StoreResult<Vec<ReadEntry>> {
         let store = self.durability.shared_store();
         let mut records = store.entries(queue_id, from, limit)?;
@@ -188,8 +190,11 @@ impl Persistence {
         let mut read = Vec::with_capacity(records.len());
         for ((offset, record), body) in records.into_iter().zip(bodies) {
             let message = match body {
-                Ok(Some(stored)) => Message::from_stored(store, record.message, stored)
-                    .ok_or_else(|| "not a message, or gone".to_string()),
+                Ok(Some(stored)) => match link {
+                    StoreLink::Held => Message::from_stored(store, record.message, stored),
+                    StoreLink::Copy => Message::decode(stored),
+                }
+                .ok_or_else(|| "not a message, or gone".to_string()),
                 Ok(None) => Err("missing".to_string()),
                 Err(e) => Err(e.to_string()),
             };
@@ -197,6 +202,18 @@ impl Persistence {
         }
         Ok(read)
     }
+}
+
+/// What a message read back from the store keeps of its stored body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreLink {
+    /// A reference: the body stays stored while the message lives (it
+    /// goes back into a queue, and may be requeued or persisted again).
+    Held,
+    /// Nothing: the message is a copy on its way out (a stream's
+    /// delivery), and the store is spared a reference taken and dropped
+    /// for every message.
+    Copy,
 }
 
 impl LocalQueue {

@@ -2,21 +2,85 @@
 //! from its own position on, as far as its credit (prefetch, and the
 //! window to its connection) allows. Messages still in memory go straight
 //! out; older ones are read back from the store in batches on a blocking
-//! thread. When it has caught up or has no credit, it waits for the
-//! stream to change (a message appended, an ack, a kick).
+//! thread, the next batch read while the current one goes out, and what
+//! credit did not let out yet kept for later rather than read again. When
+//! it has caught up or has no credit, it waits for the stream to change (a
+//! message appended, an ack, a kick).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use warren_store::Offset;
 
 use super::filter::Filter;
 use super::StreamQueue;
 use crate::message::Message;
-use crate::queue::{deliver_to, Consumer, Queue, QueueEntry, QueueOf};
+use crate::queue::{deliver_to, Consumer, Queue, QueueEntry, QueueOf, StoreLink};
 
 /// The most messages read back from the store at once.
 const READ_BATCH: usize = 256;
+/// The most body bytes read back at once (at least one message).
+const READ_BYTES: usize = 4 << 20;
+
+/// Messages read back from the store, with their offsets.
+type Batch = Vec<(Offset, Arc<Message>)>;
+
+/// Messages read back from the store ahead of the consumer: one batch in
+/// hand, the next one on its way.
+#[derive(Default)]
+struct Ahead {
+    ready: VecDeque<(Offset, Arc<Message>)>,
+    /// The read of the batch after `ready`, and where it starts.
+    reading: Option<(Offset, JoinHandle<Batch>)>,
+}
+
+impl Ahead {
+    /// Messages from `from` on, read if need be; empty when the store has
+    /// none there (retention dropped them meanwhile).
+    async fn from(&mut self, stream: &Arc<QueueOf<StreamQueue>>, from: Offset) -> Option<()> {
+        while self.ready.front().is_some_and(|(offset, _)| *offset < from) {
+            self.ready.pop_front();
+        }
+        if self.ready.front().is_some_and(|(offset, _)| *offset != from) {
+            // A gap (the filter, or retention): read from `from` again.
+            self.ready.clear();
+        }
+        if self.ready.is_empty() {
+            let batch = match self.reading.take() {
+                Some((at, read)) if at == from => read.await.ok()?,
+                other => {
+                    if let Some((_, read)) = other {
+                        read.abort();
+                    }
+                    read(stream, from).await.ok()?
+                }
+            };
+            self.ready.extend(batch);
+        }
+        if self.reading.is_none() {
+            if let Some((last, _)) = self.ready.back() {
+                let next = last.next();
+                self.reading = Some((next, read(stream, next)));
+            }
+        }
+        Some(())
+    }
+}
+
+fn read(stream: &Arc<QueueOf<StreamQueue>>, from: Offset) -> JoinHandle<Batch> {
+    let stream = stream.clone();
+    tokio::task::spawn_blocking(move || read_back(&stream, from, READ_BATCH))
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some((_, read)) = self.reading.take() {
+            read.abort();
+        }
+    }
+}
 
 pub(super) fn spawn(
     stream: Arc<QueueOf<StreamQueue>>,
@@ -51,6 +115,7 @@ async fn run(
     mut changes: watch::Receiver<u64>,
 ) {
     let queue: Arc<Queue> = stream.clone();
+    let mut ahead = Ahead::default();
     loop {
         changes.borrow_and_update();
         match from_memory(&stream, &queue, &consumer, &filter, &mut position) {
@@ -67,37 +132,30 @@ async fn run(
                 }
             }
             Pass::Behind(from) => {
-                let read = {
-                    let stream = stream.clone();
-                    tokio::task::spawn_blocking(move || read_back(&stream, from, READ_BATCH)).await
-                };
-                let Ok(batch) = read else {
+                if ahead.from(&stream, from).await.is_none() {
                     return;
-                };
-                if batch.is_empty() {
+                }
+                if ahead.ready.is_empty() {
                     // Dropped by retention meanwhile: skip to what is kept.
                     let first = stream.backend.state.lock().first();
                     position = position.max(first).max(from.next());
                     continue;
                 }
-                for (offset, message) in batch {
-                    if offset < position {
-                        continue;
-                    }
+                while let Some((offset, message)) = ahead.ready.front() {
+                    let (offset, message) = (*offset, message.clone());
                     if !consumer.is_active() || stream.backend.is_deleted() {
                         return;
                     }
-                    if !filter.accepts(&message) {
-                        position = offset.next();
-                        continue;
+                    if filter.accepts(&message) {
+                        // Out of credit: the rest waits here for the next pass.
+                        if !consumer.try_take_credit() {
+                            break;
+                        }
+                        if !hand_over(&stream, &queue, &consumer, offset, message) {
+                            return;
+                        }
                     }
-                    // Out of credit: the rest is read again later.
-                    if !consumer.try_take_credit() {
-                        break;
-                    }
-                    if !hand_over(&stream, &queue, &consumer, offset, message) {
-                        return;
-                    }
+                    ahead.ready.pop_front();
                     position = offset.next();
                 }
             }
@@ -156,11 +214,11 @@ fn from_memory(
 }
 
 /// Reads up to `limit` messages from `from` back from the store.
-fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Vec<(Offset, Arc<Message>)> {
+fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Batch {
     let Some((p, id)) = stream.backend.store_id() else {
         return Vec::new();
     };
-    let entries = match p.read_back(id, from, limit, usize::MAX) {
+    let entries = match p.read_back(id, from, limit, READ_BYTES, StoreLink::Copy) {
         Ok(entries) => entries,
         Err(e) => {
             tracing::error!(queue = %stream.name, "reading the stream back failed: {e}");
