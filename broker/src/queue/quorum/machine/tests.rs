@@ -45,6 +45,30 @@ impl Machine {
     }
 }
 
+fn settle(node: NodeLife, seqs: Vec<Seq>, outcome: Outcome, limit: Option<u64>) -> Command {
+    Command::Settle {
+        node,
+        seqs,
+        outcome,
+        limit,
+    }
+}
+
+fn checkout(node: NodeLife, max: u32) -> Command {
+    Command::Checkout { node, max }
+}
+
+/// A machine holding messages "m0".."m{count - 1}", and where effects go.
+fn filled(count: usize) -> (Machine, Vec<Effect>) {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    m.run(
+        enqueue((0..count).map(|i| message(&format!("m{i}"))).collect()),
+        &mut effects,
+    );
+    (m, effects)
+}
+
 fn delivered(effect: &Effect) -> &[(Seq, Held)] {
     match effect {
         Effect::Deliver { messages, .. } => messages,
@@ -59,21 +83,10 @@ fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
     m.run(enqueue(vec![message("poison")]), &mut effects);
     for round in 0..3 {
         effects.clear();
-        m.run(
-            Command::Checkout {
-                node: life("a", 1),
-                max: 1,
-            },
-            &mut effects,
-        );
+        m.run(checkout(life("a", 1), 1), &mut effects);
         assert_eq!(delivered(&effects[0]).len(), 1, "round {round}");
         effects.clear();
-        let settle = Command::Settle {
-            node: life("a", 1),
-            seqs: vec![0],
-            outcome: Outcome::Return,
-            limit: Some(2),
-        };
+        let settle = settle(life("a", 1), vec![0], Outcome::Return, Some(2));
         m.run(settle, &mut effects);
     }
     assert_eq!(m.ready_count(), 0);
@@ -86,20 +99,9 @@ fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
         other => panic!("expected one dead letter, got {other:?}"),
     }
     m.run(enqueue(vec![message("rejected")]), &mut effects);
-    m.run(
-        Command::Checkout {
-            node: life("b", 1),
-            max: 1,
-        },
-        &mut effects,
-    );
+    m.run(checkout(life("b", 1), 1), &mut effects);
     effects.clear();
-    let discard = Command::Settle {
-        node: life("b", 1),
-        seqs: vec![1],
-        outcome: Outcome::Discard,
-        limit: Some(2),
-    };
+    let discard = settle(life("b", 1), vec![1], Outcome::Discard, Some(2));
     m.run(discard, &mut effects);
     assert!(matches!(
         &effects[..],
@@ -116,27 +118,10 @@ fn body(held: &Held) -> String {
 
 #[test]
 fn checkouts_hand_each_message_to_one_node_and_returns_keep_order() {
-    let mut m = Machine::default();
-    let mut handed = Vec::new();
-    m.run(
-        enqueue((0..5).map(|i| message(&format!("m{i}"))).collect()),
-        &mut handed,
-    );
+    let (mut m, mut handed) = filled(5);
     assert_eq!(m.ready_count(), 5);
-    let a = m.run(
-        Command::Checkout {
-            node: life("a", 1),
-            max: 2,
-        },
-        &mut handed,
-    );
-    let b = m.run(
-        Command::Checkout {
-            node: life("b", 1),
-            max: 2,
-        },
-        &mut handed,
-    );
+    let a = m.run(checkout(life("a", 1), 2), &mut handed);
+    let b = m.run(checkout(life("b", 1), 2), &mut handed);
     assert_eq!(a, Reply::CheckedOut(vec![0, 1]));
     assert_eq!(b, Reply::CheckedOut(vec![2, 3]));
     assert_eq!(handed.len(), 2);
@@ -154,33 +139,11 @@ fn checkouts_hand_each_message_to_one_node_and_returns_keep_order() {
         ),
         Reply::Settled(0)
     );
-    m.run(
-        Command::Settle {
-            node: life("a", 1),
-            seqs: vec![1],
-            outcome: Outcome::Ack,
-            limit: None,
-        },
-        &mut handed,
-    );
-    m.run(
-        Command::Settle {
-            node: life("a", 1),
-            seqs: vec![0],
-            outcome: Outcome::Return,
-            limit: None,
-        },
-        &mut handed,
-    );
+    m.run(settle(life("a", 1), vec![1], Outcome::Ack, None), &mut handed);
+    m.run(settle(life("a", 1), vec![0], Outcome::Return, None), &mut handed);
     handed.clear();
     // The returned message is at the head again, counted.
-    m.run(
-        Command::Checkout {
-            node: life("b", 1),
-            max: 1,
-        },
-        &mut handed,
-    );
+    m.run(checkout(life("b", 1), 1), &mut handed);
     assert_eq!(delivered(&handed[0])[0].0, 0);
     assert_eq!(delivered(&handed[0])[0].1.delivery_count, 1);
     assert_eq!(m.held_count(), 3);
@@ -188,26 +151,9 @@ fn checkouts_hand_each_message_to_one_node_and_returns_keep_order() {
 
 #[test]
 fn a_restarted_node_gives_back_what_its_earlier_life_held() {
-    let mut m = Machine::default();
-    let mut handed = Vec::new();
-    m.run(
-        enqueue((0..3).map(|i| message(&format!("m{i}"))).collect()),
-        &mut handed,
-    );
-    m.run(
-        Command::Checkout {
-            node: life("a", 1),
-            max: 2,
-        },
-        &mut handed,
-    );
-    m.run(
-        Command::Checkout {
-            node: life("b", 7),
-            max: 1,
-        },
-        &mut handed,
-    );
+    let (mut m, mut handed) = filled(3);
+    m.run(checkout(life("a", 1), 2), &mut handed);
+    m.run(checkout(life("b", 7), 1), &mut handed);
     assert_eq!(
         m.run(
             Command::Reset {
@@ -247,35 +193,10 @@ fn a_restarted_node_gives_back_what_its_earlier_life_held() {
 
 #[test]
 fn an_image_rebuilds_the_same_machine() {
-    let mut m = Machine::default();
-    let mut handed = Vec::new();
-    m.run(
-        enqueue((0..4).map(|i| message(&format!("m{i}"))).collect()),
-        &mut handed,
-    );
-    m.run(
-        Command::Checkout {
-            node: life("a", 1),
-            max: 1,
-        },
-        &mut handed,
-    );
-    m.run(
-        Command::Settle {
-            node: life("a", 1),
-            seqs: vec![0],
-            outcome: Outcome::Return,
-            limit: None,
-        },
-        &mut handed,
-    );
-    m.run(
-        Command::Checkout {
-            node: life("a", 1),
-            max: 2,
-        },
-        &mut handed,
-    );
+    let (mut m, mut handed) = filled(4);
+    m.run(checkout(life("a", 1), 1), &mut handed);
+    m.run(settle(life("a", 1), vec![0], Outcome::Return, None), &mut handed);
+    m.run(checkout(life("a", 1), 2), &mut handed);
     let copy = Machine::from_image(&m.image()).expect("an image");
     assert_eq!(copy.ready_count(), m.ready_count());
     assert_eq!(copy.held_count(), 2);
@@ -327,10 +248,7 @@ fn a_ttl_runs_out_by_the_leaders_clock_and_the_leader_dead_letters() {
     assert_eq!(m.ready_count(), 1);
     // Any later entry expires what is due before it acts: no checkout
     // hands over an expired message.
-    let checkout = Command::Checkout {
-        node: life("b", 1),
-        max: 5,
-    };
+    let checkout = checkout(life("b", 1), 5);
     assert_eq!(m.apply(checkout, &at(20_000), &mut effects), Reply::CheckedOut(vec![]));
     assert_eq!(m.ready_count(), 0);
 }
