@@ -231,28 +231,36 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
 async fn the_cluster_port_answers_only_signed_requests() {
     let (_data, cluster, http, nodes) = three_members().await;
     let port = cluster.nodes[0].listen;
-    // No signature, and a made-up one: refused before the body is read.
-    for headers in [vec![], vec![("x-warren-time", "0"), ("x-warren-signature", "AAAA")]] {
-        let mut request = http.post(format!("http://{port}/metadata/propose")).body("junk");
-        for (name, value) in &headers {
-            request = request.header(*name, *value);
+    let n1 = nodes[0].as_ref().unwrap();
+    let started = n1.wait_for_log("roster ");
+    let roster = started.rsplit("roster ").next().unwrap_or_default().trim().to_string();
+    let post = |path: &str, headers: Vec<(&'static str, String)>| {
+        let mut request = http.post(format!("http://{port}{path}")).body("junk");
+        for (name, value) in headers {
+            request = request.header(name, value);
         }
-        let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
-        assert_eq!(status, 401, "headers {headers:?}");
-    }
+        async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    // A caller given another peer list (or none) is refused: 409.
+    assert_eq!(post("/metadata/propose", vec![]).await, 409);
+    let other = vec![("x-warren-roster", "another".to_string())];
+    assert_eq!(post("/metadata/propose", other).await, 409);
+    // The right roster but no signature, an old one, a made-up one: 401,
+    // before the body is decoded (which would answer 400).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
         .to_string();
-    let forged = http
-        .post(format!("http://{port}/status"))
-        .header("x-warren-time", now)
-        .header("x-warren-signature", "bm90IGEgc2lnbmF0dXJl")
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0);
-    assert_eq!(forged, 401);
+    for (time, signature) in [
+        (None, None),
+        (Some("0".to_string()), Some("AAAA")),
+        (Some(now), Some("bm90IHNpZ25lZA==")),
+    ] {
+        let mut headers = vec![("x-warren-roster", roster.clone())];
+        headers.extend(time.map(|t| ("x-warren-time", t)));
+        headers.extend(signature.map(|s| ("x-warren-signature", s.to_string())));
+        assert_eq!(post("/metadata/propose", headers.clone()).await, 401, "{headers:?}");
+    }
     // The members, which share the secret, still work together.
     let n2 = nodes[1].as_ref().unwrap();
     assert_eq!(put_cluster_name(&http, n2, "signed").await, 204);

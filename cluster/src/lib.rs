@@ -56,7 +56,7 @@ use crate::metadata::{MetadataMachine, MetadataRaft, MetadataTypes};
 use crate::network::{GroupNetwork, Peers};
 use crate::roster::Roster;
 use crate::service::Service;
-use crate::signing::Signer;
+use crate::signing::{roster_digest, Signer};
 use crate::writes::Writer;
 
 pub use roster::Member;
@@ -88,7 +88,12 @@ impl Link {
     pub fn new(settings: &ClusterSettings, data_dir: &Path) -> Arc<Link> {
         let roster = Roster::new(settings);
         let listen_ip = settings.listen.ip();
-        let signer = Signer::new(settings.secret.as_ref().map(|s| s.0.as_str()));
+        let digest = roster_digest(roster.members.values().map(|m| (m.name.clone(), m.address.clone())));
+        let signer = Signer::new(
+            settings.secret.as_ref().map(|s| s.0.as_str()),
+            &settings.node_name,
+            digest,
+        );
         let peers = Peers::new((!listen_ip.is_unspecified()).then_some(listen_ip), signer.clone());
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -285,10 +290,11 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     ));
     let prober = tokio::spawn(link.liveness.clone().probe(roster.clone(), link.peers.clone()));
     tracing::info!(
-        "cluster member {} (id {}) on {local_addr}, {} members",
+        "cluster member {} (id {}) on {local_addr}, {} members, roster {}",
         link.settings.node_name,
         roster.this_node,
-        roster.members.len()
+        roster.members.len(),
+        link.signer.roster()
     );
     Ok(Cluster {
         link,

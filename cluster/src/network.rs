@@ -66,7 +66,7 @@ impl Peers {
             .client
             .post(format!("http://{}{path}", member.address))
             .timeout(timeout);
-        for (name, value) in self.signer.sign(path, &bytes) {
+        for (name, value) in self.signer.sign(&member.name, path, &bytes) {
             request = request.header(name, value);
         }
         let response = request.body(bytes).send().await.map_err(|e| {

@@ -22,7 +22,7 @@ use crate::groups::Groups;
 use crate::metadata::MetadataRaft;
 use crate::queue_group::{GroupEntry, GroupReply};
 use crate::roster::{Member, NodeId};
-use crate::signing::{Refusal, Signer, SIGNATURE_HEADER, TIME_HEADER};
+use crate::signing::{Credentials, Refusal, Signer, ROSTER_HEADER, SIGNATURE_HEADER, TIME_HEADER};
 use crate::writes::{self, Forwarded, Writer};
 
 /// What the routes share.
@@ -62,15 +62,21 @@ pub(crate) fn router(service: Service) -> Router {
 /// with the wrong secret would otherwise fill the log every probe.
 static LAST_REFUSAL_LOGGED: AtomicU64 = AtomicU64::new(0);
 
-/// Lets through only requests signed with the cluster's secret.
+/// Lets through only requests from members given the same roster, and
+/// signed with the cluster's secret when there is one.
 async fn signed(State(signer): State<Signer>, request: Request, next: Next) -> Response {
-    if !signer.is_on() {
-        return next.run(request).await;
-    }
     let (parts, body) = request.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    // Unsigned or stale: refused before the body is read.
-    let early = signer.verify_time(header(TIME_HEADER), header(SIGNATURE_HEADER));
+    let given = Credentials {
+        roster: header(ROSTER_HEADER),
+        time: header(TIME_HEADER),
+        signature: header(SIGNATURE_HEADER),
+    };
+    // Another roster, unsigned or stale: refused before the body is read.
+    let early = signer.verify_early(given);
+    if early.is_ok() && !signer.is_on() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bytes = match early {
         Err(refusal) => return refused(parts.uri.path(), refusal),
         Ok(()) => axum::body::to_bytes(body, MAX_BODY).await,
@@ -79,14 +85,14 @@ async fn signed(State(signer): State<Signer>, request: Request, next: Next) -> R
         Ok(bytes) => bytes,
         Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
     };
-    let checked = signer.verify(header(TIME_HEADER), header(SIGNATURE_HEADER), parts.uri.path(), &bytes);
+    let checked = signer.verify(given, parts.uri.path(), &bytes);
     if let Err(refusal) = checked {
         return refused(parts.uri.path(), refusal);
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// 401, logged at most every ten seconds.
+/// 409 for another roster, else 401; logged at most every ten seconds.
 fn refused(path: &str, refusal: Refusal) -> Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -94,7 +100,11 @@ fn refused(path: &str, refusal: Refusal) -> Response {
     if now.saturating_sub(LAST_REFUSAL_LOGGED.swap(now, Ordering::Relaxed)) >= 10 {
         tracing::warn!("cluster port: refused a request to {path}: {refusal}");
     }
-    (StatusCode::UNAUTHORIZED, refusal.to_string()).into_response()
+    let status = match refusal {
+        Refusal::OtherRoster => StatusCode::CONFLICT,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    (status, refusal.to_string()).into_response()
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {

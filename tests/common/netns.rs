@@ -4,8 +4,10 @@
 //! clients reach every member while a partition between two members is a
 //! pair of blackhole routes (each side's packets to the other dropped:
 //! connecting fails, open connections stall) and healing removes them.
-//! Everything made is removed on drop. Addresses come from 198.18.0.0/15,
-//! the block set aside for benchmarking networks, one /24 per test process.
+//! Everything made is removed on drop, and what a killed test run left
+//! behind (its process gone) at the next start. Addresses come from
+//! 198.18.0.0/15, the block set aside for benchmarking networks, one /24
+//! per test process.
 
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -35,10 +37,11 @@ impl Hosts {
     /// `count` hosts, or None where namespaces cannot be made (not root,
     /// no `ip`, no veth or bridge in this kernel).
     pub fn create(count: usize) -> Option<Hosts> {
+        remove_leftovers();
         let pid = std::process::id();
         let hosts = Hosts {
             namespaces: (1..=count).map(|i| format!("warren-{pid}-{i}")).collect(),
-            bridge: format!("wbr{}", pid % 1_000_000),
+            bridge: format!("wbr{pid}"),
             subnet: (pid % 256) as u8,
         };
         let gateway = format!("{}/24", hosts.address(254));
@@ -49,7 +52,7 @@ impl Hosts {
             return None; // drop removes what was made
         }
         for (i, ns) in hosts.namespaces.iter().enumerate() {
-            let veth = format!("wv{}-{}", pid % 1_000_000, i + 1);
+            let veth = format!("wv{pid}-{}", i + 1);
             let address = format!("{}/24", hosts.ip(i));
             let made = ip(None, &["netns", "add", ns])
                 && ip(
@@ -95,6 +98,36 @@ impl Hosts {
             let target = format!("{}/32", self.ip(to));
             let done = ip(Some(&self.namespaces[from]), &["route", verb, "blackhole", &target]);
             assert!(done, "ip route {verb} blackhole {target} on host {from} failed");
+        }
+    }
+}
+
+/// The output of `ip ARGS`, empty if it failed.
+fn ip_output(args: &[&str]) -> String {
+    Command::new("ip")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Namespaces and bridges of test runs whose process is gone.
+fn remove_leftovers() {
+    let gone = |pid: &str| pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    for line in ip_output(&["netns", "list"]).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if let Some(pid) = name.strip_prefix("warren-").and_then(|rest| rest.split('-').next()) {
+            if gone(pid) {
+                ip(None, &["netns", "del", name]);
+            }
+        }
+    }
+    for line in ip_output(&["-o", "link", "show", "type", "bridge"]).lines() {
+        let name = line.split(": ").nth(1).unwrap_or_default();
+        if let Some(pid) = name.strip_prefix("wbr") {
+            if gone(pid) {
+                ip(None, &["link", "del", name]);
+            }
         }
     }
 }

@@ -116,6 +116,14 @@ pub(crate) enum Command {
     Attach(ConsumerKey),
     /// It went (cancelled, or its channel closed).
     Detach(ConsumerKey),
+    /// A command `by` may propose again after a proposal that failed but
+    /// may still have been committed: `id` grows with each of `by`'s such
+    /// commands, and each id is applied once.
+    Once {
+        by: NodeLife,
+        id: u64,
+        command: Box<Command>,
+    },
 }
 
 /// What a command did, for the node that proposed it.
@@ -183,6 +191,8 @@ pub(crate) struct Machine {
     /// Single-active-consumer queues: the consumers in line, the first
     /// active.
     attached: Vec<ConsumerKey>,
+    /// The last `Once` id applied from each proposer.
+    once: BTreeMap<NodeLife, u64>,
 }
 
 /// One message in an image: its place, delivery count, expiry, holder.
@@ -195,11 +205,13 @@ struct Image {
     now_ms: u64,
     messages: Vec<ImageMessage>,
     attached: Vec<ConsumerKey>,
+    once: Vec<(NodeLife, u64)>,
 }
 
 impl Command {
-    /// Whether a proposal that may not have been committed can simply be
-    /// made again: applying it twice does what applying it once does.
+    /// Whether a proposal that failed should go again (in a `Once`, so
+    /// that it is applied once even if the failed one was committed after
+    /// all): settlements, resets and the consumer line.
     pub(crate) fn goes_again(&self) -> bool {
         matches!(
             self,
@@ -326,8 +338,9 @@ impl Machine {
                 Reply::Settled(settled)
             }
             Command::Reset { node, keep } => {
-                self.attached
-                    .retain(|c| !(c.node.node == node && (keep == 0 || c.node.boot != keep)));
+                let stale = |life: &NodeLife| life.node == node && (keep == 0 || life.boot != keep);
+                self.attached.retain(|c| !stale(&c.node));
+                self.once.retain(|life, _| !stale(life));
                 let stale: Vec<Seq> = self
                     .holders
                     .iter()
@@ -349,6 +362,13 @@ impl Machine {
                 Reply::Purged(purged.len() as u64)
             }
             Command::Expire => Reply::Done,
+            Command::Once { by, id, command } => {
+                if self.once.get(&by).is_some_and(|last| id <= *last) {
+                    return Reply::Done;
+                }
+                self.once.insert(by, id);
+                self.apply(*command, clock, effects)
+            }
             Command::Attach(key) => {
                 if !self.attached.contains(&key) {
                     self.attached.push(key);
@@ -410,6 +430,11 @@ impl Machine {
         Some(held)
     }
 
+    /// Whether `key` is in the single-active-consumer line.
+    pub(crate) fn is_attached(&self, key: &ConsumerKey) -> bool {
+        self.attached.contains(key)
+    }
+
     /// The single active consumer, if consumers are attached.
     pub(crate) fn active_consumer(&self) -> Option<&ConsumerKey> {
         self.attached.first()
@@ -463,6 +488,7 @@ impl Machine {
             next_seq: self.next_seq,
             now_ms: self.now_ms,
             attached: self.attached.clone(),
+            once: self.once.iter().map(|(life, id)| (life.clone(), *id)).collect(),
             messages: self
                 .messages
                 .iter()
@@ -487,6 +513,7 @@ impl Machine {
             next_seq: image.next_seq,
             now_ms: image.now_ms,
             attached: image.attached,
+            once: image.once.into_iter().collect(),
             ..Machine::default()
         };
         for (seq, delivery_count, expires_at, holder, bytes) in image.messages {

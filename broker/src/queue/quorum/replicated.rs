@@ -188,7 +188,16 @@ impl ReplicatedMachine for Shared {
     fn restore(&self, image: &[u8]) {
         match Machine::from_image(image) {
             Some(machine) => *self.machine.lock() = machine,
-            None => tracing::error!("a quorum queue's snapshot does not decode; keeping the state it had"),
+            None => return tracing::error!("a quorum queue's snapshot does not decode; keeping the state it had"),
+        }
+        // Checkouts for this node inside the image never reached its buffer:
+        // everything it holds goes back (at least once, never stranded).
+        self.local.lock().buffer.clear();
+        if let Some(proposals) = self.proposals.upgrade() {
+            let _ = proposals.send(Pending::unanswered(Command::Reset {
+                node: self.me.node.clone(),
+                keep: 0,
+            }));
         }
     }
 }
@@ -283,9 +292,15 @@ impl Shared {
     /// delayed it), or a basic.get that stopped waiting. Held by this
     /// living node, it would otherwise never go to anyone.
     fn release_orphans(&self) {
+        let eligible = match self.queue() {
+            Some(queue) => self.eligible(&queue),
+            None => None,
+        };
         let orphans: Vec<Seq> = {
             let mut local = self.local.lock();
-            if !local.consumers.is_empty() || local.gets_waiting > 0 {
+            // With a single active consumer, consumers here that are not
+            // the active one take nothing either.
+            if local.consumers.iter().any(|c| self.may_receive(c, &eligible)) || local.gets_waiting > 0 {
                 return;
             }
             local.buffer.drain(..).map(|(seq, _)| seq).collect()
@@ -298,6 +313,18 @@ impl Shared {
                 limit: None,
             }));
         }
+    }
+
+    /// Single active consumer: this node's consumers missing from the line
+    /// (a member that thought this node gone reset it, in a partition).
+    fn unattached(&self) -> Vec<ConsumerKey> {
+        let Some(queue) = self.queue() else { return Vec::new() };
+        if !queue.args().single_active_consumer {
+            return Vec::new();
+        }
+        let keys: Vec<ConsumerKey> = self.local.lock().consumers.iter().map(|c| self.key(c)).collect();
+        let machine = self.machine.lock();
+        keys.into_iter().filter(|key| !machine.is_attached(key)).collect()
     }
 
     /// How many messages to ask for now (and notes them as asked for).
@@ -394,6 +421,7 @@ impl ReplicatedQueue {
         // again (applying one twice changes nothing), so an ack made
         // through a partition is not lost when the partition heals.
         let mut again: Vec<Pending> = Vec::new();
+        let mut once_id = 0u64;
         loop {
             let mut batch = std::mem::take(&mut again);
             tokio::select! {
@@ -406,6 +434,9 @@ impl ReplicatedQueue {
                     for node in absent.long_gone(&link) {
                         tracing::info!("quorum queue: node {node} is gone; what it held goes back to the queue");
                         batch.push(Pending::unanswered(Command::Reset { node, keep: 0 }));
+                    }
+                    for key in shared.unattached() {
+                        batch.push(Pending::unanswered(Command::Attach(key)));
                     }
                     if shared.expiry_due() && group.replicas().leader.as_deref() == Some(shared.me.node.as_str()) {
                         // The leader's clock decides: its entry expires the head.
@@ -433,9 +464,24 @@ impl ReplicatedQueue {
             if batch.is_empty() {
                 continue;
             }
-            // The commands go into the entry; who waits stays here.
-            let (mut commands, waiters): (Vec<Command>, Vec<_>) =
-                batch.into_iter().map(|p| (p.command, (p.reply, p.ticket))).unzip();
+            // The commands go into the entry; who waits stays here. What
+            // may go again is numbered (`Once`) the first time it goes.
+            let (mut commands, waiters): (Vec<Command>, Vec<_>) = batch
+                .into_iter()
+                .map(|p| {
+                    let command = if p.command.goes_again() {
+                        once_id += 1;
+                        Command::Once {
+                            by: shared.me.clone(),
+                            id: once_id,
+                            command: Box::new(p.command),
+                        }
+                    } else {
+                        p.command
+                    };
+                    (command, (p.reply, p.ticket))
+                })
+                .unzip();
             tracing::debug!("proposing {} commands, checkout of {wanted}", commands.len());
             let answer = group.propose(machine::encode_commands(&commands)).await;
             let replies = match &answer {
@@ -453,7 +499,7 @@ impl ReplicatedQueue {
             if failed {
                 again = commands
                     .drain(..)
-                    .filter(Command::goes_again)
+                    .filter(|c| matches!(c, Command::Once { .. }))
                     .map(Pending::unanswered)
                     .collect();
             }

@@ -48,14 +48,21 @@ impl Ahead {
             self.ready.clear();
         }
         if self.ready.is_empty() {
-            let batch = match self.reading.take() {
+            let early = match self.reading.take() {
                 Some((at, read)) if at == from => read.await.ok()?,
                 other => {
                     if let Some((_, read)) = other {
                         read.abort();
                     }
-                    read(stream, from).await.ok()?
+                    Vec::new()
                 }
+            };
+            // An early read that found nothing may have run ahead of the
+            // stream's end: only a read made now tells retention apart.
+            let batch = if early.is_empty() {
+                read(stream, from).await.ok()?
+            } else {
+                early
             };
             self.ready.extend(batch);
         }

@@ -332,3 +332,25 @@ fn only_the_first_attached_consumer_takes_messages() {
     let copy = Machine::from_image(&m.image()).expect("an image");
     assert_eq!(copy.image(), m.image());
 }
+
+#[test]
+fn a_settlement_proposed_again_is_applied_once() {
+    let (mut m, mut effects) = filled(2);
+    m.run(checkout(life("a", 1), 1), &mut effects);
+    let once = |id| Command::Once {
+        by: life("a", 1),
+        id,
+        command: Box::new(settle(life("a", 1), vec![0], Outcome::Return, Some(5))),
+    };
+    assert_eq!(m.run(once(1), &mut effects), Reply::Settled(1));
+    // The same node checked the message out again before the proposal,
+    // which had failed as far as it knew, went again: it stays held.
+    m.run(checkout(life("a", 1), 1), &mut effects);
+    assert_eq!(m.run(once(1), &mut effects), Reply::Done);
+    assert_eq!(m.held_count(), 1);
+    assert_eq!(m.ready_count(), 1);
+    // A later id is applied; the ids of another life count apart.
+    assert_eq!(m.run(once(2), &mut effects), Reply::Settled(1));
+    let image = Machine::from_image(&m.image()).expect("an image");
+    assert_eq!(image.image(), m.image());
+}
