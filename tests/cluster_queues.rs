@@ -328,3 +328,35 @@ async fn a_single_active_consumer_holds_across_nodes_until_it_goes() {
         delivery.ack(Default::default()).await.expect("ack");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_quorum_queue_expires_on_every_node() {
+    let (_data, _cluster, http, nodes) = three_members().await;
+    let [n1, n2, n3] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    declare(
+        &ch1,
+        "fleeting",
+        quorum_args(&[("x-expires", AMQPValue::LongInt(1500))]),
+    )
+    .await;
+    // A consumer on n2 keeps it: still there on every node well past 1.5 s.
+    let (c2, ch2) = amqp(n2).await;
+    let _consumer = consume(&ch2, "fleeting").await;
+    let kept = std::time::Instant::now();
+    while kept.elapsed() < Duration::from_secs(4) {
+        for node in [n1, n2, n3] {
+            let queue = get(&http, node, "queues/%2f/fleeting").await;
+            assert!(
+                queue.as_ref().is_some_and(|q| q["name"] == "fleeting"),
+                "gone while consumed: {queue:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The consumer goes: 1.5 s later the queue goes, from every node.
+    c2.close(200, "bye".into()).await.expect("close");
+    for node in [n1, n2, n3] {
+        wait_until(&http, node, "queues/%2f/fleeting", |q| q.get("name").is_none()).await;
+    }
+}

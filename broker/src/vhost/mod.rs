@@ -16,7 +16,7 @@ use crate::ids::ConnectionId;
 use crate::message_stats::ChurnCounters;
 use crate::policy::{Applied, Policies, Policy, Target};
 use crate::queue::{type_name, Identity, Queue, QueueArguments, QueueHost, QueueSettings};
-use crate::replication::ClusterLink;
+use crate::replication::{ClusterLink, MetadataChange};
 
 /// Queue arguments whose values must match on redeclaration (others are
 /// ignored, as in RabbitMQ).
@@ -476,7 +476,30 @@ impl QueueHost for VHost {
     }
 
     fn delete_expired(&self, queue: &Arc<Queue>) {
-        self.delete_queue(queue);
+        match &self.cluster {
+            // Every node deletes it, through the metadata log.
+            Some(link) if queue.is_quorum() => {
+                let change = MetadataChange::DeleteQueue {
+                    vhost: self.name.to_string(),
+                    name: queue.name.to_string(),
+                };
+                let proposal = link.propose(change);
+                let name = queue.name.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        runtime.spawn(async move {
+                            if let Err(e) = proposal.await {
+                                tracing::warn!(queue = %name, "deleting an expired quorum queue: {e}");
+                            }
+                        });
+                    }
+                    Err(_) => tracing::warn!(queue = %name, "an expired quorum queue outside a runtime"),
+                }
+            }
+            _ => {
+                self.delete_queue(queue);
+            }
+        }
     }
 }
 

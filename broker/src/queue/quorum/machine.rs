@@ -20,7 +20,9 @@
 //!
 //! With a single active consumer (`x-single-active-consumer`), nodes
 //! `Attach` their consumers in the log; the first attached is the active
-//! one, and only its node may check messages out.
+//! one, and only its node may check messages out. With `x-expires`, nodes
+//! report their consumers coming and going (`Consumer`) and basic.gets
+//! (`Touch`), so that the machine knows when the queue was last used.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -78,7 +80,7 @@ pub(crate) struct Limits {
 
 /// A consumer as the log knows it: its node's life and an id unique on
 /// that node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct ConsumerKey {
     pub node: NodeLife,
     pub id: String,
@@ -116,6 +118,10 @@ pub(crate) enum Command {
     Attach(ConsumerKey),
     /// It went (cancelled, or its channel closed).
     Detach(ConsumerKey),
+    /// A consumer came (`up`) or went, for `x-expires`.
+    Consumer { key: ConsumerKey, up: bool },
+    /// The queue was used (a basic.get), for `x-expires`.
+    Touch,
     /// A command `by` may propose again after a proposal that failed but
     /// may still have been committed: `id` grows with each of `by`'s such
     /// commands, and each id is applied once.
@@ -193,6 +199,11 @@ pub(crate) struct Machine {
     attached: Vec<ConsumerKey>,
     /// The last `Once` id applied from each proposer.
     once: BTreeMap<NodeLife, u64>,
+    /// Every node's consumers, as reported for `x-expires`.
+    consumers: BTreeSet<ConsumerKey>,
+    /// When the queue was last used (leader's clock, ms): a consumer came
+    /// or went, or a basic.get.
+    last_used_ms: u64,
 }
 
 /// One message in an image: its place, delivery count, expiry, holder.
@@ -206,6 +217,8 @@ struct Image {
     messages: Vec<ImageMessage>,
     attached: Vec<ConsumerKey>,
     once: Vec<(NodeLife, u64)>,
+    consumers: Vec<ConsumerKey>,
+    last_used_ms: u64,
 }
 
 impl Command {
@@ -215,7 +228,11 @@ impl Command {
     pub(crate) fn goes_again(&self) -> bool {
         matches!(
             self,
-            Command::Settle { .. } | Command::Reset { .. } | Command::Attach(_) | Command::Detach(_)
+            Command::Settle { .. }
+                | Command::Reset { .. }
+                | Command::Attach(_)
+                | Command::Detach(_)
+                | Command::Consumer { .. }
         )
     }
 
@@ -234,6 +251,10 @@ impl Machine {
     /// own node).
     pub(crate) fn apply(&mut self, command: Command, clock: &Clock, effects: &mut Vec<Effect>) -> Reply {
         self.now_ms = self.now_ms.max(clock.now_ms);
+        if self.last_used_ms == 0 {
+            // The queue's first entry: unused since it was made.
+            self.last_used_ms = self.now_ms;
+        }
         self.expire(&clock.leader, effects);
         match command {
             Command::Enqueue { from, messages, limits } => {
@@ -341,6 +362,11 @@ impl Machine {
                 let stale = |life: &NodeLife| life.node == node && (keep == 0 || life.boot != keep);
                 self.attached.retain(|c| !stale(&c.node));
                 self.once.retain(|life, _| !stale(life));
+                let before = self.consumers.len();
+                self.consumers.retain(|c| !stale(&c.node));
+                if self.consumers.len() != before {
+                    self.last_used_ms = self.now_ms;
+                }
                 let stale: Vec<Seq> = self
                     .holders
                     .iter()
@@ -368,6 +394,19 @@ impl Machine {
                 }
                 self.once.insert(by, id);
                 self.apply(*command, clock, effects)
+            }
+            Command::Consumer { key, up } => {
+                if up {
+                    self.consumers.insert(key);
+                } else {
+                    self.consumers.remove(&key);
+                }
+                self.last_used_ms = self.now_ms;
+                Reply::Done
+            }
+            Command::Touch => {
+                self.last_used_ms = self.now_ms;
+                Reply::Done
             }
             Command::Attach(key) => {
                 if !self.attached.contains(&key) {
@@ -430,6 +469,12 @@ impl Machine {
         Some(held)
     }
 
+    /// `x-expires`: whether, by `now_ms` (the leader's clock), no consumer
+    /// on any node has used the queue for `expires` ms.
+    pub(crate) fn unused_for(&self, expires: u64, now_ms: u64) -> bool {
+        self.consumers.is_empty() && self.last_used_ms > 0 && now_ms.saturating_sub(self.last_used_ms) >= expires
+    }
+
     /// Whether `key` is in the single-active-consumer line.
     pub(crate) fn is_attached(&self, key: &ConsumerKey) -> bool {
         self.attached.contains(key)
@@ -489,6 +534,8 @@ impl Machine {
             now_ms: self.now_ms,
             attached: self.attached.clone(),
             once: self.once.iter().map(|(life, id)| (life.clone(), *id)).collect(),
+            consumers: self.consumers.iter().cloned().collect(),
+            last_used_ms: self.last_used_ms,
             messages: self
                 .messages
                 .iter()
@@ -514,6 +561,8 @@ impl Machine {
             now_ms: image.now_ms,
             attached: image.attached,
             once: image.once.into_iter().collect(),
+            consumers: image.consumers.into_iter().collect(),
+            last_used_ms: image.last_used_ms,
             ..Machine::default()
         };
         for (seq, delivery_count, expires_at, holder, bytes) in image.messages {

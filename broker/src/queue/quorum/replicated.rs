@@ -281,10 +281,16 @@ impl Shared {
 
     /// Whether, by this node's clock, the head's TTL ran out.
     fn expiry_due(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.machine.lock().next_expiry().is_some_and(|at| at < now)
+        self.machine.lock().next_expiry().is_some_and(|at| at < now_ms())
+    }
+
+    /// `x-expires`: whether, by this node's clock, no node's consumer used
+    /// the queue for that long.
+    fn queue_unused(&self) -> bool {
+        let Some(expires) = self.queue().and_then(|q| q.args().expires) else {
+            return false;
+        };
+        self.machine.lock().unused_for(expires, now_ms())
     }
 
     /// Gives back what waits here for nobody: a checkout that landed after
@@ -422,6 +428,7 @@ impl ReplicatedQueue {
         // through a partition is not lost when the partition heals.
         let mut again: Vec<Pending> = Vec::new();
         let mut once_id = 0u64;
+        let mut expiry_asked = None;
         loop {
             let mut batch = std::mem::take(&mut again);
             tokio::select! {
@@ -438,9 +445,20 @@ impl ReplicatedQueue {
                     for key in shared.unattached() {
                         batch.push(Pending::unanswered(Command::Attach(key)));
                     }
-                    if shared.expiry_due() && group.replicas().leader.as_deref() == Some(shared.me.node.as_str()) {
+                    let leads = group.replicas().leader.as_deref() == Some(shared.me.node.as_str());
+                    if leads && shared.expiry_due() {
                         // The leader's clock decides: its entry expires the head.
                         batch.push(Pending::unanswered(Command::Expire));
+                    }
+                    // x-expires: the leader asks every node to delete it
+                    // (again after a while, should the first ask fail).
+                    let asked_lately = expiry_asked.is_some_and(|at: std::time::Instant| at.elapsed() < GONE_AFTER);
+                    if leads && !asked_lately && shared.queue_unused() {
+                        expiry_asked = Some(std::time::Instant::now());
+                        if let (Some(queue), Some(host)) = (shared.queue(), shared.host.upgrade()) {
+                            tracing::debug!(queue = %queue.name, "quorum queue expired (x-expires)");
+                            host.delete_expired(&queue);
+                        }
                     }
                 }
             }
@@ -522,6 +540,13 @@ impl ReplicatedQueue {
     }
 }
 
+/// This node's clock, ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How long a member may be gone before what it held is given back.
 const GONE_AFTER: Duration = Duration::from_secs(5);
 
@@ -600,6 +625,13 @@ impl QueueBackend for ReplicatedQueue {
             }
             local.consumers.push(consumer);
         }
+        if queue.args().expires.is_some() {
+            let up = Command::Consumer {
+                key: key.clone(),
+                up: true,
+            };
+            let _ = self.propose(up, None);
+        }
         if queue.args().single_active_consumer {
             // In line with every node's consumers; active once first.
             let _ = self.propose(Command::Attach(key), None);
@@ -625,6 +657,13 @@ impl QueueBackend for ReplicatedQueue {
             }
         };
         self.settle_seqs(returned, Outcome::Release);
+        if queue.args().expires.is_some() {
+            let down = Command::Consumer {
+                key: key.clone(),
+                up: false,
+            };
+            let _ = self.propose(down, None);
+        }
         if single_active {
             // After the release: the next in line finds them in order.
             let _ = self.propose(Command::Detach(key), None);
@@ -634,6 +673,9 @@ impl QueueBackend for ReplicatedQueue {
     }
 
     fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
+        if queue.args().expires.is_some() {
+            let _ = self.propose(Command::Touch, None);
+        }
         let taken = self.shared.local.lock().buffer.pop_front();
         let (seq, held) = match taken {
             Some(taken) => taken,

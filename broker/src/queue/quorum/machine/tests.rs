@@ -354,3 +354,45 @@ fn a_settlement_proposed_again_is_applied_once() {
     let image = Machine::from_image(&m.image()).expect("an image");
     assert_eq!(image.image(), m.image());
 }
+
+#[test]
+fn a_queue_is_unused_once_no_node_has_a_consumer_for_long_enough() {
+    let mut m = Machine::default();
+    let mut effects = Vec::new();
+    let key = ConsumerKey {
+        node: life("a", 1),
+        id: "c1".into(),
+    };
+    m.apply(Command::Expire, &at(10_000), &mut effects);
+    assert!(!m.unused_for(1_000, 10_500));
+    assert!(m.unused_for(1_000, 11_000), "unused since it was made");
+    m.apply(
+        Command::Consumer {
+            key: key.clone(),
+            up: true,
+        },
+        &at(10_600),
+        &mut effects,
+    );
+    assert!(!m.unused_for(1_000, 60_000), "a consumer uses it");
+    m.apply(Command::Consumer { key, up: false }, &at(12_000), &mut effects);
+    assert!(!m.unused_for(1_000, 12_500));
+    m.apply(Command::Touch, &at(12_800), &mut effects);
+    assert!(!m.unused_for(1_000, 13_500), "a basic.get uses it");
+    assert!(m.unused_for(1_000, 13_800));
+    // A node that died takes its consumers along.
+    let other = ConsumerKey {
+        node: life("b", 1),
+        id: "c2".into(),
+    };
+    m.apply(Command::Consumer { key: other, up: true }, &at(14_000), &mut effects);
+    m.apply(
+        Command::Reset {
+            node: "b".into(),
+            keep: 0,
+        },
+        &at(20_000),
+        &mut effects,
+    );
+    assert!(m.unused_for(1_000, 21_000));
+}
