@@ -15,6 +15,7 @@ mod blocking;
 mod broker;
 mod channel;
 mod client_capabilities;
+mod clock;
 mod config;
 mod connection;
 mod connection_slots;

@@ -70,6 +70,15 @@ impl Message {
         text.trim_start_matches(['+', '-']).parse().ok()
     }
 
+    /// How long it may wait in a queue whose message TTL is `queue_ttl`:
+    /// the shorter of that and its own expiration, in milliseconds.
+    pub(crate) fn ttl_in(&self, queue_ttl: Option<u64>) -> Option<u64> {
+        match (queue_ttl, self.expiration_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     pub(crate) fn body_size(&self) -> usize {
         self.body.len()
     }

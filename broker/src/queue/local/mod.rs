@@ -172,11 +172,7 @@ impl LocalQueue {
     /// The deadline a new message gets from the queue TTL and its own
     /// `expiration` (already validated by the channel).
     fn expiry_for(args: &QueueArguments, message: &Message, now: Instant) -> Option<Instant> {
-        let per_message = message.expiration_ms();
-        let ttl = match (args.message_ttl, per_message) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }?;
+        let ttl = message.ttl_in(args.message_ttl)?;
         // An expiration too far to represent never comes.
         now.checked_add(Duration::from_millis(ttl))
     }

@@ -270,10 +270,7 @@ impl Machine {
                         reply = Reply::Rejected;
                         continue;
                     }
-                    let ttl = match (limits.message_ttl, message.expiration_ms()) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let ttl = message.ttl_in(limits.message_ttl);
                     let seq = self.next_seq;
                     self.next_seq += 1;
                     self.ready_bytes += size;

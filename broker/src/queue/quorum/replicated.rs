@@ -36,6 +36,7 @@ use super::machine::{
     self, Clock, Command, ConsumerKey, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq,
 };
 use super::DEFAULT_DELIVERY_LIMIT;
+use crate::clock::now_ms;
 use crate::message::Message;
 use crate::queue::dead_letter::{self, DeathReason};
 use crate::queue::{
@@ -298,10 +299,7 @@ impl Shared {
     /// delayed it), or a basic.get that stopped waiting. Held by this
     /// living node, it would otherwise never go to anyone.
     fn release_orphans(&self) {
-        let eligible = match self.queue() {
-            Some(queue) => self.eligible(&queue),
-            None => None,
-        };
+        let eligible = self.queue().and_then(|queue| self.eligible(&queue));
         let orphans: Vec<Seq> = {
             let mut local = self.local.lock();
             // With a single active consumer, consumers here that are not
@@ -424,8 +422,9 @@ impl ReplicatedQueue {
         let mut watch = tokio::time::interval(Duration::from_millis(250));
         let mut absent = Absences::default();
         // Settlements and line changes a failed proposal carried: they go
-        // again (applying one twice changes nothing), so an ack made
-        // through a partition is not lost when the partition heals.
+        // again, numbered (`Once`) so that one the failed proposal did
+        // commit after all is not applied twice; an ack made through a
+        // partition is not lost when the partition heals.
         let mut again: Vec<Pending> = Vec::new();
         let mut once_id = 0u64;
         let mut expiry_asked = None;
@@ -540,13 +539,6 @@ impl ReplicatedQueue {
     }
 }
 
-/// This node's clock, ms since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How long a member may be gone before what it held is given back.
 const GONE_AFTER: Duration = Duration::from_secs(5);
 
@@ -642,21 +634,11 @@ impl QueueBackend for ReplicatedQueue {
     }
 
     fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
-        let single_active = queue.args().single_active_consumer;
         let key = self.shared.key(consumer);
-        // What waits here was checked out for the active consumer alone.
-        let was_active = single_active && self.shared.machine.lock().active_consumer() == Some(&key);
-        let returned: Vec<Seq> = {
-            let mut local = self.shared.local.lock();
-            local.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
-            if local.consumers.is_empty() || was_active {
-                // Nobody here takes what was checked out for them.
-                local.buffer.drain(..).map(|(seq, _)| seq).collect()
-            } else {
-                Vec::new()
-            }
-        };
-        self.settle_seqs(returned, Outcome::Release);
+        self.shared.local.lock().consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+        // What was checked out for it (the last consumer here, or the
+        // active one) goes back before it leaves the line.
+        self.shared.release_orphans();
         if queue.args().expires.is_some() {
             let down = Command::Consumer {
                 key: key.clone(),
@@ -664,7 +646,7 @@ impl QueueBackend for ReplicatedQueue {
             };
             let _ = self.propose(down, None);
         }
-        if single_active {
+        if queue.args().single_active_consumer {
             // After the release: the next in line finds them in order.
             let _ = self.propose(Command::Detach(key), None);
         }

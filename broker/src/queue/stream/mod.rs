@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -40,6 +40,7 @@ use super::{
     ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Persistence, Queue, QueueBackend, QueueEntry, QueueHost,
     QueueOf, Settlement,
 };
+use crate::clock::now_ms;
 use crate::message::Message;
 
 /// The newest messages kept in memory for consumers that keep up.
@@ -47,13 +48,6 @@ const TAIL_MESSAGES: usize = 4096;
 const TAIL_BYTES: usize = 8 * 1024 * 1024;
 /// How often retention by age is looked at.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
 
 pub(super) fn new(identity: Identity, _host: Weak<dyn QueueHost>, persistence: Option<Persistence>) -> Arc<Queue> {
     let queue: Arc<QueueOf<StreamQueue>> =

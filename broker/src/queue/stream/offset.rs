@@ -2,10 +2,11 @@
 //! stream keeps messages (`x-max-age`): the values RabbitMQ accepts and
 //! its texts for the others.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use warren_protocol::{FieldTable, FieldValue};
 
+use crate::clock::now_ms;
 use crate::error::{AmqpError, AmqpResult};
 use crate::queue::type_name;
 
@@ -40,13 +41,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Some(Duration::from_secs(number.checked_mul(seconds)?))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 impl OffsetSpec {
