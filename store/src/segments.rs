@@ -32,7 +32,7 @@
 //! rolling to it is no system call either. Reads find records still in
 //! memory there.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -46,6 +46,9 @@ use parking_lot::Mutex;
 use crate::ids::MessageId;
 
 mod block_read;
+mod locations;
+
+use locations::Locations;
 
 /// The first bytes of every segment file: a name and the format version.
 const MAGIC: &[u8; 8] = b"WRNSEG\x00\x01";
@@ -96,7 +99,7 @@ struct Unwritten {
 
 struct Inner {
     next_id: u64,
-    locations: HashMap<u64, Location>,
+    locations: Locations,
     segments: BTreeMap<u32, Segment>,
     /// The segment appends go to.
     active: u32,
@@ -185,7 +188,7 @@ impl SegmentStore {
         numbers.sort_unstable();
         let mut inner = Inner {
             next_id: 1,
-            locations: HashMap::new(),
+            locations: Locations::default(),
             segments: BTreeMap::new(),
             active: 0,
             written: 0,
@@ -255,13 +258,7 @@ impl SegmentStore {
         };
         let mut inner = self.inner.lock();
         inner.next_id = inner.next_id.max(after);
-        match inner.locations.get_mut(&id) {
-            Some(location) => {
-                location.refs += 1;
-                true
-            }
-            None => false,
-        }
+        inner.locations.add_ref(id)
     }
 
     /// At start, once every index entry was counted: forgets unreferenced
@@ -269,18 +266,16 @@ impl SegmentStore {
     /// hold nothing live. Returns how many records were garbage.
     pub fn finish_recovery(&self) -> io::Result<usize> {
         let mut inner = self.inner.lock();
-        let before = inner.locations.len();
-        inner.locations.retain(|_, l| l.refs > 0);
-        let garbage = before - inner.locations.len();
+        let garbage = inner.locations.drop_unreferenced();
         let Inner {
             locations, segments, ..
         } = &mut *inner;
-        for location in locations.values() {
+        locations.each(|location| {
             if let Some(segment) = segments.get_mut(&location.segment) {
                 segment.live_bytes += location.record_bytes();
                 segment.live_records += 1;
             }
-        }
+        });
         let active = inner.active;
         let empty: Vec<u32> = inner
             .segments
@@ -480,27 +475,15 @@ impl SegmentStore {
 
     /// Another holder of a stored message. False if it is not stored.
     pub fn retain(&self, MessageId(id): MessageId) -> bool {
-        match self.inner.lock().locations.get_mut(&id) {
-            Some(location) => {
-                location.refs += 1;
-                true
-            }
-            None => false,
-        }
+        self.inner.lock().locations.add_ref(id)
     }
 
     /// A holder lets go; the last one frees the record's space.
     pub fn release(&self, MessageId(id): MessageId) {
         let mut inner = self.inner.lock();
-        let Some(location) = inner.locations.get_mut(&id) else {
+        let Some(location) = inner.locations.release(id) else {
             return;
         };
-        location.refs = location.refs.saturating_sub(1);
-        if location.refs > 0 {
-            return;
-        }
-        let location = *location;
-        inner.locations.remove(&id);
         let active = inner.active;
         if let Some(segment) = inner.segments.get_mut(&location.segment) {
             segment.live_bytes -= location.record_bytes().min(segment.live_bytes);
@@ -515,7 +498,7 @@ impl SegmentStore {
     /// A stored message's payload, or None if it is not stored.
     pub fn read(&self, MessageId(id): MessageId) -> io::Result<Option<Vec<u8>>> {
         let inner = self.inner.lock();
-        let Some(&location) = inner.locations.get(&id) else {
+        let Some(location) = inner.locations.get(id) else {
             return Ok(None);
         };
         if let Some(payload) = not_in_file_yet(&inner, &location) {
@@ -646,7 +629,7 @@ impl SegmentStore {
             let payload_at = pos as usize + RECORD_HEADER as usize;
             let payload = &contents[payload_at..payload_at + len as usize];
             let mut inner = self.inner.lock();
-            let Some(&location) = inner.locations.get(&id) else {
+            let Some(location) = inner.locations.get(id) else {
                 continue;
             };
             if location.segment != number || location.pos != pos {

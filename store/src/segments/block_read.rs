@@ -34,7 +34,7 @@ impl SegmentStore {
         {
             let inner = self.inner.lock();
             for (at, MessageId(id)) in ids.iter().enumerate() {
-                let Some(&location) = inner.locations.get(id) else {
+                let Some(location) = inner.locations.get(*id) else {
                     continue;
                 };
                 if let Some(payload) = not_in_file_yet(&inner, &location) {

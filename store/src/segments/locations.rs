@@ -1,0 +1,380 @@
+//! Where every stored message's record is and how many hold it: the
+//! segment store's in-memory index, four bytes a message.
+//!
+//! Ids are handed out in order and each record is appended right after the
+//! one before, so the records of consecutive ids mostly lie back to back
+//! in one segment. A [`Run`] is such a stretch: the segment, where its
+//! first record starts, and per id one `u32`: the record's distance from
+//! that start (24 bits) and a tag (8 bits: 0 for gone, else references +
+//! 1). A record's length is the distance to the next one (the last one's,
+//! to the run's end). A run ends where that stops holding: another segment,
+//! a record that is not next in the file (compaction copies in between),
+//! or 16 MiB from the run's start.
+//!
+//! What does not fit a run (records copied by compaction, found twice when
+//! the store opens, or held more than [`MAX_TAGGED_REFS`] times) is kept
+//! whole in `moved`, a hash map that stays small: compaction copies only
+//! what is left of mostly-garbage segments. An id is in at most one of the
+//! two places. Lookups of ids in order (a queue reading back, a stream
+//! replaying) walk one run's vector instead of hashing into a map of every
+//! message.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Location, RECORD_HEADER};
+
+/// Distances from a run's start fit 24 bits.
+const MAX_DISTANCE: u32 = (1 << 24) - 1;
+/// References a run's tag can count (tag 255); more go to `moved`.
+const MAX_TAGGED_REFS: u32 = 254;
+
+/// Records of consecutive ids back to back in one segment.
+struct Run {
+    segment: u32,
+    /// Where the first record starts in the segment.
+    base: u32,
+    /// Where the last record ends.
+    end: u32,
+    /// Per id from the run's first: distance from `base` << 8 | tag.
+    slots: Vec<u32>,
+    /// Slots whose tag is not 0.
+    present: usize,
+}
+
+impl Run {
+    fn tag(&self, at: usize) -> u32 {
+        self.slots[at] & 0xff
+    }
+
+    fn set_tag(&mut self, at: usize, tag: u32) {
+        self.slots[at] = (self.slots[at] & !0xff) | tag;
+    }
+
+    /// The record at slot `at`, if it is present.
+    fn location(&self, at: usize) -> Option<Location> {
+        let tag = self.tag(at);
+        if tag == 0 {
+            return None;
+        }
+        let pos = self.base + (self.slots[at] >> 8);
+        let next = match self.slots.get(at + 1) {
+            Some(slot) => self.base + (slot >> 8),
+            None => self.end,
+        };
+        Some(Location {
+            segment: self.segment,
+            pos,
+            len: next - pos - RECORD_HEADER as u32,
+            refs: tag - 1,
+        })
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Locations {
+    /// Runs by their first id; their id ranges do not overlap.
+    runs: BTreeMap<u64, Run>,
+    /// One past the highest id ever put in a run: only ids from here on
+    /// start or extend one.
+    top: u64,
+    moved: HashMap<u64, Location>,
+    len: usize,
+}
+
+impl Locations {
+    /// How many records are present.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The run holding `id`'s slot, and the slot's index, whether or not
+    /// the record is present.
+    fn slot(&self, id: u64) -> Option<(u64, usize)> {
+        let (&first, run) = self.runs.range(..=id).next_back()?;
+        let at = usize::try_from(id - first).ok()?;
+        (at < run.slots.len()).then_some((first, at))
+    }
+
+    pub(super) fn get(&self, id: u64) -> Option<Location> {
+        if let Some((first, at)) = self.slot(id) {
+            if let Some(location) = self.runs.get(&first).and_then(|run| run.location(at)) {
+                return Some(location);
+            }
+        }
+        self.moved.get(&id).copied()
+    }
+
+    /// Records `id` at `location` (a new append, a record found when
+    /// opening, or a compaction copy: a later place replaces an earlier).
+    pub(super) fn insert(&mut self, id: u64, location: Location) {
+        if id >= self.top && location.refs <= MAX_TAGGED_REFS && self.push(id, location) {
+            self.len += 1;
+            return;
+        }
+        let replaced = self.take_from_run(id).is_some() | self.moved.insert(id, location).is_some();
+        if !replaced {
+            self.len += 1;
+        }
+    }
+
+    /// Appends `id` to the last run, or starts a run with it. False if its
+    /// place cannot be written as a distance.
+    fn push(&mut self, id: u64, location: Location) -> bool {
+        let end = location.pos as u64 + RECORD_HEADER + u64::from(location.len);
+        let Ok(end) = u32::try_from(end) else {
+            return false;
+        };
+        let tag = location.refs + 1;
+        if let Some((&first, run)) = self.runs.iter_mut().next_back() {
+            let distance = location.pos.wrapping_sub(run.base);
+            if first + run.slots.len() as u64 == id
+                && run.segment == location.segment
+                && run.end == location.pos
+                && distance <= MAX_DISTANCE
+            {
+                run.slots.push(distance << 8 | tag);
+                run.end = end;
+                run.present += 1;
+                self.top = id + 1;
+                return true;
+            }
+            // Sealed: give back what the vector grew ahead of need.
+            run.slots.shrink_to_fit();
+        }
+        self.runs.insert(
+            id,
+            Run {
+                segment: location.segment,
+                base: location.pos,
+                end,
+                slots: vec![tag],
+                present: 1,
+            },
+        );
+        self.top = id + 1;
+        true
+    }
+
+    /// Clears `id`'s slot in its run (dropping the run when nothing in it
+    /// is left), returning what it held.
+    fn take_from_run(&mut self, id: u64) -> Option<Location> {
+        let (first, at) = self.slot(id)?;
+        let run = self.runs.get_mut(&first)?;
+        let location = run.location(at)?;
+        run.set_tag(at, 0);
+        run.present -= 1;
+        if run.present == 0 {
+            self.runs.remove(&first);
+        }
+        Some(location)
+    }
+
+    /// One more holder of `id`. False if it is not stored.
+    pub(super) fn add_ref(&mut self, id: u64) -> bool {
+        if let Some((first, at)) = self.slot(id) {
+            if let Some(run) = self.runs.get_mut(&first) {
+                let tag = run.tag(at);
+                if tag != 0 && tag - 1 < MAX_TAGGED_REFS {
+                    run.set_tag(at, tag + 1);
+                    return true;
+                }
+                if tag != 0 {
+                    // Held more often than a tag counts: kept whole.
+                    if let Some(mut location) = self.take_from_run(id) {
+                        location.refs += 1;
+                        self.moved.insert(id, location);
+                    }
+                    return true;
+                }
+            }
+        }
+        match self.moved.get_mut(&id) {
+            Some(location) => {
+                location.refs = location.refs.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A holder of `id` lets go. When none is left the record is forgotten
+    /// and its place returned, so its segment can count it gone.
+    pub(super) fn release(&mut self, id: u64) -> Option<Location> {
+        if let Some((first, at)) = self.slot(id) {
+            if let Some(run) = self.runs.get_mut(&first) {
+                let tag = run.tag(at);
+                if tag > 2 {
+                    run.set_tag(at, tag - 1);
+                    return None;
+                }
+                if tag != 0 {
+                    let location = self.take_from_run(id);
+                    self.len -= 1;
+                    return location.map(|location| Location { refs: 0, ..location });
+                }
+            }
+        }
+        let location = self.moved.get_mut(&id)?;
+        location.refs = location.refs.saturating_sub(1);
+        if location.refs > 0 {
+            return None;
+        }
+        self.len -= 1;
+        self.moved.remove(&id)
+    }
+
+    /// Forgets every record nobody holds (once the store has opened and
+    /// every index entry claimed its record); returns how many went.
+    pub(super) fn drop_unreferenced(&mut self) -> usize {
+        let before = self.len;
+        for run in self.runs.values_mut() {
+            for at in 0..run.slots.len() {
+                if run.tag(at) == 1 {
+                    run.set_tag(at, 0);
+                    run.present -= 1;
+                }
+            }
+        }
+        self.runs.retain(|_, run| run.present > 0);
+        self.moved.retain(|_, location| location.refs > 0);
+        self.len = self.runs.values().map(|run| run.present).sum::<usize>() + self.moved.len();
+        before - self.len
+    }
+
+    /// Every present record's place.
+    pub(super) fn each(&self, mut visit: impl FnMut(Location)) {
+        for run in self.runs.values() {
+            for at in 0..run.slots.len() {
+                if let Some(location) = run.location(at) {
+                    visit(location);
+                }
+            }
+        }
+        self.moved.values().copied().for_each(visit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(segment: u32, pos: u32, len: u32, refs: u32) -> Location {
+        Location {
+            segment,
+            pos,
+            len,
+            refs,
+        }
+    }
+
+    fn same(a: Option<Location>, b: Location) {
+        let a = a.expect("present");
+        assert_eq!((a.segment, a.pos, a.len, a.refs), (b.segment, b.pos, b.len, b.refs));
+    }
+
+    #[test]
+    fn back_to_back_records_share_a_run_and_keep_their_lengths() {
+        let mut l = Locations::default();
+        let mut pos = 8;
+        for (id, len) in [(1u64, 10u32), (2, 0), (3, 300), (4, 5)] {
+            l.insert(id, at(1, pos, len, 1));
+            pos += 16 + len;
+        }
+        assert_eq!(l.runs.len(), 1);
+        assert_eq!(l.len(), 4);
+        same(l.get(1), at(1, 8, 10, 1));
+        same(l.get(2), at(1, 34, 0, 1));
+        same(l.get(3), at(1, 50, 300, 1));
+        same(l.get(4), at(1, 366, 5, 1));
+        assert!(l.get(5).is_none());
+        assert!(l.get(0).is_none());
+    }
+
+    #[test]
+    fn a_new_segment_or_a_gap_starts_a_run() {
+        let mut l = Locations::default();
+        l.insert(1, at(1, 8, 10, 1));
+        l.insert(2, at(2, 8, 10, 1));
+        l.insert(3, at(2, 100, 10, 1));
+        l.insert(7, at(2, 126, 10, 1));
+        assert_eq!(l.runs.len(), 4);
+        same(l.get(3), at(2, 100, 10, 1));
+        same(l.get(7), at(2, 126, 10, 1));
+    }
+
+    #[test]
+    fn references_count_up_and_the_last_release_returns_the_place() {
+        let mut l = Locations::default();
+        l.insert(1, at(1, 8, 10, 1));
+        l.insert(2, at(1, 34, 10, 1));
+        assert!(l.add_ref(1));
+        assert!(!l.add_ref(9));
+        assert!(l.release(1).is_none());
+        same(l.release(1), at(1, 8, 10, 0));
+        assert!(l.get(1).is_none());
+        assert!(l.release(1).is_none());
+        assert_eq!(l.len(), 1);
+        same(l.release(2), at(1, 34, 10, 0));
+        assert!(l.runs.is_empty());
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn many_references_move_the_record_out_of_its_run() {
+        let mut l = Locations::default();
+        l.insert(1, at(1, 8, 10, 1));
+        for _ in 0..300 {
+            assert!(l.add_ref(1));
+        }
+        same(l.get(1), at(1, 8, 10, 301));
+        for _ in 0..300 {
+            assert!(l.release(1).is_none());
+        }
+        same(l.release(1), at(1, 8, 10, 0));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn a_compaction_copy_replaces_the_first_place() {
+        let mut l = Locations::default();
+        l.insert(1, at(1, 8, 10, 1));
+        l.insert(2, at(1, 34, 10, 2));
+        l.insert(3, at(2, 8, 10, 1));
+        l.insert(2, at(2, 34, 10, 2));
+        assert_eq!(l.len(), 3);
+        same(l.get(2), at(2, 34, 10, 2));
+        same(l.get(1), at(1, 8, 10, 1));
+        l.release(2);
+        same(l.release(2), at(2, 34, 10, 0));
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn unreferenced_records_go_at_the_end_of_recovery() {
+        let mut l = Locations::default();
+        for id in 1..=5u64 {
+            l.insert(id, at(1, 8 + 26 * (id as u32 - 1), 10, 0));
+        }
+        l.insert(3, at(2, 8, 10, 0));
+        assert!(l.add_ref(2));
+        assert!(l.add_ref(3));
+        assert_eq!(l.drop_unreferenced(), 3);
+        assert_eq!(l.len(), 2);
+        same(l.get(2), at(1, 34, 10, 1));
+        same(l.get(3), at(2, 8, 10, 1));
+        let mut seen = Vec::new();
+        l.each(|location| seen.push(location.pos));
+        seen.sort_unstable();
+        assert_eq!(seen, vec![8, 34]);
+    }
+
+    #[test]
+    fn a_run_ends_sixteen_mebibytes_from_its_start() {
+        let mut l = Locations::default();
+        l.insert(1, at(1, 8, 20 << 20, 1));
+        l.insert(2, at(1, 8 + 16 + (20 << 20), 10, 1));
+        assert_eq!(l.runs.len(), 2);
+        same(l.get(1), at(1, 8, 20 << 20, 1));
+        same(l.get(2), at(1, 8 + 16 + (20 << 20), 10, 1));
+    }
+}
