@@ -54,6 +54,11 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// A frame already read from the socket, without waiting for more.
+    pub fn buffered(&mut self) -> io::Result<Option<Frame>> {
+        decode_frame(&mut self.buf, 0).map_err(protocol_error)
+    }
+
     pub async fn next(&mut self) -> io::Result<Frame> {
         loop {
             if let Some(frame) = decode_frame(&mut self.buf, 0).map_err(protocol_error)? {

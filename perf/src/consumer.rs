@@ -63,7 +63,13 @@ pub async fn run(
     let mut expecting = 0usize;
     let mut in_delivery = false;
     loop {
-        let frame = match tokio::time::timeout(Duration::from_millis(20), reader.next()).await {
+        // Frames already read need no timer: one per frame cost as much
+        // as a tenth of the consumer's time at a million deliveries a second.
+        let waited = match reader.buffered()? {
+            Some(frame) => Ok(Ok(frame)),
+            None => tokio::time::timeout(Duration::from_millis(20), reader.next()).await,
+        };
+        let frame = match waited {
             Ok(frame) => frame?,
             Err(_) => {
                 // Idle: ack what is pending, and stop once told and drained.
