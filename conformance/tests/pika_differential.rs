@@ -1,4 +1,5 @@
-//! Differential conformance through a second client, pika (Python): each
+//! Differential conformance through a second client, pika (Python; aio-pika
+//! for streams' asyncio script): each
 //! script in `conformance/pika/` exercises many scenarios and prints their
 //! outcomes (reply codes and texts, headers, orders, counts) with generated
 //! names masked. `conformance/pika/expected/` holds what the same scripts
@@ -110,4 +111,15 @@ fn consistent_hash_exchange_matches_rabbitmq() {
 #[test]
 fn streams_match_rabbitmq() {
     run_script("streams");
+}
+
+#[test]
+fn redeclared_and_located_queue_arguments_match_rabbitmq() {
+    run_script("queue_arguments");
+}
+
+/// The same through aio-pika, the asyncio client.
+#[test]
+fn streams_through_aio_pika_match_rabbitmq() {
+    run_script("streams_aio");
 }

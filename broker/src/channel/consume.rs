@@ -81,10 +81,13 @@ impl Channel {
             // As RabbitMQ: a stream consumer acks manually, within a
             // per-consumer prefetch, and says where it starts.
             let what = format!("queue '{}' in vhost '{}'", queue.name, ctx.vhost.name);
-            if m.no_ack || self.consumer_prefetch == 0 {
+            if self.consumer_prefetch == 0 {
                 return Err(AmqpError::precondition_failed(format!(
                     "consumer prefetch count is not set for '{what}'"
                 )));
+            }
+            if m.no_ack {
+                return Err(queue.not_for_streams("automatic acknowledgement"));
             }
             OffsetSpec::from_arguments(&m.arguments, &what)?;
         }

@@ -61,7 +61,13 @@ const COMMON_ARGS: &[&str] = &[
     "x-consumer-timeout",
 ];
 const CLASSIC_ONLY_ARGS: &[&str] = &["x-max-priority", "x-queue-mode", "x-queue-version"];
-const QUORUM_ONLY_ARGS: &[&str] = &["x-delivery-limit", "x-quorum-initial-group-size"];
+const QUORUM_ONLY_ARGS: &[&str] = &[
+    "x-delivery-limit",
+    "x-quorum-initial-group-size",
+    // Quorum queues and streams (RabbitMQ 3.10); accepted and checked,
+    // not acted on: a replicated queue's leader is placed by its group.
+    "x-queue-leader-locator",
+];
 /// Arguments a stream takes (RabbitMQ 3.10's list).
 const STREAM_ARGS: &[&str] = &[
     "x-queue-type",
@@ -237,6 +243,14 @@ impl QueueArguments {
                         .ok_or_else(|| check.invalid(key, "invalid_max_age"))?;
                     parsed.max_age_ms = Some(age.as_millis() as u64);
                 }
+                "x-queue-leader-locator" => match value.as_str() {
+                    // The last two are 3.9's names, still accepted by 3.10.
+                    Some("client-local" | "balanced" | "random" | "least-leaders") => {}
+                    Some(_) => return Err(check.invalid(key, "invalid_queue_locator_arg")),
+                    None => {
+                        return Err(check.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))));
+                    }
+                },
                 "x-stream-max-segment-size-bytes" => {
                     parsed.stream_segment_bytes = Some(check.non_negative(key, value)?)
                 }

@@ -37,6 +37,10 @@ const EQUIVALENCE_CHECKED_QUEUE_ARGS: &[&str] = &[
     "x-quorum-initial-group-size",
     "x-delivery-limit",
     "x-queue-master-locator",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
 ];
 
 pub(crate) mod definitions;
