@@ -8,7 +8,8 @@
 //!
 //! What is live is counted in memory: every stored message has a
 //! reference count (one per queue index entry, plus one per in-memory copy
-//! of the message), and every segment the bytes of its live records. Space
+//! of the message), kept with its place in `locations.rs` at four bytes a
+//! message, and every segment the bytes of its live records. Space
 //! comes back two ways:
 //! - a segment none of whose records is referenced any more is deleted
 //!   after the next sync (so the index deletions that freed it are on disk
