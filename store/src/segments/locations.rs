@@ -50,6 +50,14 @@ impl Run {
         self.slots[at] = (self.slots[at] & !0xff) | tag;
     }
 
+    /// Clears slot `at`, returning what it held.
+    fn take(&mut self, at: usize) -> Option<Location> {
+        let location = self.location(at)?;
+        self.set_tag(at, 0);
+        self.present -= 1;
+        Some(location)
+    }
+
     /// The record at slot `at`, if it is present.
     fn location(&self, at: usize) -> Option<Location> {
         let tag = self.tag(at);
@@ -89,19 +97,24 @@ impl Locations {
 
     /// The run holding `id`'s slot, and the slot's index, whether or not
     /// the record is present.
-    fn slot(&self, id: u64) -> Option<(u64, usize)> {
+    fn slot(&self, id: u64) -> Option<(&Run, usize)> {
         let (&first, run) = self.runs.range(..=id).next_back()?;
         let at = usize::try_from(id - first).ok()?;
-        (at < run.slots.len()).then_some((first, at))
+        (at < run.slots.len()).then_some((run, at))
+    }
+
+    /// The same, to change, with the run's first id (to drop it by).
+    fn slot_mut(&mut self, id: u64) -> Option<(u64, &mut Run, usize)> {
+        let (&first, run) = self.runs.range_mut(..=id).next_back()?;
+        let at = usize::try_from(id - first).ok()?;
+        (at < run.slots.len()).then_some((first, run, at))
     }
 
     pub(super) fn get(&self, id: u64) -> Option<Location> {
-        if let Some((first, at)) = self.slot(id) {
-            if let Some(location) = self.runs.get(&first).and_then(|run| run.location(at)) {
-                return Some(location);
-            }
+        match self.slot(id).and_then(|(run, at)| run.location(at)) {
+            Some(location) => Some(location),
+            None => self.moved.get(&id).copied(),
         }
-        self.moved.get(&id).copied()
     }
 
     /// Records `id` at `location` (a new append, a record found when
@@ -158,11 +171,8 @@ impl Locations {
     /// Clears `id`'s slot in its run (dropping the run when nothing in it
     /// is left), returning what it held.
     fn take_from_run(&mut self, id: u64) -> Option<Location> {
-        let (first, at) = self.slot(id)?;
-        let run = self.runs.get_mut(&first)?;
-        let location = run.location(at)?;
-        run.set_tag(at, 0);
-        run.present -= 1;
+        let (first, run, at) = self.slot_mut(id)?;
+        let location = run.take(at)?;
         if run.present == 0 {
             self.runs.remove(&first);
         }
@@ -171,18 +181,22 @@ impl Locations {
 
     /// One more holder of `id`. False if it is not stored.
     pub(super) fn add_ref(&mut self, id: u64) -> bool {
-        if let Some((first, at)) = self.slot(id) {
-            if let Some(run) = self.runs.get_mut(&first) {
-                let tag = run.tag(at);
-                if tag != 0 && tag - 1 < MAX_TAGGED_REFS {
+        if let Some((first, run, at)) = self.slot_mut(id) {
+            match run.tag(at) {
+                0 => {}
+                tag if tag - 1 < MAX_TAGGED_REFS => {
                     run.set_tag(at, tag + 1);
                     return true;
                 }
-                if tag != 0 {
+                _ => {
                     // Held more often than a tag counts: kept whole.
-                    if let Some(mut location) = self.take_from_run(id) {
-                        location.refs += 1;
-                        self.moved.insert(id, location);
+                    let taken = run.take(at);
+                    if run.present == 0 {
+                        self.runs.remove(&first);
+                    }
+                    if let Some(location) = taken {
+                        let refs = location.refs + 1;
+                        self.moved.insert(id, Location { refs, ..location });
                     }
                     return true;
                 }
@@ -200,15 +214,18 @@ impl Locations {
     /// A holder of `id` lets go. When none is left the record is forgotten
     /// and its place returned, so its segment can count it gone.
     pub(super) fn release(&mut self, id: u64) -> Option<Location> {
-        if let Some((first, at)) = self.slot(id) {
-            if let Some(run) = self.runs.get_mut(&first) {
-                let tag = run.tag(at);
-                if tag > 2 {
+        if let Some((first, run, at)) = self.slot_mut(id) {
+            match run.tag(at) {
+                0 => {}
+                tag if tag > 2 => {
                     run.set_tag(at, tag - 1);
                     return None;
                 }
-                if tag != 0 {
-                    let location = self.take_from_run(id);
+                _ => {
+                    let location = run.take(at);
+                    if run.present == 0 {
+                        self.runs.remove(&first);
+                    }
                     self.len -= 1;
                     return location.map(|location| Location { refs: 0, ..location });
                 }
@@ -230,8 +247,7 @@ impl Locations {
         for run in self.runs.values_mut() {
             for at in 0..run.slots.len() {
                 if run.tag(at) == 1 {
-                    run.set_tag(at, 0);
-                    run.present -= 1;
+                    run.take(at);
                 }
             }
         }
