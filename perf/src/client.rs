@@ -61,7 +61,7 @@ impl FrameReader {
 
     pub async fn next(&mut self) -> io::Result<Frame> {
         loop {
-            if let Some(frame) = decode_frame(&mut self.buf, 0).map_err(protocol_error)? {
+            if let Some(frame) = self.buffered()? {
                 return Ok(frame);
             }
             if self.socket.read_buf(&mut self.buf).await? == 0 {

@@ -156,6 +156,11 @@ impl Checker<'_> {
         AmqpError::precondition_failed(format!("invalid arg '{key}' for {}: {reason}", self.what))
     }
 
+    /// RabbitMQ's text for a value of a type the argument does not take.
+    fn unacceptable(&self, key: &str, value: &FieldValue) -> AmqpError {
+        self.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value)))
+    }
+
     fn integer(&self, key: &str, value: &FieldValue) -> AmqpResult<i64> {
         value
             .as_i64()
@@ -179,7 +184,7 @@ impl Checker<'_> {
         value
             .as_str()
             .map(ShortStr::from)
-            .ok_or_else(|| self.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))))
+            .ok_or_else(|| self.unacceptable(key, value))
     }
 }
 
@@ -202,9 +207,7 @@ impl QueueArguments {
                 Some(other) => {
                     return Err(check.invalid("x-queue-type", format!("\"unsupported queue type '{other}'\"")))
                 }
-                None => {
-                    return Err(check.invalid("x-queue-type", format!("{{unacceptable_type,{}}}", type_name(value))))
-                }
+                None => return Err(check.unacceptable("x-queue-type", value)),
             };
         }
         if let Some(value) = args.get("x-dead-letter-exchange") {
@@ -243,14 +246,16 @@ impl QueueArguments {
                         .ok_or_else(|| check.invalid(key, "invalid_max_age"))?;
                     parsed.max_age_ms = Some(age.as_millis() as u64);
                 }
-                "x-queue-leader-locator" => match value.as_str() {
+                "x-queue-leader-locator" => {
+                    let locator = check.string(key, value)?;
                     // The last two are 3.9's names, still accepted by 3.10.
-                    Some("client-local" | "balanced" | "random" | "least-leaders") => {}
-                    Some(_) => return Err(check.invalid(key, "invalid_queue_locator_arg")),
-                    None => {
-                        return Err(check.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))));
+                    if !matches!(
+                        locator.as_str(),
+                        "client-local" | "balanced" | "random" | "least-leaders"
+                    ) {
+                        return Err(check.invalid(key, "invalid_queue_locator_arg"));
                     }
-                },
+                }
                 "x-stream-max-segment-size-bytes" => {
                     parsed.stream_segment_bytes = Some(check.non_negative(key, value)?)
                 }
@@ -278,9 +283,7 @@ impl QueueArguments {
                     parsed.dead_letter_routing_key = Some(rk);
                 }
                 "x-single-active-consumer" => {
-                    parsed.single_active_consumer = value
-                        .as_bool()
-                        .ok_or_else(|| check.invalid(key, format!("{{unacceptable_type,{}}}", type_name(value))))?;
+                    parsed.single_active_consumer = value.as_bool().ok_or_else(|| check.unacceptable(key, value))?;
                 }
                 _ => {}
             }

@@ -394,6 +394,14 @@ impl ReplicatedQueue {
         sent.ok().map(|()| answer)
     }
 
+    /// `x-expires`: tells every node a consumer here came (`up`) or went,
+    /// so that the queue counts as used while any node has one.
+    fn report_consumer(&self, queue: &Queue, key: &ConsumerKey, up: bool) {
+        if queue.args().expires.is_some() {
+            let _ = self.propose(Command::Consumer { key: key.clone(), up }, None);
+        }
+    }
+
     fn settle_seqs(&self, seqs: Vec<Seq>, outcome: Outcome) {
         if seqs.is_empty() {
             return;
@@ -617,13 +625,7 @@ impl QueueBackend for ReplicatedQueue {
             }
             local.consumers.push(consumer);
         }
-        if queue.args().expires.is_some() {
-            let up = Command::Consumer {
-                key: key.clone(),
-                up: true,
-            };
-            let _ = self.propose(up, None);
-        }
+        self.report_consumer(queue, &key, true);
         if queue.args().single_active_consumer {
             // In line with every node's consumers; active once first.
             let _ = self.propose(Command::Attach(key), None);
@@ -639,13 +641,7 @@ impl QueueBackend for ReplicatedQueue {
         // What was checked out for it (the last consumer here, or the
         // active one) goes back before it leaves the line.
         self.shared.release_orphans();
-        if queue.args().expires.is_some() {
-            let down = Command::Consumer {
-                key: key.clone(),
-                up: false,
-            };
-            let _ = self.propose(down, None);
-        }
+        self.report_consumer(queue, &key, false);
         if queue.args().single_active_consumer {
             // After the release: the next in line finds them in order.
             let _ = self.propose(Command::Detach(key), None);
