@@ -1,11 +1,12 @@
 //! The memory alarm of the real process: above `--memory-high-watermark`
 //! publishing connections get `connection.blocked` ("low on memory") and
-//! are not read, consumers keep being served, the alarm clears once the
-//! queue drains, and the publisher resumes with nothing it had confirmed
+//! are not read, consumers keep being served, the alarm clears once they
+//! acknowledge what they hold, and the publisher resumes with nothing it had confirmed
 //! lost. A consumer whose socket stalls holds a bounded amount of the
 //! broker's memory, and the queue goes on serving its other consumers. A
 //! non-durable queue far longer than memory keeps its tail on disk, and
-//! none of it outlives a restart.
+//! none of it outlives a restart; so does a priority queue, which keeps
+//! its order across a kill -9.
 //! The process's resident memory is sampled throughout.
 
 mod common;
@@ -200,19 +201,54 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
     warren.wait_for_log("memory high watermark set to 48 MiB");
     let sampler = RssSampler::start(warren.child.id());
 
+    // The consumer takes every message and acknowledges none until the
+    // alarm: unacknowledged messages stay in memory (queues page only what
+    // is ready, as RabbitMQ's do), so the flood reaches the watermark.
     let consumer = connect(&warren).await;
     let consume = consumer.create_channel().await.unwrap();
-    // A priority queue: it keeps every message in memory (other queues
-    // page theirs to disk past a window, which would spare the alarm).
-    let mut priority = FieldTable::default();
-    priority.insert("x-max-priority".into(), lapin::types::AMQPValue::ShortShortUInt(1));
     consume
-        .queue_declare("flood".into(), QueueDeclareOptions::default(), priority)
+        .queue_declare("flood".into(), QueueDeclareOptions::default(), FieldTable::default())
         .await
         .unwrap();
+    let mut deliveries = consume
+        .basic_consume(
+            "flood".into(),
+            "drain".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let (alarm_seen, mut alarm) = tokio::sync::oneshot::channel::<()>();
+    let draining = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut alarm => break,
+                delivery = next_delivery(&mut deliveries, "no delivery before the alarm") => held.push(delivery),
+            }
+        }
+        // Consumers are served while publishers are blocked: everything
+        // held is acknowledged, then the rest consumed as it comes.
+        let before_alarm = held.len() as u32;
+        let mut expected = 0;
+        for delivery in held {
+            assert_eq!(number(&delivery), expected);
+            expected += 1;
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        while expected < MESSAGES {
+            let delivery = next_delivery(&mut deliveries, "the flood stalled").await;
+            assert_eq!(delivery.data.len(), BODY);
+            assert_eq!(number(&delivery), expected);
+            expected += 1;
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        before_alarm
+    });
 
-    // The publisher: transient 64 KiB messages into a queue in memory with
-    // nobody consuming, as fast as the socket takes them, confirmed.
+    // The publisher: transient 64 KiB messages, as fast as the socket
+    // takes them, confirmed.
     let publisher = connect(&warren).await;
     let mut events = publisher.events_listener();
     let publish = publisher.create_channel().await.unwrap();
@@ -227,32 +263,10 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
         other => panic!("expected connection.blocked, got {other:?}"),
     }
     warren.wait_for_log("memory resource limit alarm set on node");
-    // While the publisher is blocked, the other connection is served, and
-    // the queue holds only part of the flood.
-    let held = message_count(&consume, "flood").await;
-    assert!(held < MESSAGES, "the whole flood got in: {held}");
-    assert!(!publishing.is_finished());
-
-    // Consume everything: the alarm clears, the publisher resumes, and
-    // every message arrives once, in order.
-    consume.basic_qos(200, BasicQosOptions::default()).await.unwrap();
-    let mut deliveries = consume
-        .basic_consume(
-            "flood".into(),
-            "drain".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let draining = tokio::spawn(async move {
-        for expected in 0..MESSAGES {
-            let delivery = next_delivery(&mut deliveries, "the flood stalled").await;
-            assert_eq!(delivery.data.len(), BODY);
-            assert_eq!(number(&delivery), expected);
-            delivery.ack(BasicAckOptions::default()).await.unwrap();
-        }
-    });
+    assert!(!publishing.is_finished(), "the whole flood got in before the alarm");
+    // The consumer acknowledges what it holds: the alarm clears, the
+    // publisher resumes, and every message arrives once, in order.
+    let _ = alarm_seen.send(());
     match next_block_event(&mut events, Duration::from_secs(30)).await {
         Event::ConnectionUnblocked => {}
         other => panic!("expected connection.unblocked, got {other:?}"),
@@ -262,10 +276,11 @@ async fn a_flood_is_held_at_the_watermark_and_resumes_once_consumed() {
         .await
         .expect("the publisher did not finish")
         .expect("publisher task");
-    tokio::time::timeout(Duration::from_secs(60), draining)
+    let before_alarm = tokio::time::timeout(Duration::from_secs(60), draining)
         .await
         .expect("the consumer did not finish")
         .expect("consumer task");
+    assert!(before_alarm < MESSAGES, "the whole flood got in: {before_alarm}");
 
     // The broker only learns of memory by measuring it, so it can pass the
     // watermark by what its connections read between two measurements: a
@@ -516,4 +531,102 @@ async fn a_flood_into_a_non_durable_queue_pages_to_disk_under_the_watermark() {
         peak / MIB,
         WATERMARK / MIB
     );
+}
+
+#[tokio::test]
+async fn a_priority_queue_pages_past_its_window_and_keeps_its_order_across_a_kill() {
+    const MESSAGES: u32 = 40_000; // 156 MiB of 4 KiB bodies
+    const BODY: usize = 4096;
+    // Priorities 0 to 4 in turn into levels 0 to 3 (4 counts as 3).
+    let priority = |n: u32| (n % 5) as u8;
+
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let before = resident(warren.child.id()).expect("VmRSS");
+    let sampler = RssSampler::start(warren.child.id());
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-priority".into(), lapin::types::AMQPValue::ShortShortUInt(3));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare("prioritised".into(), durable, arguments)
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    for level in 0..5u8 {
+        // Numbered so that message n has priority n % 5, published a
+        // priority at a time so levels interleave on disk.
+        let numbers: Vec<u32> = (0..MESSAGES).filter(|&n| priority(n) == level).collect();
+        let mut confirms = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            let mut body = vec![0u8; BODY];
+            body[..4].copy_from_slice(&n.to_be_bytes());
+            let properties = BasicProperties::default().with_delivery_mode(2).with_priority(level);
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    "prioritised".into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await
+                .expect("publish");
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            assert!(confirm.await.expect("confirm").is_ack(), "a publish was nacked");
+        }
+    }
+    assert_eq!(message_count(&channel, "prioritised").await, MESSAGES);
+    let growth = sampler.peak().saturating_sub(before);
+    eprintln!(
+        "priority queue of {} MiB: resident memory grew {:.1} MiB",
+        (MESSAGES as usize * BODY) >> 20,
+        growth as f64 / MIB as f64
+    );
+    assert!(
+        growth < 100 * MIB,
+        "resident memory grew {} MiB for a 156 MiB priority queue",
+        growth / MIB
+    );
+    drop(channel);
+    drop(connection);
+
+    // After a kill -9, every message comes back: the highest level first,
+    // in publish order within a level, and memory stays bounded.
+    warren.crash();
+    let warren = Warren::start(dir.path());
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    assert_eq!(message_count(&channel, "prioritised").await, MESSAGES);
+    let restarted = resident(warren.child.id()).expect("VmRSS");
+    assert!(
+        restarted < before + 100 * MIB,
+        "{} MiB resident after the restart",
+        restarted / MIB
+    );
+    // Publish order was by priority, then number.
+    let mut expected: Vec<u32> = (0..MESSAGES).collect();
+    expected.sort_by_key(|&n| (std::cmp::Reverse(priority(n).min(3)), priority(n), n));
+    let mut deliveries = channel
+        .basic_consume(
+            "prioritised".into(),
+            "reader".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for (i, expected) in expected.into_iter().enumerate() {
+        let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
+        assert_eq!(number(&delivery), expected, "delivery {i}");
+    }
 }

@@ -101,7 +101,12 @@ fn numbered(range: std::ops::Range<u32>) -> Vec<String> {
 /// naming the first difference instead of printing thousands of bodies.
 #[track_caller]
 fn assert_numbered(bodies: &[String], expected: std::ops::Range<u32>, what: &str) {
-    let expected = numbered(expected);
+    assert_bodies(bodies, &numbered(expected), what);
+}
+
+/// Asserts `bodies` are `expected`, in order, naming the first difference.
+#[track_caller]
+fn assert_bodies(bodies: &[String], expected: &[String], what: &str) {
     if let Some(i) = (0..bodies.len().min(expected.len())).find(|&i| bodies[i] != expected[i]) {
         let around = &bodies[i.saturating_sub(2)..(i + 3).min(bodies.len())];
         panic!(
@@ -110,6 +115,51 @@ fn assert_numbered(bodies: &[String], expected: std::ops::Range<u32>, what: &str
         );
     }
     assert_eq!(bodies.len(), expected.len(), "{what}: how many");
+}
+
+/// A priority queue's arguments: levels 0 to 3.
+fn priorities() -> FieldTable {
+    table(&[("x-max-priority", AMQPValue::ShortShortUInt(3))])
+}
+
+/// Publishes messages numbered `numbers` with confirms, message `n` at
+/// priority `priority(n)`; every third is transient.
+async fn publish_prioritised(channel: &Channel, queue: &str, numbers: std::ops::Range<u32>, priority: fn(u32) -> u8) {
+    let mut confirms = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        let mode = if n % 3 == 0 { 1 } else { 2 };
+        let properties = BasicProperties::default()
+            .with_delivery_mode(mode)
+            .with_priority(priority(n));
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                format!("{n:06}").as_bytes(),
+                properties,
+            )
+            .bounded()
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.bounded().await.expect("confirm").is_ack());
+    }
+}
+
+/// Priorities 0 to 4 in turn: 4 is above the queue's maximum and counts as 3.
+fn in_turn(n: u32) -> u8 {
+    (n % 5) as u8
+}
+
+/// The order a queue with levels 0..=3 delivers messages `numbers`
+/// published at `in_turn` priorities: highest level first, FIFO within one.
+fn by_priority(numbers: std::ops::Range<u32>) -> Vec<String> {
+    let mut order: Vec<u32> = numbers.collect();
+    order.sort_by_key(|&n| (std::cmp::Reverse(in_turn(n).min(3)), n));
+    order.into_iter().map(|n| format!("{n:06}")).collect()
 }
 
 async fn a_long_queue_delivers_everything_once_in_order(durable: bool) {
@@ -277,6 +327,80 @@ async fn deleting_a_long_queue_reports_every_message(durable: bool) {
     assert_eq!(deleted, LONG);
 }
 
+async fn a_long_priority_queue_delivers_the_highest_first_in_order(durable: bool) {
+    let (_connection, channel) = confirming_channel().await;
+    let queue = new_queue(&channel, durable, priorities()).await;
+    publish_prioritised(&channel, &queue, 0..LONG, in_turn).await;
+    assert_eq!(count(&channel, &queue).await, LONG);
+    let bodies = consume_and_ack(&queue, LONG).await;
+    assert_bodies(&bodies, &by_priority(0..LONG), "highest first, FIFO within a level");
+    delete_queue(&queue).await;
+}
+
+async fn a_higher_priority_overtakes_a_long_queue(durable: bool) {
+    let (_connection, channel) = confirming_channel().await;
+    let queue = new_queue(&channel, durable, priorities()).await;
+    publish_prioritised(&channel, &queue, 0..LONG, |_| 0).await;
+    publish_prioritised(&channel, &queue, LONG..LONG + 100, |_| 2).await;
+    let first = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .bounded()
+        .await
+        .unwrap()
+        .expect("a message");
+    assert_eq!(
+        body(&first.delivery),
+        format!("{LONG:06}"),
+        "basic.get takes the highest first"
+    );
+    assert_eq!(first.message_count, LONG + 99);
+    let bodies = consume_and_ack(&queue, LONG + 99).await;
+    let expected: Vec<String> = numbered(LONG + 1..LONG + 100)
+        .into_iter()
+        .chain(numbered(0..LONG))
+        .collect();
+    assert_bodies(&bodies, &expected, "the later, higher ones first");
+    delete_queue(&queue).await;
+}
+
+async fn purging_a_priority_queue_leaves_its_unacked_messages(durable: bool) {
+    let (_connection, channel) = confirming_channel().await;
+    let queue = new_queue(&channel, durable, priorities()).await;
+    publish_prioritised(&channel, &queue, 0..LONG, in_turn).await;
+    let expected = by_priority(0..LONG);
+    let worker = connect().await;
+    let worker_channel = worker.create_channel().bounded().await.unwrap();
+    worker_channel
+        .basic_qos(50, BasicQosOptions::default())
+        .bounded()
+        .await
+        .unwrap();
+    let mut consumer = consume(&worker_channel, &queue, "", false).await;
+    for held in expected.iter().take(50) {
+        assert_eq!(&body(&next(&mut consumer).await), held);
+    }
+    let purged = channel
+        .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+        .bounded()
+        .await
+        .unwrap();
+    assert_eq!(purged, LONG - 50, "every ready message, on disk or not");
+    // The unacknowledged ones come back when their channel closes; nothing
+    // purged does, and new ones are delivered after them by priority.
+    worker.close(200, "bye".into()).bounded().await.unwrap();
+    publish_prioritised(&channel, &queue, LONG..LONG + 10, in_turn).await;
+    let bodies = consume_and_ack(&queue, 60).await;
+    let mut after: Vec<String> = expected[..50].to_vec();
+    after.extend(by_priority(LONG..LONG + 10));
+    after.sort_by_key(|b| {
+        let n: u32 = b.parse().unwrap_or_default();
+        (std::cmp::Reverse(in_turn(n).min(3)), n)
+    });
+    assert_bodies(&bodies, &after, "the held 50 and the 10 new, by priority");
+    assert_eq!(count(&channel, &queue).await, 0);
+    delete_queue(&queue).await;
+}
+
 /// Each case as two tests: `durable::case` and `non_durable::case`.
 macro_rules! durable_and_not {
     ($($case:ident),* $(,)?) => {
@@ -305,4 +429,7 @@ durable_and_not!(
     purge_counts_and_removes_messages_on_disk,
     unacked_messages_come_back_first_when_their_channel_closes,
     deleting_a_long_queue_reports_every_message,
+    a_long_priority_queue_delivers_the_highest_first_in_order,
+    a_higher_priority_overtakes_a_long_queue,
+    purging_a_priority_queue_leaves_its_unacked_messages,
 );

@@ -9,7 +9,7 @@
 //! index entries added and removed left it at 290 MiB on disk
 //! (store/README.md).
 //!
-//! Slot: `[1][flags][0 0][delivery count u32][offset u64][message u64]
+//! Slot: `[1][flags][priority][0][delivery count u32][offset u64][message u64]
 //! [body size u64][expires at ms u64][0 × 20][crc32 of bytes 0..60]`,
 //! big-endian. The offset and checksum make a torn or stale slot read as
 //! empty, so a crash can lose only entries written or removed after the
@@ -45,11 +45,18 @@ pub const MAX_OFFSET: u64 = 1 << 60;
 const SLOT: usize = 64;
 const PRESENT: u8 = 1;
 const TRANSIENT: u8 = 1;
+/// The slot's priority byte is set (entries written before it was kept
+/// have neither).
+const HAS_PRIORITY: u8 = 2;
 
 fn encode_slot(offset: u64, entry: &EntryRecord) -> [u8; SLOT] {
     let mut slot = [0; SLOT];
     slot[0] = PRESENT;
     slot[1] = if entry.transient { TRANSIENT } else { 0 };
+    if let Some(priority) = entry.priority {
+        slot[1] |= HAS_PRIORITY;
+        slot[2] = priority;
+    }
     slot[4..8].copy_from_slice(&entry.delivery_count.to_be_bytes());
     slot[8..16].copy_from_slice(&offset.to_be_bytes());
     slot[16..24].copy_from_slice(&entry.message.0.to_be_bytes());
@@ -76,6 +83,7 @@ fn decode_slot(offset: u64, slot: &[u8]) -> Option<EntryRecord> {
         body_size: u64_at(24),
         expires_at_ms: u64_at(32),
         transient: slot[1] & TRANSIENT != 0,
+        priority: (slot[1] & HAS_PRIORITY != 0).then_some(slot[2]),
     })
 }
 

@@ -55,6 +55,10 @@ pub struct EntryRecord {
     /// A transient message written only because its queue was paging to
     /// disk: it does not survive a restart.
     pub transient: bool,
+    /// The message's priority property (0 when it has none), so a priority
+    /// queue can read back one level's messages without their bodies. None
+    /// in entries written before it was kept.
+    pub priority: Option<u8>,
 }
 
 /// What the store found of one durable queue's index when it opened.

@@ -128,3 +128,30 @@ fn a_deleted_queue_leaves_nothing_behind() {
     assert_eq!(store.recovered_queue(QueueId(1)).count, 0);
     assert_eq!(store.recovered_queue(QueueId(2)).count, 100);
 }
+
+#[test]
+fn an_entry_keeps_its_priority_and_one_written_without_reads_as_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open_with(dir.path(), options()).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        for (offset, priority) in [(0, Some(0)), (1, Some(9)), (2, Some(255)), (3, None)] {
+            let id = store.append_message(&[b"body"]).unwrap();
+            let entry = EntryRecord {
+                priority,
+                ..common::entry(id, 4)
+            };
+            store.add_entry(QueueId(1), Offset(offset), &entry).unwrap();
+            store.release_message(id);
+        }
+        store.sync().unwrap();
+    }
+    let store = SledStore::open_with(dir.path(), options()).unwrap();
+    let priorities: Vec<Option<u8>> = store
+        .entries(QueueId(1), Offset(0), 100)
+        .unwrap()
+        .iter()
+        .map(|(_, entry)| entry.priority)
+        .collect();
+    assert_eq!(priorities, vec![Some(0), Some(9), Some(255), None]);
+}

@@ -21,5 +21,6 @@ pub fn entry(message: MessageId, body_size: u64) -> EntryRecord {
         body_size,
         expires_at_ms: 0,
         transient: false,
+        priority: Some(0),
     }
 }

@@ -1,6 +1,6 @@
 //! Classic queues: RabbitMQ's default queue type. Messages may be
-//! prioritised (`x-max-priority`), a durable queue pages its messages to the
-//! store beyond a window, and a message may be redelivered any number of
+//! prioritised (`x-max-priority`), a queue pages its messages to the store
+//! beyond a window (a non-durable one under memory pressure), and a message may be redelivered any number of
 //! times. They run on the single-node engine in `local/` with no delivery
 //! limit and no delivery counts.
 

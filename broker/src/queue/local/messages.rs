@@ -40,6 +40,16 @@ impl MessageList {
         self.bytes
     }
 
+    /// How many levels it has (1 without priorities).
+    pub(super) fn level_count(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Ready messages in memory at `level`.
+    pub(super) fn level_len(&self, level: u8) -> usize {
+        self.levels.get(usize::from(level)).map_or(0, VecDeque::len)
+    }
+
     /// The level a message of this priority goes to.
     pub(super) fn level_of(&self, priority: u8) -> u8 {
         priority.min((self.levels.len() - 1) as u8)
@@ -63,9 +73,9 @@ impl MessageList {
         level.len() == 1
     }
 
-    /// The next message to deliver: the oldest of the highest priority.
-    pub(super) fn pop_front(&mut self) -> Option<QueueEntry> {
-        let entry = self.levels.iter_mut().rev().find_map(|level| level.pop_front())?;
+    /// The oldest message of `level`.
+    pub(super) fn pop_level(&mut self, level: u8) -> Option<QueueEntry> {
+        let entry = self.levels.get_mut(usize::from(level))?.pop_front()?;
         self.len -= 1;
         self.bytes -= entry.message.body_size();
         Some(entry)
@@ -157,7 +167,9 @@ mod tests {
     }
 
     fn offsets(list: &mut MessageList) -> Vec<u64> {
-        std::iter::from_fn(|| list.pop_front()).map(|e| e.offset.0).collect()
+        std::iter::from_fn(|| (0..list.level_count()).rev().find_map(|l| list.pop_level(l as u8)))
+            .map(|e| e.offset.0)
+            .collect()
     }
 
     #[test]

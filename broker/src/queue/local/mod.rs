@@ -19,6 +19,7 @@ mod expiry;
 mod messages;
 mod paging;
 mod persistence;
+mod tails;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -42,8 +43,8 @@ use super::{
 };
 use crate::message::Message;
 use messages::MessageList;
-use paging::PagedTail;
 pub(crate) use persistence::{Persistence, StoreLink};
+use tails::PagedTails;
 
 /// What differs between the queue types that run on this engine.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,6 +73,8 @@ pub(crate) struct LocalQueue {
     /// Whether it may keep only a window of its ready messages in memory
     /// (it does once it has a store id: `paging.rs`).
     may_page: bool,
+    /// Its priority levels (1 without `x-max-priority`).
+    levels: usize,
     state: Mutex<QueueState>,
     deleted: AtomicBool,
     /// Messages that died here, waiting to be dead-lettered in the order
@@ -87,7 +90,7 @@ struct QueueState {
     /// Ready messages in memory (all of them, unless the queue pages).
     ready: MessageList,
     /// Ready messages after those, on disk only.
-    paged: PagedTail,
+    paged: PagedTails,
     consumers: Vec<Arc<Consumer>>,
     /// Where the round-robin continues.
     next_consumer: usize,
@@ -137,9 +140,9 @@ impl LocalQueue {
         persistence: Option<Persistence>,
     ) -> LocalQueue {
         let args = &identity.args;
-        // Priority queues keep everything in memory (their levels interleave
-        // by priority, not by offset, so a tail on disk would break order).
-        let may_page = persistence.is_some() && args.max_priority.is_none();
+        let may_page = persistence.is_some();
+        let ready = MessageList::new(args.max_priority);
+        let levels = ready.level_count();
         LocalQueue {
             me,
             name: identity.name.clone(),
@@ -147,9 +150,10 @@ impl LocalQueue {
             host,
             persistence,
             may_page,
+            levels,
             state: Mutex::new(QueueState {
-                ready: MessageList::new(args.max_priority),
-                paged: PagedTail::default(),
+                ready,
+                paged: PagedTails::new(levels),
                 consumers: Vec::new(),
                 next_consumer: 0,
                 next_offset: Offset::default(),
@@ -227,10 +231,14 @@ impl LocalQueue {
         self.unlock_and_dead_letter(queue, state, dead);
     }
 
-    /// The next message that has not expired; expired ones go to `dead`.
+    /// The next message that has not expired (the oldest of the highest
+    /// priority); expired ones go to `dead`. None also while the next one
+    /// is still on disk.
     fn pop_live(&self, state: &mut QueueState, now: Instant, dead: &mut Dead) -> Option<QueueEntry> {
-        while let Some(entry) = state.ready.pop_front() {
+        while let Some(level) = state.next_level() {
+            let entry = state.ready.pop_level(level);
             self.refill_if_low(state);
+            let entry = entry?;
             if entry.is_expired(now) {
                 dead.push((entry, DeathReason::Expired));
             } else {
@@ -351,7 +359,8 @@ impl QueueBackend for LocalQueue {
             return Enqueued::Rejected;
         }
         let offset = state.next_offset;
-        let page_out = self.should_page_out(&state);
+        let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
+        let page_out = self.should_page_out(&state, priority);
         let in_store = (durable && persistent) || page_out;
         if in_store && self.persist(queue, &message, offset, expires_at, now).is_err() {
             return Enqueued::Rejected;
@@ -362,9 +371,8 @@ impl QueueBackend for LocalQueue {
         let stored = durable && persistent;
         let mut new_head = false;
         if page_out {
-            state.paged.push(offset, message.body_size());
+            state.paged.push(priority, offset, message.body_size());
         } else {
-            let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
             let mut entry = QueueEntry::new(message, offset, priority, expires_at);
             entry.in_store = in_store;
             new_head = state.ready.push_back(entry);
@@ -431,12 +439,11 @@ impl QueueBackend for LocalQueue {
             let mut state = self.state.lock();
             state.last_used = now;
             let entry = self.pop_live(&mut state, now, &mut dead);
-            if entry.is_none() && !state.paged.is_empty() {
+            if let (None, Some((level, from))) = (&entry, state.waiting_on_disk()) {
                 // The window ran dry before the read-ahead landed: the next
                 // messages are read here (outside the lock), then again.
-                let from = state.paged.from;
                 self.unlock_and_dead_letter(queue, state, dead);
-                self.page_in_now(from);
+                self.page_in_now(level, from);
                 continue;
             }
             let remaining = state.ready_count();
@@ -498,15 +505,14 @@ impl QueueBackend for LocalQueue {
     fn purge(&self, queue: &Arc<Queue>) -> u64 {
         let mut state = self.state.lock();
         let purged = state.ready.drain();
-        let paged = std::mem::take(&mut state.paged);
-        state.paged.redelivered_below = paged.redelivered_below;
+        let paged = state.paged.clear();
         let end = state.next_offset;
         drop(state);
         for entry in &purged {
             self.forget(queue, entry);
         }
         if !paged.is_empty() {
-            self.forget_paged(queue, paged.from, end);
+            self.forget_tails(queue, &paged, end);
         }
         purged.len() as u64 + paged.count
     }
@@ -520,7 +526,7 @@ impl QueueBackend for LocalQueue {
             consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
         }
         let ready = state.ready.drain();
-        let paged = std::mem::take(&mut state.paged.count);
+        let paged = state.paged.clear().count;
         drop(state);
         if let Some(p) = &self.persistence {
             p.drop_queue(queue);
@@ -552,9 +558,7 @@ impl QueueBackend for LocalQueue {
         let mut state = self.state.lock();
         let oldest = state.ready.oldest();
         let timestamp = oldest.and_then(|e| e.message.header.properties().timestamp);
-        let offset = oldest
-            .map(|e| e.offset)
-            .or_else(|| (!state.paged.is_empty()).then_some(state.paged.from));
+        let offset = oldest.map(|e| e.offset).or_else(|| state.paged.oldest());
         Head {
             age: offset.and_then(|offset| state.arrivals.age_of(offset, now)),
             timestamp,

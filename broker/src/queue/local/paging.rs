@@ -6,38 +6,45 @@
 //!
 //! Once the window is full, a new message is written to the store (its
 //! body and its index entry; a transient one too, flagged so it does not
-//! survive a restart) and not kept in memory: it joins the *paged tail*,
-//! the run of offsets from `from` upwards that only the store's index
-//! holds. As consumers drain the window it is refilled from the tail in
-//! offset order, a batch at a time. Everything in memory is older than
-//! everything in the tail, so the queue's order is the same as if it were
-//! all in memory; requeued messages go back into the window.
+//! survive a restart) and not kept in memory: it joins the *paged tail* of
+//! its priority level (a queue without `x-max-priority` has one level), the
+//! entries of that level from the tail's `from` offset upwards that only
+//! the store's index holds. Each level's tail is read back in offset order,
+//! a batch at a time, into that level of the window. Everything of a level
+//! in memory is older than everything of it on disk, so the queue's order
+//! (highest priority first, FIFO within a level) is the same as if it were
+//! all in memory; requeued messages go back into the window. A priority
+//! queue reads one level's tail by skipping the others' index entries (each
+//! entry carries its message's priority), their bodies left unread.
 //!
-//! The tail is read ahead of need, off the queue's lock and off the async
-//! runtime's threads: once the window is down to half, a batch is read on
+//! The tail that is next to deliver from (the highest level with messages)
+//! is read ahead of need, off the queue's lock and off the async runtime's
+//! threads: once its level is down to half the window, a batch is read on
 //! a blocking thread and added under the lock when it lands. Dispatch waits
 //! for it if consumers drain the window first; basic.get, which must not
 //! answer "empty" while messages are on disk, reads the batch itself, still
 //! outside the lock (telling the runtime its thread blocks). Limits and
-//! TTLs that reach into the tail act when its batch lands.
+//! TTLs that reach into a tail act when its batch lands.
 //!
 //! Memory per queue is therefore bounded by the window ([`WINDOW_MESSAGES`]
-//! messages or [`WINDOW_BYTES`] of bodies, whichever comes first) plus what
-//! consumers hold unacknowledged (bounded by their prefetch). The store
-//! keeps about 80-100 bytes per stored message in memory (its location and
-//! reference count; store/README.md has the measurement). Priority queues
-//! (`x-max-priority`) keep everything in memory, and so does a broker
-//! without a data directory.
+//! messages or [`WINDOW_BYTES`] of bodies, whichever comes first) plus a
+//! batch per level read back, plus what consumers hold unacknowledged
+//! (bounded by their prefetch). The store keeps about 4 bytes per stored
+//! message in memory (`store/src/segments/locations.rs`). A broker without
+//! a data directory keeps everything in memory.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use warren_store::{MessageId, Offset, QueueId, QueueSummary};
+use warren_store::{EntryRecord, MessageId, Offset, QueueId, QueueSummary};
 
+use super::persistence::{ReadBack, Select};
+use super::tails::{PagedTail, PagedTails};
 use super::{Dead, LocalQueue, QueueEntry, QueueState, StoreLink};
 use crate::blocking;
+use crate::message::Message;
 use crate::queue::Queue;
 
 /// Ready messages a paging queue keeps in memory before new ones stay on disk.
@@ -46,44 +53,6 @@ pub(super) const WINDOW_MESSAGES: usize = 4096;
 pub(super) const WINDOW_BYTES: usize = 8 * 1024 * 1024;
 /// The most read back from disk in one go.
 const PAGE_IN_BATCH: usize = 512;
-
-/// The ready messages of a durable queue that are on disk only.
-#[derive(Debug, Default)]
-pub(super) struct PagedTail {
-    /// The lowest offset in the tail: the store's index holds the tail as
-    /// every entry of this queue at or above it.
-    pub from: Offset,
-    pub count: u64,
-    pub bytes: u64,
-    /// Messages recovered at start below this offset had been delivered
-    /// before the restart; they come back redelivered.
-    pub redelivered_below: Offset,
-    /// A read-ahead of the batch at `from` is in flight.
-    pub reading: bool,
-}
-
-impl PagedTail {
-    pub(super) fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// A message from the back of the window (at `offset`, below the
-    /// tail's) joins the tail at its head.
-    pub(super) fn prepend(&mut self, offset: Offset, bytes: usize) {
-        self.from = offset;
-        self.count += 1;
-        self.bytes += bytes as u64;
-    }
-
-    /// A new message (at `offset`) stays on disk.
-    pub(super) fn push(&mut self, offset: Offset, bytes: usize) {
-        if self.count == 0 {
-            self.from = offset;
-        }
-        self.count += 1;
-        self.bytes += bytes as u64;
-    }
-}
 
 /// Milliseconds since the Unix epoch, for expiries kept in the store.
 pub(super) fn unix_ms(at: Instant, now: Instant) -> u64 {
@@ -108,12 +77,12 @@ impl LocalQueue {
         self.may_page && self.stored_as().is_some()
     }
 
-    /// Whether a new message should stay on disk: the tail is not empty
-    /// (order), or the window is full and the queue pages now (a
+    /// Whether a new message of `level` should stay on disk: its level's
+    /// tail is not empty (order), or the window is full and the queue pages now (a
     /// non-durable one only under memory pressure). A non-durable queue
     /// whose window is half full asks for its store id first, pressure or
     /// not (see `persistence.rs`).
-    pub(super) fn should_page_out(&self, state: &QueueState) -> bool {
+    pub(super) fn should_page_out(&self, state: &QueueState, level: u8) -> bool {
         let Some(p) = self.persistence.as_ref().filter(|_| self.may_page) else {
             return false;
         };
@@ -129,7 +98,7 @@ impl LocalQueue {
         // A tail once started stays (order); a new one needs the queue's
         // rule to allow it now.
         let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
-        !state.paged.is_empty() || (full && p.pages_now())
+        !state.paged.level(level).is_empty() || (full && p.pages_now())
     }
 
     /// Memory is high: moves the ready messages beyond the window, newest
@@ -145,6 +114,11 @@ impl LocalQueue {
         if !self.may_page || p.is_durable() {
             return;
         }
+        if !self.beyond_window() {
+            // Nothing to move: the store is not opened for it (that alone
+            // takes memory).
+            return;
+        }
         if p.id().is_none() {
             if !p.should_request_id() {
                 return; // being asked for already; next time
@@ -157,6 +131,12 @@ impl LocalQueue {
                 return;
             }
         }
+    }
+
+    /// Whether it holds ready messages beyond its window.
+    fn beyond_window(&self) -> bool {
+        let state = self.state.lock();
+        state.ready.len() > WINDOW_MESSAGES || state.ready.bytes() > WINDOW_BYTES
     }
 
     /// Moves up to `limit` of the newest ready messages beyond the window
@@ -180,7 +160,9 @@ impl LocalQueue {
                 state.ready.push_back(entry);
                 break;
             }
-            state.paged.prepend(entry.offset, entry.message.body_size());
+            state
+                .paged
+                .prepend(entry.priority, entry.offset, entry.message.body_size());
             moved += 1;
         }
         moved
@@ -205,52 +187,59 @@ impl LocalQueue {
         });
     }
 
-    /// Starts reading the tail's next batch once the window is down to
-    /// half, unless a read is in flight already.
+    /// Starts reading the next batch of the tail that is next to deliver
+    /// from (that of the highest level with messages) once that level is
+    /// down to half the window in memory, unless a read is in flight.
     pub(super) fn refill_if_low(&self, state: &mut QueueState) {
-        if state.paged.is_empty()
-            || state.paged.reading
-            || state.ready.len() >= WINDOW_MESSAGES / 2
-            || state.ready.bytes() >= WINDOW_BYTES / 2
-        {
+        let Some(level) = state.next_level() else {
+            return;
+        };
+        let tail = state.paged.level(level);
+        if tail.is_empty() || tail.reading {
             return;
         }
-        state.paged.reading = true;
-        let from = state.paged.from;
+        let in_memory = state.ready.level_len(level);
+        if in_memory > 0 && (in_memory >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2) {
+            return;
+        }
+        state.paged.level_mut(level).reading = true;
+        let from = tail.from;
         let me = self.me.clone();
         blocking::spawn(move || {
             if let Some(queue) = me.upgrade() {
-                queue.backend().page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, true);
+                queue.backend().page_in(level, from, PAGE_IN_BATCH, WINDOW_BYTES, true);
             }
         });
     }
 
-    /// The window ran dry while messages are on disk: reads the batch at
-    /// `from` now (the caller must not hold the lock).
-    pub(super) fn page_in_now(&self, from: Offset) {
-        blocking::run(|| self.page_in(from, PAGE_IN_BATCH, WINDOW_BYTES, false));
+    /// The window ran dry while messages are on disk: reads the batch of
+    /// `level`'s tail at `from` now (the caller must not hold the lock).
+    pub(super) fn page_in_now(&self, level: u8, from: Offset) {
+        blocking::run(|| self.page_in(level, from, PAGE_IN_BATCH, WINDOW_BYTES, false));
     }
 
-    /// Reads up to `limit` messages (and about `max_bytes`) of the tail
-    /// from offset `from`, without the lock, then adds them to the window
-    /// under it, if the tail still starts there (a purge, or another read,
-    /// may have moved it). `read_ahead` says this is the read in flight that
-    /// `reading` stands for. Then delivers what it can, and lets limits and
-    /// TTLs act on what came in.
-    fn page_in(&self, from: Offset, limit: usize, max_bytes: usize, read_ahead: bool) {
+    /// Reads up to `limit` messages (and about `max_bytes`) of `level`'s
+    /// tail from offset `from`, without the lock, then adds them to the
+    /// window under it, if the tail still starts there (a purge, or another
+    /// read, may have moved it). `read_ahead` says this is the read in
+    /// flight that `reading` stands for. Then delivers what it can, and
+    /// lets limits and TTLs act on what came in.
+    fn page_in(&self, level: u8, from: Offset, limit: usize, max_bytes: usize, read_ahead: bool) {
         let Some((p, queue_id)) = self.stored_as() else {
             return;
         };
-        let batch = self.read_tail(p, queue_id, from, limit, max_bytes);
+        let select = self.select(level);
+        let batch = self.read_tail(p, queue_id, select, from, limit, max_bytes);
         let queue: Option<Arc<Queue>> = self.me.upgrade().map(|typed| typed as Arc<Queue>);
         let mut state = self.state.lock();
         if read_ahead {
-            state.paged.reading = false;
+            state.paged.level_mut(level).reading = false;
         }
-        if self.is_deleted() || state.paged.is_empty() || state.paged.from != from {
+        let tail = state.paged.level(level);
+        if self.is_deleted() || tail.is_empty() || tail.from != from {
             return;
         }
-        self.add_to_window(&mut state, batch);
+        self.add_to_window(&mut state, level, batch);
         let Some(queue) = queue else {
             return;
         };
@@ -267,17 +256,29 @@ impl LocalQueue {
         }
     }
 
-    /// Reads a batch of the tail from the store: index entries, and the
+    /// Which index entries belong to `level`'s tail.
+    fn select(&self, level: u8) -> Select {
+        match self.levels {
+            1 => Select::All,
+            n => Select::Level {
+                level,
+                top: (n - 1) as u8,
+            },
+        }
+    }
+
+    /// Reads a batch of a tail from the store: index entries, and the
     /// message of each (an error where it cannot be read).
     fn read_tail(
         &self,
         p: &super::Persistence,
         queue_id: QueueId,
+        select: Select,
         from: Offset,
         limit: usize,
         max_bytes: usize,
     ) -> ReadBatch {
-        match p.read_back(queue_id, from, limit, max_bytes, StoreLink::Held) {
+        match p.read_back_where(queue_id, from, select, limit, max_bytes, StoreLink::Held) {
             Ok(read) => ReadBatch::Read(read),
             Err(e) => {
                 tracing::error!(queue = %self.name, "reading messages back from the store failed: {e}");
@@ -286,37 +287,39 @@ impl LocalQueue {
         }
     }
 
-    /// Adds a batch read from the tail to the window, oldest first. An
-    /// entry whose body cannot be read is dropped from the index, with a
-    /// log line.
-    fn add_to_window(&self, state: &mut QueueState, batch: ReadBatch) {
+    /// Adds a batch read from `level`'s tail to the window, oldest first.
+    /// An entry whose body cannot be read is dropped from the index, with
+    /// a log line.
+    fn add_to_window(&self, state: &mut QueueState, level: u8, batch: ReadBatch) {
         let read = match batch {
             ReadBatch::Failed => return,
-            ReadBatch::Read(read) if read.is_empty() => {
-                tracing::error!(queue = %self.name, lost = state.paged.count, "the store's index ends before the queue's count; recounted");
-                state.paged = PagedTail {
-                    redelivered_below: state.paged.redelivered_below,
-                    ..PagedTail::default()
-                };
+            ReadBatch::Read(read) if read.entries.is_empty() && read.ended => {
+                let lost = state.paged.level(level).count;
+                tracing::error!(queue = %self.name, lost, "the store's index ends before the queue's count; recounted");
+                state.paged.drop_level(level);
                 return;
             }
             ReadBatch::Read(read) => read,
         };
+        state.paged.level_mut(level).from = read.resume_at;
         let now = Instant::now();
-        for (offset, record, message) in read {
-            let tail = &mut state.paged;
-            tail.from = offset.next();
-            tail.count = tail.count.saturating_sub(1);
-            tail.bytes = tail.bytes.saturating_sub(record.body_size);
+        for (offset, record, message) in read.entries {
             let message = match message {
                 Ok(message) => message,
                 Err(why) => {
+                    state.paged.took(level, record.body_size);
                     self.drop_unreadable(offset, record.message, why);
                     continue;
                 }
             };
-            let redelivered = offset < tail.redelivered_below;
             let priority = state.ready.level_of(message.header.properties().priority.unwrap_or(0));
+            if priority != level {
+                // Written before entries kept their priority: its own
+                // level's tail reads it.
+                continue;
+            }
+            state.paged.took(level, record.body_size);
+            let redelivered = offset < state.paged.redelivered_below;
             state.ready.push_back(QueueEntry {
                 message,
                 offset,
@@ -326,9 +329,6 @@ impl LocalQueue {
                 expires_at: instant_from_unix_ms(record.expires_at_ms, now),
                 in_store: true,
             });
-        }
-        if state.paged.is_empty() {
-            state.paged.bytes = 0;
         }
     }
 
@@ -340,35 +340,126 @@ impl LocalQueue {
         }
     }
 
-    /// Recovery at start: the queue's whole index becomes the tail, and the
-    /// window is filled from it (a queue that does not page loads it all).
+    /// Recovery at start: the queue's whole index becomes its tails, and
+    /// the window is filled from the one delivered from first (a queue that
+    /// does not page loads it all).
     pub(super) fn restore_from_store(&self, summary: QueueSummary, delivered_below: Offset) {
-        let from = summary.first_offset;
-        {
+        let mut tails = if self.levels == 1 {
+            let mut tails = PagedTails::new(1);
+            tails.restore(summary);
+            tails
+        } else {
+            self.count_levels(summary)
+        };
+        tails.redelivered_below = delivered_below;
+        let first = {
             let mut state = self.state.lock();
             state.next_offset = summary.next_offset;
-            state.paged = PagedTail {
-                from,
-                count: summary.count,
-                bytes: summary.bytes,
-                redelivered_below: delivered_below,
-                reading: false,
-            };
+            state.paged = tails;
+            state.waiting_on_disk()
+        };
+        let Some((level, from)) = first else {
+            return;
+        };
+        if self.pages() {
+            self.page_in(level, from, WINDOW_MESSAGES, WINDOW_BYTES, false);
+        } else {
+            for (level, tail) in self.state.lock().paged.non_empty().collect::<Vec<_>>() {
+                self.page_in(level, tail.from, usize::MAX, usize::MAX, false);
+            }
         }
-        if summary.count == 0 {
+    }
+
+    /// A priority queue's tails at start: its index read through once to
+    /// count each level's messages.
+    fn count_levels(&self, summary: QueueSummary) -> PagedTails {
+        let mut tails = PagedTails::new(self.levels);
+        self.each_indexed(summary.first_offset, Offset(u64::MAX), &mut |level, offset, record| {
+            tails.push(level, offset, record.body_size as usize);
+        });
+        tails
+    }
+
+    /// Removes a purged queue's tails from the store: a plain queue's as
+    /// one range of offsets (cleared by the flusher); a priority queue's
+    /// entry by entry, found by reading its index on a blocking thread,
+    /// since other levels' messages (in memory, or unacknowledged) share
+    /// the range.
+    pub(super) fn forget_tails(&self, queue: &Queue, tails: &PagedTails, end: Offset) {
+        if self.levels == 1 {
+            if let Some(from) = tails.oldest() {
+                self.forget_paged(queue, from, end);
+            }
             return;
         }
-        if self.pages() {
-            self.page_in(from, WINDOW_MESSAGES, WINDOW_BYTES, false);
-        } else {
-            self.page_in(from, usize::MAX, usize::MAX, false);
+        let purged: Vec<(u8, PagedTail)> = tails.non_empty().collect();
+        let me = self.me.clone();
+        blocking::spawn(move || {
+            let Some(queue) = me.upgrade() else {
+                return;
+            };
+            let backend = queue.backend();
+            let (Some((p, queue_id)), Some(from)) = (backend.stored_as(), purged.iter().map(|(_, t)| t.from).min())
+            else {
+                return;
+            };
+            let store = p.durability.store();
+            backend.each_indexed(from, end, &mut |level, offset, record| {
+                if purged.iter().any(|(l, tail)| *l == level && offset >= tail.from) {
+                    let _ = store.remove_entry(queue_id, offset, record.message);
+                }
+            });
+            p.durability.wrote();
+        });
+    }
+
+    /// Visits the queue's index entries from `from` to before `to` with
+    /// the level of each (an entry written before entries kept their
+    /// priority is sorted by its message's). Reads files: off the lock
+    /// and the runtime.
+    fn each_indexed(&self, from: Offset, to: Offset, visit: &mut dyn FnMut(u8, Offset, &EntryRecord)) {
+        let Some((p, queue_id)) = self.stored_as() else {
+            return;
+        };
+        let store = p.durability.shared_store();
+        let top = (self.levels - 1) as u8;
+        let mut at = from;
+        while at < to {
+            let chunk = match store.entries(queue_id, at, 65_536) {
+                Ok(chunk) if !chunk.is_empty() => chunk,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(queue = %self.name, "reading the queue's index failed: {e}");
+                    return;
+                }
+            };
+            let unknown: Vec<MessageId> = chunk
+                .iter()
+                .filter(|(_, record)| record.priority.is_none())
+                .map(|(_, record)| record.message)
+                .collect();
+            let mut legacy = match store.messages(&unknown) {
+                Ok(bodies) => bodies.into_iter(),
+                Err(_) => Vec::new().into_iter(),
+            };
+            for (offset, record) in chunk {
+                if offset >= to {
+                    return;
+                }
+                at = offset.next();
+                let priority = record.priority.unwrap_or_else(|| {
+                    let message = legacy.next().flatten().and_then(Message::decode);
+                    message.and_then(|m| m.header.properties().priority).unwrap_or(0)
+                });
+                visit(priority.min(top), offset, &record);
+            }
         }
     }
 }
 
 /// A batch read from a queue's tail: (offset, index entry, message).
 enum ReadBatch {
-    Read(Vec<super::persistence::ReadEntry>),
+    Read(ReadBack),
     /// The store could not be read; the tail stays as it is.
     Failed,
 }

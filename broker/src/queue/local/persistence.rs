@@ -170,16 +170,54 @@ impl Persistence {
         max_bytes: usize,
         link: StoreLink,
     ) -> warren_store::StoreResult<Vec<ReadEntry>> {
+        let read = self.read_back_where(queue_id, from, Select::All, limit, max_bytes, link)?;
+        Ok(read.entries)
+    }
+
+    /// [`Self::read_back`] of the entries `select` takes: those of one
+    /// priority level skip the others' bodies. A level whose messages are
+    /// sparse is looked for through [`SCAN_LIMIT`] index entries at most,
+    /// so one read stays short; `resume_at` says where the next one starts.
+    pub(crate) fn read_back_where(
+        &self,
+        queue_id: QueueId,
+        from: Offset,
+        select: Select,
+        limit: usize,
+        max_bytes: usize,
+        link: StoreLink,
+    ) -> warren_store::StoreResult<ReadBack> {
         let store = self.durability.shared_store();
-        let mut records = store.entries(queue_id, from, limit)?;
-        // Up to `max_bytes` of bodies, read together.
-        let mut bytes = 0;
-        if let Some(end) = records.iter().position(|(_, record)| {
-            bytes += record.body_size as usize;
-            bytes >= max_bytes
-        }) {
-            records.truncate(end + 1);
-        }
+        let mut records = Vec::new();
+        let (mut at, mut scanned, mut bytes) = (from, 0, 0);
+        let ended = loop {
+            let want = limit.min(SCAN_LIMIT);
+            let chunk = store.entries(queue_id, at, want)?;
+            // Fewer than asked for: the index ends here.
+            let last = chunk.len() < want;
+            let mut full = false;
+            for (offset, record) in chunk {
+                scanned += 1;
+                at = offset.next();
+                if select.may_take(record.priority) {
+                    bytes += record.body_size as usize;
+                    records.push((offset, record));
+                    if records.len() >= limit || bytes >= max_bytes {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+            if full {
+                break false;
+            }
+            if last {
+                break true;
+            }
+            if select != Select::All && scanned >= SCAN_LIMIT {
+                break false;
+            }
+        };
         let ids: Vec<MessageId> = records.iter().map(|(_, record)| record.message).collect();
         // A batch that fails (a damaged record) is read again one by one,
         // so that only the damaged message is lost to its reader.
@@ -187,7 +225,7 @@ impl Persistence {
             Ok(bodies) => bodies.into_iter().map(Ok).collect(),
             Err(_) => ids.iter().map(|id| store.message(*id)).collect(),
         };
-        let mut read = Vec::with_capacity(records.len());
+        let mut entries = Vec::with_capacity(records.len());
         for ((offset, record), body) in records.into_iter().zip(bodies) {
             let message = match body {
                 Ok(Some(stored)) => match link {
@@ -198,10 +236,50 @@ impl Persistence {
                 Ok(None) => Err("missing".to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            read.push((offset, record, message));
+            entries.push((offset, record, message));
         }
-        Ok(read)
+        Ok(ReadBack {
+            entries,
+            resume_at: at,
+            ended,
+        })
     }
+}
+
+/// The most index entries one read back looks through.
+const SCAN_LIMIT: usize = 65_536;
+
+/// Which of a queue's index entries a read back takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Select {
+    All,
+    /// The messages of one priority level of a queue whose highest level
+    /// is `top` (a priority above it counts as `top`).
+    Level {
+        level: u8,
+        top: u8,
+    },
+}
+
+impl Select {
+    /// Whether an entry of this priority may be taken (one written before
+    /// entries kept their priority is read, and sorted by its message).
+    fn may_take(self, priority: Option<u8>) -> bool {
+        match (self, priority) {
+            (Select::All, _) | (_, None) => true,
+            (Select::Level { level, top }, Some(p)) => p.min(top) == level,
+        }
+    }
+}
+
+/// What one read back found.
+pub(crate) struct ReadBack {
+    pub entries: Vec<ReadEntry>,
+    /// One past the last index entry looked at: where the next read of the
+    /// same selection starts.
+    pub resume_at: Offset,
+    /// The index has nothing at or after `resume_at`.
+    pub ended: bool,
 }
 
 /// What a message read back from the store keeps of its stored body.
@@ -329,5 +407,6 @@ fn entry_record(
         body_size: message.body_size() as u64,
         expires_at_ms: expires_at.map_or(0, |at| unix_ms(at, now)),
         transient: !(durable && message.is_persistent()),
+        priority: Some(message.header.properties().priority.unwrap_or(0)),
     }
 }

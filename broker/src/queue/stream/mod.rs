@@ -235,6 +235,7 @@ impl QueueBackend for StreamQueue {
             // the message was appended, for retention by age after a restart.
             expires_at_ms: now,
             transient: false,
+            priority: None,
         };
         if store.add_entry(id, offset, &record).is_err() {
             return Enqueued::Rejected;
