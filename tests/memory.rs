@@ -630,3 +630,93 @@ async fn a_priority_queue_pages_past_its_window_and_keeps_its_order_across_a_kil
         assert_eq!(number(&delivery), expected, "delivery {i}");
     }
 }
+
+/// Properties whose `headers` hold one array of `values` voids: a byte each
+/// on the wire, tens of bytes each once decoded.
+fn dense_headers(values: usize) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    let voids = vec![lapin::types::AMQPValue::Void; values];
+    headers.insert("dense".into(), lapin::types::AMQPValue::FieldArray(voids.into()));
+    BasicProperties::default().with_delivery_mode(2).with_headers(headers)
+}
+
+#[tokio::test]
+async fn a_queue_of_header_heavy_messages_pages_by_what_they_take_in_memory() {
+    // 3,000 messages of 10,000 header values: 30 MB on the wire, over a
+    // gigabyte decoded. The window counts decoded headers, so the queue
+    // pages them instead of holding them all.
+    const MESSAGES: u32 = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let before = resident(warren.child.id()).expect("VmRSS");
+    let sampler = RssSampler::start(warren.child.id());
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare("dense".into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    publish_numbered(&channel, "dense", 0..MESSAGES, 16, dense_headers(10_000)).await;
+    assert_eq!(message_count(&channel, "dense").await, MESSAGES);
+    let growth = sampler.peak().saturating_sub(before);
+    eprintln!(
+        "3,000 header-heavy messages: resident memory grew {:.1} MiB",
+        growth as f64 / MIB as f64
+    );
+    assert!(growth < 200 * MIB, "resident memory grew {} MiB", growth / MIB);
+
+    let mut deliveries = channel
+        .basic_consume(
+            "dense".into(),
+            "reader".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for expected in 0..MESSAGES {
+        let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
+        assert_eq!(number(&delivery), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_header_table_of_more_than_16384_values_closes_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("q".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let _ = channel
+        .basic_publish(
+            "".into(),
+            "q".into(),
+            BasicPublishOptions::default(),
+            b"body",
+            dense_headers(16_385),
+        )
+        .await;
+    warren.wait_for_log("could not be parsed: field table of more than 16384 values");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while connection.status().connected() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection was not closed");
+    // Others are served as before.
+    let other = connect(&warren).await;
+    let channel = other.create_channel().await.unwrap();
+    assert_eq!(message_count(&channel, "q").await, 0);
+}

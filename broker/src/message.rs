@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use warren_protocol::{ContentHeader, ShortStr};
+use warren_protocol::{ContentHeader, FieldTable, FieldValue, ShortStr};
 use warren_store::{MessageId, Store, StoreResult};
 
 /// What a publisher sent: the exchange and routing key it was published
@@ -19,6 +19,8 @@ pub(crate) struct Message {
     /// Its body in the store, once a durable queue stored it. The body is
     /// stored once, however many durable queues hold the message.
     pub stored: OnceLock<StoredBody>,
+    /// What its decoded `headers` table takes in memory, roughly.
+    headers_footprint: usize,
 }
 
 /// This in-memory message's reference to its stored body: the body stays
@@ -43,18 +45,30 @@ impl std::fmt::Debug for StoredBody {
     }
 }
 
+/// A decoded header value in memory: its key and the value.
+const HEADER_VALUE_FOOTPRINT: usize = std::mem::size_of::<(ShortStr, FieldValue)>();
+
 /// Version byte of the stored form.
 const STORED_FORMAT: u8 = 1;
 
 impl Message {
     pub(crate) fn new(exchange: ShortStr, routing_key: ShortStr, header: ContentHeader, body: Bytes) -> Arc<Message> {
+        let values = header.properties().headers.as_ref().map_or(0, FieldTable::value_count);
         Arc::new(Message {
             exchange,
             routing_key,
             header,
             body,
             stored: OnceLock::new(),
+            headers_footprint: values * HEADER_VALUE_FOOTPRINT,
         })
+    }
+
+    /// What it takes in memory, roughly: its body and its decoded headers
+    /// (a header value can take one byte on the wire and tens in memory,
+    /// so a queue's window is bounded by this, not by body bytes alone).
+    pub(crate) fn footprint(&self) -> usize {
+        self.body.len() + self.headers_footprint
     }
 
     pub(crate) fn is_persistent(&self) -> bool {

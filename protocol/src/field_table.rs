@@ -15,6 +15,11 @@ use crate::wire::put_short_str;
 
 /// How deeply tables and arrays may nest inside each other.
 pub const MAX_NESTING: usize = 100;
+/// The most values one field table may hold, nested ones included. A value
+/// can take one byte on the wire and 40-72 in memory, so without a bound a
+/// client could make every header frame it sends cost 40 times its size;
+/// this caps a decoded table at about a megabyte.
+pub const MAX_VALUES: usize = 16_384;
 
 /// One typed value in a field table or array.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,21 +243,53 @@ impl FieldTable {
         fill_len(buf, at);
     }
 
-    /// Parses the body of a table (without its length prefix).
+    /// Parses the body of a table (without its length prefix). A table
+    /// holds at most [`MAX_VALUES`] values, nested ones included.
     pub fn decode(body: &Bytes, depth: usize) -> Result<FieldTable> {
-        if depth > MAX_NESTING {
-            return Err(ProtocolError::field_table("field tables nested too deeply"));
-        }
-        let mut entries = Vec::new();
-        let mut pos = 0;
-        while pos < body.len() {
-            let (key, after_key) = parse_key(body, pos)?;
-            let (value, after_value) = decode_value(body, after_key, depth)?;
-            entries.push((key, value));
-            pos = after_value;
-        }
-        Ok(FieldTable(entries))
+        let mut budget = MAX_VALUES;
+        decode_table(body, depth, &mut budget)
     }
+
+    /// How many values it holds, nested ones included.
+    pub fn value_count(&self) -> usize {
+        self.0.iter().map(|(_, value)| 1 + value.nested_count()).sum()
+    }
+}
+
+impl FieldValue {
+    /// Values nested inside this one (a table's or an array's).
+    fn nested_count(&self) -> usize {
+        match self {
+            FieldValue::Table(table) => table.value_count(),
+            FieldValue::Array(values) => values.iter().map(|v| 1 + v.nested_count()).sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// Takes one value from a table's budget: decoding stops with an error
+/// once a table holds more than [`MAX_VALUES`].
+fn spend(budget: &mut usize) -> Result<()> {
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| ProtocolError::field_table(format!("field table of more than {MAX_VALUES} values")))?;
+    Ok(())
+}
+
+fn decode_table(body: &Bytes, depth: usize, budget: &mut usize) -> Result<FieldTable> {
+    if depth > MAX_NESTING {
+        return Err(ProtocolError::field_table("field tables nested too deeply"));
+    }
+    let mut entries = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let (key, after_key) = parse_key(body, pos)?;
+        spend(budget)?;
+        let (value, after_value) = decode_value(body, after_key, depth, budget)?;
+        entries.push((key, value));
+        pos = after_value;
+    }
+    Ok(FieldTable(entries))
 }
 
 impl FromIterator<(ShortStr, FieldValue)> for FieldTable {
@@ -310,7 +347,7 @@ fn sized_slice(body: &Bytes, pos: usize, what: &str) -> Result<(Bytes, usize)> {
     Ok((body.slice(start..end), end))
 }
 
-fn decode_value(body: &Bytes, pos: usize, depth: usize) -> Result<(FieldValue, usize)> {
+fn decode_value(body: &Bytes, pos: usize, depth: usize, budget: &mut usize) -> Result<(FieldValue, usize)> {
     let (tag, pos) = at(body, pos, "missing value type", be_u8)?;
     let b: &[u8] = body;
     Ok(match tag {
@@ -335,11 +372,11 @@ fn decode_value(body: &Bytes, pos: usize, depth: usize) -> Result<(FieldValue, u
         b'x' => sized_slice(body, pos, "byte array").map(|(v, p)| (FieldValue::ByteArray(v), p))?,
         b'F' => {
             let (inner, p) = sized_slice(body, pos, "nested table")?;
-            (FieldValue::Table(FieldTable::decode(&inner, depth + 1)?), p)
+            (FieldValue::Table(decode_table(&inner, depth + 1, budget)?), p)
         }
         b'A' => {
             let (inner, p) = sized_slice(body, pos, "array")?;
-            (FieldValue::Array(decode_array(&inner, depth + 1)?), p)
+            (FieldValue::Array(decode_array(&inner, depth + 1, budget)?), p)
         }
         b'V' => (FieldValue::Void, pos),
         other => {
@@ -351,14 +388,15 @@ fn decode_value(body: &Bytes, pos: usize, depth: usize) -> Result<(FieldValue, u
     })
 }
 
-fn decode_array(body: &Bytes, depth: usize) -> Result<Vec<FieldValue>> {
+fn decode_array(body: &Bytes, depth: usize, budget: &mut usize) -> Result<Vec<FieldValue>> {
     if depth > MAX_NESTING {
         return Err(ProtocolError::field_table("field arrays nested too deeply"));
     }
     let mut values = Vec::new();
     let mut pos = 0;
     while pos < body.len() {
-        let (value, next) = decode_value(body, pos, depth)?;
+        spend(budget)?;
+        let (value, next) = decode_value(body, pos, depth, budget)?;
         values.push(value);
         pos = next;
     }

@@ -20,7 +20,7 @@ pub mod wire;
 
 pub use constants::{class, frame_type, reply_code, FRAME_END, PROTOCOL_HEADER};
 pub use error::{ErrorKind, ProtocolError};
-pub use field_table::{FieldTable, FieldValue};
+pub use field_table::{FieldTable, FieldValue, MAX_VALUES};
 pub use frame::{
     decode_frame, decode_protocol_header, encode_body, encode_content, encode_frame, encode_header, encode_heartbeat,
     encode_method, erlang_binary_text, Frame, ProtocolHeader, WriteBuffer,

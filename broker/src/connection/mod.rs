@@ -439,6 +439,7 @@ impl Connection {
                         break;
                     }
                     let channel = e.channel;
+                    let why = e.text.clone();
                     match malformed::answer(e) {
                         Answer::Close(error) => self.fail_connection(channel, error),
                         Answer::CloseAndStop(error) => {
@@ -448,7 +449,7 @@ impl Connection {
                         }
                         Answer::Drop => {
                             tracing::error!(
-                                "closing AMQP connection ({}): a frame on channel {channel} could not be parsed",
+                                "closing AMQP connection ({}): a frame on channel {channel} could not be parsed: {why}",
                                 self.opened()
                             );
                             self.state = State::Closed;

@@ -15,6 +15,8 @@ pub(super) struct MessageList {
     levels: Vec<VecDeque<QueueEntry>>,
     len: usize,
     bytes: usize,
+    /// What they take in memory, roughly: bodies and decoded headers.
+    footprint: usize,
 }
 
 impl MessageList {
@@ -24,6 +26,7 @@ impl MessageList {
             levels: (0..count).map(|_| VecDeque::new()).collect(),
             len: 0,
             bytes: 0,
+            footprint: 0,
         }
     }
 
@@ -38,6 +41,24 @@ impl MessageList {
     /// Total body bytes of the ready messages.
     pub(super) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// What the ready messages take in memory (bodies and decoded
+    /// headers): what the paging window bounds.
+    pub(super) fn footprint(&self) -> usize {
+        self.footprint
+    }
+
+    fn count_in(&mut self, entry: &QueueEntry) {
+        self.len += 1;
+        self.bytes += entry.message.body_size();
+        self.footprint += entry.message.footprint();
+    }
+
+    fn count_out(&mut self, entry: &QueueEntry) {
+        self.len -= 1;
+        self.bytes -= entry.message.body_size();
+        self.footprint -= entry.message.footprint();
     }
 
     /// How many levels it has (1 without priorities).
@@ -66,8 +87,7 @@ impl MessageList {
 
     /// Appends; returns true if the entry is now the head of its level.
     pub(super) fn push_back(&mut self, entry: QueueEntry) -> bool {
-        self.len += 1;
-        self.bytes += entry.message.body_size();
+        self.count_in(&entry);
         let level = &mut self.levels[usize::from(entry.priority)];
         level.push_back(entry);
         level.len() == 1
@@ -76,8 +96,7 @@ impl MessageList {
     /// The oldest message of `level`.
     pub(super) fn pop_level(&mut self, level: u8) -> Option<QueueEntry> {
         let entry = self.levels.get_mut(usize::from(level))?.pop_front()?;
-        self.len -= 1;
-        self.bytes -= entry.message.body_size();
+        self.count_out(&entry);
         Some(entry)
     }
 
@@ -90,23 +109,20 @@ impl MessageList {
             .filter(|level| !level.is_empty())
             .max_by_key(|level| level.back().map(|e| e.offset))?;
         let entry = level.pop_back()?;
-        self.len -= 1;
-        self.bytes -= entry.message.body_size();
+        self.count_out(&entry);
         Some(entry)
     }
 
     /// The oldest message of the lowest priority, which a length limit drops first.
     pub(super) fn pop_oldest_lowest(&mut self) -> Option<QueueEntry> {
         let entry = self.levels.iter_mut().find_map(|level| level.pop_front())?;
-        self.len -= 1;
-        self.bytes -= entry.message.body_size();
+        self.count_out(&entry);
         Some(entry)
     }
 
     /// Puts a message back at its original position in its level.
     pub(super) fn requeue(&mut self, entry: QueueEntry) {
-        self.len += 1;
-        self.bytes += entry.message.body_size();
+        self.count_in(&entry);
         let level = &mut self.levels[usize::from(entry.priority)];
         match level.back() {
             Some(last) if last.offset > entry.offset => {
@@ -125,6 +141,7 @@ impl MessageList {
                 if let Some(entry) = level.pop_front() {
                     self.len -= 1;
                     self.bytes -= entry.message.body_size();
+                    self.footprint -= entry.message.footprint();
                     out.push(entry);
                 }
             }
@@ -140,6 +157,7 @@ impl MessageList {
     pub(super) fn drain(&mut self) -> Vec<QueueEntry> {
         self.len = 0;
         self.bytes = 0;
+        self.footprint = 0;
         self.levels.iter_mut().flat_map(|level| level.drain(..)).collect()
     }
 }

@@ -89,7 +89,7 @@ impl LocalQueue {
         if p.id().is_none() {
             // Ready ahead of need, pressure or not: opening the store takes
             // memory at once, better before memory is high than at it.
-            let half = state.ready.len() >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2;
+            let half = state.ready.len() >= WINDOW_MESSAGES / 2 || state.ready.footprint() >= WINDOW_BYTES / 2;
             if half {
                 self.request_store_id();
             }
@@ -97,7 +97,7 @@ impl LocalQueue {
         }
         // A tail once started stays (order); a new one needs the queue's
         // rule to allow it now.
-        let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.bytes() >= WINDOW_BYTES;
+        let full = state.ready.len() >= WINDOW_MESSAGES || state.ready.footprint() >= WINDOW_BYTES;
         !state.paged.level(level).is_empty() || (full && p.pages_now())
     }
 
@@ -136,7 +136,7 @@ impl LocalQueue {
     /// Whether it holds ready messages beyond its window.
     fn beyond_window(&self) -> bool {
         let state = self.state.lock();
-        state.ready.len() > WINDOW_MESSAGES || state.ready.bytes() > WINDOW_BYTES
+        state.ready.len() > WINDOW_MESSAGES || state.ready.footprint() > WINDOW_BYTES
     }
 
     /// Moves up to `limit` of the newest ready messages beyond the window
@@ -148,7 +148,7 @@ impl LocalQueue {
         let now = Instant::now();
         let mut state = self.state.lock();
         let mut moved = 0;
-        while moved < limit && (state.ready.len() > WINDOW_MESSAGES || state.ready.bytes() > WINDOW_BYTES) {
+        while moved < limit && (state.ready.len() > WINDOW_MESSAGES || state.ready.footprint() > WINDOW_BYTES) {
             let Some(entry) = state.ready.pop_newest() else {
                 break;
             };
@@ -199,7 +199,7 @@ impl LocalQueue {
             return;
         }
         let in_memory = state.ready.level_len(level);
-        if in_memory > 0 && (in_memory >= WINDOW_MESSAGES / 2 || state.ready.bytes() >= WINDOW_BYTES / 2) {
+        if in_memory > 0 && (in_memory >= WINDOW_MESSAGES / 2 || state.ready.footprint() >= WINDOW_BYTES / 2) {
             return;
         }
         state.paged.level_mut(level).reading = true;

@@ -190,7 +190,7 @@ impl Persistence {
         let store = self.durability.shared_store();
         let mut records = Vec::new();
         let (mut at, mut scanned, mut bytes) = (from, 0, 0);
-        let ended = loop {
+        let mut ended = loop {
             let want = limit.min(SCAN_LIMIT);
             let chunk = store.entries(queue_id, at, want)?;
             // Fewer than asked for: the index ends here.
@@ -226,7 +226,14 @@ impl Persistence {
             Err(_) => ids.iter().map(|id| store.message(*id)).collect(),
         };
         let mut entries = Vec::with_capacity(records.len());
+        let mut footprint = 0;
         for ((offset, record), body) in records.into_iter().zip(bodies) {
+            if footprint >= max_bytes {
+                // Headers took more memory than their bodies said: the
+                // rest waits for the next read.
+                (at, ended) = (offset, false);
+                break;
+            }
             let message = match body {
                 Ok(Some(stored)) => match link {
                     StoreLink::Held => Message::from_stored(store, record.message, stored),
@@ -236,6 +243,7 @@ impl Persistence {
                 Ok(None) => Err("missing".to_string()),
                 Err(e) => Err(e.to_string()),
             };
+            footprint += message.as_ref().map_or(0, |m| m.footprint());
             entries.push((offset, record, message));
         }
         Ok(ReadBack {
