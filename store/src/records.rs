@@ -73,6 +73,21 @@ pub struct QueueSummary {
     pub next_offset: Offset,
 }
 
+impl QueueSummary {
+    /// Counts in `count` entries at offsets `offset..offset + count`, above
+    /// every offset counted so far.
+    pub(crate) fn add_run(&mut self, offset: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            self.first_offset = Offset(offset);
+        }
+        self.count += count;
+        self.next_offset = Offset(offset + count);
+    }
+}
+
 /// Everything needed to rebuild the broker's topology at start.
 #[derive(Debug, Default, Clone)]
 pub struct Definitions {

@@ -21,7 +21,8 @@
 //!   then goes as above.
 //!
 //! Nothing here is durable until [`SegmentStore::sync`]. After a crash the
-//! tail of the last segment may be torn: opening scans every segment,
+//! tail of the last segment may be torn: opening scans every segment
+//! without a summary (`summary.rs`: sealed, synced segments have one),
 //! checks each record's checksum and stops reading a segment at the first
 //! record that is cut short or does not check, so what follows is never
 //! believed. Writing always continues in a new segment after opening.
@@ -35,7 +36,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,8 +49,11 @@ use crate::ids::MessageId;
 
 mod block_read;
 mod locations;
+mod opening;
+mod summary;
 
 use locations::Locations;
+use opening::{open_segment, remove_orphan_summaries};
 
 /// The first bytes of every segment file: a name and the format version.
 const MAGIC: &[u8; 8] = b"WRNSEG\x00\x01";
@@ -118,10 +122,22 @@ struct Inner {
     making_spare: Option<u32>,
     /// Sealed segments not yet synced.
     unsynced: Vec<Arc<File>>,
+    /// The active segment's records, (id, payload length) in file order,
+    /// for its summary once it is sealed.
+    records: Vec<(u64, u32)>,
+    /// Sealed segments whose summaries are written after their sync.
+    sealed: Vec<Sealed>,
     /// A segment file was created since the last sync (the directory needs one).
     created: bool,
     /// Segments with no live record, deleted after the next sync.
     dead: Vec<u32>,
+}
+
+/// A sealed segment waiting for its summary (`summary.rs`).
+struct Sealed {
+    number: u32,
+    size: u64,
+    records: Vec<(u64, u32)>,
 }
 
 /// Figures for tests and logs.
@@ -157,14 +173,6 @@ fn checksum(id: u64, parts: &[&[u8]]) -> u32 {
     hasher.finalize()
 }
 
-/// What reading one segment at start found.
-struct Scanned {
-    file: File,
-    size: u64,
-    /// (id, record position, payload length), in file order.
-    records: Vec<(u64, u32, u32)>,
-}
-
 impl SegmentStore {
     /// Opens the segments in `dir` (creating it), reading every record's
     /// place. Nothing counts as referenced until [`Self::retain_recovered`];
@@ -198,30 +206,28 @@ impl SegmentStore {
             spare: None,
             making_spare: None,
             unsynced: Vec::new(),
+            records: Vec::new(),
+            sealed: Vec::new(),
             created: false,
             dead: Vec::new(),
         };
+        remove_orphan_summaries(dir, &numbers)?;
         let now = Instant::now();
         for number in numbers {
-            let scanned = scan_segment(dir, number)?;
-            for &(id, pos, len) in &scanned.records {
-                let Some(after) = id.checked_add(1) else {
-                    // The next id must fit: this record was not written by Warren.
+            let mut scanned = open_segment(dir, number)?;
+            // The next id must fit: a record past that was not written by Warren.
+            scanned.records.retain(|&(id, pos, _)| {
+                let fits = id < u64::MAX;
+                if !fits {
                     tracing_warn(number, u64::from(pos), "message id out of range; record ignored");
-                    continue;
-                };
-                // A record copied by compaction appears twice; the later copy wins.
-                inner.locations.insert(
-                    id,
-                    Location {
-                        segment: number,
-                        pos,
-                        len,
-                        refs: 0,
-                    },
-                );
-                inner.next_id = inner.next_id.max(after);
+                }
+                fits
+            });
+            if let Some(&(top, _, _)) = scanned.records.iter().max_by_key(|r| r.0) {
+                inner.next_id = inner.next_id.max(top + 1);
             }
+            // A record copied by compaction appears twice; the later copy wins.
+            inner.locations.insert_found(number, &scanned.records);
             inner.segments.insert(
                 number,
                 Segment {
@@ -260,6 +266,20 @@ impl SegmentStore {
         let mut inner = self.inner.lock();
         inner.next_id = inner.next_id.max(after);
         inner.locations.add_ref(id)
+    }
+
+    /// At start: index entries refer to every message of the ranges
+    /// `(first id, count)`. False, and nothing retained, if any of them has
+    /// no intact record (the entries are then read one by one).
+    pub fn retain_recovered_runs(&self, ranges: &[(u64, u64)]) -> bool {
+        let mut inner = self.inner.lock();
+        if !inner.locations.add_refs_to_all(ranges) {
+            return false;
+        }
+        if let Some(top) = ranges.iter().map(|&(first, count)| first.saturating_add(count)).max() {
+            inner.next_id = inner.next_id.max(top);
+        }
+        true
     }
 
     /// At start, once every index entry was counted: forgets unreferenced
@@ -331,6 +351,7 @@ impl SegmentStore {
             .get_mut(&active)
             .ok_or_else(|| io::Error::other("no active segment"))?;
         let pos = u32::try_from(segment.size).map_err(|_| io::Error::other("segment too large"))?;
+        inner.records.push((id, len));
         segment.size += record;
         segment.live_bytes += record;
         segment.live_records += 1;
@@ -364,6 +385,13 @@ impl SegmentStore {
             if segment.live_records == 0 {
                 inner.dead.push(sealed);
             }
+            let size = segment.size;
+            let records = std::mem::take(&mut inner.records);
+            inner.sealed.push(Sealed {
+                number: sealed,
+                size,
+                records,
+            });
         }
         self.start_segment(inner, next_segment(sealed)?)
     }
@@ -392,6 +420,7 @@ impl SegmentStore {
         );
         inner.active = number;
         inner.written = 0;
+        inner.records.clear();
         debug_assert!(inner.buffer.is_empty(), "handed off before a new segment starts");
         inner.buffer.clear();
         inner.buffer.extend_from_slice(MAGIC);
@@ -551,6 +580,7 @@ impl SegmentStore {
             files.push(segment.file.clone());
         }
         let created = std::mem::take(&mut inner.created);
+        let sealed = std::mem::take(&mut inner.sealed);
         drop(inner);
         let synced = files.iter().try_for_each(|file| file.sync_data()).and_then(|()| {
             if created {
@@ -565,9 +595,29 @@ impl SegmentStore {
             inner.unsynced.extend(files);
             inner.created |= created;
             inner.dead.extend(after_sync);
+            inner.sealed.extend(sealed);
             return Err(e);
         }
+        self.write_summaries(sealed);
         self.remove_segments(&after_sync)
+    }
+
+    /// Writes the summaries of segments sealed and now synced (those not
+    /// deleted meanwhile). A summary that cannot be written is only a
+    /// slower start: logged, not an error.
+    fn write_summaries(&self, sealed: Vec<Sealed>) {
+        for Sealed { number, size, records } in sealed {
+            if !self.inner.lock().segments.contains_key(&number) {
+                continue;
+            }
+            if let Err(e) = summary::write(&self.dir, number, size, &records) {
+                tracing_warn(
+                    number,
+                    0,
+                    &format!("summary not written ({e}); the segment is read at the next start"),
+                );
+            }
+        }
     }
 
     /// Deletes segment files that hold nothing live.
@@ -589,6 +639,7 @@ impl SegmentStore {
                     keep
                 });
                 drop(inner);
+                summary::remove(&self.dir, number)?;
                 match fs::remove_file(segment_path(&self.dir, number)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -715,28 +766,6 @@ fn hand_off(inner: &mut Inner) -> io::Result<()> {
     });
     inner.written += len;
     Ok(())
-}
-
-/// Reads one segment at start: the place of every intact record, up to the
-/// first one that is cut short or fails its checksum.
-fn scan_segment(dir: &Path, number: u32) -> io::Result<Scanned> {
-    let mut file = OpenOptions::new().read(true).open(segment_path(dir, number))?;
-    let mut contents = Vec::new();
-    file.read_to_end(&mut contents)?;
-    let records = if contents.starts_with(MAGIC) {
-        parse_records(&contents, number)
-    } else if contents.is_empty() {
-        // Made ahead of need and never written (or its first write lost).
-        Vec::new()
-    } else {
-        tracing_warn(number, 0, "not a segment file of this version; its records are ignored");
-        Vec::new()
-    };
-    Ok(Scanned {
-        file,
-        size: contents.len() as u64,
-        records,
-    })
 }
 
 /// The records of a segment's contents, as (id, position, payload length),

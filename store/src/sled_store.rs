@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::ids::{MessageId, Offset, QueueId};
-use crate::queue_index::QueueIndexes;
+use crate::queue_index::{Claims, QueueIndexes, Run};
 use crate::records::*;
 use crate::segments::{SegmentStats, SegmentStore};
 use crate::{MoveRecord, Store, StoreError, StoreResult, FORMAT_VERSION};
@@ -103,6 +103,20 @@ fn open_sled(path: &Path) -> StoreResult<sled::Db> {
     }
 }
 
+/// Index entries found at start hold their bodies.
+struct BodiesClaimed<'a>(&'a SegmentStore);
+
+impl Claims for BodiesClaimed<'_> {
+    fn entry(&mut self, entry: &EntryRecord) -> bool {
+        !entry.transient && self.0.retain_recovered(entry.message)
+    }
+
+    fn runs(&mut self, runs: &[Run]) -> bool {
+        let ranges: Vec<(u64, u64)> = runs.iter().map(|r| (r.id, u64::from(r.count))).collect();
+        self.0.retain_recovered_runs(&ranges)
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) a store in `dir` with the default options.
     pub fn open(dir: &Path) -> StoreResult<SledStore> {
@@ -138,8 +152,8 @@ impl SledStore {
             queue_ids.insert(from_json::<QueueRecord>(&value?)?.id);
         }
         let bodies = SegmentStore::open(&dir.join("messages"), options.segment_bytes)?;
-        let mut keep = |entry: &EntryRecord| !entry.transient && bodies.retain_recovered(entry.message);
-        let (indexes, summaries, dropped) = QueueIndexes::open(&dir.join("queues"), &queue_ids, &mut keep)?;
+        let (indexes, summaries, dropped) =
+            QueueIndexes::open(&dir.join("queues"), &queue_ids, &mut BodiesClaimed(&bodies))?;
         let garbage = bodies.finish_recovery()?;
         let moves = db.open_tree("moves")?;
         let mut summaries = summaries;

@@ -37,7 +37,10 @@ fn index_files(dir: &Path, q: u64) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir.join("queues").join(q.to_string())) else {
         return Vec::new();
     };
-    let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
     files.sort();
     files
 }
@@ -154,4 +157,95 @@ fn an_entry_keeps_its_priority_and_one_written_without_reads_as_unknown() {
         .map(|(_, entry)| entry.priority)
         .collect();
     assert_eq!(priorities, vec![Some(0), Some(9), Some(255), None]);
+}
+
+fn summaries(dir: &Path, q: u64) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("queues").join(q.to_string()))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sum"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn full_index_files_are_summarised_until_they_change() {
+    const SLOTS: u64 = 16_384;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = {
+        let store = SledStore::open_with(dir.path(), options()).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        let ids = publish(&store, 1, 0, 2 * SLOTS + 100);
+        store.sync().unwrap();
+        ids
+    };
+    assert_eq!(summaries(dir.path(), 1).len(), 2, "the two full files");
+
+    // Reopened from the summaries: every entry is there, and acks work.
+    let store = SledStore::open_with(dir.path(), options()).unwrap();
+    let found = store.recovered_queue(QueueId(1));
+    assert_eq!(
+        (found.count, found.first_offset, found.next_offset),
+        (2 * SLOTS + 100, Offset(0), Offset(2 * SLOTS + 100))
+    );
+    assert_eq!(found.bytes, (2 * SLOTS + 100) * 8);
+    store.remove_entry(QueueId(1), Offset(5), ids[5]).unwrap();
+    store.sync().unwrap();
+    assert_eq!(summaries(dir.path(), 1).len(), 1, "the changed file lost its summary");
+    let entries = store.entries(QueueId(1), Offset(0), 10).unwrap();
+    assert_eq!(
+        entries.iter().map(|(o, _)| o.0).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 6, 7, 8, 9, 10]
+    );
+    drop(store);
+
+    // A damaged summary is ignored; the file is read (and summarised again
+    // after the next sync).
+    let damaged = summaries(dir.path(), 1)[0].clone();
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let store = SledStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 2 * SLOTS + 99);
+    let entries = store.entries(QueueId(1), Offset(SLOTS), 3).unwrap();
+    assert_eq!(
+        entries.iter().map(|(o, e)| (o.0, e.message)).collect::<Vec<_>>(),
+        [
+            (SLOTS, ids[SLOTS as usize]),
+            (SLOTS + 1, ids[SLOTS as usize + 1]),
+            (SLOTS + 2, ids[SLOTS as usize + 2])
+        ]
+    );
+    store
+        .remove_entry(QueueId(1), Offset(2 * SLOTS), ids[2 * SLOTS as usize])
+        .unwrap();
+    store.sync().unwrap();
+    // Both full files were read at this start (one had changed, one's
+    // summary was damaged) and are summarised again; file 2 is not full.
+    let again = summaries(dir.path(), 1);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(again[1].ends_with("0000000001.sum"));
+}
+
+#[test]
+fn a_read_that_writes_a_change_first_removes_the_summary_it_falsifies() {
+    const SLOTS: u64 = 16_384;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open_with(dir.path(), options()).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        let ids = publish(&store, 1, 0, SLOTS + 10);
+        store.sync().unwrap();
+        assert_eq!(summaries(dir.path(), 1).len(), 1);
+        // An ack, then a read of its file before any sync: the read writes
+        // the cleared slot, so the summary must go first.
+        store.remove_entry(QueueId(1), Offset(5), ids[5]).unwrap();
+        let read = store.entries(QueueId(1), Offset(4), 2).unwrap();
+        assert_eq!(read.iter().map(|(o, _)| o.0).collect::<Vec<_>>(), [4, 6]);
+        assert!(summaries(dir.path(), 1).is_empty());
+        // A crash here: the store writes nothing more.
+    }
+    let store = SledStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.recovered_queue(QueueId(1)).count, SLOTS + 9);
 }

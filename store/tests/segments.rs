@@ -367,3 +367,64 @@ fn many_messages_read_at_once_match_one_by_one_and_catch_damage() {
     assert!(store.message(ids[0]).unwrap().is_some());
     assert!(store.message(ids[2]).unwrap().is_some());
 }
+
+fn summary_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("messages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sum"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn sealed_segments_are_summarised_and_reopen_from_their_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = {
+        let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+        store.save_queue(&queue(1)).unwrap();
+        let ids = publish(&store, 1, 0, 300);
+        store.sync().unwrap();
+        ids
+    };
+    let segments = segment_files(dir.path());
+    let summaries = summary_files(dir.path());
+    assert!(segments.len() >= 4, "{segments:?}");
+    assert_eq!(summaries.len(), segments.len() - 1, "every sealed segment has one");
+    for summary in &summaries {
+        assert!(segments.contains(&summary.with_extension("seg")), "{summary:?}");
+    }
+
+    // A damaged summary is ignored (its segment is read instead), and one
+    // whose segment is gone is removed.
+    let mut bytes = std::fs::read(&summaries[0]).unwrap();
+    bytes[12] ^= 1;
+    std::fs::write(&summaries[0], &bytes).unwrap();
+    std::fs::write(dir.path().join("messages/0999999999.sum"), b"orphan").unwrap();
+
+    let store = SledStore::open_with(dir.path(), options(Duration::from_secs(60))).unwrap();
+    for (offset, id) in ids.iter().enumerate() {
+        let body = store.message(*id).unwrap().expect("every message survives");
+        assert_eq!(&body[..8], &(offset as u64).to_be_bytes());
+    }
+    assert_eq!(store.recovered_queue(QueueId(1)).count, 300);
+    assert!(!dir.path().join("messages/0999999999.sum").exists());
+    // The segment written last before the reopen is sealed now: it and the
+    // one whose summary was damaged are summarised again.
+    assert_eq!(summary_files(dir.path()).len(), segments.len());
+
+    // Acked and deleted, a segment takes its summary with it.
+    for (offset, id) in ids.iter().enumerate() {
+        store.remove_entry(QueueId(1), Offset(offset as u64), *id).unwrap();
+    }
+    store.sync().unwrap();
+    store.sync().unwrap();
+    let left = segment_files(dir.path());
+    for summary in summary_files(dir.path()) {
+        assert!(
+            left.contains(&summary.with_extension("seg")),
+            "{summary:?} outlived its segment"
+        );
+    }
+}

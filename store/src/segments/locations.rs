@@ -130,6 +130,66 @@ impl Locations {
         }
     }
 
+    /// Records the unreferenced records of `segment` found when the store
+    /// opens, (id, position, payload length) in file order: as [`insert`]
+    /// each, but records that extend the last run are appended to it in
+    /// one pass (a restart reads millions).
+    ///
+    /// [`insert`]: Self::insert
+    pub(super) fn insert_found(&mut self, segment: u32, records: &[(u64, u32, u32)]) {
+        let mut rest = records;
+        while let Some(&(id, pos, len)) = rest.first() {
+            let extended = self.extend_last_run(segment, rest);
+            if extended > 0 {
+                rest = &rest[extended..];
+                continue;
+            }
+            self.insert(
+                id,
+                Location {
+                    segment,
+                    pos,
+                    len,
+                    refs: 0,
+                },
+            );
+            rest = &rest[1..];
+        }
+    }
+
+    /// Appends the leading records of `records` that continue the last run
+    /// (next id, same segment, right after its end); returns how many.
+    fn extend_last_run(&mut self, segment: u32, records: &[(u64, u32, u32)]) -> usize {
+        let Some(mut last) = self.runs.last_entry() else {
+            return 0;
+        };
+        let first = *last.key();
+        let run = last.get_mut();
+        let mut taken = 0;
+        for &(id, pos, len) in records {
+            let distance = pos.wrapping_sub(run.base);
+            let end = u64::from(pos) + RECORD_HEADER + u64::from(len);
+            let continues = id >= self.top
+                && first + run.slots.len() as u64 == id
+                && run.segment == segment
+                && run.end == pos
+                && distance <= MAX_DISTANCE;
+            let Ok(end) = u32::try_from(end) else {
+                break;
+            };
+            if !continues {
+                break;
+            }
+            run.slots.push(distance << 8 | 1);
+            run.end = end;
+            run.present += 1;
+            self.top = id + 1;
+            taken += 1;
+        }
+        self.len += taken;
+        taken
+    }
+
     /// Appends `id` to the last run, or starts a run with it. False if its
     /// place cannot be written as a distance.
     fn push(&mut self, id: u64, location: Location) -> bool {
@@ -208,6 +268,92 @@ impl Locations {
                 true
             }
             None => false,
+        }
+    }
+
+    /// At open: one more holder of every id in each range `(first, count)`
+    /// of `ranges`, if every one of them is present; otherwise nothing
+    /// changes and the answer is false. Walks runs, not ids one by one.
+    pub(super) fn add_refs_to_all(&mut self, ranges: &[(u64, u64)]) -> bool {
+        let present = ranges.iter().all(|&(first, count)| {
+            let mut all = true;
+            self.walk(first, count, &mut |_, tag| {
+                all &= tag != 0;
+                all
+            });
+            all
+        });
+        if !present {
+            return false;
+        }
+        for &(first, count) in ranges {
+            let mut one_by_one = Vec::new();
+            self.walk_mut(first, count, &mut |id, slot| {
+                let tag = *slot & 0xff;
+                if tag != 0 && tag - 1 < MAX_TAGGED_REFS {
+                    *slot += 1;
+                } else {
+                    one_by_one.push(id);
+                }
+            });
+            for id in one_by_one {
+                self.add_ref(id);
+            }
+        }
+        true
+    }
+
+    /// Visits ids `first..first + count` in order with their tag (a record
+    /// outside any run reads as tag 2 if it is in `moved`, else 0), until
+    /// `visit` returns false.
+    fn walk(&self, first: u64, count: u64, visit: &mut dyn FnMut(u64, u32) -> bool) {
+        let end = first.saturating_add(count);
+        let mut id = first;
+        while id < end {
+            match self.slot(id) {
+                Some((run, at)) => {
+                    let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
+                    for (i, slot) in run.slots[at..upto].iter().enumerate() {
+                        let this = id + i as u64;
+                        let tag = match slot & 0xff {
+                            0 if self.moved.contains_key(&this) => 2,
+                            tag => tag,
+                        };
+                        if !visit(this, tag) {
+                            return;
+                        }
+                    }
+                    id += (upto - at) as u64;
+                }
+                None => {
+                    if !visit(id, if self.moved.contains_key(&id) { 2 } else { 0 }) {
+                        return;
+                    }
+                    id += 1;
+                }
+            }
+        }
+    }
+
+    /// Visits the run slots of ids `first..first + count` to change them;
+    /// ids outside any run are visited with a scratch slot of tag 0.
+    fn walk_mut(&mut self, first: u64, count: u64, visit: &mut dyn FnMut(u64, &mut u32)) {
+        let end = first.saturating_add(count);
+        let mut id = first;
+        while id < end {
+            match self.slot_mut(id) {
+                Some((_, run, at)) => {
+                    let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
+                    for (i, slot) in run.slots[at..upto].iter_mut().enumerate() {
+                        visit(id + i as u64, slot);
+                    }
+                    id += (upto - at) as u64;
+                }
+                None => {
+                    visit(id, &mut 0);
+                    id += 1;
+                }
+            }
         }
     }
 
@@ -382,6 +528,52 @@ mod tests {
         l.each(|location| seen.push(location.pos));
         seen.sort_unstable();
         assert_eq!(seen, vec![8, 34]);
+    }
+
+    #[test]
+    fn records_found_at_open_make_the_same_runs_as_one_by_one() {
+        let found = [
+            (1u64, 8u32, 10u32),
+            (2, 34, 0),
+            (3, 50, 300),
+            (9, 366, 4),
+            (10, 386, 1),
+            (2, 403, 0),
+        ];
+        let mut bulk = Locations::default();
+        bulk.insert_found(1, &found[..3]);
+        bulk.insert_found(2, &found[3..]);
+        let mut single = Locations::default();
+        for (i, &(id, pos, len)) in found.iter().enumerate() {
+            single.insert(id, at(if i < 3 { 1 } else { 2 }, pos, len, 0));
+        }
+        assert_eq!(bulk.len(), single.len());
+        assert_eq!(bulk.runs.len(), single.runs.len());
+        for id in 0..12 {
+            let (a, b) = (bulk.get(id), single.get(id));
+            assert_eq!(a.is_some(), b.is_some(), "id {id}");
+            if let Some(b) = b {
+                same(a, b);
+            }
+        }
+        same(bulk.get(2), at(2, 403, 0, 0));
+    }
+
+    #[test]
+    fn ranges_are_held_all_or_nothing() {
+        let mut l = Locations::default();
+        let found: Vec<(u64, u32, u32)> = (1..=6u64).map(|id| (id, 8 + 26 * (id as u32 - 1), 10)).collect();
+        l.insert_found(1, &found);
+        l.insert(9, at(2, 8, 10, 0));
+        l.insert(3, at(2, 34, 10, 0)); // a compaction copy: kept whole
+        assert!(!l.add_refs_to_all(&[(1, 2), (5, 3)]), "7 is not stored");
+        assert_eq!(l.get(1).map(|x| x.refs), Some(0), "nothing changed");
+        assert!(l.add_refs_to_all(&[(1, 6), (9, 1)]));
+        for id in [1, 2, 3, 4, 5, 6, 9] {
+            assert_eq!(l.get(id).map(|x| x.refs), Some(1), "id {id}");
+        }
+        assert!(l.add_refs_to_all(&[(2, 1)]));
+        assert_eq!(l.get(2).map(|x| x.refs), Some(2));
     }
 
     #[test]

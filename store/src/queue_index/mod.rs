@@ -22,9 +22,10 @@
 //! Beside the slot files, `delivered` holds the queue's delivery mark
 //! (every offset below it was handed out at least once, so it comes back
 //! redelivered after a crash): the offset and its crc32, overwritten in
-//! place when it moved since the last sync.
+//! place when it moved since the last sync. A full file gets a summary
+//! (`summary.rs`) that a restart reads instead of its slots.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -35,6 +36,14 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::ids::{MessageId, Offset, QueueId};
 use crate::records::{EntryRecord, QueueSummary};
+
+mod recovery;
+mod summary;
+
+use recovery::recover_queue;
+pub(crate) use recovery::Claims;
+pub(crate) use summary::Run;
+use summary::Summary;
 
 /// Offsets per index file (a file is 1 MiB).
 pub const SLOTS_PER_FILE: u64 = 16_384;
@@ -93,6 +102,35 @@ struct IndexFile {
     live: u64,
     /// Written since the last sync.
     dirty: bool,
+    summarised: Summarised,
+}
+
+/// Where an index file stands with its summary (`summary.rs`).
+enum Summarised {
+    /// Being filled in order: what its summary will say once it is full.
+    Building(Summary),
+    /// Its summary is on disk and true.
+    Written,
+    /// Its summary is on disk but the file has changed since: the summary
+    /// is removed, durably, before the change is written.
+    Stale,
+    /// Its summary is removed, but not durably yet (the directory's sync
+    /// is under way): the change still waits.
+    Unlinked,
+    /// None, and none on disk.
+    Never,
+}
+
+impl IndexFile {
+    /// A slot of the file changes other than by a new entry.
+    fn changed(&mut self) {
+        // Whatever it was, it is not `Building` any more (what it held goes).
+        self.summarised = match std::mem::replace(&mut self.summarised, Summarised::Never) {
+            Summarised::Written | Summarised::Stale => Summarised::Stale,
+            Summarised::Unlinked => Summarised::Unlinked,
+            Summarised::Building(_) | Summarised::Never => Summarised::Never,
+        };
+    }
 }
 
 /// One queue's index.
@@ -109,6 +147,14 @@ struct QueueIndex {
     /// Offset ranges purged but not yet cleared in the files (at the next
     /// sync); reads skip them meanwhile.
     purged: Vec<(u64, u64)>,
+    /// Files filled in order to their last slot, whose summaries are
+    /// written once the sync after that is done.
+    full: Vec<u64>,
+    /// Files whose summaries are `Stale` or `Unlinked`: their changes wait
+    /// in `pending` until the summary is gone for good.
+    voiding: BTreeSet<u64>,
+    /// Slot writes to `voiding` files, in order.
+    held: Vec<(u64, [u8; SLOT])>,
 }
 
 const MARK_FILE: &str = "delivered";
@@ -135,6 +181,9 @@ impl QueueIndex {
             next_offset: 0,
             delivered_dirty: false,
             purged: Vec::new(),
+            full: Vec::new(),
+            voiding: BTreeSet::new(),
+            held: Vec::new(),
         }
     }
 
@@ -190,6 +239,7 @@ impl QueueIndex {
                     file: Arc::new(file),
                     live: 0,
                     dirty: true,
+                    summarised: Summarised::Building(Summary::default()),
                 },
             );
         }
@@ -204,6 +254,19 @@ impl QueueIndex {
     /// On failure the writes not yet done stay pending, to be written again
     /// at the next sync: nothing is dropped.
     fn write_pending(&mut self) -> io::Result<()> {
+        self.write_pending_in(0, u64::MAX)
+    }
+
+    /// Writes the pending slots of offsets `from..to` only (what a read of
+    /// that range needs); the rest stay pending.
+    fn write_pending_in(&mut self, from: u64, to: u64) -> io::Result<()> {
+        if !self.voiding.is_empty() {
+            // Changes to files whose summaries are still on disk wait (in
+            // `held`) for the sync, unless this read needs them.
+            let (first, last) = (from / SLOTS_PER_FILE, to.saturating_sub(1) / SLOTS_PER_FILE);
+            let needed: Vec<u64> = self.voiding.range(first..=last).copied().collect();
+            self.void_summaries(&needed)?;
+        }
         let pending = std::mem::take(&mut self.pending);
         let mut i = 0;
         let mut run = Vec::new();
@@ -250,7 +313,7 @@ impl QueueIndex {
     /// it returns false. Reads 64 KiB of slots at a time, so walking a
     /// queue of any length takes no more memory than that.
     fn visit(&mut self, from: u64, to: u64, f: &mut dyn FnMut(u64, EntryRecord) -> bool) -> io::Result<()> {
-        self.write_pending()?;
+        self.write_pending_in(from, to)?;
         let mut offset = from;
         let mut buffer = Vec::new();
         while offset < to {
@@ -276,12 +339,166 @@ impl QueueIndex {
         Ok(())
     }
 
+    /// A slot write for the next sync, held back while its file's summary
+    /// is still on disk.
+    fn push_pending(&mut self, offset: u64, slot: [u8; SLOT]) {
+        if self.voiding.contains(&(offset / SLOTS_PER_FILE)) {
+            self.held.push((offset, slot));
+        } else {
+            self.pending.push((offset, slot));
+        }
+    }
+
+    /// The files `numbers` have no summary any more: their held writes
+    /// join the pending ones, in order.
+    fn release_held(&mut self, numbers: &[u64]) {
+        let pending = &mut self.pending;
+        self.held.retain(|&(offset, slot)| {
+            let release = numbers.contains(&(offset / SLOTS_PER_FILE));
+            if release {
+                pending.push((offset, slot));
+            }
+            !release
+        });
+    }
+
+    /// A slot of file `number` changes other than by a new entry.
+    fn file_changed(&mut self, number: u64) {
+        if let Some(file) = self.files.get_mut(&number) {
+            file.changed();
+            if matches!(file.summarised, Summarised::Stale) {
+                self.voiding.insert(number);
+            }
+        }
+    }
+
     /// Counts a removed entry out of its file.
     fn removed(&mut self, offset: u64) {
         if let Some(file) = self.files.get_mut(&(offset / SLOTS_PER_FILE)) {
             file.live = file.live.saturating_sub(1);
         }
-        self.pending.push((offset, [0; SLOT]));
+        self.file_changed(offset / SLOTS_PER_FILE);
+        self.push_pending(offset, [0; SLOT]);
+    }
+
+    /// A new entry at `offset`: counted in its file and its summary to be.
+    fn added(&mut self, offset: u64, entry: &EntryRecord) -> io::Result<()> {
+        let number = offset / SLOTS_PER_FILE;
+        let head = self.next_offset.checked_sub(1).map(|o| o / SLOTS_PER_FILE);
+        let file = self.file(number)?;
+        file.live += 1;
+        match &mut file.summarised {
+            Summarised::Building(summary) => {
+                if !summary.add(offset, entry) {
+                    file.summarised = Summarised::Never;
+                }
+            }
+            _ => {
+                file.changed();
+                if matches!(file.summarised, Summarised::Stale) {
+                    self.voiding.insert(number);
+                }
+            }
+        }
+        // The file before is full once entries go past it.
+        if let Some(head) = head.filter(|&h| h < number) {
+            if matches!(self.files.get(&head), Some(f) if matches!(f.summarised, Summarised::Building(_))) {
+                self.full.push(head);
+            }
+        }
+        self.next_offset = self.next_offset.max(offset + 1);
+        self.push_pending(offset, encode_slot(offset, entry));
+        Ok(())
+    }
+
+    /// Removes the summaries of files that changed since the last sync,
+    /// without waiting: the caller syncs the directory, then calls
+    /// [`Self::unlinked_durably`]. True if any was removed.
+    fn unlink_stale_summaries(&mut self) -> io::Result<bool> {
+        let mut removed = false;
+        for &number in &self.voiding {
+            let Some(file) = self.files.get_mut(&number) else {
+                continue;
+            };
+            if matches!(file.summarised, Summarised::Stale) {
+                summary::remove(&self.dir, number)?;
+                file.summarised = Summarised::Unlinked;
+                removed = true;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The directory was synced after [`Self::unlink_stale_summaries`].
+    fn unlinked_durably(&mut self) {
+        let files = &mut self.files;
+        let mut done = Vec::new();
+        self.voiding.retain(|&number| match files.get_mut(&number) {
+            Some(file) if matches!(file.summarised, Summarised::Stale) => true,
+            Some(file) => {
+                file.summarised = Summarised::Never;
+                done.push(number);
+                false
+            }
+            None => {
+                done.push(number);
+                false
+            }
+        });
+        if !done.is_empty() {
+            self.release_held(&done);
+        }
+    }
+
+    /// Before writing to the files `numbers`: any summary of theirs that
+    /// is no longer true is removed, durably, first (the rare case of a
+    /// read of a file between its change and the sync that would do it).
+    fn void_summaries(&mut self, numbers: &[u64]) -> io::Result<()> {
+        let mut removed = false;
+        for number in numbers {
+            if !self.voiding.contains(number) {
+                continue;
+            }
+            if let Some(file) = self.files.get_mut(number) {
+                if matches!(file.summarised, Summarised::Stale) {
+                    summary::remove(&self.dir, *number)?;
+                }
+                file.summarised = Summarised::Never;
+            }
+            removed = true;
+        }
+        if removed {
+            File::open(&self.dir)?.sync_all()?;
+            for number in numbers {
+                self.voiding.remove(number);
+            }
+            self.release_held(numbers);
+        }
+        Ok(())
+    }
+
+    /// Writes the summaries of `full` files (all of whose writes are
+    /// synced) that nothing has changed since.
+    fn write_summaries(&mut self, full: &[u64]) {
+        for number in full {
+            let Some(file) = self.files.get_mut(number) else {
+                continue;
+            };
+            let Summarised::Building(summary) = &file.summarised else {
+                continue;
+            };
+            if summary.count != file.live {
+                file.summarised = Summarised::Never;
+                continue;
+            }
+            match summary::write(&self.dir, *number, summary) {
+                Ok(()) => file.summarised = Summarised::Written,
+                Err(e) => {
+                    tracing::warn!(dir = %self.dir.display(), number, "index summary not written ({e}); the file is read at the next start");
+                    file.summarised = Summarised::Never;
+                }
+            }
+        }
     }
 
     /// Deletes files that hold no entry any more, except the one new
@@ -297,7 +514,10 @@ impl QueueIndex {
         for number in empty {
             // Its pending writes (zeroes) need not be written any more.
             self.pending.retain(|(offset, _)| offset / SLOTS_PER_FILE != number);
+            self.held.retain(|(offset, _)| offset / SLOTS_PER_FILE != number);
+            self.voiding.remove(&number);
             self.files.remove(&number);
+            summary::remove(&self.dir, number)?;
             match fs::remove_file(self.dir.join(format!("{number:010}.idx"))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -335,10 +555,10 @@ impl QueueIndexes {
     /// slot once, keeping an entry if `keep` says so (its body is there and
     /// it is not transient) and clearing it otherwise, and sums each queue
     /// up. Directories of queues not in `known` are deleted.
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         known: &HashSet<QueueId>,
-        keep: &mut dyn FnMut(&EntryRecord) -> bool,
+        claims: &mut dyn Claims,
     ) -> io::Result<(QueueIndexes, HashMap<QueueId, QueueSummary>, usize)> {
         fs::create_dir_all(dir)?;
         let mut queues = HashMap::new();
@@ -362,7 +582,7 @@ impl QueueIndexes {
                 fs::remove_dir_all(&path)?;
                 continue;
             }
-            let (index, summary, dropped_here) = recover_queue(path, keep)?;
+            let (index, summary, dropped_here) = recover_queue(path, claims)?;
             dropped += dropped_here;
             if summary.count > 0 {
                 summaries.insert(id, summary);
@@ -411,12 +631,7 @@ impl QueueIndexes {
         if offset >= MAX_OFFSET {
             return Err(io::Error::other("queue offsets exhausted"));
         }
-        self.with(queue, |index| {
-            index.file(offset / SLOTS_PER_FILE)?.live += 1;
-            index.next_offset = index.next_offset.max(offset + 1);
-            index.pending.push((offset, encode_slot(offset, entry)));
-            Ok(())
-        })
+        self.with(queue, |index| index.added(offset, entry))
     }
 
     /// Moves the delivery mark (written at the next sync).
@@ -437,7 +652,8 @@ impl QueueIndexes {
 
     pub fn update(&self, queue: QueueId, Offset(offset): Offset, entry: &EntryRecord) -> io::Result<()> {
         self.with_existing(queue, |index| {
-            index.pending.push((offset, encode_slot(offset, entry)));
+            index.file_changed(offset / SLOTS_PER_FILE);
+            index.push_pending(offset, encode_slot(offset, entry));
             Ok(())
         })
     }
@@ -524,11 +740,30 @@ impl QueueIndexes {
     /// files left without entries.
     pub fn sync(&self) -> io::Result<()> {
         let mut to_sync = Vec::new();
-        let queues = self.queues.read();
-        for index in queues.values() {
+        // Files full before their last writes are written here: summarised
+        // once those are synced.
+        let mut full = Vec::new();
+        // Summaries of files that changed go first, durably: the unlinks
+        // under each queue's lock, the directories' syncs outside them.
+        let mut dirs = Vec::new();
+        for index in self.queues.read().values() {
             let mut index = index.lock();
+            if index.unlink_stale_summaries()? {
+                dirs.push(index.dir.clone());
+            }
+        }
+        for dir in &dirs {
+            File::open(dir)?.sync_all()?;
+        }
+        let queues = self.queues.read();
+        for (&id, index) in queues.iter() {
+            let mut index = index.lock();
+            index.unlinked_durably();
             if let Some(mark) = index.write_mark()? {
                 to_sync.push(Arc::new(mark));
+            }
+            if !index.full.is_empty() {
+                full.push((id, std::mem::take(&mut index.full)));
             }
             if index.pending.is_empty() && !index.files.values().any(|f| f.dirty) {
                 continue;
@@ -542,12 +777,23 @@ impl QueueIndexes {
         drop(queues);
         if let Err(e) = to_sync.iter().try_for_each(|file| file.sync_data()) {
             // Mark every file dirty again so the next sync retries them all.
-            for index in self.queues.read().values() {
+            let queues = self.queues.read();
+            for index in queues.values() {
                 index.lock().files.values_mut().for_each(|f| f.dirty = true);
+            }
+            for (id, numbers) in full {
+                if let Some(index) = queues.get(&id) {
+                    index.lock().full.extend(numbers);
+                }
             }
             return Err(e);
         }
         let queues = self.queues.read();
+        for (id, numbers) in &full {
+            if let Some(index) = queues.get(id) {
+                index.lock().write_summaries(numbers);
+            }
+        }
         for index in queues.values() {
             index.lock().delete_empty_files()?;
         }
@@ -570,74 +816,4 @@ impl QueueIndexes {
             })
             .sum()
     }
-}
-
-/// Reads one queue's index directory at start.
-fn recover_queue(
-    dir: PathBuf,
-    keep: &mut dyn FnMut(&EntryRecord) -> bool,
-) -> io::Result<(QueueIndex, QueueSummary, usize)> {
-    let mut numbers: Vec<u64> = fs::read_dir(&dir)?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name();
-            name.to_str()?.strip_suffix(".idx")?.parse().ok()
-        })
-        .filter(|&number| {
-            let fits = number < MAX_OFFSET / SLOTS_PER_FILE;
-            if !fits {
-                tracing::warn!(dir = %dir.display(), number, "queue index file number out of range; ignored");
-            }
-            fits
-        })
-        .collect();
-    numbers.sort_unstable();
-    let mut index = QueueIndex::new(dir);
-    let mut summary = QueueSummary::default();
-    let mut dropped = 0;
-    let mut contents = Vec::new();
-    for number in numbers {
-        let path = index.dir.join(format!("{number:010}.idx"));
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        contents.clear();
-        contents.resize(SLOTS_PER_FILE as usize * SLOT, 0);
-        let got = read_up_to(&file, &mut contents, 0)?;
-        let mut live = 0;
-        let first = number * SLOTS_PER_FILE;
-        for (i, slot) in contents[..got - got % SLOT].chunks_exact(SLOT).enumerate() {
-            let offset = first + i as u64;
-            if slot[0] == 0 {
-                continue;
-            }
-            match decode_slot(offset, slot) {
-                Some(entry) if keep(&entry) => {
-                    live += 1;
-                    if summary.count == 0 {
-                        summary.first_offset = Offset(offset);
-                    }
-                    summary.count += 1;
-                    summary.bytes += entry.body_size;
-                    summary.next_offset = Offset(offset + 1);
-                }
-                _ => {
-                    // Torn, transient or without its body: clear it.
-                    dropped += 1;
-                    index.pending.push((offset, [0; SLOT]));
-                }
-            }
-        }
-        index.files.insert(
-            number,
-            IndexFile {
-                file: Arc::new(file),
-                live,
-                dirty: false,
-            },
-        );
-        index.next_offset = index.next_offset.max(first + (got / SLOT) as u64);
-    }
-    // New entries continue after everything ever written.
-    index.next_offset = index.next_offset.max(summary.next_offset.0);
-    index.write_pending()?;
-    index.delete_empty_files()?;
-    Ok((index, summary, dropped))
 }
