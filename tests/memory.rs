@@ -720,3 +720,39 @@ async fn a_header_table_of_more_than_16384_values_closes_the_connection() {
     let channel = other.create_channel().await.unwrap();
     assert_eq!(message_count(&channel, "q").await, 0);
 }
+
+#[tokio::test]
+async fn a_message_over_the_connections_unfinished_limit_is_refused_and_the_rest_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start_with(dir.path(), &["--max-unfinished-per-connection", "1000000"]);
+    let connection = connect(&warren).await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("q".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    // Within the limit: published.
+    publish_numbered(&channel, "q", 0..1, 900_000, BasicProperties::default()).await;
+    // Over it: the channel is closed with 406, as for an oversized message.
+    let refused = async {
+        channel
+            .basic_publish(
+                "".into(),
+                "q".into(),
+                BasicPublishOptions::default(),
+                &vec![0u8; 1_200_000],
+                BasicProperties::default(),
+            )
+            .await?
+            .await
+    }
+    .await;
+    let error = refused.expect_err("the publish is refused");
+    let text = error.to_string();
+    assert!(text.contains("PRECONDITION_FAILED"), "{text}");
+    assert!(text.contains("more than its limit of 1000000"), "{text}");
+    // The connection goes on: another channel sees the first message.
+    let other = connection.create_channel().await.unwrap();
+    assert_eq!(message_count(&other, "q").await, 1);
+}

@@ -341,6 +341,16 @@ impl Broker {
     }
 
     /// The memory and disk alarms.
+    /// Body bytes one connection's unfinished messages may announce: as
+    /// configured, else a quarter of the memory watermark, and at least the
+    /// largest message.
+    pub(crate) fn unfinished_limit(&self) -> u64 {
+        let largest = self.config.max_message_size as u64;
+        self.config
+            .max_unfinished_per_connection
+            .unwrap_or_else(|| (self.alarms().watermark() / 4).max(largest))
+    }
+
     pub(crate) fn alarms(&self) -> &Alarms {
         &self.alarms
     }

@@ -92,6 +92,11 @@ pub struct BrokerConfig {
     /// Consumers one channel may hold (RabbitMQ's
     /// `consumer_max_per_channel`); None for no limit.
     pub max_consumers_per_channel: Option<u32>,
+    /// Body bytes one connection's unfinished messages (header received,
+    /// body not yet complete, on all its channels together) may announce;
+    /// None: a quarter of the memory watermark, and at least
+    /// `max_message_size`.
+    pub max_unfinished_per_connection: Option<u64>,
     /// Where the management HTTP API listens (None: not at all). The
     /// broker itself does not serve it; `warren::start` does.
     pub management_listen: Option<SocketAddr>,
@@ -211,6 +216,7 @@ impl Default for BrokerConfig {
             server_identity: ServerIdentity::RabbitMq,
             max_connections: None,
             max_consumers_per_channel: None,
+            max_unfinished_per_connection: None,
             remove_data_dir_on_shutdown: false,
             cluster: None,
             cluster_link: None,
@@ -326,6 +332,14 @@ pub struct Settings {
     #[arg(long, env = "WARREN_MAX_CONSUMERS_PER_CHANNEL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_consumers_per_channel: Option<u32>,
+    /// Body bytes one connection's unfinished messages may announce, on all
+    /// its channels together; a message that would go over is refused as
+    /// an oversized one is (406 after its body, the body not kept)
+    /// [default: a quarter of the memory watermark, at least
+    /// max_message_size].
+    #[arg(long, env = "WARREN_MAX_UNFINISHED_PER_CONNECTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unfinished_per_connection: Option<u64>,
     /// The user created, as an administrator with every permission on the
     /// default vhost, when the data directory holds no users yet
     /// [default: guest].
@@ -481,6 +495,9 @@ impl Settings {
         }
         if let Some(v) = self.max_consumers_per_channel {
             config.max_consumers_per_channel = Some(v);
+        }
+        if let Some(v) = self.max_unfinished_per_connection {
+            config.max_unfinished_per_connection = Some(v);
         }
         if let Some(v) = self.default_user {
             config.default_user = v;

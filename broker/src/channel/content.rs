@@ -2,7 +2,13 @@
 //!
 //! A body that arrives in one frame is kept as that frame's bytes (no copy);
 //! one split over several frames is gathered into a single buffer sized from
-//! the header, after the size has been checked against the limit.
+//! the header, after the size has been checked against the limits: the
+//! broker's largest message, and what one connection's unfinished messages
+//! may announce together (so that no client holds more than its share of
+//! memory in messages it never finishes, over however many channels).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use warren_protocol::{BasicPublish, ContentHeader};
@@ -17,6 +23,41 @@ pub(crate) struct PendingContent {
     pub publish: BasicPublish,
     pub header: Option<ContentHeader>,
     body: Body,
+    /// Its announced size, counted in its connection's unfinished bytes
+    /// until it is done with (finished, refused, or its channel gone).
+    _counted: Option<Unfinished>,
+}
+
+/// Body bytes announced by a connection's unfinished messages.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct UnfinishedBytes(Arc<AtomicU64>);
+
+/// One message's share of them, given back when it is dropped.
+struct Unfinished {
+    total: UnfinishedBytes,
+    bytes: u64,
+}
+
+impl UnfinishedBytes {
+    /// Counts `bytes` more if that keeps the total within `limit`; else
+    /// the total they would make.
+    fn take(&self, bytes: u64, limit: u64) -> Result<Unfinished, u64> {
+        let before = self.0.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > limit {
+            self.0.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(before.saturating_add(bytes));
+        }
+        Ok(Unfinished {
+            total: self.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.total.0.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 enum Body {
@@ -26,6 +67,12 @@ enum Body {
     /// Larger than the broker accepts: counted and dropped as it arrives,
     /// refused once complete (as RabbitMQ refuses it: after the body).
     TooLarge(usize),
+    /// Would take the connection's unfinished messages over their limit
+    /// (to the total given): dropped and refused the same way.
+    OverShare {
+        received: usize,
+        total: u64,
+    },
 }
 
 impl PendingContent {
@@ -34,6 +81,7 @@ impl PendingContent {
             publish,
             header: None,
             body: Body::Empty,
+            _counted: None,
         }
     }
 
@@ -51,7 +99,7 @@ impl PendingContent {
             Body::Empty => 0,
             Body::Single(b) => b.len(),
             Body::Gathering(b) => b.len(),
-            Body::TooLarge(received) => *received,
+            Body::TooLarge(received) | Body::OverShare { received, .. } => *received,
         }
     }
 
@@ -71,12 +119,16 @@ impl PendingContent {
                 Body::Gathering(all)
             }
             Body::TooLarge(received) => Body::TooLarge(received + chunk.len()),
+            Body::OverShare { received, total } => Body::OverShare {
+                received: received + chunk.len(),
+                total,
+            },
         };
     }
 
     fn take_body(&mut self) -> Bytes {
         match std::mem::replace(&mut self.body, Body::Empty) {
-            Body::Empty | Body::TooLarge(_) => Bytes::new(),
+            Body::Empty | Body::TooLarge(_) | Body::OverShare { .. } => Bytes::new(),
             Body::Single(b) => b,
             Body::Gathering(b) => b.freeze(),
         }
@@ -103,6 +155,11 @@ impl Channel {
         }
         if header.body_size > ctx.broker.config.max_message_size as u64 {
             pending.body = Body::TooLarge(0);
+        } else if header.body_size > 0 {
+            match ctx.unfinished.take(header.body_size, ctx.unfinished_limit) {
+                Ok(counted) => pending._counted = Some(counted),
+                Err(total) => pending.body = Body::OverShare { received: 0, total },
+            }
         }
         let empty = header.body_size == 0;
         pending.header = Some(header);
@@ -148,11 +205,36 @@ impl Channel {
             ))
             .on_method((60, 40)));
         }
+        if let Body::OverShare { received, total } = pending.body {
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {received} would take this connection's unfinished messages to {total} bytes, \
+                 more than its limit of {}",
+                ctx.unfinished_limit
+            ))
+            .on_method((60, 40)));
+        }
         let body = pending.take_body();
         let Some(header) = pending.header else {
             return Ok(());
         };
         self.publish_complete(ctx, pending.publish, header, body)
             .map_err(|e| e.on_method((60, 40)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfinished_bytes_are_counted_across_messages_and_given_back() {
+        let total = UnfinishedBytes::default();
+        let first = total.take(600, 1000).expect("within the limit");
+        assert_eq!(total.take(500, 1000).err(), Some(1100), "two together go over");
+        let second = total.take(400, 1000).expect("exactly at the limit");
+        drop(first);
+        let third = total.take(600, 1000).expect("the first gave its bytes back");
+        drop((second, third));
+        assert_eq!(total.0.load(Ordering::Relaxed), 0);
     }
 }

@@ -33,6 +33,7 @@ use crate::vhost::VHost;
 pub(crate) use ack::Unacked;
 use consume::ChannelConsumer;
 use content::PendingContent;
+pub(crate) use content::UnfinishedBytes;
 use direct_reply::ReplyConsumer;
 use publish::ConfirmState;
 use tx::TxState;
@@ -68,6 +69,10 @@ pub(crate) struct ConnCtx {
     pub now: std::time::Instant,
     /// The connection's name (`peer -> local`), for log lines.
     pub name: ConnectionName,
+    /// Body bytes its channels' unfinished messages announce, and how many
+    /// they may (`content.rs`).
+    pub unfinished: UnfinishedBytes,
+    pub unfinished_limit: u64,
 }
 
 impl ConnCtx {

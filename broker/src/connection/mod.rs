@@ -25,7 +25,7 @@ use warren_protocol::*;
 
 use crate::alarm::Raised;
 use crate::broker::Broker;
-use crate::channel::{Channel, ConnCtx};
+use crate::channel::{Channel, ConnCtx, UnfinishedBytes};
 use crate::connections::ConnectionInfo;
 use crate::durability::Synced;
 use crate::error::AmqpError;
@@ -127,6 +127,8 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
             has_published: false,
             now: Instant::now(),
             name,
+            unfinished: UnfinishedBytes::default(),
+            unfinished_limit: broker.unfinished_limit(),
         },
         channels: HashMap::default(),
         channel_max: session.channel_max,
