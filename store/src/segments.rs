@@ -8,7 +8,7 @@
 //!
 //! What is live is counted in memory: every stored message has a
 //! reference count (one per queue index entry, plus one per in-memory copy
-//! of the message), kept with its place in `locations.rs` at four bytes a
+//! of the message), kept with its place in `locations.rs` at one to four bytes a
 //! message, and every segment the bytes of its live records. Space
 //! comes back two ways:
 //! - a segment none of whose records is referenced any more is deleted
@@ -50,6 +50,7 @@ use crate::ids::MessageId;
 mod block_read;
 mod locations;
 mod opening;
+mod slots;
 mod summary;
 
 use locations::Locations;

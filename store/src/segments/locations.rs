@@ -1,13 +1,14 @@
 //! Where every stored message's record is and how many hold it: the
-//! segment store's in-memory index, four bytes a message.
+//! segment store's in-memory index, one to four bytes a message.
 //!
 //! Ids are handed out in order and each record is appended right after the
 //! one before, so the records of consecutive ids mostly lie back to back
 //! in one segment. A [`Run`] is such a stretch: the segment, where its
-//! first record starts, and per id one `u32`: the record's distance from
-//! that start (24 bits) and a tag (8 bits: 0 for gone, else references +
-//! 1). A record's length is the distance to the next one (the last one's,
-//! to the run's end). A run ends where that stops holding: another segment,
+//! first record starts, and per id a slot (`slots.rs`): a tag (0 for gone,
+//! else references + 1), and the record's distance from that start (24
+//! bits beside the tag in a `u32`) unless every record of the run has the
+//! same size, when the tag alone is a byte. A record's length is the
+//! distance to the next one (the last one's, to the run's end). A run ends where that stops holding: another segment,
 //! a record that is not next in the file (compaction copies in between),
 //! or 16 MiB from the run's start.
 //!
@@ -21,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::slots::Slots;
 use super::{Location, RECORD_HEADER};
 
 /// Distances from a run's start fit 24 bits.
@@ -35,19 +37,19 @@ struct Run {
     base: u32,
     /// Where the last record ends.
     end: u32,
-    /// Per id from the run's first: distance from `base` << 8 | tag.
-    slots: Vec<u32>,
+    /// Per id from the run's first: where its record starts and its tag.
+    slots: Slots,
     /// Slots whose tag is not 0.
     present: usize,
 }
 
 impl Run {
     fn tag(&self, at: usize) -> u32 {
-        self.slots[at] & 0xff
+        self.slots.tag(at)
     }
 
     fn set_tag(&mut self, at: usize, tag: u32) {
-        self.slots[at] = (self.slots[at] & !0xff) | tag;
+        self.slots.set_tag(at, tag);
     }
 
     /// Clears slot `at`, returning what it held.
@@ -64,10 +66,11 @@ impl Run {
         if tag == 0 {
             return None;
         }
-        let pos = self.base + (self.slots[at] >> 8);
-        let next = match self.slots.get(at + 1) {
-            Some(slot) => self.base + (slot >> 8),
-            None => self.end,
+        let pos = self.base + self.slots.distance(at);
+        let next = if at + 1 < self.slots.len() {
+            self.base + self.slots.distance(at + 1)
+        } else {
+            self.end
         };
         Some(Location {
             segment: self.segment,
@@ -180,7 +183,7 @@ impl Locations {
             if !continues {
                 break;
             }
-            run.slots.push(distance << 8 | 1);
+            run.slots.push(distance, end - pos, 1);
             run.end = end;
             run.present += 1;
             self.top = id + 1;
@@ -205,7 +208,7 @@ impl Locations {
                 && run.end == location.pos
                 && distance <= MAX_DISTANCE
             {
-                run.slots.push(distance << 8 | tag);
+                run.slots.push(distance, end - location.pos, tag);
                 run.end = end;
                 run.present += 1;
                 self.top = id + 1;
@@ -220,7 +223,7 @@ impl Locations {
                 segment: location.segment,
                 base: location.pos,
                 end,
-                slots: vec![tag],
+                slots: Slots::first(end - location.pos, tag),
                 present: 1,
             },
         );
@@ -275,27 +278,28 @@ impl Locations {
     /// of `ranges`, if every one of them is present; otherwise nothing
     /// changes and the answer is false. Walks runs, not ids one by one.
     pub(super) fn add_refs_to_all(&mut self, ranges: &[(u64, u64)]) -> bool {
-        let present = ranges.iter().all(|&(first, count)| {
-            let mut all = true;
-            self.walk(first, count, &mut |_, tag| {
-                all &= tag != 0;
-                all
-            });
-            all
-        });
-        if !present {
+        if !ranges.iter().all(|&(first, count)| self.all_present(first, count)) {
             return false;
         }
         for &(first, count) in ranges {
             let mut one_by_one = Vec::new();
-            self.walk_mut(first, count, &mut |id, slot| {
-                let tag = *slot & 0xff;
-                if tag != 0 && tag - 1 < MAX_TAGGED_REFS {
-                    *slot += 1;
-                } else {
+            let end = first.saturating_add(count);
+            let mut id = first;
+            while id < end {
+                let Some((_, run, at)) = self.slot_mut(id) else {
                     one_by_one.push(id);
+                    id += 1;
+                    continue;
+                };
+                let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
+                for i in at..upto {
+                    match run.tag(i) {
+                        tag if tag != 0 && tag - 1 < MAX_TAGGED_REFS => run.set_tag(i, tag + 1),
+                        _ => one_by_one.push(id + (i - at) as u64),
+                    }
                 }
-            });
+                id += (upto - at) as u64;
+            }
             for id in one_by_one {
                 self.add_ref(id);
             }
@@ -303,58 +307,27 @@ impl Locations {
         true
     }
 
-    /// Visits ids `first..first + count` in order with their tag (a record
-    /// outside any run reads as tag 2 if it is in `moved`, else 0), until
-    /// `visit` returns false.
-    fn walk(&self, first: u64, count: u64, visit: &mut dyn FnMut(u64, u32) -> bool) {
+    /// Whether every id of `first..first + count` is present.
+    fn all_present(&self, first: u64, count: u64) -> bool {
         let end = first.saturating_add(count);
         let mut id = first;
         while id < end {
-            match self.slot(id) {
-                Some((run, at)) => {
-                    let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
-                    for (i, slot) in run.slots[at..upto].iter().enumerate() {
-                        let this = id + i as u64;
-                        let tag = match slot & 0xff {
-                            0 if self.moved.contains_key(&this) => 2,
-                            tag => tag,
-                        };
-                        if !visit(this, tag) {
-                            return;
-                        }
-                    }
-                    id += (upto - at) as u64;
+            let Some((run, at)) = self.slot(id) else {
+                if !self.moved.contains_key(&id) {
+                    return false;
                 }
-                None => {
-                    if !visit(id, if self.moved.contains_key(&id) { 2 } else { 0 }) {
-                        return;
-                    }
-                    id += 1;
+                id += 1;
+                continue;
+            };
+            let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
+            for i in at..upto {
+                if run.tag(i) == 0 && !self.moved.contains_key(&(id + (i - at) as u64)) {
+                    return false;
                 }
             }
+            id += (upto - at) as u64;
         }
-    }
-
-    /// Visits the run slots of ids `first..first + count` to change them;
-    /// ids outside any run are visited with a scratch slot of tag 0.
-    fn walk_mut(&mut self, first: u64, count: u64, visit: &mut dyn FnMut(u64, &mut u32)) {
-        let end = first.saturating_add(count);
-        let mut id = first;
-        while id < end {
-            match self.slot_mut(id) {
-                Some((_, run, at)) => {
-                    let upto = (at as u64 + (end - id)).min(run.slots.len() as u64) as usize;
-                    for (i, slot) in run.slots[at..upto].iter_mut().enumerate() {
-                        visit(id + i as u64, slot);
-                    }
-                    id += (upto - at) as u64;
-                }
-                None => {
-                    visit(id, &mut 0);
-                    id += 1;
-                }
-            }
-        }
+        true
     }
 
     /// A holder of `id` lets go. When none is left the record is forgotten
