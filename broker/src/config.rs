@@ -92,10 +92,10 @@ pub struct BrokerConfig {
     /// Consumers one channel may hold (RabbitMQ's
     /// `consumer_max_per_channel`); None for no limit.
     pub max_consumers_per_channel: Option<u32>,
-    /// Body bytes one connection's unfinished messages (header received,
-    /// body not yet complete, on all its channels together) may announce;
-    /// None: a quarter of the memory watermark, and at least
-    /// `max_message_size`.
+    /// What one connection's unfinished messages (header received, body
+    /// not yet complete, on all its channels together) of 64 KiB or more
+    /// may take, announced bodies and decoded headers; None: a quarter of
+    /// the memory watermark, and at least `max_message_size`.
     pub max_unfinished_per_connection: Option<u64>,
     /// Where the management HTTP API listens (None: not at all). The
     /// broker itself does not serve it; `warren::start` does.
@@ -332,8 +332,9 @@ pub struct Settings {
     #[arg(long, env = "WARREN_MAX_CONSUMERS_PER_CHANNEL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_consumers_per_channel: Option<u32>,
-    /// Body bytes one connection's unfinished messages may announce, on all
-    /// its channels together; a message that would go over is refused as
+    /// What one connection's unfinished messages of 64 KiB or more may take
+    /// (bodies and decoded headers), on all its channels together; a
+    /// message that would go over is refused as
     /// an oversized one is (406 after its body, the body not kept)
     /// [default: a quarter of the memory watermark, at least
     /// max_message_size].

@@ -258,6 +258,12 @@ impl ContentHeader {
         &self.data.properties
     }
 
+    /// The length of the property list as it was received (0 for a header
+    /// built or changed here).
+    pub fn received_properties_len(&self) -> usize {
+        self.data.raw.as_slice().map_or(0, <[u8]>::len)
+    }
+
     /// Mutable access; the header is re-encoded from the values afterwards.
     pub fn properties_mut(&mut self) -> &mut BasicProperties {
         self.data.raw = RawProperties::None;

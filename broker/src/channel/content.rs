@@ -16,6 +16,25 @@ use warren_protocol::{BasicPublish, ContentHeader};
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 
+/// Messages that may cost this much or more count towards their
+/// connection's unfinished bytes. Smaller ones are spared the counting
+/// (atomic operations on every message): a connection's unfinished small
+/// messages hold less than this each, so at most `channel_max` times it
+/// together (128 MiB with RabbitMQ's 2,047).
+const COUNTED_FROM: u64 = 64 * 1024;
+
+/// What a decoded header value may take in memory per byte it took on the
+/// wire, at most (a one-byte array value decodes to 40 bytes).
+const HEADER_EXPANSION: u64 = 40;
+
+/// What an unfinished message may hold once its body has come: the body it
+/// announces and its header decoded; None below [`COUNTED_FROM`].
+fn counted_cost(header: &ContentHeader) -> Option<u64> {
+    let properties = header.received_properties_len() as u64 * HEADER_EXPANSION;
+    let cost = header.body_size.saturating_add(properties);
+    (cost >= COUNTED_FROM).then_some(cost)
+}
+
 /// The most reserved for a body before its bytes arrive.
 const PREALLOCATE_AT_MOST: usize = 4 * 1024 * 1024;
 
@@ -155,8 +174,8 @@ impl Channel {
         }
         if header.body_size > ctx.broker.config.max_message_size as u64 {
             pending.body = Body::TooLarge(0);
-        } else if header.body_size > 0 {
-            match ctx.unfinished.take(header.body_size, ctx.unfinished_limit) {
+        } else if let Some(cost) = counted_cost(&header) {
+            match ctx.unfinished.take(cost, ctx.unfinished_limit) {
                 Ok(counted) => pending._counted = Some(counted),
                 Err(total) => pending.body = Body::OverShare { received: 0, total },
             }
