@@ -112,6 +112,29 @@ async fn next_delivery(consumer: &mut lapin::Consumer, stalled: &str) -> lapin::
         .expect("delivery")
 }
 
+/// Declares the durable queue `name` with `arguments` and puts the
+/// channel in confirm mode.
+async fn durable_queue_with_confirms(channel: &Channel, name: &str, arguments: FieldTable) {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel.queue_declare(name.into(), durable, arguments).await.unwrap();
+    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+}
+
+/// An auto-ack consumer of `queue`.
+async fn consume_auto_ack(channel: &Channel, queue: &str) -> lapin::Consumer {
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    channel
+        .basic_consume(queue.into(), "reader".into(), no_ack, FieldTable::default())
+        .await
+        .unwrap()
+}
+
 /// Publishes the messages numbered `numbers` (the number in the first four
 /// bytes of a `body_size` body) on a channel in confirm mode, then waits
 /// for every confirm and checks it is an ack.
@@ -304,15 +327,7 @@ async fn a_stalled_no_ack_consumer_holds_a_bounded_share_and_others_get_the_rest
     let warren = Warren::start(dir.path());
     let direct = connect(&warren).await;
     let channel = direct.create_channel().await.unwrap();
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare("deep".into(), durable, FieldTable::default())
-        .await
-        .unwrap();
-    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    durable_queue_with_confirms(&channel, "deep", FieldTable::default()).await;
     let persistent = BasicProperties::default().with_delivery_mode(2);
     publish_numbered(&channel, "deep", 0..MESSAGES, BODY, persistent).await;
     let before = resident(warren.child.id()).expect("VmRSS");
@@ -448,18 +463,7 @@ async fn a_non_durable_queue_pages_past_its_window_and_none_of_it_outlives_a_res
     );
 
     // Half of it comes back from disk in order.
-    let mut deliveries = channel
-        .basic_consume(
-            "long".into(),
-            "reader".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut deliveries = consume_auto_ack(&channel, "long").await;
     for expected in 0..MESSAGES / 2 {
         let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
         assert_eq!(number(&delivery), expected);
@@ -548,15 +552,7 @@ async fn a_priority_queue_pages_past_its_window_and_keeps_its_order_across_a_kil
     let channel = connection.create_channel().await.unwrap();
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-priority".into(), lapin::types::AMQPValue::ShortShortUInt(3));
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare("prioritised".into(), durable, arguments)
-        .await
-        .unwrap();
-    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    durable_queue_with_confirms(&channel, "prioritised", arguments).await;
     for level in 0..5u8 {
         // Numbered so that message n has priority n % 5, published a
         // priority at a time so levels interleave on disk.
@@ -613,18 +609,7 @@ async fn a_priority_queue_pages_past_its_window_and_keeps_its_order_across_a_kil
     // Publish order was by priority, then number.
     let mut expected: Vec<u32> = (0..MESSAGES).collect();
     expected.sort_by_key(|&n| (std::cmp::Reverse(priority(n).min(3)), priority(n), n));
-    let mut deliveries = channel
-        .basic_consume(
-            "prioritised".into(),
-            "reader".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut deliveries = consume_auto_ack(&channel, "prioritised").await;
     for (i, expected) in expected.into_iter().enumerate() {
         let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
         assert_eq!(number(&delivery), expected, "delivery {i}");
@@ -652,15 +637,7 @@ async fn a_queue_of_header_heavy_messages_pages_by_what_they_take_in_memory() {
     let sampler = RssSampler::start(warren.child.id());
     let connection = connect(&warren).await;
     let channel = connection.create_channel().await.unwrap();
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare("dense".into(), durable, FieldTable::default())
-        .await
-        .unwrap();
-    channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    durable_queue_with_confirms(&channel, "dense", FieldTable::default()).await;
     publish_numbered(&channel, "dense", 0..MESSAGES, 16, dense_headers(10_000)).await;
     assert_eq!(message_count(&channel, "dense").await, MESSAGES);
     let growth = sampler.peak().saturating_sub(before);
@@ -670,18 +647,7 @@ async fn a_queue_of_header_heavy_messages_pages_by_what_they_take_in_memory() {
     );
     assert!(growth < 200 * MIB, "resident memory grew {} MiB", growth / MIB);
 
-    let mut deliveries = channel
-        .basic_consume(
-            "dense".into(),
-            "reader".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut deliveries = consume_auto_ack(&channel, "dense").await;
     for expected in 0..MESSAGES {
         let delivery = next_delivery(&mut deliveries, "the queue stalled").await;
         assert_eq!(number(&delivery), expected);

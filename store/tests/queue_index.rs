@@ -34,15 +34,7 @@ fn publish(store: &SledStore, q: u64, first: u64, count: u64) -> Vec<MessageId> 
 }
 
 fn index_files(dir: &Path, q: u64) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir.join("queues").join(q.to_string())) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
-        .collect();
-    files.sort();
-    files
+    common::files_ending(&dir.join("queues").join(q.to_string()), "idx")
 }
 
 #[test]
@@ -160,13 +152,7 @@ fn an_entry_keeps_its_priority_and_one_written_without_reads_as_unknown() {
 }
 
 fn summaries(dir: &Path, q: u64) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("queues").join(q.to_string()))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sum"))
-        .collect();
-    files.sort();
-    files
+    common::files_ending(&dir.join("queues").join(q.to_string()), "sum")
 }
 
 #[test]
@@ -248,4 +234,23 @@ fn a_read_that_writes_a_change_first_removes_the_summary_it_falsifies() {
     }
     let store = SledStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(store.recovered_queue(QueueId(1)).count, SLOTS + 9);
+}
+
+#[test]
+fn reading_from_the_end_while_a_summary_is_voided_finds_nothing() {
+    const SLOTS: u64 = 16_384;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_with(dir.path(), options()).unwrap();
+    store.save_queue(&queue(1)).unwrap();
+    let ids = publish(&store, 1, 0, 2 * SLOTS + 1);
+    store.sync().unwrap();
+    assert_eq!(summaries(dir.path(), 1).len(), 2);
+    // File 0's summary is now being voided; a read that starts where the
+    // index ends (at a file boundary, or past it) finds nothing.
+    store.remove_entry(QueueId(1), Offset(5), ids[5]).unwrap();
+    for from in [2 * SLOTS + 1, 3 * SLOTS, 5 * SLOTS] {
+        assert!(store.entries(QueueId(1), Offset(from), 10).unwrap().is_empty());
+    }
+    let read = store.entries(QueueId(1), Offset(2 * SLOTS), 10).unwrap();
+    assert_eq!(read.len(), 1);
 }

@@ -369,13 +369,7 @@ fn many_messages_read_at_once_match_one_by_one_and_catch_damage() {
 }
 
 fn summary_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("messages"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "sum"))
-        .collect();
-    files.sort();
-    files
+    common::files_ending(&dir.join("messages"), "sum")
 }
 
 #[test]

@@ -260,10 +260,10 @@ impl QueueIndex {
     /// Writes the pending slots of offsets `from..to` only (what a read of
     /// that range needs); the rest stay pending.
     fn write_pending_in(&mut self, from: u64, to: u64) -> io::Result<()> {
-        if !self.voiding.is_empty() {
+        if !self.voiding.is_empty() && from < to {
             // Changes to files whose summaries are still on disk wait (in
             // `held`) for the sync, unless this read needs them.
-            let (first, last) = (from / SLOTS_PER_FILE, to.saturating_sub(1) / SLOTS_PER_FILE);
+            let (first, last) = (from / SLOTS_PER_FILE, (to - 1) / SLOTS_PER_FILE);
             let needed: Vec<u64> = self.voiding.range(first..=last).copied().collect();
             self.void_summaries(&needed)?;
         }
