@@ -32,20 +32,30 @@ async fn new_queue(channel: &Channel, durable: bool, arguments: FieldTable) -> S
 /// Publishes `count` messages numbered from `first` with confirms; every
 /// `transient_every`-th is transient (0: none), the rest persistent.
 async fn publish_numbered(channel: &Channel, queue: &str, first: u32, count: u32, transient_every: u32) {
-    let mut confirms = Vec::with_capacity(count as usize);
-    for n in first..first + count {
-        let mode = if transient_every > 0 && n % transient_every == 0 {
-            1
-        } else {
-            2
-        };
+    publish_each(channel, queue, first..first + count, |n| {
+        let transient = transient_every > 0 && n % transient_every == 0;
+        BasicProperties::default().with_delivery_mode(if transient { 1 } else { 2 })
+    })
+    .await;
+}
+
+/// Publishes messages numbered `numbers` (the body is the number), message
+/// `n` with `properties(n)`, then waits for every confirm to be an ack.
+async fn publish_each(
+    channel: &Channel,
+    queue: &str,
+    numbers: std::ops::Range<u32>,
+    properties: impl Fn(u32) -> BasicProperties,
+) {
+    let mut confirms = Vec::with_capacity(numbers.len());
+    for n in numbers {
         let confirm = channel
             .basic_publish(
                 "".into(),
                 queue.into(),
                 BasicPublishOptions::default(),
                 format!("{n:06}").as_bytes(),
-                BasicProperties::default().with_delivery_mode(mode),
+                properties(n),
             )
             .bounded()
             .await
@@ -125,28 +135,12 @@ fn priorities() -> FieldTable {
 /// Publishes messages numbered `numbers` with confirms, message `n` at
 /// priority `priority(n)`; every third is transient.
 async fn publish_prioritised(channel: &Channel, queue: &str, numbers: std::ops::Range<u32>, priority: fn(u32) -> u8) {
-    let mut confirms = Vec::with_capacity(numbers.len());
-    for n in numbers {
-        let mode = if n % 3 == 0 { 1 } else { 2 };
-        let properties = BasicProperties::default()
-            .with_delivery_mode(mode)
-            .with_priority(priority(n));
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                format!("{n:06}").as_bytes(),
-                properties,
-            )
-            .bounded()
-            .await
-            .expect("publish");
-        confirms.push(confirm);
-    }
-    for confirm in confirms {
-        assert!(confirm.bounded().await.expect("confirm").is_ack());
-    }
+    publish_each(channel, queue, numbers, |n| {
+        BasicProperties::default()
+            .with_delivery_mode(if n % 3 == 0 { 1 } else { 2 })
+            .with_priority(priority(n))
+    })
+    .await;
 }
 
 /// Priorities 0 to 4 in turn: 4 is above the queue's maximum and counts as 3.
