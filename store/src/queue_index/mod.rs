@@ -387,18 +387,17 @@ impl QueueIndex {
         let head = self.next_offset.checked_sub(1).map(|o| o / SLOTS_PER_FILE);
         let file = self.file(number)?;
         file.live += 1;
-        match &mut file.summarised {
+        let building = match &mut file.summarised {
             Summarised::Building(summary) => {
                 if !summary.add(offset, entry) {
                     file.summarised = Summarised::Never;
                 }
+                true
             }
-            _ => {
-                file.changed();
-                if matches!(file.summarised, Summarised::Stale) {
-                    self.voiding.insert(number);
-                }
-            }
+            _ => false,
+        };
+        if !building {
+            self.file_changed(number);
         }
         // The file before is full once entries go past it.
         if let Some(head) = head.filter(|&h| h < number) {
