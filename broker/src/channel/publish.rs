@@ -256,7 +256,7 @@ impl Channel {
 
     /// Writes the coalesced ack for publishes confirmed since the last flush.
     pub(crate) fn flush_confirms(&mut self, ctx: &mut ConnCtx) {
-        let Some(confirm) = self.confirm.as_mut() else {
+        let Some(confirm) = self.confirm.as_mut().filter(|_| !self.closing) else {
             return;
         };
         if confirm.unsent == 0 {

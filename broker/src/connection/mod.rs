@@ -601,6 +601,9 @@ impl Connection {
     fn close_channel(&mut self, id: u16, error: AmqpError) {
         log::channel_error(&self.opened(), id, &error);
         if let Some(channel) = self.channels.get_mut(&id) {
+            // Confirms already earned go out before the close, as RabbitMQ
+            // sends them: nothing may follow channel.close on the channel.
+            channel.flush_confirms(&mut self.ctx);
             channel.release(&mut self.ctx);
             channel.closing = true;
         }
