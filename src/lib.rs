@@ -115,10 +115,10 @@ pub async fn start(mut config: BrokerConfig) -> std::io::Result<Warren> {
     let prometheus = config.prometheus_listen;
     // The broker knows its cluster from the start: queues it recovers join
     // their groups at once.
-    let link = config
-        .cluster
-        .as_ref()
-        .map(|settings| warren_cluster::Link::new(settings, &config.data_dir));
+    let link = match &config.cluster {
+        Some(settings) => Some(warren_cluster::Link::new(settings, &config.data_dir)?),
+        None => None,
+    };
     if let Some(link) = &link {
         config.cluster_link = Some(link.clone());
     }

@@ -122,6 +122,21 @@ pub struct ClusterSettings {
     pub peers: Vec<ClusterPeer>,
     /// The secret every member shares, if any (`--cluster-secret`).
     pub secret: Option<ClusterSecret>,
+    /// TLS on the cluster port, both ways (None: plain HTTP).
+    pub tls: Option<ClusterTls>,
+}
+
+/// Mutual TLS between the members: each serves `cert` and presents it as
+/// a client; both sides accept only certificates that `ca` signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// This member's certificate chain (PEM); it must name the host of
+    /// this member's cluster address (an IP address SAN for an IP).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA certificates (PEM) every member's certificate is checked against.
+    pub ca: PathBuf,
 }
 
 /// The cluster's shared secret; never printed.
@@ -181,6 +196,7 @@ impl ClusterSettings {
             listen,
             peers: list,
             secret: None,
+            tls: None,
         })
     }
 }
@@ -393,6 +409,21 @@ pub struct Settings {
     #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret: Option<String>,
+    /// This member's certificate chain (PEM) for TLS on the cluster port;
+    /// with --cluster-tls-key and --cluster-tls-ca, the same CA on every
+    /// member [default: no TLS between members].
+    #[arg(long, env = "WARREN_CLUSTER_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --cluster-tls-cert.
+    #[arg(long, env = "WARREN_CLUSTER_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): the cluster port accepts only members whose
+    /// certificate they signed, and calls only members that show one.
+    #[arg(long, env = "WARREN_CLUSTER_TLS_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_tls_ca: Option<PathBuf>,
 }
 
 /// A setting that cannot be used.
@@ -529,6 +560,9 @@ impl Settings {
                 if self.cluster_secret.is_some() {
                     return Err(ConfigError::Invalid("cluster_secret is set but no cluster is".into()));
                 }
+                if self.cluster_tls_cert.is_some() || self.cluster_tls_key.is_some() || self.cluster_tls_ca.is_some() {
+                    return Err(ConfigError::Invalid("cluster_tls_* is set but no cluster is".into()));
+                }
             }
             (Some(name), Some(listen), Some(peers)) => {
                 let listen = listen.parse().map_err(|e| {
@@ -541,6 +575,14 @@ impl Settings {
                     }
                     cluster.secret = Some(ClusterSecret(secret));
                 }
+                cluster.tls = match (self.cluster_tls_cert, self.cluster_tls_key, self.cluster_tls_ca) {
+                    (None, None, None) => None,
+                    (Some(cert), Some(key), Some(ca)) => Some(ClusterTls { cert, key, ca }),
+                    _ => return Err(ConfigError::Invalid(
+                        "TLS on the cluster port needs cluster_tls_cert, cluster_tls_key and cluster_tls_ca together"
+                            .into(),
+                    )),
+                };
                 config.cluster = Some(cluster);
             }
             _ => {

@@ -49,7 +49,9 @@ pub mod bench;
 mod tests;
 
 pub use admin::*;
-pub use config::{BrokerConfig, ClusterPeer, ClusterSecret, ClusterSettings, ConfigError, ServerIdentity, Settings};
+pub use config::{
+    BrokerConfig, ClusterPeer, ClusterSecret, ClusterSettings, ClusterTls, ConfigError, ServerIdentity, Settings,
+};
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
 pub use replication::{
@@ -57,4 +59,4 @@ pub use replication::{
     ReplicationError, Replied,
 };
 pub use server::{start, RunningBroker};
-pub use tls::TlsSettings;
+pub use tls::{read_certificates, read_private_key, TlsSettings};

@@ -33,7 +33,9 @@ fn context(path: &Path) -> impl Fn(String) -> io::Error + '_ {
     move |e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
 }
 
-fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+/// The certificates of a PEM file (a chain, or a CA bundle); an error
+/// naming the file when it has none or cannot be read.
+pub fn read_certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| context(path)(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -44,11 +46,16 @@ fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
+/// The private key of a PEM file, its error naming the file.
+pub fn read_private_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| context(path)(e.to_string()))
+}
+
 /// The rustls configuration for `settings` (TLS 1.2 and 1.3).
 pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let chain = certificates(&settings.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| context(&settings.key)(e.to_string()))?;
+    let chain = read_certificates(&settings.cert)?;
+    let key = read_private_key(&settings.key)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -56,7 +63,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<ServerConf
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in certificates(ca)? {
+            for cert in read_certificates(ca)? {
                 roots.add(cert).map_err(|e| context(ca)(e.to_string()))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -79,7 +86,7 @@ pub(crate) fn server_config(settings: &TlsSettings) -> io::Result<Arc<ServerConf
 /// subject.
 pub(crate) fn expiries(path: &Path) -> io::Result<Vec<(String, i64)>> {
     let mut out = Vec::new();
-    for der in certificates(path)? {
+    for der in read_certificates(path)? {
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| context(path)(format!("not an X.509 certificate: {e}")))?;
         let subject = subject_name(&der).unwrap_or_default();

@@ -18,7 +18,8 @@
 //! group's types and state machine), `queue_group.rs` and `groups.rs` (the
 //! queues' groups), `writes.rs` (writing from any member), `network.rs` and
 //! `service.rs` (the two sides of the cluster port), `liveness.rs` (which
-//! members answer), `raft_config.rs` (the timing every group shares).
+//! members answer), `raft_config.rs` (the timing every group shares),
+//! `signing.rs` and `tls.rs` (who may use the cluster port).
 
 // openraft's error types are large by design and are what its traits return.
 #![allow(clippy::result_large_err)]
@@ -35,6 +36,7 @@ mod raft_config;
 mod roster;
 mod service;
 mod signing;
+mod tls;
 mod writes;
 
 use std::io;
@@ -65,6 +67,8 @@ pub use roster::Member;
 /// starts; the metadata group runs once [`start`] is called.
 pub struct Link {
     settings: ClusterSettings,
+    /// TLS on the cluster port (None: plain HTTP).
+    tls: Option<tls::Configs>,
     roster: Roster,
     peers: Peers,
     signer: Signer,
@@ -85,7 +89,8 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    pub fn new(settings: &ClusterSettings, data_dir: &Path) -> Arc<Link> {
+    /// An error when the cluster's TLS files cannot be used.
+    pub fn new(settings: &ClusterSettings, data_dir: &Path) -> io::Result<Arc<Link>> {
         let roster = Roster::new(settings);
         let listen_ip = settings.listen.ip();
         let digest = roster_digest(roster.members.values().map(|m| (m.name.clone(), m.address.clone())));
@@ -94,7 +99,12 @@ impl Link {
             &settings.node_name,
             digest,
         );
-        let peers = Peers::new((!listen_ip.is_unspecified()).then_some(listen_ip), signer.clone());
+        let tls = settings.tls.as_ref().map(tls::configs).transpose()?;
+        let peers = Peers::new(
+            (!listen_ip.is_unspecified()).then_some(listen_ip),
+            signer.clone(),
+            tls.as_ref().map(|configs| configs.client.clone()),
+        )?;
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64 | 1);
@@ -104,8 +114,9 @@ impl Link {
             node: settings.node_name.clone(),
             boot,
         };
-        Arc::new(Link {
+        Ok(Arc::new(Link {
             settings: settings.clone(),
+            tls,
             groups: Groups::new(
                 roster.clone(),
                 peers.clone(),
@@ -121,7 +132,7 @@ impl Link {
             data_dir: data_dir.to_path_buf(),
             metadata: OnceLock::new(),
             liveness,
-        })
+        }))
     }
 
     async fn propose_change(
@@ -266,20 +277,23 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
         writer: link.writer.clone(),
         signer: link.signer.clone(),
     });
-    if !link.signer.is_on() {
+    if !link.signer.is_on() && link.tls.is_none() {
         tracing::warn!(
             "cluster port {local_addr} has no secret: any caller that reaches it is believed \
-             (set --cluster-secret, the same on every member)"
+             (set --cluster-secret or --cluster-tls-*, the same on every member)"
         );
     }
-    let server = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-            tracing::error!("cluster port: {e}");
-        }
-    });
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let server = match &link.tls {
+        Some(configs) => tokio::spawn(serve(
+            tls::TlsListener::new(listener, configs.server.clone())?,
+            router,
+            shutdown,
+        )),
+        None => tokio::spawn(serve(listener, router, shutdown)),
+    };
 
     // Every member votes in the metadata group; the first by name starts it.
     tokio::spawn(formation::form(
@@ -290,9 +304,10 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     ));
     let prober = tokio::spawn(link.liveness.clone().probe(roster.clone(), link.peers.clone()));
     tracing::info!(
-        "cluster member {} (id {}) on {local_addr}, {} members, roster {}",
+        "cluster member {} (id {}) on {local_addr}{}, {} members, roster {}",
         link.settings.node_name,
         roster.this_node,
+        if link.tls.is_some() { " (TLS)" } else { "" },
         roster.members.len(),
         link.signer.roster()
     );
@@ -303,6 +318,17 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
         stop,
         local_addr,
     })
+}
+
+/// Serves the cluster port from `listener` until `shutdown`.
+async fn serve<L>(listener: L, router: axum::Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!("cluster port: {e}");
+    }
 }
 
 impl Cluster {

@@ -26,6 +26,8 @@ use crate::signing::Signer;
 pub(crate) struct Peers {
     client: reqwest::Client,
     signer: Signer,
+    /// `https` under TLS, else `http`.
+    scheme: &'static str,
 }
 
 /// Why a request to another member failed.
@@ -42,15 +44,28 @@ impl Peers {
     /// listens on when it names one: a member's messages come from the
     /// address its peers know it by (a multi-homed host does not pick
     /// another interface, and a firewall or proxy can tell members apart).
-    pub(crate) fn new(local: Option<IpAddr>, signer: Signer) -> Peers {
-        let client = reqwest::Client::builder()
+    /// Under `tls`, every call is HTTPS with this member's certificate.
+    pub(crate) fn new(
+        local: Option<IpAddr>,
+        signer: Signer,
+        tls: Option<rustls::ClientConfig>,
+    ) -> std::io::Result<Peers> {
+        let mut builder = reqwest::Client::builder()
             .local_address(local)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30));
+        let scheme = match tls {
+            Some(config) => {
+                builder = builder.tls_backend_preconfigured(config);
+                "https"
+            }
+            None => "http",
+        };
+        let client = builder
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Peers { client, signer }
+            .map_err(|e| std::io::Error::other(format!("cluster client: {e}")))?;
+        Ok(Peers { client, signer, scheme })
     }
 
     /// POSTs `body` (bincode) to `path` on `member` and decodes the answer.
@@ -64,7 +79,7 @@ impl Peers {
         let bytes = bincode::serialize(body).map_err(|e| PeerError::Network(member.to_string(), e.to_string()))?;
         let mut request = self
             .client
-            .post(format!("http://{}{path}", member.address))
+            .post(format!("{}://{}{path}", self.scheme, member.address))
             .timeout(timeout);
         for (name, value) in self.signer.sign(&member.name, path, &bytes) {
             request = request.header(name, value);

@@ -133,6 +133,11 @@ impl Cluster {
 
     /// Starts member `index` on its data directory under `data`.
     pub fn start(&self, index: usize, data: &Path) -> Warren {
+        self.start_with(index, data, &[])
+    }
+
+    /// Starts member `index` with `extra` arguments after the cluster's.
+    pub fn start_with(&self, index: usize, data: &Path, extra: &[&str]) -> Warren {
         let node = &self.nodes[index];
         let listen = SocketAddr::new(node.ip, 0).to_string();
         let cluster = node.listen.to_string();
@@ -150,6 +155,7 @@ impl Cluster {
             "--cluster-secret",
             SECRET,
         ];
+        args.extend_from_slice(extra);
         let data = data.join(&node.name);
         match &self.network {
             Network::Namespaces(hosts) => {
