@@ -50,7 +50,7 @@ def rss_mib(pid):
     return float("nan")
 
 
-def wait_port(port, timeout=600):
+def wait_port(port, timeout=3600):
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
@@ -165,6 +165,10 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     results = {"count": args.count, "watermark": args.watermark, "message_size": 16,
                "warren": warren(args)}
+    # Written after each broker: a RabbitMQ run of 100 M takes hours, and
+    # Warren's half should not be lost if it is cut short.
+    with open(args.out, "w") as out:
+        json.dump(results, out, indent=1)
     if args.rabbit_uri:
         if not (args.rabbit_pid_file and args.rabbit_env):
             sys.exit("--rabbit-uri needs --rabbit-pid-file and --rabbit-env")
