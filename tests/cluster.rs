@@ -227,6 +227,22 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
     .await;
 }
 
+/// The status code the cluster port at `port` answers a hand-made POST
+/// with `headers` and then `rest` (more headers, and the body).
+async fn raw_status(port: std::net::SocketAddr, headers: &str, rest: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(port).await.expect("connect");
+    let request = format!("POST /metadata/propose HTTP/1.1\r\nhost: member\r\n{headers}{rest}");
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 128];
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..read]).into_owned();
+    text.split(' ').nth(1).unwrap_or_default().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_port_answers_only_signed_requests() {
     let (_data, cluster, http, nodes) = three_members().await;
@@ -261,6 +277,17 @@ async fn the_cluster_port_answers_only_signed_requests() {
         headers.extend(signature.map(|s| ("x-warren-signature", s.to_string())));
         assert_eq!(post("/metadata/propose", headers.clone()).await, 401, "{headers:?}");
     }
+    // Signed-looking headers but no declared length, or more than any
+    // member sends: refused before a byte of the body is held.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let looks_signed =
+        format!("x-warren-roster: {roster}\r\nx-warren-time: {now}\r\nx-warren-signature: bm90IHNpZ25lZA==\r\n");
+    let chunked = format!("transfer-encoding: chunked\r\n\r\n5\r\njunk!\r\n");
+    assert_eq!(raw_status(port, &looks_signed, &chunked).await, "411");
+    let huge = "content-length: 2147483648\r\n\r\njunk".to_string();
+    assert_eq!(raw_status(port, &looks_signed, &huge).await, "413");
     // The members, which share the secret, still work together.
     let n2 = nodes[1].as_ref().unwrap();
     assert_eq!(put_cluster_name(&http, n2, "signed").await, 204);

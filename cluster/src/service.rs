@@ -4,8 +4,11 @@
 //! does not decode is answered 400 and logged, never a panic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use tokio::sync::Semaphore;
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -45,8 +48,30 @@ pub(crate) struct Status {
 /// snapshot chunk (`raft_config.rs` keeps chunks well below it).
 pub(crate) const MAX_BODY: usize = 1 << 30;
 
+/// How long a caller has to send a request's body.
+const BODY_WITHIN: Duration = Duration::from_secs(60);
+
+/// What guards the routes: the signature check, and the memory that
+/// bodies not yet checked may take together (a caller without the secret
+/// could otherwise make the port hold a gigabyte per request it opens).
+#[derive(Clone)]
+struct Gate {
+    signer: Signer,
+    /// Permits of a KiB each, MAX_BODY's worth: a body reserves its
+    /// declared length whole before it is read (all at once, so two large
+    /// bodies never wait on each other half-read).
+    unchecked: Arc<Semaphore>,
+}
+
+fn kib(bytes: usize) -> u32 {
+    bytes.div_ceil(1024) as u32
+}
+
 pub(crate) fn router(service: Service) -> Router {
-    let signer = service.signer.clone();
+    let gate = Gate {
+        signer: service.signer.clone(),
+        unchecked: Arc::new(Semaphore::new(kib(MAX_BODY) as usize)),
+    };
     Router::new()
         .route("/raft/{group}/{kind}", post(raft_message))
         .route("/metadata/propose", post(propose))
@@ -54,7 +79,7 @@ pub(crate) fn router(service: Service) -> Router {
         .route("/group/{group}/propose", post(propose_to_group))
         .route("/status", post(status))
         .with_state(service)
-        .layer(middleware::from_fn_with_state(signer, signed))
+        .layer(middleware::from_fn_with_state(gate, signed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -63,8 +88,9 @@ pub(crate) fn router(service: Service) -> Router {
 static LAST_REFUSAL_LOGGED: AtomicU64 = AtomicU64::new(0);
 
 /// Lets through only requests from members given the same roster, and
-/// signed with the cluster's secret when there is one.
-async fn signed(State(signer): State<Signer>, request: Request, next: Next) -> Response {
+/// signed with the cluster's secret when there is one. Every body is read
+/// here, under the gate's budget, with its length declared up front.
+async fn signed(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let given = Credentials {
@@ -73,22 +99,32 @@ async fn signed(State(signer): State<Signer>, request: Request, next: Next) -> R
         signature: header(SIGNATURE_HEADER),
     };
     // Another roster, unsigned or stale: refused before the body is read.
-    let early = signer.verify_early(given);
-    if early.is_ok() && !signer.is_on() {
-        return next.run(Request::from_parts(parts, body)).await;
-    }
-    let bytes = match early {
-        Err(refusal) => return refused(parts.uri.path(), refusal),
-        Ok(()) => axum::body::to_bytes(body, MAX_BODY).await,
-    };
-    let bytes = match bytes {
-        Ok(bytes) => bytes,
-        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
-    };
-    let checked = signer.verify(given, parts.uri.path(), &bytes);
-    if let Err(refusal) = checked {
+    if let Err(refusal) = gate.signer.verify_early(given) {
         return refused(parts.uri.path(), refusal);
     }
+    // Exact for a body framed by its content-length (and an empty one).
+    let Some(length) = body.size_hint().exact().map(|n| n as usize) else {
+        return (StatusCode::LENGTH_REQUIRED, "a content-length is required").into_response();
+    };
+    if length > MAX_BODY {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("bodies are at most {MAX_BODY} bytes"),
+        )
+            .into_response();
+    }
+    let Ok(reserved) = gate.unchecked.acquire_many(kib(length)).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let bytes = match tokio::time::timeout(BODY_WITHIN, axum::body::to_bytes(body, length)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "the body came too slowly").into_response(),
+    };
+    if let Err(refusal) = gate.signer.verify(given, parts.uri.path(), &bytes) {
+        return refused(parts.uri.path(), refusal);
+    }
+    drop(reserved);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
