@@ -284,10 +284,10 @@ async fn the_cluster_port_answers_only_signed_requests() {
         .map_or(0, |d| d.as_millis());
     let looks_signed =
         format!("x-warren-roster: {roster}\r\nx-warren-time: {now}\r\nx-warren-signature: bm90IHNpZ25lZA==\r\n");
-    let chunked = format!("transfer-encoding: chunked\r\n\r\n5\r\njunk!\r\n");
-    assert_eq!(raw_status(port, &looks_signed, &chunked).await, "411");
-    let huge = "content-length: 2147483648\r\n\r\njunk".to_string();
-    assert_eq!(raw_status(port, &looks_signed, &huge).await, "413");
+    let chunked = "transfer-encoding: chunked\r\n\r\n5\r\njunk!\r\n";
+    assert_eq!(raw_status(port, &looks_signed, chunked).await, "411");
+    let huge = "content-length: 2147483648\r\n\r\njunk";
+    assert_eq!(raw_status(port, &looks_signed, huge).await, "413");
     // The members, which share the secret, still work together.
     let n2 = nodes[1].as_ref().unwrap();
     assert_eq!(put_cluster_name(&http, n2, "signed").await, 204);
