@@ -113,6 +113,7 @@ impl Link {
         let writer = Writer {
             node: settings.node_name.clone(),
             boot,
+            clock: liveness.clone(),
         };
         Ok(Arc::new(Link {
             settings: settings.clone(),

@@ -42,6 +42,8 @@ pub(crate) struct Service {
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct Status {
     pub name: String,
+    /// Its clock when it answered, ms since the Unix epoch.
+    pub now_ms: u64,
 }
 
 /// The largest request body: a Raft message with a batch of entries, or a
@@ -227,5 +229,6 @@ async fn applied(State(service): State<Service>) -> Response {
 async fn status(State(service): State<Service>) -> Response {
     encode(&Status {
         name: service.node_name.clone(),
+        now_ms: crate::signing::now_ms(),
     })
 }

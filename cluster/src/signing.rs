@@ -57,7 +57,8 @@ pub(crate) struct Signer {
     roster: String,
 }
 
-fn now_ms() -> u64 {
+/// This node's clock, ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -5,9 +5,10 @@
 //! the caller learns it was not confirmed, never that it was lost.
 //!
 //! The member that appends an entry as the leader writes its stamp on it
-//! (`Stamped`): its clock and who it is, so that every member's machine
-//! reads the same time from the log.
+//! (`Stamped`): the cluster's time (`liveness.rs`) and who it is, so that
+//! every member's machine reads the same time from the log.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use warren_broker::{LeaderStamp, MetadataChange};
 
+use crate::liveness::Liveness;
 use crate::network::Peers;
 use crate::roster::{Member, NodeId};
 
@@ -38,19 +40,28 @@ impl Stamped for MetadataChange {
     fn stamp(&mut self, _by: LeaderStamp) {}
 }
 
-/// This life of this member, as it stamps the entries it appends.
-#[derive(Debug, Clone)]
+/// This life of this member, as it stamps the entries it appends, and
+/// the cluster's time it stamps them with.
+#[derive(Clone)]
 pub(crate) struct Writer {
     pub node: String,
     pub boot: u64,
+    pub clock: Arc<Liveness>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("node", &self.node)
+            .field("boot", &self.boot)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Writer {
     fn stamp(&self) -> LeaderStamp {
         LeaderStamp {
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            at_ms: self.clock.cluster_time_ms(),
             node: self.node.clone(),
             boot: self.boot,
         }

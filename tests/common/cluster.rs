@@ -138,6 +138,12 @@ impl Cluster {
 
     /// Starts member `index` with `extra` arguments after the cluster's.
     pub fn start_with(&self, index: usize, data: &Path, extra: &[&str]) -> Warren {
+        self.start_under(index, data, &[], extra)
+    }
+
+    /// Starts member `index` through `wrapper` (a command that ends by
+    /// running warren in its own process, as `env`), on loopback.
+    pub fn start_under(&self, index: usize, data: &Path, wrapper: &[String], extra: &[&str]) -> Warren {
         let node = &self.nodes[index];
         let listen = SocketAddr::new(node.ip, 0).to_string();
         let cluster = node.listen.to_string();
@@ -164,7 +170,7 @@ impl Cluster {
                 args.push("--loopback-users=");
                 Warren::start_wrapped(&hosts.wrapper(index), &data, &args)
             }
-            _ => Warren::start_with(&data, &args),
+            _ => Warren::start_wrapped(wrapper, &data, &args),
         }
     }
 }
