@@ -5,6 +5,10 @@
 //! from its ready line on stderr, so tests never race each other for a
 //! free port. Every stderr line is kept for tests that check the logs (and
 //! echoed with WARREN_TEST_LOGS set).
+//!
+//! Each child carries the test process's id (`WARREN_TEST_PARENT`); the
+//! first start of a test process kills the children of test processes
+//! that are gone (a run killed with SIGKILL cannot stop its own).
 
 #![allow(dead_code)] // each test binary uses part of it
 
@@ -35,9 +39,51 @@ pub struct Failed {
     pub stderr: String,
 }
 
+/// The environment variable that names a child's test process.
+const PARENT_VAR: &str = "WARREN_TEST_PARENT";
+
+/// Whether process `pid` runs (a zombie, which nobody reaped yet, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+/// Kills the `warren` children left by test processes that died.
+fn kill_orphans() {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let parent = environ
+            .split(|b| *b == 0)
+            .filter_map(|var| std::str::from_utf8(var).ok())
+            .find_map(|var| var.strip_prefix(PARENT_VAR)?.strip_prefix('='))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            if !alive(parent) {
+                eprintln!("killing warren {pid}, left by test process {parent}");
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
 /// The `warren` command, run through `wrapper` (such as `ip netns exec
 /// NS`) when one is given.
 fn command(wrapper: &[String], data_dir: &Path, args: &[&str]) -> Command {
+    static ORPHANS_KILLED: std::sync::Once = std::sync::Once::new();
+    ORPHANS_KILLED.call_once(kill_orphans);
     let warren = env!("CARGO_BIN_EXE_warren");
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {
@@ -61,6 +107,7 @@ fn command(wrapper: &[String], data_dir: &Path, args: &[&str]) -> Command {
         .arg(data_dir)
         .args(args)
         .env("RUST_LOG", "info")
+        .env(PARENT_VAR, std::process::id().to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
