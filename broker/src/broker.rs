@@ -48,6 +48,8 @@ pub(crate) struct Broker {
     next_connection_id: AtomicU64,
     /// Direct reply-to addresses and the channels they reach.
     pub reply_targets: ReplyRegistry,
+    /// What other nodes of the cluster took from this node's queues.
+    pub remote_holds: crate::queue::remote::home::Holds,
     durability: Arc<Durability>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
@@ -145,6 +147,7 @@ impl Broker {
             listeners: Default::default(),
             next_connection_id: AtomicU64::new(1),
             reply_targets: ReplyRegistry::default(),
+            remote_holds: Default::default(),
             durability,
             shutdown,
             alarms,

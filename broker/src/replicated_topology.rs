@@ -1,9 +1,11 @@
 //! Topology changes that, in a cluster, go through the metadata log so that
 //! every node makes them: exchanges, quorum queues (their messages in their
-//! own Raft groups), and bindings between exchanges or to quorum queues.
-//! Classic queues, streams and their bindings stay on the node that
-//! declared them. Channels and the admin interface both come here; on a
-//! single node nothing goes through a log.
+//! own Raft groups), classic queues (which live on the node that declared
+//! them, their home, and are known to the others, which forward to them),
+//! and bindings between exchanges or to those queues. Exclusive queues,
+//! streams and their bindings stay on the node that declared them.
+//! Channels and the admin interface both come here; on a single node
+//! nothing goes through a log.
 //!
 //! Each function makes the whole change: through the log when it
 //! replicates (this node applies it with the others), here at once
@@ -45,21 +47,37 @@ fn replicate_queue_declaration(
         return Ok(());
     }
     let what = format!("queue '{name}' in vhost '{}'", vhost.name);
-    if settings.parse_arguments(&what)?.queue_type != QueueType::Quorum {
-        return Ok(());
-    }
-    let change = MetadataChange::DeclareQueue {
-        vhost: vhost.name.to_string(),
-        name: name.to_string(),
-        arguments: encode_table(&settings.arguments),
+    let change = match settings.parse_arguments(&what)?.queue_type {
+        QueueType::Quorum => MetadataChange::DeclareQueue {
+            vhost: vhost.name.to_string(),
+            name: name.to_string(),
+            arguments: encode_table(&settings.arguments),
+        },
+        // A classic queue lives here, and every node knows it (as in
+        // RabbitMQ); an exclusive one is its connection's alone.
+        QueueType::Classic if settings.exclusive_owner.is_none() => MetadataChange::DeclareHomedQueue {
+            vhost: vhost.name.to_string(),
+            name: name.to_string(),
+            home: broker
+                .config
+                .cluster_link
+                .as_ref()
+                .map(|link| link.this_node().0)
+                .unwrap_or_default(),
+            durable: settings.durable,
+            auto_delete: settings.auto_delete,
+            arguments: encode_table(&settings.arguments),
+        },
+        _ => return Ok(()),
     };
     through_metadata_log(broker, change)
 }
 
-/// Deletes a queue: a quorum queue in a cluster on every node, through the
-/// metadata log; any other here. Returns how many messages it held.
+/// Deletes a queue: one every node knows (a quorum queue, a classic queue
+/// with a home) on every node, through the metadata log; any other here.
+/// Returns how many messages it held.
 pub(crate) fn delete_queue(broker: &Broker, vhost: &VHost, queue: &Arc<Queue>) -> AmqpResult<u64> {
-    if broker.config.cluster_link.is_none() || !queue.is_quorum() {
+    if broker.config.cluster_link.is_none() || !queue.declared_everywhere() {
         return Ok(vhost.delete_queue(queue));
     }
     let count = queue.message_count();
@@ -167,7 +185,7 @@ fn replicate_binding(
         return Ok(false);
     }
     let (to_queue, name) = match destination {
-        Destination::Queue(queue) if queue.is_quorum() => (true, queue.name.to_string()),
+        Destination::Queue(queue) if queue.declared_everywhere() => (true, queue.name.to_string()),
         Destination::Queue(_) => return Ok(false),
         Destination::Exchange(name) => (false, name.to_string()),
     };

@@ -135,6 +135,18 @@ pub enum MetadataChange {
         limit: String,
         value: Option<i64>,
     },
+    /// Declares a classic queue or a stream on every node: it lives on
+    /// `home` (the node it was declared on, as in RabbitMQ); the others
+    /// know it, route to it and forward to it over the cluster port.
+    /// (Added last: the log encodes a change by its variant's position.)
+    DeclareHomedQueue {
+        vhost: String,
+        name: String,
+        home: String,
+        durable: bool,
+        auto_delete: bool,
+        arguments: Vec<u8>,
+    },
 }
 
 /// Why a change could not be made through the log.
@@ -173,6 +185,11 @@ pub trait ClusterLink: Send + Sync + std::fmt::Debug + 'static {
     /// This node's name, and the number it drew when it started (each
     /// life of a node has its own).
     fn this_node(&self) -> (String, u64);
+    /// Sends `request` to the broker of member `node` (which answers it
+    /// through `Admin::answer_call`) and returns its answer.
+    fn call(&self, node: &str, request: Vec<u8>) -> Replied;
+    /// Whether member `node` answers now (this node always does).
+    fn is_running(&self, node: &str) -> bool;
     /// Joins (starting it here on first use) the Raft group `group`, which
     /// every member runs, to drive `machine`: `size` members vote in it
     /// (`x-quorum-initial-group-size`; every member when None), the others

@@ -126,6 +126,9 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     .await
     .map_err(std::io::Error::other)??;
     broker.start_shovels();
+    if let Some(link) = broker.config.cluster_link.clone() {
+        crate::queue::remote::home::start_sweeping(Arc::downgrade(&broker), link);
+    }
     let connections = TaskTracker::new();
     let mut accept_loops = Vec::new();
     let mut addr = None;

@@ -215,6 +215,26 @@ impl ClusterLink for Link {
         (self.settings.node_name.clone(), self.boot)
     }
 
+    fn call(&self, node: &str, request: Vec<u8>) -> warren_broker::Replied {
+        let member = self.roster.named(node).map(|(_, m)| m.clone());
+        let peers = self.peers.clone();
+        let node = node.to_string();
+        Box::pin(async move {
+            let member = member.ok_or_else(|| ReplicationError::Unavailable(format!("no member is named {node}")))?;
+            let answer: serde_bytes::ByteBuf = peers
+                .post(&member, "/call", &serde_bytes::ByteBuf::from(request), CALL_WITHIN)
+                .await
+                .map_err(|e| ReplicationError::Unavailable(e.to_string()))?;
+            Ok(answer.into_vec())
+        })
+    }
+
+    fn is_running(&self, node: &str) -> bool {
+        self.roster
+            .named(node)
+            .is_some_and(|(id, _)| self.liveness.up(&self.roster, id))
+    }
+
     fn join_group(
         &self,
         group: &str,
@@ -224,6 +244,10 @@ impl ClusterLink for Link {
         self.groups.join(group, size, machine)
     }
 }
+
+/// How long a call to another member's broker may take (a take waits up
+/// to a second there for a message).
+const CALL_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long a change waits, after it applied here, for the other running
 /// members to apply it too.
@@ -244,6 +268,7 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 /// Starts this node's part of the cluster beside its broker (`admin`).
 pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
+    let admin_for_calls = admin.clone();
     let dir = link.data_dir.join("cluster").join("metadata");
     let (log, machine) = tokio::task::spawn_blocking(move || {
         let log = LogStore::<MetadataTypes>::open(&dir).map_err(other)?;
@@ -272,6 +297,7 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let router = service::router(Service {
+        admin: admin_for_calls,
         raft: raft.clone(),
         groups: link.groups.clone(),
         node_name: link.settings.node_name.clone(),

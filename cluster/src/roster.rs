@@ -54,6 +54,14 @@ impl Roster {
         Roster { this_node, members }
     }
 
+    /// The member named `name`, with its id.
+    pub(crate) fn named(&self, name: &str) -> Option<(NodeId, &Member)> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.name == name)
+            .map(|(id, m)| (*id, m))
+    }
+
     /// The member that starts the cluster when no node has a log yet.
     pub(crate) fn founder(&self) -> NodeId {
         self.members.keys().next().copied().unwrap_or(self.this_node)

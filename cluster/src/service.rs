@@ -31,6 +31,8 @@ use crate::writes::{self, Forwarded, Writer};
 /// What the routes share.
 #[derive(Clone)]
 pub(crate) struct Service {
+    /// The broker beside this member, which answers calls about its queues.
+    pub admin: warren_broker::Admin,
     pub raft: MetadataRaft,
     pub groups: Arc<Groups>,
     pub node_name: String,
@@ -80,6 +82,7 @@ pub(crate) fn router(service: Service) -> Router {
         .route("/metadata/applied", post(applied))
         .route("/group/{group}/propose", post(propose_to_group))
         .route("/status", post(status))
+        .route("/call", post(call))
         .with_state(service)
         .layer(middleware::from_fn_with_state(gate, signed))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -224,6 +227,17 @@ async fn propose_to_group(State(service): State<Service>, Path(group): Path<Stri
 async fn applied(State(service): State<Service>) -> Response {
     let applied = service.raft.metrics().borrow().last_applied.map_or(0, |id| id.index);
     encode(&applied)
+}
+
+/// A call from another member's broker to this one's (a queue whose home
+/// is here), answered by the broker.
+async fn call(State(service): State<Service>, body: Bytes) -> Response {
+    let request: serde_bytes::ByteBuf = match decode(&body) {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let answer = service.admin.answer_call(&request).await;
+    encode(&serde_bytes::ByteBuf::from(answer))
 }
 
 async fn status(State(service): State<Service>) -> Response {

@@ -67,7 +67,7 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
             out.insert("online".into(), replicas.online.clone().into());
         }
         None => {
-            out.insert("node".into(), node.into());
+            out.insert("node".into(), q.home.as_deref().unwrap_or(node).into());
         }
     }
     out.insert("state".into(), "running".into());

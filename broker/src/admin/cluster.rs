@@ -93,6 +93,17 @@ impl Admin {
             .map_err(|e| AdminError::BadRequest(format!("the store could not read the applied mark: {e}")))
     }
 
+    /// Answers a call another node of the cluster made to this one, about
+    /// a queue whose home is here (`queue::remote`); the answer encoded.
+    pub async fn answer_call(&self, request: &[u8]) -> Vec<u8> {
+        use crate::queue::remote::{calls, home};
+        let answer = match calls::decode::<calls::Call>(request) {
+            Some(call) => home::answer(&self.broker, call).await,
+            None => calls::Answer::Failed("the call does not decode".into()),
+        };
+        calls::encode(&answer)
+    }
+
     /// Applies one checked change to this node.
     pub(super) fn apply_change(&self, change: &MetadataChange) -> AdminResult<()> {
         match change {
@@ -263,6 +274,39 @@ impl Admin {
                     if let Some(queue) = vhost.queue(name) {
                         vhost.delete_queue(&queue);
                     }
+                }
+                Ok(())
+            }
+            MetadataChange::DeclareHomedQueue {
+                vhost,
+                name,
+                home,
+                durable,
+                auto_delete,
+                arguments,
+            } => {
+                let vhost = self.broker.vhost(vhost).ok_or(AdminError::NotFound)?;
+                let what = format!("queue '{name}' in vhost '{}'", vhost.name);
+                let settings = crate::queue::QueueSettings {
+                    durable: *durable,
+                    exclusive_owner: None,
+                    auto_delete: *auto_delete,
+                    arguments: arguments_of(arguments, &what)?,
+                };
+                let here = self
+                    .broker
+                    .config
+                    .cluster_link
+                    .as_ref()
+                    .is_some_and(|link| link.this_node().0 == *home);
+                let home = if here {
+                    crate::queue::Home::Here(home.clone())
+                } else {
+                    crate::queue::Home::Elsewhere(home.clone())
+                };
+                // Found already (applied again after a restart): left as it is.
+                if vhost.queue(name).is_none() {
+                    vhost.declare_queue_at(&name.as_str().into(), settings, Some(home))?;
                 }
                 Ok(())
             }

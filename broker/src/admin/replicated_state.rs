@@ -76,7 +76,7 @@ fn key_and_removal(change: &MetadataChange) -> Option<(Key, Option<MetadataChang
                 value: None,
             }),
         ),
-        C::DeclareQueue { vhost, name, .. } => (
+        C::DeclareQueue { vhost, name, .. } | C::DeclareHomedQueue { vhost, name, .. } => (
             Key::Queue(vhost.clone(), name.clone()),
             Some(C::DeleteQueue {
                 vhost: vhost.clone(),
@@ -139,17 +139,28 @@ fn topology(vhost: &VHost, changes: &mut Vec<MetadataChange>) {
             arguments: encode_table(&settings.arguments),
         });
     }
-    for queue in vhost.queues().iter().filter(|q| q.is_quorum()) {
-        changes.push(MetadataChange::DeclareQueue {
-            vhost: name.clone(),
-            name: queue.name.to_string(),
-            arguments: encode_table(&queue.settings.arguments),
-        });
+    for queue in vhost.queues().iter() {
+        if queue.is_quorum() {
+            changes.push(MetadataChange::DeclareQueue {
+                vhost: name.clone(),
+                name: queue.name.to_string(),
+                arguments: encode_table(&queue.settings.arguments),
+            });
+        } else if let Some(home) = &queue.home {
+            changes.push(MetadataChange::DeclareHomedQueue {
+                vhost: name.clone(),
+                name: queue.name.to_string(),
+                home: home.node().to_string(),
+                durable: queue.settings.durable,
+                auto_delete: queue.settings.auto_delete,
+                arguments: encode_table(&queue.settings.arguments),
+            });
+        }
     }
     for exchange in exchanges.iter().filter(|x| !x.name.is_empty()) {
         for binding in exchange.bindings() {
             let (to_queue, destination) = match &binding.destination {
-                Destination::Queue(queue) if queue.is_quorum() => (true, queue.name.to_string()),
+                Destination::Queue(queue) if queue.declared_everywhere() => (true, queue.name.to_string()),
                 Destination::Queue(_) => continue,
                 Destination::Exchange(name) => (false, name.to_string()),
             };

@@ -46,6 +46,7 @@ fn queue_view(queue: &Queue) -> QueueView {
         oldest_unacked_age: lag.oldest_unacked,
         head_message_timestamp: lag.head_timestamp,
         replicas: queue.replicas(),
+        home: queue.home.as_ref().map(|home| home.node().to_string()),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct QueueView {
     pub head_message_timestamp: Option<u64>,
     /// A replicated queue's leader and members.
     pub replicas: Option<crate::replication::Replicas>,
+    /// The node a classic queue lives on, when the whole cluster knows it.
+    pub home: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -146,7 +146,7 @@ impl Channel {
     pub(super) fn detach_consumer(&mut self, ctx: &mut ConnCtx, c: &ChannelConsumer) {
         c.consumer.active.store(false, Ordering::Release);
         if c.queue.remove_consumer(&c.consumer) {
-            ctx.vhost.delete_queue(&c.queue);
+            ctx.vhost.delete_queue_everywhere(&c.queue);
         }
     }
 

@@ -28,6 +28,7 @@ mod entry;
 mod lag;
 mod local;
 mod quorum;
+pub(crate) mod remote;
 mod stats;
 pub(crate) mod stream;
 mod ticket;
@@ -116,6 +117,8 @@ pub(crate) struct QueueOf<B: ?Sized> {
     pub counters: QueueCounters,
     /// Its channels' oldest unacknowledged deliveries, for consumer lag.
     pub unacked_ages: UnackedAges,
+    /// Its home node, when every node of the cluster knows it.
+    pub home: Option<Home>,
     backend: B,
 }
 
@@ -128,6 +131,26 @@ pub(crate) struct Identity {
     pub args: QueueArguments,
     /// The policies that apply to it.
     pub applied: Applied,
+    /// Its home node, when it was declared on every node of a cluster.
+    pub home: Option<Home>,
+}
+
+/// The node a classic queue declared through the cluster's log lives on
+/// (named as `--node-name` names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// This node: the queue is here, and other nodes forward to it.
+    Here(String),
+    /// Another node: this node knows the queue and forwards to it.
+    Elsewhere(String),
+}
+
+impl Home {
+    pub(crate) fn node(&self) -> &str {
+        match self {
+            Home::Here(node) | Home::Elsewhere(node) => node,
+        }
+    }
 }
 
 impl<B> QueueOf<B> {
@@ -142,6 +165,7 @@ impl<B> QueueOf<B> {
             applied: ArcSwap::from_pointee(identity.applied),
             counters: QueueCounters::default(),
             unacked_ages: UnackedAges::default(),
+            home: identity.home,
             backend,
         }
     }
@@ -182,6 +206,11 @@ impl Queue {
         persistence: Option<Persistence>,
         cluster: Option<&Arc<dyn ClusterLink>>,
     ) -> Arc<Queue> {
+        if let (Some(Home::Elsewhere(node)), Some(link)) = (identity.home.clone(), cluster) {
+            let queue = remote::new(identity, node, link.clone());
+            queue.backend.attach(&queue);
+            return queue;
+        }
         let queue: Arc<Queue> = match identity.args.queue_type {
             QueueType::Classic => classic::new(identity, host, persistence),
             QueueType::Quorum => quorum::new(identity, host, persistence, cluster),
@@ -228,6 +257,17 @@ impl Queue {
     /// Where its copies are, if it is replicated.
     pub(crate) fn replicas(&self) -> Option<crate::replication::Replicas> {
         self.backend.replicas()
+    }
+
+    /// Whether it lives on another node (this is how this node reaches it).
+    pub(crate) fn is_proxy(&self) -> bool {
+        matches!(self.home, Some(Home::Elsewhere(_)))
+    }
+
+    /// Whether its declaration went through the cluster's log, so that
+    /// every node knows it (a quorum queue, or a classic queue with a home).
+    pub(crate) fn declared_everywhere(&self) -> bool {
+        self.is_quorum() || self.home.is_some()
     }
 
     /// Whether it is a quorum queue (replicated, in a cluster).

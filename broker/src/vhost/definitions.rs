@@ -11,7 +11,7 @@ use warren_store::{BindingRecord, ExchangeRecord, QueueRecord, StoreError, Store
 use super::VHost;
 use crate::error::{AmqpError, AmqpResult};
 use crate::exchange::{Binding, Destination, Exchange};
-use crate::queue::{Persistence, QueueSettings};
+use crate::queue::{Home, Persistence, QueueSettings};
 
 pub(crate) fn encode_table(table: &FieldTable) -> Vec<u8> {
     let mut buf = BytesMut::new();
@@ -78,7 +78,12 @@ impl VHost {
 
     /// A new queue's place in the store: a durable one's definition and id; a
     /// non-durable one's way to page (None without a data directory).
-    pub(super) fn persist_queue(&self, name: &str, settings: &QueueSettings) -> AmqpResult<Option<Persistence>> {
+    pub(super) fn persist_queue(
+        &self,
+        name: &str,
+        settings: &QueueSettings,
+        home: Option<&Home>,
+    ) -> AmqpResult<Option<Persistence>> {
         let Some(durability) = &self.durability else {
             return Ok(None);
         };
@@ -96,7 +101,7 @@ impl VHost {
             name: name.to_string(),
             id,
             auto_delete: settings.auto_delete,
-            arguments: encode_table(&settings.arguments),
+            arguments: encode_table(&with_home(&settings.arguments, home)),
         };
         store.save_queue(&record).map_err(store_error)?;
         durability.wrote();
@@ -202,11 +207,21 @@ impl VHost {
             return Ok(None);
         };
         let what = format!("queue '{}' in vhost '{}'", record.name, self.name);
+        let (arguments, home) = without_home(decode_table(&record.arguments, &what)?);
+        let home = home.and_then(|node| {
+            // Outside a cluster (its settings removed), a queue is this node's.
+            let (me, _) = self.cluster.as_ref()?.this_node();
+            Some(if node == me {
+                Home::Here(node)
+            } else {
+                Home::Elsewhere(node)
+            })
+        });
         let settings = QueueSettings {
             durable: true,
             exclusive_owner: None,
             auto_delete: record.auto_delete,
-            arguments: decode_table(&record.arguments, &what)?,
+            arguments,
         };
         let args =
             match crate::queue::QueueArguments::parse(&settings.arguments, &what, true, false, record.auto_delete) {
@@ -225,6 +240,7 @@ impl VHost {
             settings,
             args,
             applied,
+            home,
         };
         let queue = crate::queue::Queue::new(identity, self.as_host(), Some(persistence), self.cluster.as_ref());
         self.queues.insert(name, queue.clone());
@@ -253,4 +269,29 @@ impl VHost {
         ));
         Ok(())
     }
+}
+
+/// The argument a stored queue's home is kept under (in the store only:
+/// clients never see it).
+const HOME_ARGUMENT: &str = "x-warren-home";
+
+/// A queue's arguments as the store keeps them: with its home, if any.
+fn with_home(arguments: &FieldTable, home: Option<&Home>) -> FieldTable {
+    let mut stored = arguments.clone();
+    if let Some(home) = home {
+        stored.insert(
+            HOME_ARGUMENT,
+            warren_protocol::FieldValue::LongStr(Bytes::copy_from_slice(home.node().as_bytes())),
+        );
+    }
+    stored
+}
+
+/// A stored queue's arguments, and the home kept among them.
+fn without_home(mut arguments: FieldTable) -> (FieldTable, Option<String>) {
+    let home = arguments.remove(HOME_ARGUMENT).and_then(|value| match value {
+        warren_protocol::FieldValue::LongStr(bytes) => String::from_utf8(bytes.to_vec()).ok(),
+        _ => None,
+    });
+    (arguments, home)
 }

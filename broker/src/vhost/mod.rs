@@ -15,7 +15,7 @@ use crate::exchange::{Binding, Destination, Exchange, ExchangeKind, ExchangeSett
 use crate::ids::ConnectionId;
 use crate::message_stats::ChurnCounters;
 use crate::policy::{Applied, Policies, Policy, Target};
-use crate::queue::{type_name, Identity, Queue, QueueArguments, QueueHost, QueueSettings};
+use crate::queue::{type_name, Home, Identity, Queue, QueueArguments, QueueHost, QueueSettings};
 use crate::replication::{ClusterLink, MetadataChange};
 
 /// Queue arguments whose values must match on redeclaration (others are
@@ -252,13 +252,24 @@ impl VHost {
     /// queue.declare (not passive), with RabbitMQ's exclusivity and
     /// equivalence checks on an existing queue.
     pub(crate) fn declare_queue(self: &Arc<Self>, name: &ShortStr, settings: QueueSettings) -> AmqpResult<Arc<Queue>> {
+        self.declare_queue_at(name, settings, None)
+    }
+
+    /// queue.declare of a queue that lives on `home` (a node of the
+    /// cluster; None: this node, the queue unknown to the others).
+    pub(crate) fn declare_queue_at(
+        self: &Arc<Self>,
+        name: &ShortStr,
+        settings: QueueSettings,
+        home: Option<Home>,
+    ) -> AmqpResult<Arc<Queue>> {
         ChurnCounters::bump(&self.churn.queues_declared);
         let existing = match self.queues.entry(name.clone()) {
             dashmap::mapref::entry::Entry::Occupied(e) => e.get().clone(),
             dashmap::mapref::entry::Entry::Vacant(slot) => {
                 let what = format!("queue '{name}' in vhost '{}'", self.name);
                 let args = settings.parse_arguments(&what)?;
-                let persistence = self.persist_queue(name, &settings)?;
+                let persistence = self.persist_queue(name, &settings, home.as_ref())?;
                 let applied = self.policies_for_queue(name, &args);
                 let identity = Identity {
                     name: name.clone(),
@@ -266,6 +277,7 @@ impl VHost {
                     settings,
                     args,
                     applied,
+                    home,
                 };
                 let queue = Queue::new(identity, self.as_host(), persistence, self.cluster.as_ref());
                 slot.insert(queue.clone());
@@ -480,29 +492,37 @@ impl QueueHost for VHost {
     }
 
     fn delete_expired(&self, queue: &Arc<Queue>) {
-        match &self.cluster {
-            // Every node deletes it, through the metadata log.
-            Some(link) if queue.is_quorum() => {
-                let change = MetadataChange::DeleteQueue {
-                    vhost: self.name.to_string(),
-                    name: queue.name.to_string(),
-                };
-                let proposal = link.propose(change);
-                let name = queue.name.clone();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => {
-                        runtime.spawn(async move {
-                            if let Err(e) = proposal.await {
-                                tracing::warn!(queue = %name, "deleting an expired quorum queue: {e}");
-                            }
-                        });
+        self.delete_queue_everywhere(queue);
+    }
+}
+
+impl VHost {
+    /// Deletes a queue that ran out (`x-expires`) or lost its last consumer
+    /// (auto-delete): one every node knows goes from every node, through the
+    /// metadata log (a classic queue leaves its home at once).
+    pub(crate) fn delete_queue_everywhere(&self, queue: &Arc<Queue>) {
+        let Some(link) = self.cluster.as_ref().filter(|_| queue.declared_everywhere()) else {
+            self.delete_queue(queue);
+            return;
+        };
+        if !queue.is_quorum() {
+            self.delete_queue(queue);
+        }
+        let change = MetadataChange::DeleteQueue {
+            vhost: self.name.to_string(),
+            name: queue.name.to_string(),
+        };
+        let proposal = link.propose(change);
+        let name = queue.name.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = proposal.await {
+                        tracing::warn!(queue = %name, "deleting a queue on every node: {e}");
                     }
-                    Err(_) => tracing::warn!(queue = %name, "an expired quorum queue outside a runtime"),
-                }
+                });
             }
-            _ => {
-                self.delete_queue(queue);
-            }
+            Err(_) => tracing::warn!(queue = %name, "a queue to delete on every node outside a runtime"),
         }
     }
 }

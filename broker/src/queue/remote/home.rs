@@ -1,0 +1,280 @@
+//! The home side of a classic queue other nodes reach over the cluster
+//! port: it answers their calls (`calls.rs`) on the real queue, and keeps
+//! what each node took until that node settles it ([`Holds`]). What a node
+//! took goes back to the queue, marked redelivered, once that node stops
+//! answering for a few seconds or comes back as a new life, as a channel's
+//! unacknowledged messages go back when its connection closes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::calls::{Answer, Call, Holder, Outcome, QueueRef, Taken};
+use crate::broker::Broker;
+use crate::queue::backend::{Enqueued, Settlement};
+use crate::queue::{Queue, QueueEntry};
+use crate::replication::ClusterLink;
+
+/// How long a holder may not answer before what it holds goes back.
+const GONE_AFTER: Duration = Duration::from_secs(5);
+/// How often a waiting `Take` looks at the queue again.
+const TAKE_POLL: Duration = Duration::from_millis(10);
+/// The longest a `Take` may ask to wait.
+const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// One message a node took.
+struct Hold {
+    queue: Weak<Queue>,
+    entry: QueueEntry,
+}
+
+/// What every node holds of this node's queues.
+#[derive(Default)]
+pub(crate) struct Holds {
+    held: Mutex<HashMap<Holder, HashMap<u64, Hold>>>,
+    /// Since when each holder's node was seen not running.
+    absent: Mutex<HashMap<String, Instant>>,
+    next_id: AtomicU64,
+}
+
+impl Holds {
+    fn hold(&self, holder: &Holder, queue: &Arc<Queue>, entry: QueueEntry) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut held = self.held.lock();
+        // A new life of a node: what its earlier life held goes back.
+        let stale: Vec<Holder> = held
+            .keys()
+            .filter(|h| h.node == holder.node && h.boot != holder.boot)
+            .cloned()
+            .collect();
+        let mut back = Vec::new();
+        for old in stale {
+            back.extend(held.remove(&old).into_iter().flat_map(|holds| holds.into_values()));
+        }
+        held.entry(holder.clone()).or_default().insert(
+            id,
+            Hold {
+                queue: Arc::downgrade(queue),
+                entry,
+            },
+        );
+        drop(held);
+        requeue(back);
+        id
+    }
+
+    fn take_back(&self, holder: &Holder, ids: &[u64]) -> Vec<Hold> {
+        let mut held = self.held.lock();
+        let Some(holds) = held.get_mut(holder) else {
+            return Vec::new();
+        };
+        let back = ids.iter().filter_map(|id| holds.remove(id)).collect();
+        if holds.is_empty() {
+            held.remove(holder);
+        }
+        back
+    }
+
+    /// Gives back what nodes that stopped answering hold (`running` says
+    /// whether a node answers now); called every second.
+    pub(crate) fn sweep(&self, running: impl Fn(&str) -> bool) {
+        let nodes: Vec<String> = {
+            let held = self.held.lock();
+            let mut nodes: Vec<String> = held.keys().map(|h| h.node.clone()).collect();
+            nodes.sort();
+            nodes.dedup();
+            nodes
+        };
+        let mut gone = Vec::new();
+        {
+            let mut absent = self.absent.lock();
+            absent.retain(|node, _| nodes.contains(node));
+            for node in nodes {
+                if running(&node) {
+                    absent.remove(&node);
+                } else if absent.entry(node.clone()).or_insert_with(Instant::now).elapsed() >= GONE_AFTER {
+                    gone.push(node);
+                }
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let mut back = Vec::new();
+        self.held.lock().retain(|holder, holds| {
+            if gone.contains(&holder.node) {
+                back.extend(std::mem::take(holds).into_values());
+                false
+            } else {
+                true
+            }
+        });
+        if !back.is_empty() {
+            tracing::info!("{} messages held by nodes that stopped answering go back", back.len());
+        }
+        requeue(back);
+    }
+}
+
+/// Gives back, every second, what nodes that stopped answering took from
+/// this node's queues, for as long as the broker runs.
+pub(crate) fn start_sweeping(broker: Weak<Broker>, link: Arc<dyn ClusterLink>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let Some(broker) = broker.upgrade() else { return };
+            broker.remote_holds.sweep(|node| link.is_running(node));
+        }
+    });
+}
+
+/// Settles holds per queue.
+fn settle(holds: Vec<Hold>, settlement: Settlement) {
+    let mut per_queue: Vec<(Arc<Queue>, Vec<QueueEntry>)> = Vec::new();
+    for hold in holds {
+        let Some(queue) = hold.queue.upgrade() else { continue };
+        match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &queue)) {
+            Some((_, entries)) => entries.push(hold.entry),
+            None => per_queue.push((queue, vec![hold.entry])),
+        }
+    }
+    for (queue, entries) in per_queue {
+        queue.settle(entries, settlement);
+    }
+}
+
+fn requeue(holds: Vec<Hold>) {
+    settle(holds, Settlement::Requeue);
+}
+
+/// The real queue a call names: None if this node is not its home.
+fn home_queue(broker: &Broker, queue: &QueueRef) -> Option<Arc<Queue>> {
+    let found = broker.vhost(&queue.vhost)?.queue(&queue.name)?;
+    (!found.is_proxy()).then_some(found)
+}
+
+/// Answers one call from another node.
+pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
+    match call {
+        Call::Publish { queue, messages } => {
+            let Some(queue) = home_queue(broker, &queue) else {
+                return Answer::NotFound;
+            };
+            publish(broker, &queue, messages).await
+        }
+        Call::Take {
+            queue,
+            holder,
+            max,
+            wait_ms,
+        } => {
+            let Some(queue) = home_queue(broker, &queue) else {
+                return Answer::NotFound;
+            };
+            let deadline = Instant::now() + Duration::from_millis(u64::from(wait_ms)).min(TAKE_WAIT_MAX);
+            loop {
+                let messages = take(broker, &queue, &holder, max);
+                if !messages.is_empty() || Instant::now() >= deadline {
+                    return Answer::Taken {
+                        messages,
+                        ready: queue.message_count(),
+                    };
+                }
+                tokio::time::sleep(TAKE_POLL).await;
+            }
+        }
+        Call::Settle {
+            queue: _,
+            holder,
+            ids,
+            outcome,
+        } => {
+            let holds = broker.remote_holds.take_back(&holder, &ids);
+            let settlement = match outcome {
+                Outcome::Ack => Settlement::Ack,
+                Outcome::Requeue => Settlement::Requeue,
+                Outcome::Discard => Settlement::Discard,
+                Outcome::Return => {
+                    for hold in holds {
+                        if let Some(queue) = hold.queue.upgrade() {
+                            queue.return_undelivered(hold.entry, true);
+                        }
+                    }
+                    return Answer::Done;
+                }
+            };
+            settle(holds, settlement);
+            Answer::Done
+        }
+        Call::Depth { queue } => match home_queue(broker, &queue) {
+            Some(queue) => Answer::Depth {
+                ready: queue.message_count(),
+                consumers: queue.consumer_count(),
+            },
+            None => Answer::NotFound,
+        },
+        Call::Purge { queue } => match home_queue(broker, &queue) {
+            Some(queue) => Answer::Purged(queue.purge()),
+            None => Answer::NotFound,
+        },
+    }
+}
+
+fn take(broker: &Broker, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<Taken> {
+    let mut taken = Vec::new();
+    while taken.len() < max as usize {
+        let Some((entry, _)) = queue.get(true) else { break };
+        let (message, redelivered, delivery_count) = (entry.message.encode(), entry.redelivered, entry.delivery_count);
+        let id = broker.remote_holds.hold(holder, queue, entry);
+        taken.push(Taken {
+            id,
+            message: message.into(),
+            redelivered,
+            delivery_count,
+        });
+    }
+    taken
+}
+
+/// Publishes into the queue and waits until what was stored is synced.
+async fn publish(broker: &Broker, queue: &Arc<Queue>, messages: Vec<serde_bytes::ByteBuf>) -> Answer {
+    let mut outcomes = Vec::with_capacity(messages.len());
+    let mut epoch = None;
+    for bytes in messages {
+        let Some(message) = crate::message::Message::decode(bytes.into_vec()) else {
+            outcomes.push(false);
+            continue;
+        };
+        match queue.publish(message) {
+            Enqueued::Accepted | Enqueued::Replicating(_) => outcomes.push(true),
+            Enqueued::Stored => {
+                epoch = Some(broker.durability().wrote());
+                outcomes.push(true);
+            }
+            Enqueued::Rejected => outcomes.push(false),
+        }
+    }
+    let Some(epoch) = epoch else {
+        return Answer::Published(outcomes);
+    };
+    let durability = broker.durability();
+    let mut synced = durability.subscribe();
+    durability.request_sync();
+    let verdict = loop {
+        if let Some(verdict) = synced.borrow_and_update().verdict(epoch) {
+            break verdict;
+        }
+        if synced.changed().await.is_err() {
+            break false;
+        }
+    };
+    if !verdict {
+        // The sync failed: nothing of this call may be confirmed.
+        outcomes.iter_mut().for_each(|o| *o = false);
+    }
+    Answer::Published(outcomes)
+}

@@ -1,0 +1,477 @@
+//! A classic queue that lives on another node of the cluster, as this node
+//! sees it (RabbitMQ's classic queues have one home node; every node knows
+//! them, routes to them and serves their consumers). A sibling of the other
+//! queue types behind the queue interface: what is published here is
+//! forwarded to the home in batches and confirmed once the home stored it;
+//! this node's consumers are fed by taking messages from the home as they
+//! have credit for them (held there until settled: acks, rejects and
+//! requeues are forwarded back); basic.get takes one. The calls and the
+//! home's side are in `calls.rs` and `home.rs`.
+//!
+//! What it does not promise (nor does RabbitMQ's): while the home node is
+//! down, the queue cannot be used from here; publishes to it are nacked.
+
+pub(crate) mod calls;
+pub(crate) mod home;
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+use warren_protocol::ContentHeader;
+use warren_store::{Offset, QueueId, QueueSummary};
+
+use self::calls::{Answer, Call, Holder, Outcome, QueueRef};
+use super::backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, Settlement};
+use super::{deliver_to, Consumer, Depth, Identity, Queue, QueueEntry, QueueOf, Ticket};
+use crate::message::Message;
+use crate::replication::ClusterLink;
+
+/// Messages (and bytes) one forwarded publish carries at most.
+const PUBLISH_BATCH: usize = 256;
+const PUBLISH_BATCH_BYTES: usize = 4 << 20;
+/// Messages one take asks for at most.
+const TAKE_MAX: u32 = 256;
+/// How long a take waits at the home for a message to arrive.
+const TAKE_WAIT_MS: u32 = 1_000;
+/// How long a call may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How stale a depth reading may be before it is asked for again.
+const DEPTH_FRESH: Duration = Duration::from_secs(1);
+
+/// What waits to be sent to the home.
+enum Outgoing {
+    Publish(Vec<u8>, Arc<Ticket>),
+    Settle(Vec<u64>, Outcome),
+}
+
+struct Shared {
+    home: String,
+    target: QueueRef,
+    me: Holder,
+    link: Arc<dyn ClusterLink>,
+    queue: OnceLock<Weak<Queue>>,
+    consumers: Mutex<Consumers>,
+    /// A consumer came, or credit came back: the taker looks again.
+    wake: Notify,
+    /// The home's last answer about the queue: ready, consumers, when.
+    depth: Mutex<Option<(u64, u64, Instant)>>,
+    deleted: AtomicBool,
+}
+
+#[derive(Default)]
+struct Consumers {
+    list: Vec<Arc<Consumer>>,
+    next: usize,
+}
+
+pub(crate) struct RemoteQueue {
+    shared: Arc<Shared>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+}
+
+/// The queue `identity` whose home is `home`, reached through `link`.
+pub(crate) fn new(identity: Identity, home: String, link: Arc<dyn ClusterLink>) -> Arc<Queue> {
+    let (node, boot) = link.this_node();
+    let target = QueueRef {
+        vhost: identity.vhost_name.to_string(),
+        name: identity.name.to_string(),
+    };
+    let (outgoing, inbox) = mpsc::unbounded_channel();
+    let backend = RemoteQueue {
+        shared: Arc::new(Shared {
+            home,
+            target,
+            me: Holder { node, boot },
+            link,
+            queue: OnceLock::new(),
+            consumers: Mutex::new(Consumers::default()),
+            wake: Notify::new(),
+            depth: Mutex::new(None),
+            deleted: AtomicBool::new(false),
+        }),
+        outgoing,
+        inbox: Mutex::new(Some(inbox)),
+    };
+    let queue: Arc<QueueOf<RemoteQueue>> = Arc::new(QueueOf::assemble(identity, backend));
+    queue
+}
+
+impl Shared {
+    async fn call(&self, call: &Call) -> Option<Answer> {
+        let request = calls::encode(call);
+        match tokio::time::timeout(CALL_TIMEOUT, self.link.call(&self.home, request)).await {
+            Ok(Ok(bytes)) => calls::decode(&bytes),
+            Ok(Err(e)) => {
+                tracing::debug!(queue = %self.target.name, home = %self.home, "a call to the queue's home failed: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn queue(&self) -> Option<Arc<Queue>> {
+        self.queue.get()?.upgrade()
+    }
+
+    /// How many this node's consumers can take now (and none if none).
+    fn wanted(&self) -> u32 {
+        let consumers = self.consumers.lock();
+        consumers
+            .list
+            .iter()
+            .filter(|c| c.is_active())
+            .map(|c| {
+                if c.no_ack {
+                    TAKE_MAX
+                } else {
+                    c.credit.room().min(c.channel_credit.room())
+                }
+            })
+            .fold(0u32, |sum, room| sum.saturating_add(room))
+            .min(TAKE_MAX)
+    }
+
+    /// A consumer with credit, in turn; its credit taken.
+    fn next_consumer(&self) -> Option<Arc<Consumer>> {
+        let mut consumers = self.consumers.lock();
+        let count = consumers.list.len();
+        let at = (0..count)
+            .map(|i| (consumers.next + i) % count)
+            .find(|&i| consumers.list[i].is_active() && consumers.list[i].try_take_credit())?;
+        consumers.next = (at + 1) % count;
+        Some(consumers.list[at].clone())
+    }
+
+    fn note_depth(&self, ready: u64, consumers: Option<u64>) {
+        let mut depth = self.depth.lock();
+        let consumers = consumers.or(depth.map(|(_, c, _)| c)).unwrap_or(0);
+        *depth = Some((ready, consumers, Instant::now()));
+    }
+}
+
+fn entry_of(taken: calls::Taken) -> Option<QueueEntry> {
+    let message = Message::decode(taken.message.into_vec())?;
+    Some(QueueEntry {
+        redelivered: taken.redelivered,
+        delivery_count: taken.delivery_count,
+        ..QueueEntry::new(message, Offset(taken.id), 0, None)
+    })
+}
+
+impl RemoteQueue {
+    fn send(&self, outgoing: Outgoing) -> bool {
+        self.outgoing.send(outgoing).is_ok()
+    }
+
+    fn settle_ids(&self, ids: Vec<u64>, outcome: Outcome) {
+        if !ids.is_empty() {
+            self.send(Outgoing::Settle(ids, outcome));
+        }
+    }
+
+    /// Sends publishes and settlements to the home, in order, in batches.
+    async fn forward(shared: Arc<Shared>, mut inbox: mpsc::UnboundedReceiver<Outgoing>) {
+        while let Some(first) = inbox.recv().await {
+            let mut batch = vec![first];
+            let mut bytes = 0;
+            while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
+                match inbox.try_recv() {
+                    Ok(next) => {
+                        if let Outgoing::Publish(message, _) = &next {
+                            bytes += message.len();
+                        }
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut messages = Vec::new();
+            let mut tickets = Vec::new();
+            for item in batch {
+                match item {
+                    Outgoing::Publish(message, ticket) => {
+                        messages.push(serde_bytes::ByteBuf::from(message));
+                        tickets.push(ticket);
+                    }
+                    Outgoing::Settle(ids, outcome) => {
+                        let call = Call::Settle {
+                            queue: shared.target.clone(),
+                            holder: shared.me.clone(),
+                            ids,
+                            outcome,
+                        };
+                        // Lost with its node: the home gives back what a
+                        // node that stops answering held.
+                        let _ = shared.call(&call).await;
+                    }
+                }
+            }
+            if messages.is_empty() {
+                continue;
+            }
+            let call = Call::Publish {
+                queue: shared.target.clone(),
+                messages,
+            };
+            match shared.call(&call).await {
+                Some(Answer::Published(outcomes)) if outcomes.len() == tickets.len() => {
+                    for (ticket, stored) in tickets.iter().zip(outcomes) {
+                        ticket.settle(stored);
+                    }
+                }
+                _ => tickets.iter().for_each(|t| t.settle(false)),
+            }
+        }
+    }
+
+    /// Feeds this node's consumers from the home while it has any.
+    async fn take(shared: Arc<Shared>, outgoing: mpsc::UnboundedSender<Outgoing>) {
+        loop {
+            if shared.deleted.load(Ordering::Acquire) {
+                return;
+            }
+            let wanted = shared.wanted();
+            if wanted == 0 {
+                // Woken by a consumer, by credit coming back, or to look again.
+                let _ = tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await;
+                continue;
+            }
+            let call = Call::Take {
+                queue: shared.target.clone(),
+                holder: shared.me.clone(),
+                max: wanted,
+                wait_ms: TAKE_WAIT_MS,
+            };
+            let (messages, ready) = match shared.call(&call).await {
+                Some(Answer::Taken { messages, ready }) => (messages, ready),
+                Some(Answer::NotFound) => {
+                    tracing::warn!(queue = %shared.target.name, home = %shared.home, "the queue is not on its home node");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                _ => {
+                    // The home does not answer: try again in a while.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            shared.note_depth(ready, None);
+            let Some(queue) = shared.queue() else { return };
+            let mut back = Vec::new();
+            for taken in messages {
+                let id = taken.id;
+                let Some(entry) = entry_of(taken) else {
+                    back.push(id);
+                    continue;
+                };
+                match shared.next_consumer() {
+                    Some(consumer) => {
+                        if deliver_to(&consumer, &queue, entry).is_err() {
+                            consumer.release_credit(1);
+                            back.push(id);
+                        }
+                    }
+                    None => back.push(id),
+                }
+            }
+            if !back.is_empty() {
+                let _ = outgoing.send(Outgoing::Settle(back, Outcome::Return));
+            }
+        }
+    }
+}
+
+impl QueueBackend for RemoteQueue {
+    fn attach(&self, queue: &Arc<Queue>) {
+        let _ = self.shared.queue.set(Arc::downgrade(queue));
+        let Some(inbox) = self.inbox.lock().take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(Self::forward(self.shared.clone(), inbox));
+                runtime.spawn(Self::take(self.shared.clone(), self.outgoing.clone()));
+            }
+            Err(_) => tracing::error!("queue '{}' known outside a runtime: it cannot be reached", queue.name),
+        }
+    }
+
+    fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>) -> Enqueued {
+        if !self.shared.link.is_running(&self.shared.home) {
+            return Enqueued::Rejected;
+        }
+        let ticket = Ticket::new();
+        if !self.send(Outgoing::Publish(message.encode(), ticket.clone())) {
+            return Enqueued::Rejected;
+        }
+        queue.counters.published_locked();
+        Enqueued::Replicating(ticket)
+    }
+
+    fn add_consumer(&self, _queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
+        let mut consumers = self.shared.consumers.lock();
+        if consumers.list.iter().any(|c| c.exclusive) || (consumer.exclusive && !consumers.list.is_empty()) {
+            return Err(ConsumeRefusal::ExclusiveInUse);
+        }
+        consumers.list.push(consumer);
+        drop(consumers);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
+        let mut consumers = self.shared.consumers.lock();
+        consumers.list.retain(|c| !Arc::ptr_eq(c, consumer));
+        // Auto-delete is the home's to decide (its consumers are not all here).
+        let _ = queue;
+        false
+    }
+
+    fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
+        let shared = self.shared.clone();
+        let call = Call::Take {
+            queue: shared.target.clone(),
+            holder: shared.me.clone(),
+            max: 1,
+            wait_ms: 0,
+        };
+        let answer = crate::blocking::wait(async move { shared.call(&call).await }).flatten();
+        let Some(Answer::Taken { mut messages, ready }) = answer else {
+            return None;
+        };
+        self.shared.note_depth(ready, None);
+        let taken = messages.pop()?;
+        let id = taken.id;
+        let Some(entry) = entry_of(taken) else {
+            self.settle_ids(vec![id], Outcome::Discard);
+            return None;
+        };
+        queue
+            .counters
+            .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
+        if !ack_required {
+            self.settle_ids(vec![id], Outcome::Ack);
+        }
+        Some((entry, ready))
+    }
+
+    fn settle(&self, _queue: &Arc<Queue>, entries: Vec<QueueEntry>, settlement: Settlement) {
+        let outcome = match settlement {
+            Settlement::Ack => Outcome::Ack,
+            Settlement::Requeue => Outcome::Requeue,
+            Settlement::Discard => Outcome::Discard,
+        };
+        self.settle_ids(entries.iter().map(|e| e.offset.0).collect(), outcome);
+        // Credit came back: more may be taken.
+        self.shared.wake.notify_one();
+    }
+
+    fn settle_without_ack(&self, _queue: &Arc<Queue>, entry: &QueueEntry) {
+        self.settle_ids(vec![entry.offset.0], Outcome::Ack);
+        self.shared.wake.notify_one();
+    }
+
+    fn return_undelivered(&self, _queue: &Arc<Queue>, entry: QueueEntry) {
+        self.settle_ids(vec![entry.offset.0], Outcome::Return);
+        self.shared.wake.notify_one();
+    }
+
+    fn kick(&self, _queue: &Arc<Queue>) {
+        self.shared.wake.notify_one();
+    }
+
+    fn purge(&self, _queue: &Arc<Queue>) -> u64 {
+        let shared = self.shared.clone();
+        let call = Call::Purge {
+            queue: shared.target.clone(),
+        };
+        match crate::blocking::wait(async move { shared.call(&call).await }).flatten() {
+            Some(Answer::Purged(count)) => count,
+            _ => 0,
+        }
+    }
+
+    fn arguments_changed(&self, _queue: &Arc<Queue>) {}
+
+    fn delete(&self, queue: &Arc<Queue>) -> u64 {
+        self.shared.deleted.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        let consumers = std::mem::take(&mut self.shared.consumers.lock().list);
+        for consumer in consumers {
+            consumer.active.store(false, Ordering::Release);
+            consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
+        }
+        let _ = queue;
+        self.shared.depth.lock().map_or(0, |(ready, _, _)| ready)
+    }
+
+    /// Asked of the home (queue.declare-ok, if-empty): fresh, unless the
+    /// home does not answer.
+    fn message_count(&self) -> u64 {
+        let shared = self.shared.clone();
+        let call = Call::Depth {
+            queue: shared.target.clone(),
+        };
+        let answer = crate::blocking::wait(async move { shared.call(&call).await }).flatten();
+        if let Some(Answer::Depth { ready, consumers }) = answer {
+            self.shared.note_depth(ready, Some(consumers));
+        }
+        self.shared.depth.lock().map_or(0, |(ready, _, _)| ready)
+    }
+
+    fn depth(&self) -> Depth {
+        let known = *self.shared.depth.lock();
+        let stale = known.is_none_or(|(_, _, at)| at.elapsed() >= DEPTH_FRESH);
+        if stale && !self.shared.deleted.load(Ordering::Acquire) {
+            // Asked in the background; this reading gives what was known.
+            let shared = self.shared.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                // Marked fresh now, so a burst of readings asks once.
+                shared.note_depth(known.map_or(0, |(r, _, _)| r), None);
+                runtime.spawn(async move {
+                    let call = Call::Depth {
+                        queue: shared.target.clone(),
+                    };
+                    if let Some(Answer::Depth { ready, consumers }) = shared.call(&call).await {
+                        shared.note_depth(ready, Some(consumers));
+                    }
+                });
+            }
+        }
+        let (ready, home_consumers) = known.map_or((0, 0), |(r, c, _)| (r, c));
+        Depth {
+            ready,
+            ready_bytes: 0,
+            paged_out: 0,
+            paged_out_bytes: 0,
+            consumers: home_consumers + self.consumer_count(),
+        }
+    }
+
+    fn head(&self, _now: tokio::time::Instant) -> Head {
+        Head::default()
+    }
+
+    fn store_position(&self) -> Option<(QueueId, Offset)> {
+        None
+    }
+
+    fn consumer_count(&self) -> u64 {
+        self.shared.consumers.lock().list.len() as u64
+    }
+
+    fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.shared.consumers.lock().list.clone()
+    }
+
+    fn touch(&self) {}
+
+    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
+        Cow::Borrowed(&entry.message.header)
+    }
+
+    fn restore(&self, _queue: &Arc<Queue>, _summary: QueueSummary, _delivered_below: Offset) {}
+}

@@ -1,0 +1,242 @@
+//! Classic queues in a cluster, through three real `warren` processes and
+//! lapin: a classic queue lives on the node that declared it, and every
+//! node knows it, routes to it, and serves its consumers and basic.gets
+//! (as in RabbitMQ). What a node's consumer held goes back when that node
+//! dies; deletes, auto-delete included, reach every node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster_clients::{amqp, get, next_delivery, three_members};
+use common::Warren;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, ExchangeKind};
+
+async fn passive_count(node: &Warren, queue: &str) -> Option<u32> {
+    let (_connection, channel) = amqp(node).await;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .ok()
+        .map(|q| q.message_count())
+}
+
+/// Waits until `queue` on `node` holds `count` ready messages (None: until
+/// it does not exist there).
+async fn wait_for_count(node: &Warren, queue: &str, count: Option<u32>) {
+    let started = std::time::Instant::now();
+    loop {
+        let now = passive_count(node, queue).await;
+        if now == count {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{queue} on {}: {now:?}, not {count:?}",
+            node.addr
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8]) {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(confirm.is_ack(), "{body:?} was not confirmed");
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_queue_is_reached_from_every_node() {
+    let (data, cluster, http, mut nodes) = three_members().await;
+    let [n1, n2, n3] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    ch1.queue_declare("orders".into(), durable(), FieldTable::default())
+        .await
+        .expect("declare on n1");
+    ch1.exchange_declare(
+        "shop".into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+    ch1.queue_bind(
+        "orders".into(),
+        "shop".into(),
+        "orders.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+
+    // Published through n2, by the default exchange and by the binding.
+    let (_c2, ch2) = amqp(n2).await;
+    ch2.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    for i in 0..50 {
+        publish(&ch2, "", "orders", format!("direct {i}").as_bytes()).await;
+        publish(&ch2, "shop", "orders.new", format!("routed {i}").as_bytes()).await;
+    }
+    wait_for_count(n1, "orders", Some(100)).await;
+    wait_for_count(n3, "orders", Some(100)).await;
+    // The management API of another node names the queue's home.
+    let shown = get(&http, n2, "queues/%2f/orders").await.expect("orders on n2");
+    assert_eq!(shown["node"], "n1", "{shown}");
+
+    // Consumed through n3 in order, acked there: gone at home.
+    let (_c3, ch3) = amqp(n3).await;
+    ch3.basic_qos(10, BasicQosOptions::default()).await.expect("qos");
+    let mut consumer = ch3
+        .basic_consume(
+            "orders".into(),
+            "n3".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume on n3");
+    for i in 0..50 {
+        for kind in ["direct", "routed"] {
+            let delivery = next_delivery(&mut consumer, Duration::from_secs(20)).await;
+            assert_eq!(delivery.data, format!("{kind} {i}").into_bytes());
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+    }
+    wait_for_count(n1, "orders", Some(0)).await;
+
+    // basic.get through n2: a reject with requeue brings it back, redelivered.
+    ch3.basic_cancel("n3".into(), BasicCancelOptions::default())
+        .await
+        .expect("cancel");
+    publish(&ch2, "", "orders", b"got").await;
+    let first = loop {
+        if let Some(message) = ch2
+            .basic_get("orders".into(), BasicGetOptions::default())
+            .await
+            .expect("get")
+        {
+            break message;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(first.delivery.data, b"got");
+    assert!(!first.delivery.redelivered);
+    first
+        .delivery
+        .reject(BasicRejectOptions { requeue: true })
+        .await
+        .expect("reject");
+    let again = loop {
+        if let Some(message) = ch2
+            .basic_get("orders".into(), BasicGetOptions::default())
+            .await
+            .expect("get")
+        {
+            break message;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(again.delivery.data, b"got");
+    assert!(again.delivery.redelivered);
+    again.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    wait_for_count(n1, "orders", Some(0)).await;
+
+    // What a node's consumer held goes back when that node dies.
+    for i in 0..5 {
+        publish(&ch2, "", "orders", format!("held {i}").as_bytes()).await;
+    }
+    let mut holding = ch3
+        .basic_consume(
+            "orders".into(),
+            "holder".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume on n3");
+    for i in 0..5 {
+        let delivery = next_delivery(&mut holding, Duration::from_secs(20)).await;
+        assert_eq!(delivery.data, format!("held {i}").into_bytes());
+    }
+    nodes[2].take().expect("n3").crash();
+    let mut back = ch1
+        .basic_consume(
+            "orders".into(),
+            "home".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume on n1");
+    for i in 0..5 {
+        let delivery = next_delivery(&mut back, Duration::from_secs(30)).await;
+        assert_eq!(delivery.data, format!("held {i}").into_bytes());
+        assert!(delivery.redelivered);
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+
+    // n3, restarted, knows the queue again (from its own store).
+    nodes[2] = Some(cluster.start(2, data.path()));
+    wait_for_count(nodes[2].as_ref().unwrap(), "orders", Some(0)).await;
+
+    // Deleted through n2: gone from every node.
+    ch2.queue_delete("orders".into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete");
+    wait_for_count(nodes[0].as_ref().unwrap(), "orders", None).await;
+    wait_for_count(nodes[2].as_ref().unwrap(), "orders", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_delete_queue_goes_from_every_node_with_its_last_consumer() {
+    let (_data, _cluster, _http, nodes) = three_members().await;
+    let [n1, n2, _] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    let auto = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    ch1.queue_declare("fleeting".into(), auto, FieldTable::default())
+        .await
+        .expect("declare");
+    wait_for_count(n2, "fleeting", Some(0)).await;
+    ch1.basic_consume(
+        "fleeting".into(),
+        "only".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("consume");
+    ch1.basic_cancel("only".into(), BasicCancelOptions::default())
+        .await
+        .expect("cancel");
+    wait_for_count(n1, "fleeting", None).await;
+    wait_for_count(n2, "fleeting", None).await;
+}
