@@ -211,6 +211,10 @@ async fn a_classic_queue_is_reached_from_every_node() {
         .expect("delete");
     wait_for_count(nodes[0].as_ref().unwrap(), "orders", None).await;
     wait_for_count(nodes[2].as_ref().unwrap(), "orders", None).await;
+    // And it stays gone when a node that knew it restarts.
+    nodes[2].take().expect("n3").crash();
+    nodes[2] = Some(cluster.start(2, data.path()));
+    assert_eq!(passive_count(nodes[2].as_ref().unwrap(), "orders").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

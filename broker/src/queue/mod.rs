@@ -207,7 +207,7 @@ impl Queue {
         cluster: Option<&Arc<dyn ClusterLink>>,
     ) -> Arc<Queue> {
         if let (Some(Home::Elsewhere(node)), Some(link)) = (identity.home.clone(), cluster) {
-            let queue = remote::new(identity, node, link.clone());
+            let queue = remote::new(identity, node, link.clone(), persistence);
             queue.backend.attach(&queue);
             return queue;
         }

@@ -41,28 +41,38 @@ pub(crate) struct Holds {
 }
 
 impl Holds {
-    fn hold(&self, holder: &Holder, queue: &Arc<Queue>, entry: QueueEntry) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut held = self.held.lock();
-        // A new life of a node: what its earlier life held goes back.
-        let stale: Vec<Holder> = held
-            .keys()
-            .filter(|h| h.node == holder.node && h.boot != holder.boot)
-            .cloned()
-            .collect();
+    /// Ids start from this life's clock, so a node still holding ids from
+    /// an earlier life of this home never settles a new hold by mistake.
+    fn first_id() -> u64 {
+        crate::clock::now_ms() << 20
+    }
+
+    /// A new life of a node called: what its earlier lives held goes back.
+    fn forget_earlier_lives(&self, holder: &Holder) {
         let mut back = Vec::new();
-        for old in stale {
-            back.extend(held.remove(&old).into_iter().flat_map(|holds| holds.into_values()));
-        }
-        held.entry(holder.clone()).or_default().insert(
+        self.held.lock().retain(|h, holds| {
+            if h.node == holder.node && h.boot != holder.boot {
+                back.extend(std::mem::take(holds).into_values());
+                false
+            } else {
+                true
+            }
+        });
+        requeue(back);
+    }
+
+    fn hold(&self, holder: &Holder, queue: &Arc<Queue>, entry: QueueEntry) -> u64 {
+        let _ = self
+            .next_id
+            .compare_exchange(0, Self::first_id(), Ordering::Relaxed, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        self.held.lock().entry(holder.clone()).or_default().insert(
             id,
             Hold {
                 queue: Arc::downgrade(queue),
                 entry,
             },
         );
-        drop(held);
-        requeue(back);
         id
     }
 
@@ -172,6 +182,7 @@ pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
             max,
             wait_ms,
         } => {
+            broker.remote_holds.forget_earlier_lives(&holder);
             let Some(queue) = home_queue(broker, &queue) else {
                 return Answer::NotFound;
             };

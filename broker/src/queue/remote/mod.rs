@@ -39,6 +39,8 @@ const TAKE_MAX: u32 = 256;
 const TAKE_WAIT_MS: u32 = 1_000;
 /// How long a call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a settlement is sent again while the home does not answer.
+const SETTLE_FOR: Duration = Duration::from_secs(60);
 /// How stale a depth reading may be before it is asked for again.
 const DEPTH_FRESH: Duration = Duration::from_secs(1);
 
@@ -70,12 +72,19 @@ struct Consumers {
 
 pub(crate) struct RemoteQueue {
     shared: Arc<Shared>,
+    /// Where a durable one's definition is stored (dropped with it).
+    persistence: Option<super::Persistence>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     inbox: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
 }
 
 /// The queue `identity` whose home is `home`, reached through `link`.
-pub(crate) fn new(identity: Identity, home: String, link: Arc<dyn ClusterLink>) -> Arc<Queue> {
+pub(crate) fn new(
+    identity: Identity,
+    home: String,
+    link: Arc<dyn ClusterLink>,
+    persistence: Option<super::Persistence>,
+) -> Arc<Queue> {
     let (node, boot) = link.this_node();
     let target = QueueRef {
         vhost: identity.vhost_name.to_string(),
@@ -94,6 +103,7 @@ pub(crate) fn new(identity: Identity, home: String, link: Arc<dyn ClusterLink>) 
             depth: Mutex::new(None),
             deleted: AtomicBool::new(false),
         }),
+        persistence,
         outgoing,
         inbox: Mutex::new(Some(inbox)),
     };
@@ -112,6 +122,20 @@ impl Shared {
             }
             Err(_) => None,
         }
+    }
+
+    /// Sends a settlement until the home has it: a lost one would leave
+    /// its messages held there. Settling by id twice is harmless; a home
+    /// that stays away gives back what this node held anyway.
+    async fn settle(&self, call: &Call) {
+        let started = Instant::now();
+        while started.elapsed() < SETTLE_FOR {
+            if matches!(self.call(call).await, Some(Answer::Done | Answer::NotFound)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::warn!(queue = %self.target.name, home = %self.home, "a settlement never reached the queue's home");
     }
 
     fn queue(&self) -> Option<Arc<Queue>> {
@@ -205,9 +229,7 @@ impl RemoteQueue {
                             ids,
                             outcome,
                         };
-                        // Lost with its node: the home gives back what a
-                        // node that stops answering held.
-                        let _ = shared.call(&call).await;
+                        shared.settle(&call).await;
                     }
                 }
             }
@@ -231,6 +253,15 @@ impl RemoteQueue {
 
     /// Feeds this node's consumers from the home while it has any.
     async fn take(shared: Arc<Shared>, outgoing: mpsc::UnboundedSender<Outgoing>) {
+        // The first call of this life: the home gives back what an earlier
+        // life of this node held (a restart quicker than it noticed).
+        let hello = Call::Take {
+            queue: shared.target.clone(),
+            holder: shared.me.clone(),
+            max: 0,
+            wait_ms: 0,
+        };
+        let _ = shared.call(&hello).await;
         loop {
             if shared.deleted.load(Ordering::Acquire) {
                 return;
@@ -261,7 +292,11 @@ impl RemoteQueue {
                 }
             };
             shared.note_depth(ready, None);
-            let Some(queue) = shared.queue() else { return };
+            let Some(queue) = shared.queue() else {
+                let ids = messages.iter().map(|m| m.id).collect();
+                let _ = outgoing.send(Outgoing::Settle(ids, Outcome::Return));
+                return;
+            };
             let mut back = Vec::new();
             for taken in messages {
                 let id = taken.id;
@@ -281,6 +316,9 @@ impl RemoteQueue {
             }
             if !back.is_empty() {
                 let _ = outgoing.send(Outgoing::Settle(back, Outcome::Return));
+                // More was taken than went out (a transit window full, a
+                // consumer gone): wait for credit rather than take it again.
+                let _ = tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await;
             }
         }
     }
@@ -404,13 +442,18 @@ impl QueueBackend for RemoteQueue {
             consumer.active.store(false, Ordering::Release);
             consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
         }
-        let _ = queue;
+        if let Some(p) = &self.persistence {
+            p.drop_queue(queue);
+        }
         self.shared.depth.lock().map_or(0, |(ready, _, _)| ready)
     }
 
     /// Asked of the home (queue.declare-ok, if-empty): fresh, unless the
     /// home does not answer.
     fn message_count(&self) -> u64 {
+        if !self.shared.link.is_running(&self.shared.home) {
+            return self.shared.depth.lock().map_or(0, |(ready, _, _)| ready);
+        }
         let shared = self.shared.clone();
         let call = Call::Depth {
             queue: shared.target.clone(),
