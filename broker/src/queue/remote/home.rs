@@ -186,6 +186,8 @@ pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
             let Some(queue) = home_queue(broker, &queue) else {
                 return Answer::NotFound;
             };
+            // A node whose consumers wait on it uses it (`x-expires`).
+            queue.touch();
             let deadline = Instant::now() + Duration::from_millis(u64::from(wait_ms)).min(TAKE_WAIT_MAX);
             loop {
                 let messages = take(broker, &queue, &holder, max);

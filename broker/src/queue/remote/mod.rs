@@ -267,16 +267,21 @@ impl RemoteQueue {
                 return;
             }
             let wanted = shared.wanted();
+            let consumed = !shared.consumers.lock().list.is_empty();
             if wanted == 0 {
                 // Woken by a consumer, by credit coming back, or to look again.
-                let _ = tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await;
-                continue;
+                let woken = tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await;
+                if woken.is_ok() || !consumed {
+                    continue;
+                }
+                // Consumers here with no room: the home still hears of
+                // them each second (`x-expires` counts them as a use).
             }
             let call = Call::Take {
                 queue: shared.target.clone(),
                 holder: shared.me.clone(),
                 max: wanted,
-                wait_ms: TAKE_WAIT_MS,
+                wait_ms: if wanted == 0 { 0 } else { TAKE_WAIT_MS },
             };
             let (messages, ready) = match shared.call(&call).await {
                 Some(Answer::Taken { messages, ready }) => (messages, ready),
