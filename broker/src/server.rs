@@ -113,6 +113,19 @@ async fn stop_durability(broker: &Arc<Broker>) {
 }
 
 /// Binds the listener and starts accepting connections in the background.
+/// Gives back, every second, what nodes that stopped answering took from
+/// this node's queues (`queue::remote`), for as long as the broker runs.
+fn start_sweeping(broker: std::sync::Weak<Broker>, link: Arc<dyn crate::replication::ClusterLink>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let Some(broker) = broker.upgrade() else { return };
+            broker.remote_holds.sweep(|node| link.is_running(node));
+        }
+    });
+}
+
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     // Opening recovers the data directory: file work, off the runtime.
     // So does a definitions file.
@@ -127,7 +140,7 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     .map_err(std::io::Error::other)??;
     broker.start_shovels();
     if let Some(link) = broker.config.cluster_link.clone() {
-        crate::queue::remote::home::start_sweeping(Arc::downgrade(&broker), link);
+        start_sweeping(Arc::downgrade(&broker), link);
     }
     let connections = TaskTracker::new();
     let mut accept_loops = Vec::new();

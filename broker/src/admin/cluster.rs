@@ -97,8 +97,14 @@ impl Admin {
     /// a queue whose home is here (`queue::remote`); the answer encoded.
     pub async fn answer_call(&self, request: &[u8]) -> Vec<u8> {
         use crate::queue::remote::{calls, home};
+        let broker = &self.broker;
+        let here = home::Home {
+            find: |queue: &calls::QueueRef| broker.vhost(&queue.vhost)?.queue(&queue.name),
+            holds: &broker.remote_holds,
+            durability: broker.durability(),
+        };
         let answer = match calls::decode::<calls::Call>(request) {
-            Some(call) => home::answer(&self.broker, call).await,
+            Some(call) => home::answer(&here, call).await,
             None => calls::Answer::Failed("the call does not decode".into()),
         };
         calls::encode(&answer)

@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::calls::{Answer, Call, Holder, Outcome, QueueRef, Taken};
-use crate::broker::Broker;
+use crate::durability::Durability;
 use crate::queue::backend::{Enqueued, Settlement};
 use crate::queue::{Queue, QueueEntry};
-use crate::replication::ClusterLink;
 
 /// How long a holder may not answer before what it holds goes back.
 const GONE_AFTER: Duration = Duration::from_secs(5);
@@ -129,19 +128,6 @@ impl Holds {
     }
 }
 
-/// Gives back, every second, what nodes that stopped answering took from
-/// this node's queues, for as long as the broker runs.
-pub(crate) fn start_sweeping(broker: Weak<Broker>, link: Arc<dyn ClusterLink>) {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            every.tick().await;
-            let Some(broker) = broker.upgrade() else { return };
-            broker.remote_holds.sweep(|node| link.is_running(node));
-        }
-    });
-}
-
 /// Settles holds per queue.
 fn settle(holds: Vec<Hold>, settlement: Settlement) {
     let mut per_queue: Vec<(Arc<Queue>, Vec<QueueEntry>)> = Vec::new();
@@ -161,20 +147,30 @@ fn requeue(holds: Vec<Hold>) {
     settle(holds, Settlement::Requeue);
 }
 
-/// The real queue a call names: None if this node is not its home.
-fn home_queue(broker: &Broker, queue: &QueueRef) -> Option<Arc<Queue>> {
-    let found = broker.vhost(&queue.vhost)?.queue(&queue.name)?;
-    (!found.is_proxy()).then_some(found)
+/// What answering a call needs of the broker: this node's queues (the
+/// broker's, which sits above the queues), its holds and its store.
+pub(crate) struct Home<'a, F: Fn(&QueueRef) -> Option<Arc<Queue>>> {
+    /// Finds a queue by vhost and name.
+    pub find: F,
+    pub holds: &'a Holds,
+    pub durability: &'a Durability,
+}
+
+impl<F: Fn(&QueueRef) -> Option<Arc<Queue>>> Home<'_, F> {
+    /// The real queue a call names: None if this node is not its home.
+    fn queue(&self, queue: &QueueRef) -> Option<Arc<Queue>> {
+        (self.find)(queue).filter(|found| !found.is_proxy())
+    }
 }
 
 /// Answers one call from another node.
-pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
+pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'_, F>, call: Call) -> Answer {
     match call {
         Call::Publish { queue, messages } => {
-            let Some(queue) = home_queue(broker, &queue) else {
+            let Some(queue) = home.queue(&queue) else {
                 return Answer::NotFound;
             };
-            publish(broker, &queue, messages).await
+            publish(home.durability, &queue, messages).await
         }
         Call::Take {
             queue,
@@ -182,15 +178,15 @@ pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
             max,
             wait_ms,
         } => {
-            broker.remote_holds.forget_earlier_lives(&holder);
-            let Some(queue) = home_queue(broker, &queue) else {
+            home.holds.forget_earlier_lives(&holder);
+            let Some(queue) = home.queue(&queue) else {
                 return Answer::NotFound;
             };
             // A node whose consumers wait on it uses it (`x-expires`).
             queue.touch();
             let deadline = Instant::now() + Duration::from_millis(u64::from(wait_ms)).min(TAKE_WAIT_MAX);
             loop {
-                let messages = take(broker, &queue, &holder, max);
+                let messages = take(home.holds, &queue, &holder, max);
                 if !messages.is_empty() || Instant::now() >= deadline {
                     return Answer::Taken {
                         messages,
@@ -206,7 +202,7 @@ pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
             ids,
             outcome,
         } => {
-            let holds = broker.remote_holds.take_back(&holder, &ids);
+            let holds = home.holds.take_back(&holder, &ids);
             let settlement = match outcome {
                 Outcome::Ack => Settlement::Ack,
                 Outcome::Requeue => Settlement::Requeue,
@@ -223,26 +219,26 @@ pub(crate) async fn answer(broker: &Arc<Broker>, call: Call) -> Answer {
             settle(holds, settlement);
             Answer::Done
         }
-        Call::Depth { queue } => match home_queue(broker, &queue) {
+        Call::Depth { queue } => match home.queue(&queue) {
             Some(queue) => Answer::Depth {
                 ready: queue.message_count(),
                 consumers: queue.consumer_count(),
             },
             None => Answer::NotFound,
         },
-        Call::Purge { queue } => match home_queue(broker, &queue) {
+        Call::Purge { queue } => match home.queue(&queue) {
             Some(queue) => Answer::Purged(queue.purge()),
             None => Answer::NotFound,
         },
     }
 }
 
-fn take(broker: &Broker, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<Taken> {
+fn take(holds: &Holds, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<Taken> {
     let mut taken = Vec::new();
     while taken.len() < max as usize {
         let Some((entry, _)) = queue.get(true) else { break };
         let (message, redelivered, delivery_count) = (entry.message.encode(), entry.redelivered, entry.delivery_count);
-        let id = broker.remote_holds.hold(holder, queue, entry);
+        let id = holds.hold(holder, queue, entry);
         taken.push(Taken {
             id,
             message: message.into(),
@@ -254,7 +250,7 @@ fn take(broker: &Broker, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<T
 }
 
 /// Publishes into the queue and waits until what was stored is synced.
-async fn publish(broker: &Broker, queue: &Arc<Queue>, messages: Vec<serde_bytes::ByteBuf>) -> Answer {
+async fn publish(durability: &Durability, queue: &Arc<Queue>, messages: Vec<serde_bytes::ByteBuf>) -> Answer {
     let mut outcomes = Vec::with_capacity(messages.len());
     let mut epoch = None;
     for bytes in messages {
@@ -265,7 +261,7 @@ async fn publish(broker: &Broker, queue: &Arc<Queue>, messages: Vec<serde_bytes:
         match queue.publish(message) {
             Enqueued::Accepted | Enqueued::Replicating(_) => outcomes.push(true),
             Enqueued::Stored => {
-                epoch = Some(broker.durability().wrote());
+                epoch = Some(durability.wrote());
                 outcomes.push(true);
             }
             Enqueued::Rejected => outcomes.push(false),
@@ -274,7 +270,6 @@ async fn publish(broker: &Broker, queue: &Arc<Queue>, messages: Vec<serde_bytes:
     let Some(epoch) = epoch else {
         return Answer::Published(outcomes);
     };
-    let durability = broker.durability();
     let mut synced = durability.subscribe();
     durability.request_sync();
     let verdict = loop {
