@@ -127,7 +127,7 @@ impl Channel {
 
     pub(super) fn basic_cancel(&mut self, ctx: &mut ConnCtx, m: BasicCancel) -> AmqpResult<()> {
         if let Some(c) = self.consumers.remove(m.consumer_tag.as_str()) {
-            self.detach_consumer(ctx, &c);
+            Self::detach(ctx, &c);
         } else {
             self.cancel_replies(ctx, &m.consumer_tag);
         }
@@ -143,7 +143,7 @@ impl Channel {
     }
 
     /// Stops a consumer and auto-deletes its queue if it was the last one.
-    pub(super) fn detach_consumer(&mut self, ctx: &mut ConnCtx, c: &ChannelConsumer) {
+    pub(super) fn detach(ctx: &mut ConnCtx, c: &ChannelConsumer) {
         c.consumer.active.store(false, Ordering::Release);
         if c.queue.remove_consumer(&c.consumer) {
             ctx.vhost.delete_queue_everywhere(&c.queue);

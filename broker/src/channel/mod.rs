@@ -73,9 +73,23 @@ pub(crate) struct ConnCtx {
     /// they may (`content.rs`).
     pub unfinished: UnfinishedBytes,
     pub unfinished_limit: u64,
+    /// Consumers of channels released (closed) since the connection last
+    /// looked: detached only once what its inbox held for them went back,
+    /// so that with a single active consumer the next in line starts from
+    /// the first message the leaving one did not ack ([`ConnCtx::detach_leaving`]).
+    pub leaving: Vec<ChannelConsumer>,
 }
 
 impl ConnCtx {
+    /// Detaches the consumers of released channels (auto-deleting a queue
+    /// whose last consumer went). The connection calls it once the
+    /// deliveries waiting for them in its inbox went back to their queues.
+    pub(crate) fn detach_leaving(&mut self) {
+        for leaving in std::mem::take(&mut self.leaving) {
+            Channel::detach(self, &leaving);
+        }
+    }
+
     pub(crate) fn send(&mut self, channel: u16, method: impl Into<Method>) {
         encode_method(self.out.buf(), channel, &method.into());
     }
@@ -206,10 +220,19 @@ impl Channel {
         self.tx = None;
         self.release_replies(ctx);
         let consumers: Vec<ChannelConsumer> = self.consumers.drain().map(|(_, c)| c).collect();
-        for consumer in consumers {
-            self.detach_consumer(ctx, &consumer);
+        // Unacked messages go back before the consumers leave (and the
+        // connection detaches them once its inbox's deliveries for them
+        // went back too): with a single active consumer, the next in line
+        // then starts from them, in order, not from the messages after
+        // them, as in RabbitMQ. Meanwhile the leaving consumers take nothing.
+        for consumer in &consumers {
+            consumer
+                .consumer
+                .active
+                .store(false, std::sync::atomic::Ordering::Release);
         }
         self.requeue_all_unacked();
+        ctx.leaving.extend(consumers);
         self.report_oldest(&[]);
     }
 

@@ -129,6 +129,7 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
             name,
             unfinished: UnfinishedBytes::default(),
             unfinished_limit: broker.unfinished_limit(),
+            leaving: Vec::new(),
         },
         channels: HashMap::default(),
         channel_max: session.channel_max,
@@ -265,6 +266,14 @@ impl Connection {
         self.handle_input(&mut read_buf);
 
         while self.state != State::Closed {
+            if !self.ctx.leaving.is_empty() {
+                // Channels were released: what the inbox holds for their
+                // consumers goes back before they are detached.
+                while let Ok(work) = inbox.try_recv() {
+                    self.handle_outbound(work);
+                }
+                self.ctx.detach_leaving();
+            }
             self.flush(&mut last_sent);
             if self.state == State::Closed {
                 break;
@@ -689,14 +698,15 @@ impl Connection {
     /// deliveries still in the inbox handed back to their queues.
     fn release_everything(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) {
         self.release_channels();
-        for queue in self.ctx.vhost.exclusive_queues_of(self.ctx.conn_id) {
-            self.ctx.vhost.delete_queue(&queue);
-        }
         inbox.close();
         while let Ok(work) = inbox.try_recv() {
             if let Outbound::Deliver(delivery) = work {
                 return_undelivered(delivery);
             }
+        }
+        self.ctx.detach_leaving();
+        for queue in self.ctx.vhost.exclusive_queues_of(self.ctx.conn_id) {
+            self.ctx.vhost.delete_queue(&queue);
         }
     }
 }
