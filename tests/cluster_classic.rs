@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster_clients::{amqp, get, next_delivery, three_members};
+use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, three_members};
 use common::Warren;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -59,6 +59,38 @@ async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8]) {
         .await
         .expect("confirm");
     assert!(confirm.is_ack(), "{body:?} was not confirmed");
+}
+
+/// basic.get until a message comes (the home may still be storing it).
+async fn get_one(channel: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
+    let started = std::time::Instant::now();
+    loop {
+        let got = channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("get");
+        if let Some(message) = got {
+            return message;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing to get from {queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A consumer with manual acks, tagged `tag`.
+async fn consume(channel: &Channel, queue: &str, tag: &str) -> lapin::Consumer {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume")
 }
 
 fn durable() -> QueueDeclareOptions {
@@ -112,15 +144,7 @@ async fn a_classic_queue_is_reached_from_every_node() {
     // Consumed through n3 in order, acked there: gone at home.
     let (_c3, ch3) = amqp(n3).await;
     ch3.basic_qos(10, BasicQosOptions::default()).await.expect("qos");
-    let mut consumer = ch3
-        .basic_consume(
-            "orders".into(),
-            "n3".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume on n3");
+    let mut consumer = consume(&ch3, "orders", "n3").await;
     for i in 0..50 {
         for kind in ["direct", "routed"] {
             let delivery = next_delivery(&mut consumer, Duration::from_secs(20)).await;
@@ -135,16 +159,7 @@ async fn a_classic_queue_is_reached_from_every_node() {
         .await
         .expect("cancel");
     publish(&ch2, "", "orders", b"got").await;
-    let first = loop {
-        if let Some(message) = ch2
-            .basic_get("orders".into(), BasicGetOptions::default())
-            .await
-            .expect("get")
-        {
-            break message;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let first = get_one(&ch2, "orders").await;
     assert_eq!(first.delivery.data, b"got");
     assert!(!first.delivery.redelivered);
     first
@@ -152,16 +167,7 @@ async fn a_classic_queue_is_reached_from_every_node() {
         .reject(BasicRejectOptions { requeue: true })
         .await
         .expect("reject");
-    let again = loop {
-        if let Some(message) = ch2
-            .basic_get("orders".into(), BasicGetOptions::default())
-            .await
-            .expect("get")
-        {
-            break message;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let again = get_one(&ch2, "orders").await;
     assert_eq!(again.delivery.data, b"got");
     assert!(again.delivery.redelivered);
     again.delivery.ack(BasicAckOptions::default()).await.expect("ack");
@@ -171,29 +177,13 @@ async fn a_classic_queue_is_reached_from_every_node() {
     for i in 0..5 {
         publish(&ch2, "", "orders", format!("held {i}").as_bytes()).await;
     }
-    let mut holding = ch3
-        .basic_consume(
-            "orders".into(),
-            "holder".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume on n3");
+    let mut holding = consume(&ch3, "orders", "holder").await;
     for i in 0..5 {
         let delivery = next_delivery(&mut holding, Duration::from_secs(20)).await;
         assert_eq!(delivery.data, format!("held {i}").into_bytes());
     }
     nodes[2].take().expect("n3").crash();
-    let mut back = ch1
-        .basic_consume(
-            "orders".into(),
-            "home".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume on n1");
+    let mut back = consume(&ch1, "orders", "home").await;
     for i in 0..5 {
         let delivery = next_delivery(&mut back, Duration::from_secs(30)).await;
         assert_eq!(delivery.data, format!("held {i}").into_bytes());
@@ -211,10 +201,12 @@ async fn a_classic_queue_is_reached_from_every_node() {
         .expect("delete");
     wait_for_count(nodes[0].as_ref().unwrap(), "orders", None).await;
     wait_for_count(nodes[2].as_ref().unwrap(), "orders", None).await;
-    // And it stays gone when a node that knew it restarts.
+    // And it stays gone when a node that knew it restarts (at once, or
+    // once it caught up with the log if the kill beat its sync).
     nodes[2].take().expect("n3").crash();
     nodes[2] = Some(cluster.start(2, data.path()));
-    assert_eq!(passive_count(nodes[2].as_ref().unwrap(), "orders").await, None);
+    leader_seen_by(&http, nodes[2].as_ref().unwrap(), 3).await;
+    wait_for_count(nodes[2].as_ref().unwrap(), "orders", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,14 +222,7 @@ async fn an_auto_delete_queue_goes_from_every_node_with_its_last_consumer() {
         .await
         .expect("declare");
     wait_for_count(n2, "fleeting", Some(0)).await;
-    ch1.basic_consume(
-        "fleeting".into(),
-        "only".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .expect("consume");
+    consume(&ch1, "fleeting", "only").await;
     ch1.basic_cancel("only".into(), BasicCancelOptions::default())
         .await
         .expect("cancel");
