@@ -9,22 +9,14 @@ mod common;
 use std::time::Duration;
 
 use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, three_members};
-use common::Warren;
+use common::{passive_declare, Warren};
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
 
 async fn passive_count(node: &Warren, queue: &str) -> Option<u32> {
     let (_connection, channel) = amqp(node).await;
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .ok()
-        .map(|q| q.message_count())
+    passive_declare(&channel, queue).await.ok().map(|q| q.message_count())
 }
 
 /// Waits until `queue` on `node` holds `count` ready messages (None: until

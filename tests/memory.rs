@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::proxy::PausableProxy;
-use common::Warren;
+use common::{passive_declare, Warren};
 use futures::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -84,16 +84,6 @@ fn resident(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line["VmRSS:".len()..].split_whitespace().next()?.parse().ok()?;
     Some(kib * 1024)
-}
-
-async fn passive_declare(channel: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
 }
 
 async fn message_count(channel: &Channel, queue: &str) -> u32 {

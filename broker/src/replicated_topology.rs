@@ -43,9 +43,14 @@ fn replicate_queue_declaration(
     name: &ShortStr,
     settings: &QueueSettings,
 ) -> AmqpResult<()> {
-    if broker.config.cluster_link.is_none() || vhost.queue(name).is_some() {
+    let Some(link) = broker
+        .config
+        .cluster_link
+        .as_ref()
+        .filter(|_| vhost.queue(name).is_none())
+    else {
         return Ok(());
-    }
+    };
     let what = format!("queue '{name}' in vhost '{}'", vhost.name);
     let change = match settings.parse_arguments(&what)?.queue_type {
         QueueType::Quorum => MetadataChange::DeclareQueue {
@@ -58,12 +63,7 @@ fn replicate_queue_declaration(
         QueueType::Classic if settings.exclusive_owner.is_none() => MetadataChange::DeclareHomedQueue {
             vhost: vhost.name.to_string(),
             name: name.to_string(),
-            home: broker
-                .config
-                .cluster_link
-                .as_ref()
-                .map(|link| link.this_node().0)
-                .unwrap_or_default(),
+            home: link.this_node().0,
             durable: settings.durable,
             auto_delete: settings.auto_delete,
             arguments: encode_table(&settings.arguments),

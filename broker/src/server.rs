@@ -112,7 +112,6 @@ async fn stop_durability(broker: &Arc<Broker>) {
     let _ = tokio::task::spawn_blocking(move || durability.stop()).await;
 }
 
-/// Binds the listener and starts accepting connections in the background.
 /// Gives back, every second, what nodes that stopped answering took from
 /// this node's queues (`queue::remote`), for as long as the broker runs.
 fn start_sweeping(broker: std::sync::Weak<Broker>, link: Arc<dyn crate::replication::ClusterLink>) {
@@ -126,6 +125,7 @@ fn start_sweeping(broker: std::sync::Weak<Broker>, link: Arc<dyn crate::replicat
     });
 }
 
+/// Binds the listener and starts accepting connections in the background.
 pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     // Opening recovers the data directory: file work, off the runtime.
     // So does a definitions file.

@@ -258,3 +258,14 @@ impl Drop for Warren {
         let _ = self.child.wait();
     }
 }
+
+/// queue.declare with passive set: the queue as `channel`'s broker has it.
+pub async fn passive_declare(channel: &lapin::Channel, queue: &str) -> lapin::Result<lapin::Queue> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, lapin::types::FieldTable::default())
+        .await
+}

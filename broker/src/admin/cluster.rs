@@ -299,17 +299,8 @@ impl Admin {
                     auto_delete: *auto_delete,
                     arguments: arguments_of(arguments, &what)?,
                 };
-                let here = self
-                    .broker
-                    .config
-                    .cluster_link
-                    .as_ref()
-                    .is_some_and(|link| link.this_node().0 == *home);
-                let home = if here {
-                    crate::queue::Home::Here(home.clone())
-                } else {
-                    crate::queue::Home::Elsewhere(home.clone())
-                };
+                let me = self.broker.config.cluster_link.as_ref().map(|link| link.this_node().0);
+                let home = crate::queue::Home::seen_from(home.clone(), me.as_deref().unwrap_or_default());
                 // Found already (applied again after a restart): left as it is.
                 if vhost.queue(name).is_none() {
                     vhost.declare_queue_at(&name.as_str().into(), settings, Some(home))?;

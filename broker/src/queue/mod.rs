@@ -146,6 +146,15 @@ pub(crate) enum Home {
 }
 
 impl Home {
+    /// `node`'s home as this node (`this_node`) sees it.
+    pub(crate) fn seen_from(node: String, this_node: &str) -> Home {
+        if node == this_node {
+            Home::Here(node)
+        } else {
+            Home::Elsewhere(node)
+        }
+    }
+
     pub(crate) fn node(&self) -> &str {
         match self {
             Home::Here(node) | Home::Elsewhere(node) => node,

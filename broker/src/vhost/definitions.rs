@@ -211,11 +211,7 @@ impl VHost {
         let home = home.and_then(|node| {
             // Outside a cluster (its settings removed), a queue is this node's.
             let (me, _) = self.cluster.as_ref()?.this_node();
-            Some(if node == me {
-                Home::Here(node)
-            } else {
-                Home::Elsewhere(node)
-            })
+            Some(Home::seen_from(node, &me))
         });
         let settings = QueueSettings {
             durable: true,

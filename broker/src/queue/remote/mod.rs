@@ -138,6 +138,18 @@ impl Shared {
         tracing::warn!(queue = %self.target.name, home = %self.home, "a settlement never reached the queue's home");
     }
 
+    /// A call made from code that is not async (basic.get, purge, a
+    /// declare-ok's count): waits here, the runtime told first.
+    fn call_blocking(self: &Arc<Self>, call: Call) -> Option<Answer> {
+        let shared = self.clone();
+        crate::blocking::wait(async move { shared.call(&call).await }).flatten()
+    }
+
+    /// How many messages the home last said were ready.
+    fn known_ready(&self) -> u64 {
+        self.depth.lock().map_or(0, |(ready, _, _)| ready)
+    }
+
     fn queue(&self) -> Option<Arc<Queue>> {
         self.queue.get()?.upgrade()
     }
@@ -365,24 +377,20 @@ impl QueueBackend for RemoteQueue {
         Ok(())
     }
 
-    fn remove_consumer(&self, queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
-        let mut consumers = self.shared.consumers.lock();
-        consumers.list.retain(|c| !Arc::ptr_eq(c, consumer));
+    fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
+        self.shared.consumers.lock().list.retain(|c| !Arc::ptr_eq(c, consumer));
         // Auto-delete is the home's to decide (its consumers are not all here).
-        let _ = queue;
         false
     }
 
     fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
-        let shared = self.shared.clone();
         let call = Call::Take {
-            queue: shared.target.clone(),
-            holder: shared.me.clone(),
+            queue: self.shared.target.clone(),
+            holder: self.shared.me.clone(),
             max: 1,
             wait_ms: 0,
         };
-        let answer = crate::blocking::wait(async move { shared.call(&call).await }).flatten();
-        let Some(Answer::Taken { mut messages, ready }) = answer else {
+        let Some(Answer::Taken { mut messages, ready }) = self.shared.call_blocking(call) else {
             return None;
         };
         self.shared.note_depth(ready, None);
@@ -427,11 +435,10 @@ impl QueueBackend for RemoteQueue {
     }
 
     fn purge(&self, _queue: &Arc<Queue>) -> u64 {
-        let shared = self.shared.clone();
         let call = Call::Purge {
-            queue: shared.target.clone(),
+            queue: self.shared.target.clone(),
         };
-        match crate::blocking::wait(async move { shared.call(&call).await }).flatten() {
+        match self.shared.call_blocking(call) {
             Some(Answer::Purged(count)) => count,
             _ => 0,
         }
@@ -450,24 +457,21 @@ impl QueueBackend for RemoteQueue {
         if let Some(p) = &self.persistence {
             p.drop_queue(queue);
         }
-        self.shared.depth.lock().map_or(0, |(ready, _, _)| ready)
+        self.shared.known_ready()
     }
 
     /// Asked of the home (queue.declare-ok, if-empty): fresh, unless the
     /// home does not answer.
     fn message_count(&self) -> u64 {
-        if !self.shared.link.is_running(&self.shared.home) {
-            return self.shared.depth.lock().map_or(0, |(ready, _, _)| ready);
+        if self.shared.link.is_running(&self.shared.home) {
+            let call = Call::Depth {
+                queue: self.shared.target.clone(),
+            };
+            if let Some(Answer::Depth { ready, consumers }) = self.shared.call_blocking(call) {
+                self.shared.note_depth(ready, Some(consumers));
+            }
         }
-        let shared = self.shared.clone();
-        let call = Call::Depth {
-            queue: shared.target.clone(),
-        };
-        let answer = crate::blocking::wait(async move { shared.call(&call).await }).flatten();
-        if let Some(Answer::Depth { ready, consumers }) = answer {
-            self.shared.note_depth(ready, Some(consumers));
-        }
-        self.shared.depth.lock().map_or(0, |(ready, _, _)| ready)
+        self.shared.known_ready()
     }
 
     fn depth(&self) -> Depth {
