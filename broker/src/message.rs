@@ -139,7 +139,7 @@ impl Message {
     /// The message stored as `id`, from the bytes read for it; it holds a
     /// reference to its stored body. None if the bytes are not a message or
     /// the body went meanwhile.
-    pub(crate) fn from_stored(store: &Arc<dyn Store>, id: MessageId, bytes: Vec<u8>) -> Option<Arc<Message>> {
+    pub(crate) fn from_stored(store: &Arc<dyn Store>, id: MessageId, bytes: Bytes) -> Option<Arc<Message>> {
         let message = Message::decode(bytes)?;
         if !store.retain_message(id) {
             return None;

@@ -10,13 +10,15 @@ use tokio::sync::mpsc;
 use warren_protocol::ShortStr;
 
 use crate::message::Message;
-use crate::queue::{Delivery, DeliverySink};
+use crate::queue::{Deliveries, Delivery, DeliverySink};
 
 /// Work for a connection that comes from elsewhere in the broker.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A queue hands a message to one of this connection's consumers.
     Deliver(Delivery),
+    /// A queue hands several messages to one of its consumers at once.
+    DeliverMany(Deliveries),
     /// A queue was deleted under a consumer: send basic.cancel.
     ConsumerCancelled { channel: u16, consumer_tag: ShortStr },
     /// A direct reply-to reply for a channel's reply consumer.
@@ -51,6 +53,14 @@ impl DeliverySink for ConnectionHandle {
         match self.send(Outbound::Deliver(delivery)) {
             Ok(()) => Ok(()),
             Err(Outbound::Deliver(delivery)) => Err(delivery),
+            Err(_) => unreachable!("send gives back what it was given"),
+        }
+    }
+
+    fn deliver_many(&self, deliveries: Deliveries) -> Result<(), Deliveries> {
+        match self.send(Outbound::DeliverMany(deliveries)) {
+            Ok(()) => Ok(()),
+            Err(Outbound::DeliverMany(deliveries)) => Err(deliveries),
             Err(_) => unreachable!("send gives back what it was given"),
         }
     }

@@ -131,7 +131,7 @@ impl FieldValue {
         }
     }
 
-    fn encode(&self, buf: &mut BytesMut) {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
         buf.put_u8(self.type_tag());
         match self {
             FieldValue::Bool(v) => buf.put_u8(u8::from(*v)),

@@ -11,6 +11,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::constants::{frame_type, reply_code, FRAME_END, FRAME_OVERHEAD, PROTOCOL_HEADER};
 use crate::error::{ErrorKind, ProtocolError, Result};
+use crate::field_table::FieldValue;
 use crate::methods::Method;
 use crate::properties::ContentHeader;
 
@@ -284,6 +285,14 @@ pub fn encode_method(buf: &mut BytesMut, channel: u16, method: &Method) {
 
 pub fn encode_header(buf: &mut BytesMut, channel: u16, header: &ContentHeader) {
     put_frame(buf, frame_type::HEADER, channel, |b| header.encode(b));
+}
+
+/// A header frame whose `headers` table has `key` set to `value` besides
+/// what `header` holds (see [`ContentHeader::encode_with_header`]).
+pub fn encode_header_with(buf: &mut BytesMut, channel: u16, header: &ContentHeader, key: &str, value: &FieldValue) {
+    put_frame(buf, frame_type::HEADER, channel, |b| {
+        header.encode_with_header(b, key, value)
+    });
 }
 
 pub fn encode_heartbeat(buf: &mut BytesMut) {

@@ -7,6 +7,7 @@
 //! and every malformed input becomes a [`ProtocolError`] that carries the
 //! reply code the broker must send.
 
+mod added_header;
 #[cfg(feature = "arbitrary")]
 pub mod arbitrary;
 pub mod constants;
@@ -22,8 +23,8 @@ pub use constants::{class, frame_type, reply_code, FRAME_END, PROTOCOL_HEADER};
 pub use error::{ErrorKind, ProtocolError};
 pub use field_table::{FieldTable, FieldValue, MAX_VALUES};
 pub use frame::{
-    decode_frame, decode_protocol_header, encode_body, encode_content, encode_frame, encode_header, encode_heartbeat,
-    encode_method, erlang_binary_text, Frame, ProtocolHeader, WriteBuffer,
+    decode_frame, decode_protocol_header, encode_body, encode_content, encode_frame, encode_header, encode_header_with,
+    encode_heartbeat, encode_method, erlang_binary_text, Frame, ProtocolHeader, WriteBuffer,
 };
 pub use methods::*;
 pub use properties::{BasicProperties, ContentHeader};

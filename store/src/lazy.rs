@@ -10,6 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::ids::{MessageId, Offset, QueueId};
 use crate::records::*;
+use bytes::Bytes;
+
 use crate::{MoveRecord, SledStore, Store, StoreOptions, StoreResult};
 
 pub struct LazySledStore {
@@ -106,7 +108,7 @@ impl Store for LazySledStore {
     fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>> {
         self.get()?.message(id)
     }
-    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Bytes>>> {
         self.get()?.messages(ids)
     }
     fn add_entry(&self, queue: QueueId, offset: Offset, entry: &EntryRecord) -> StoreResult<()> {

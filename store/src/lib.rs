@@ -23,6 +23,8 @@ mod records;
 mod segments;
 mod sled_store;
 
+use bytes::Bytes;
+
 pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
 pub use moves::{MoveRecord, MovedEntry};
@@ -87,9 +89,10 @@ pub trait Store: Send + Sync + 'static {
     fn release_message(&self, id: MessageId);
     fn message(&self, id: MessageId) -> StoreResult<Option<Vec<u8>>>;
     /// Several messages' bytes, in the order asked (None for one gone):
-    /// a store may read neighbours on disk together.
-    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
-        ids.iter().map(|id| self.message(*id)).collect()
+    /// a store may read neighbours on disk together, and hand out slices
+    /// of one read (each slice keeps the whole read's memory alive).
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Bytes>>> {
+        ids.iter().map(|id| Ok(self.message(*id)?.map(Bytes::from))).collect()
     }
 
     /// Adds a queue index entry; it holds a reference to its message.

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::ids::{MessageId, Offset, QueueId};
@@ -312,7 +313,7 @@ impl Store for SledStore {
         Ok(self.bodies.read(id)?)
     }
 
-    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+    fn messages(&self, ids: &[MessageId]) -> StoreResult<Vec<Option<Bytes>>> {
         Ok(self.bodies.read_many(ids)?)
     }
 

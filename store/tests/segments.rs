@@ -349,7 +349,10 @@ fn many_messages_read_at_once_match_one_by_one_and_catch_damage() {
     ids.push(MessageId(u64::MAX));
     ids.swap(10, 150);
     let many = store.messages(&ids).unwrap();
-    let one_by_one: Vec<Option<Vec<u8>>> = ids.iter().map(|id| store.message(*id).unwrap()).collect();
+    let one_by_one: Vec<Option<bytes::Bytes>> = ids
+        .iter()
+        .map(|id| store.message(*id).unwrap().map(bytes::Bytes::from))
+        .collect();
     assert_eq!(many.len(), ids.len());
     assert_eq!(many, one_by_one);
     assert!(many[..203].iter().all(Option::is_some));

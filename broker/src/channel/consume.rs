@@ -12,7 +12,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
 use crate::names;
 use crate::queue::stream::OffsetSpec;
-use crate::queue::{Consumer, Credit, Delivery, Queue, QueueEntry, Transit};
+use crate::queue::{Consumer, Credit, Deliveries, Delivery, Queue, QueueEntry, Transit};
 
 /// A consumer on this channel and the queue it consumes from.
 pub(crate) struct ChannelConsumer {
@@ -213,6 +213,24 @@ impl Channel {
     /// Writes basic.deliver for a message a queue handed to our consumer.
     pub(crate) fn deliver(&mut self, ctx: &mut ConnCtx, delivery: Delivery) {
         let Delivery { consumer, queue, entry } = delivery;
+        self.deliver_entry(ctx, &consumer, queue, entry);
+        ChannelInfo::set(&self.info.unacked, self.unacked.len());
+    }
+
+    /// [`Self::deliver`] for a batch of messages, in order.
+    pub(crate) fn deliver_many(&mut self, ctx: &mut ConnCtx, deliveries: Deliveries) {
+        let Deliveries {
+            consumer,
+            queue,
+            entries,
+        } = deliveries;
+        for entry in entries {
+            self.deliver_entry(ctx, &consumer, queue.clone(), entry);
+        }
+        ChannelInfo::set(&self.info.unacked, self.unacked.len());
+    }
+
+    fn deliver_entry(&mut self, ctx: &mut ConnCtx, consumer: &Arc<Consumer>, queue: Arc<Queue>, entry: QueueEntry) {
         let tag = self.next_tag();
         let method = Method::BasicDeliver(BasicDeliver {
             consumer_tag: consumer.tag.clone(),
@@ -234,8 +252,7 @@ impl Channel {
         if consumer.no_ack {
             queue.settle_without_ack(&entry);
         } else {
-            self.track_unacked(ctx, tag, queue, entry, Some(consumer));
-            ChannelInfo::set(&self.info.unacked, self.unacked.len());
+            self.track_unacked(ctx, tag, queue, entry, Some(consumer.clone()));
         }
     }
 
@@ -247,15 +264,23 @@ impl Channel {
 }
 
 /// Writes a delivery's method, header and body (the header as the queue
-/// type sends it: quorum queues add `x-delivery-count`).
+/// type sends it: quorum queues add `x-delivery-count`, streams
+/// `x-stream-offset`).
 fn write_content(ctx: &mut ConnCtx, channel: u16, method: &Method, queue: &Queue, entry: &QueueEntry) {
-    let header = queue.delivery_header(entry);
-    encode_content(
-        &mut ctx.out,
-        channel,
-        method,
-        &header,
-        &entry.message.body,
-        ctx.frame_max,
-    );
+    let header = &entry.message.header;
+    match queue.added_header(entry) {
+        None => encode_content(
+            &mut ctx.out,
+            channel,
+            method,
+            header,
+            &entry.message.body,
+            ctx.frame_max,
+        ),
+        Some(added) => {
+            encode_method(ctx.out.buf(), channel, method);
+            encode_header_with(ctx.out.buf(), channel, header, added.key, &added.value);
+            encode_body(&mut ctx.out, channel, &entry.message.body, ctx.frame_max);
+        }
+    }
 }

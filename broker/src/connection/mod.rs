@@ -31,7 +31,7 @@ use crate::durability::Synced;
 use crate::error::AmqpError;
 use crate::message_stats::ChurnCounters;
 use crate::outbound::{ConnectionHandle, Outbound};
-use crate::queue::Delivery;
+use crate::queue::{Deliveries, Delivery};
 use handshake::HandshakeError;
 use log::{ConnectionName, Opened};
 use malformed::Answer;
@@ -661,6 +661,23 @@ impl Connection {
                     queue.kick();
                 }
             }
+            Outbound::DeliverMany(deliveries) => {
+                let bytes = deliveries.entries.iter().map(|e| e.message.body.len()).sum();
+                let stalled = deliveries
+                    .consumer
+                    .transit
+                    .arrived_many(deliveries.entries.len() as u32, bytes)
+                    .then(|| deliveries.queue.clone());
+                match self.channels.get_mut(&deliveries.consumer.channel) {
+                    Some(channel) if channel.accepts_delivery(&deliveries.consumer) => {
+                        channel.deliver_many(&mut self.ctx, deliveries);
+                    }
+                    _ => return_all_undelivered(deliveries),
+                }
+                if let Some(queue) = stalled {
+                    queue.kick();
+                }
+            }
             Outbound::ConsumerCancelled { channel, consumer_tag } => {
                 if let Some(channel) = self.channels.get_mut(&channel) {
                     channel.consumer_cancelled_by_queue(&mut self.ctx, consumer_tag);
@@ -700,8 +717,10 @@ impl Connection {
         self.release_channels();
         inbox.close();
         while let Ok(work) = inbox.try_recv() {
-            if let Outbound::Deliver(delivery) = work {
-                return_undelivered(delivery);
+            match work {
+                Outbound::Deliver(delivery) => return_undelivered(delivery),
+                Outbound::DeliverMany(deliveries) => return_all_undelivered(deliveries),
+                _ => {}
             }
         }
         self.ctx.detach_leaving();
@@ -719,6 +738,19 @@ fn return_undelivered(delivery: Delivery) {
     delivery
         .queue
         .return_undelivered(delivery.entry, !delivery.consumer.no_ack);
+}
+
+/// [`return_undelivered`] for a batch.
+fn return_all_undelivered(deliveries: Deliveries) {
+    let Deliveries {
+        consumer,
+        queue,
+        entries,
+    } = deliveries;
+    consumer.release_credit(entries.len() as u32);
+    for entry in entries {
+        queue.return_undelivered(entry, !consumer.no_ack);
+    }
 }
 
 /// RabbitMQ's 505 for a content frame on channel 0: its type and payload

@@ -2,10 +2,9 @@
 //! channel needs from a queue of any type ([`QueueBackend`]), and what a
 //! queue needs from the vhost it lives in ([`QueueHost`]).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use warren_protocol::{BasicProperties, ContentHeader};
+use warren_protocol::{BasicProperties, ContentHeader, FieldTable, FieldValue};
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::{Consumer, Depth, Queue, QueueEntry, Ticket};
@@ -99,15 +98,36 @@ pub(crate) trait QueueBackend: Send + Sync {
     fn consumers(&self) -> Vec<Arc<Consumer>>;
     /// Notes a use (redeclaration), for `x-expires`.
     fn touch(&self);
-    /// The header a delivery goes out with (quorum queues add
-    /// `x-delivery-count`; others send the header as published).
-    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader>;
+    /// The header entry a delivery goes out with besides the published
+    /// ones, if any (quorum queues add `x-delivery-count`, streams
+    /// `x-stream-offset`).
+    fn added_header(&self, entry: &QueueEntry) -> Option<AddedHeader>;
     /// Where its copies are, if it is replicated.
     fn replicas(&self) -> Option<crate::replication::Replicas> {
         None
     }
     /// Takes over what the store recovered for this queue at start.
     fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset);
+}
+
+/// A `headers` entry a queue type adds to its deliveries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AddedHeader {
+    pub key: &'static str,
+    pub value: FieldValue,
+}
+
+impl AddedHeader {
+    /// `header` with the entry added (replacing one of its name).
+    pub(crate) fn added_to(&self, header: &ContentHeader) -> ContentHeader {
+        let mut header = header.clone();
+        header
+            .properties_mut()
+            .headers
+            .get_or_insert_with(FieldTable::new)
+            .insert(self.key, self.value.clone());
+        header
+    }
 }
 
 /// What a queue needs from the vhost it belongs to.

@@ -18,6 +18,45 @@ pub(crate) struct Delivery {
     pub entry: QueueEntry,
 }
 
+/// Messages a queue hands to one of its consumers at once, in order (a
+/// stream reader's batch: one trip through the connection's inbox).
+#[derive(Debug)]
+pub(crate) struct Deliveries {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<Queue>,
+    pub entries: Vec<QueueEntry>,
+}
+
+/// [`deliver_to`] for several entries at once (call with the queue's lock
+/// held, as the counters ask); gives them back if the connection is gone.
+pub(crate) fn deliver_all_to(
+    consumer: &Arc<Consumer>,
+    queue: &Arc<Queue>,
+    entries: Vec<QueueEntry>,
+) -> Result<(), Vec<QueueEntry>> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let count = entries.len();
+    let bytes: usize = entries.iter().map(|e| e.message.body.len()).sum();
+    let redelivered = entries.iter().filter(|e| e.redelivered).count();
+    consumer.transit.sent_many(count as u32, bytes);
+    let deliveries = Deliveries {
+        consumer: consumer.clone(),
+        queue: queue.clone(),
+        entries,
+    };
+    match consumer.sink.deliver_many(deliveries) {
+        Ok(()) => {
+            queue
+                .counters
+                .handed_out_many_locked(count as u64, redelivered as u64, !consumer.no_ack, bytes);
+            Ok(())
+        }
+        Err(back) => Err(back.entries),
+    }
+}
+
 /// Hands `entry` to `consumer`'s connection (counting it in the transit
 /// window and, once handed over, in the queue's counters); gives the entry
 /// back if the connection is gone.
@@ -42,6 +81,9 @@ pub(crate) fn deliver_to(consumer: &Arc<Consumer>, queue: &Arc<Queue>, entry: Qu
 pub(crate) trait DeliverySink: Send + Sync + std::fmt::Debug {
     /// Hands a delivery over; gives it back if the connection is gone.
     fn deliver(&self, delivery: Delivery) -> Result<(), Delivery>;
+    /// Hands several deliveries over at once; gives them back if the
+    /// connection is gone.
+    fn deliver_many(&self, deliveries: Deliveries) -> Result<(), Deliveries>;
     /// The queue was deleted under the consumer (basic.cancel to the client).
     fn cancelled(&self, channel: u16, consumer_tag: ShortStr);
 }

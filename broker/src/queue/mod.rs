@@ -42,8 +42,8 @@ use arc_swap::{ArcSwap, Guard};
 use warren_protocol::{ContentHeader, FieldTable, ShortStr};
 
 pub(crate) use arguments::{type_name, Overflow, QueueArguments, QueueType};
-pub(crate) use backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost, Settlement};
-pub(crate) use consumer::{deliver_to, Consumer, Credit, Delivery, DeliverySink};
+pub(crate) use backend::{AddedHeader, ConsumeRefusal, Enqueued, Head, QueueBackend, QueueHost, Settlement};
+pub(crate) use consumer::{deliver_all_to, deliver_to, Consumer, Credit, Deliveries, Delivery, DeliverySink};
 pub(crate) use entry::QueueEntry;
 pub(crate) use lag::{ReporterId, UnackedAges};
 pub(crate) use local::{Persistence, StoreLink};
@@ -386,7 +386,16 @@ impl Queue {
 
     /// The content header a delivery of `entry` goes out with.
     pub(crate) fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
-        self.backend.delivery_header(entry)
+        match self.backend.added_header(entry) {
+            Some(added) => Cow::Owned(added.added_to(&entry.message.header)),
+            None => Cow::Borrowed(&entry.message.header),
+        }
+    }
+
+    /// The header entry a delivery of `entry` goes out with besides the
+    /// published ones, if any.
+    pub(crate) fn added_header(&self, entry: &QueueEntry) -> Option<AddedHeader> {
+        self.backend.added_header(entry)
     }
 
     /// Recovery at start: what the store held for this durable queue.

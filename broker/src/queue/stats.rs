@@ -81,12 +81,18 @@ impl QueueCounters {
     /// with the queue's lock held); `ack_required` if it stays
     /// unacknowledged until settled.
     pub(crate) fn handed_out_locked(&self, redelivered: bool, ack_required: bool, bytes: usize) {
-        bump(&self.locked.delivered, 1);
-        if redelivered {
-            bump(&self.locked.redelivered, 1);
+        self.handed_out_many_locked(1, u64::from(redelivered), ack_required, bytes);
+    }
+
+    /// `count` messages (`redelivered` of them redeliveries) of `bytes` in
+    /// all were handed to a consumer at once (call with the lock held).
+    pub(crate) fn handed_out_many_locked(&self, count: u64, redelivered: u64, ack_required: bool, bytes: usize) {
+        bump(&self.locked.delivered, count);
+        if redelivered > 0 {
+            bump(&self.locked.redelivered, redelivered);
         }
         if ack_required {
-            bump(&self.locked.outstanding, 1);
+            bump(&self.locked.outstanding, count);
             bump(&self.locked.outstanding_bytes, bytes as u64);
         }
     }

@@ -60,14 +60,25 @@ impl Transit {
 
     /// The queue handed over a delivery of `bytes`.
     pub(crate) fn sent(&self, bytes: usize) {
-        self.packed.fetch_add(ONE_MESSAGE + bytes as u64, Ordering::SeqCst);
+        self.sent_many(1, bytes);
+    }
+
+    /// The queue handed over `count` deliveries of `bytes` in all.
+    pub(crate) fn sent_many(&self, count: u32, bytes: usize) {
+        self.packed
+            .fetch_add(u64::from(count) * ONE_MESSAGE + bytes as u64, Ordering::SeqCst);
     }
 
     /// The connection took a delivery of `bytes` off its inbox (wrote it
     /// or gave it back). True when the queue stopped for want of room and
     /// the window has drained to half: the caller should kick the queue.
     pub(crate) fn arrived(&self, bytes: usize) -> bool {
-        let one = ONE_MESSAGE + bytes as u64;
+        self.arrived_many(1, bytes)
+    }
+
+    /// [`Self::arrived`] for `count` deliveries of `bytes` in all.
+    pub(crate) fn arrived_many(&self, count: u32, bytes: usize) -> bool {
+        let one = u64::from(count) * ONE_MESSAGE + bytes as u64;
         let (messages, left) = unpack(self.packed.fetch_sub(one, Ordering::SeqCst).wrapping_sub(one));
         messages <= TRANSIT_MESSAGES / 2
             && left <= TRANSIT_BYTES / 2

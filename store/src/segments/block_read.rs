@@ -10,6 +10,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::{checksum, not_in_file_yet, Location, SegmentStore, RECORD_HEADER};
 use crate::ids::MessageId;
 
@@ -28,8 +30,8 @@ struct Run {
 
 impl SegmentStore {
     /// The payloads of `ids`, in the order asked (None for one not stored).
-    pub fn read_many(&self, ids: &[MessageId]) -> io::Result<Vec<Option<Vec<u8>>>> {
-        let mut payloads: Vec<Option<Vec<u8>>> = vec![None; ids.len()];
+    pub fn read_many(&self, ids: &[MessageId]) -> io::Result<Vec<Option<Bytes>>> {
+        let mut payloads: Vec<Option<Bytes>> = vec![None; ids.len()];
         let mut runs: Vec<Run> = Vec::new();
         {
             let inner = self.inner.lock();
@@ -38,7 +40,7 @@ impl SegmentStore {
                     continue;
                 };
                 if let Some(payload) = not_in_file_yet(&inner, &location) {
-                    payloads[at] = payload;
+                    payloads[at] = payload.map(Bytes::from);
                     continue;
                 }
                 let (start, end) = (
@@ -70,13 +72,14 @@ impl SegmentStore {
         for run in runs {
             let mut bytes = vec![0; (run.end - run.start) as usize];
             run.file.read_exact_at(&mut bytes, run.start)?;
+            let bytes = Bytes::from(bytes);
             for (at, id, location) in run.records {
                 let from = (u64::from(location.pos) - run.start) as usize;
                 let stored = bytes.get(from + 4..from + 8).and_then(|b| <[u8; 4]>::try_from(b).ok());
-                let payload = bytes.get(from + RECORD_HEADER as usize..from + location.record_bytes() as usize);
-                match (stored, payload) {
-                    (Some(stored), Some(payload)) if u32::from_be_bytes(stored) == checksum(id, &[payload]) => {
-                        payloads[at] = Some(payload.to_vec());
+                let payload = from + RECORD_HEADER as usize..from + location.record_bytes() as usize;
+                match (stored, bytes.get(payload.clone())) {
+                    (Some(stored), Some(body)) if u32::from_be_bytes(stored) == checksum(id, &[body]) => {
+                        payloads[at] = Some(bytes.slice(payload));
                     }
                     _ => {
                         return Err(io::Error::new(

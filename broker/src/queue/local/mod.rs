@@ -21,7 +21,6 @@ mod paging;
 mod persistence;
 mod tails;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -31,15 +30,15 @@ use tokio::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
-use warren_protocol::{ContentHeader, FieldTable, FieldValue, ShortStr};
+use warren_protocol::{FieldValue, ShortStr};
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::arguments::Overflow;
 use super::dead_letter::DeathReason;
 use super::lag::ArrivalClock;
 use super::{
-    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Queue, QueueArguments, QueueBackend,
-    QueueEntry, QueueHost, QueueOf, Settlement,
+    deliver_to, AddedHeader, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Queue, QueueArguments,
+    QueueBackend, QueueEntry, QueueHost, QueueOf, Settlement,
 };
 use crate::message::Message;
 use messages::MessageList;
@@ -580,12 +579,8 @@ impl QueueBackend for LocalQueue {
         self.timer_wake.notify_one();
     }
 
-    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
-        if self.rules.counts_deliveries {
-            Cow::Owned(with_delivery_count(&entry.message.header, entry.delivery_count))
-        } else {
-            Cow::Borrowed(&entry.message.header)
-        }
+    fn added_header(&self, entry: &QueueEntry) -> Option<AddedHeader> {
+        self.rules.counts_deliveries.then(|| delivery_count(entry))
     }
 
     fn restore(&self, _queue: &Arc<Queue>, summary: QueueSummary, delivered_below: Offset) {
@@ -599,14 +594,11 @@ impl QueueBackend for LocalQueue {
 /// A copy of the header with `x-delivery-count` set, as quorum queues report
 /// how often a message was delivered before (0 on the first delivery, as
 /// RabbitMQ 3.10 sends).
-pub(crate) fn with_delivery_count(header: &ContentHeader, count: u32) -> ContentHeader {
-    let mut header = header.clone();
-    header
-        .properties_mut()
-        .headers
-        .get_or_insert_with(FieldTable::new)
-        .insert("x-delivery-count", FieldValue::I64(i64::from(count)));
-    header
+pub(crate) fn delivery_count(entry: &QueueEntry) -> AddedHeader {
+    AddedHeader {
+        key: "x-delivery-count",
+        value: FieldValue::I64(i64::from(entry.delivery_count)),
+    }
 }
 
 impl LocalQueue {

@@ -20,6 +20,7 @@
 //! takes memory at once: better before memory is high), and pages only
 //! once it has it.
 
+use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::time::Instant;
@@ -221,9 +222,9 @@ impl Persistence {
         let ids: Vec<MessageId> = records.iter().map(|(_, record)| record.message).collect();
         // A batch that fails (a damaged record) is read again one by one,
         // so that only the damaged message is lost to its reader.
-        let bodies: Vec<_> = match store.messages(&ids) {
+        let bodies: Vec<warren_store::StoreResult<Option<Bytes>>> = match store.messages(&ids) {
             Ok(bodies) => bodies.into_iter().map(Ok).collect(),
-            Err(_) => ids.iter().map(|id| store.message(*id)).collect(),
+            Err(_) => ids.iter().map(|id| Ok(store.message(*id)?.map(Bytes::from))).collect(),
         };
         let mut entries = Vec::with_capacity(records.len());
         let mut footprint = 0;
@@ -236,8 +237,9 @@ impl Persistence {
             }
             let message = match body {
                 Ok(Some(stored)) => match link {
-                    StoreLink::Held => Message::from_stored(store, record.message, stored),
-                    StoreLink::Copy => Message::decode(stored),
+                    StoreLink::Held => Message::from_stored(store, record.message, own(&stored)),
+                    StoreLink::Copy => Message::decode(own(&stored)),
+                    StoreLink::Slice => Message::decode(stored),
                 }
                 .ok_or_else(|| "not a message, or gone".to_string()),
                 Ok(None) => Err("missing".to_string()),
@@ -300,6 +302,17 @@ pub(crate) enum StoreLink {
     /// delivery), and the store is spared a reference taken and dropped
     /// for every message.
     Copy,
+    /// Nothing, and its bytes are not even copied: they are a slice of
+    /// the read, whose whole buffer stays in memory while any message of
+    /// it does. For a stream consumer that takes a read's messages in
+    /// order (no filter), so the buffers go as their messages are acked.
+    Slice,
+}
+
+/// A stored message's bytes in memory of their own: a slice of a larger
+/// read would keep the whole read alive as long as the message lives.
+fn own(stored: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(stored)
 }
 
 impl LocalQueue {

@@ -20,7 +20,6 @@
 //! what a dead node held before it comes back, and memory limits on what
 //! waits to be proposed.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
@@ -29,7 +28,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot, Notify};
-use warren_protocol::ContentHeader;
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::machine::{
@@ -39,9 +37,10 @@ use super::DEFAULT_DELIVERY_LIMIT;
 use crate::clock::now_ms;
 use crate::message::Message;
 use crate::queue::dead_letter::{self, DeathReason};
+use crate::queue::local::delivery_count;
 use crate::queue::{
-    deliver_to, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Overflow, Queue, QueueBackend, QueueEntry,
-    QueueHost, QueueOf, Settlement, Ticket,
+    deliver_to, AddedHeader, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Overflow, Queue, QueueBackend,
+    QueueEntry, QueueHost, QueueOf, Settlement, Ticket,
 };
 use crate::replication::{ClusterLink, LeaderStamp, ReplicatedGroup, ReplicatedMachine};
 
@@ -803,11 +802,8 @@ impl QueueBackend for ReplicatedQueue {
 
     fn touch(&self) {}
 
-    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
-        Cow::Owned(crate::queue::local::with_delivery_count(
-            &entry.message.header,
-            entry.delivery_count,
-        ))
+    fn added_header(&self, entry: &QueueEntry) -> Option<AddedHeader> {
+        Some(delivery_count(entry))
     }
 
     fn replicas(&self) -> Option<crate::replication::Replicas> {

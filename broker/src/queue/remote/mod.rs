@@ -14,19 +14,17 @@
 pub(crate) mod calls;
 pub(crate) mod home;
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
-use warren_protocol::ContentHeader;
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use self::calls::{Answer, Call, Holder, Outcome, QueueRef};
 use super::backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, Settlement};
-use super::{deliver_to, Consumer, Depth, Identity, Queue, QueueEntry, QueueOf, Ticket};
+use super::{deliver_to, AddedHeader, Consumer, Depth, Identity, Queue, QueueEntry, QueueOf, Ticket};
 use crate::message::Message;
 use crate::replication::ClusterLink;
 
@@ -521,8 +519,8 @@ impl QueueBackend for RemoteQueue {
 
     fn touch(&self) {}
 
-    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
-        Cow::Borrowed(&entry.message.header)
+    fn added_header(&self, _entry: &QueueEntry) -> Option<AddedHeader> {
+        None
     }
 
     fn restore(&self, _queue: &Arc<Queue>, _summary: QueueSummary, _delivered_below: Offset) {}

@@ -42,6 +42,11 @@ impl Filter {
         }
     }
 
+    /// Whether it lets everything through.
+    pub(crate) fn is_none(&self) -> bool {
+        self.values.is_none()
+    }
+
     /// Whether `message` is for this consumer.
     pub(crate) fn accepts(&self, message: &Message) -> bool {
         let Some(values) = &self.values else {

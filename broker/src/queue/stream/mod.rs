@@ -22,7 +22,6 @@ mod reader;
 mod segments;
 mod tracking;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -30,15 +29,15 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use warren_protocol::{ContentHeader, FieldTable, FieldValue};
+use warren_protocol::FieldValue;
 use warren_store::{EntryRecord, Offset, QueueId, QueueSummary};
 
 pub(crate) use offset::{parse_duration, OffsetSpec};
 use segments::{Retention, Segments, DEFAULT_SEGMENT_BYTES};
 
 use super::{
-    ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Persistence, Queue, QueueBackend, QueueEntry, QueueHost,
-    QueueOf, Settlement,
+    AddedHeader, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Persistence, Queue, QueueBackend,
+    QueueEntry, QueueHost, QueueOf, Settlement,
 };
 use crate::clock::now_ms;
 use crate::message::Message;
@@ -387,14 +386,11 @@ impl QueueBackend for StreamQueue {
 
     fn touch(&self) {}
 
-    fn delivery_header<'a>(&self, entry: &'a QueueEntry) -> Cow<'a, ContentHeader> {
-        let mut header = entry.message.header.clone();
-        header
-            .properties_mut()
-            .headers
-            .get_or_insert_with(FieldTable::new)
-            .insert("x-stream-offset", FieldValue::I64(entry.offset.0 as i64));
-        Cow::Owned(header)
+    fn added_header(&self, entry: &QueueEntry) -> Option<AddedHeader> {
+        Some(AddedHeader {
+            key: "x-stream-offset",
+            value: FieldValue::I64(entry.offset.0 as i64),
+        })
     }
 
     fn restore(&self, queue: &Arc<Queue>, summary: QueueSummary, _delivered_below: Offset) {

@@ -17,26 +17,64 @@ use warren_store::Offset;
 use super::filter::Filter;
 use super::StreamQueue;
 use crate::message::Message;
-use crate::queue::{deliver_to, Consumer, Queue, QueueEntry, QueueOf, StoreLink};
+use crate::queue::{deliver_all_to, Consumer, Queue, QueueEntry, QueueOf, StoreLink};
 
 /// The most messages read back from the store at once.
-const READ_BATCH: usize = 256;
+const READ_BATCH: usize = 512;
 /// The most body bytes read back at once (at least one message).
 const READ_BYTES: usize = 4 << 20;
+/// The most messages, and body bytes (at least one message), handed to
+/// the consumer's connection in one go: the transit window counts a batch
+/// once it is handed over, so a batch may go past it by this much.
+const HAND_OVER: usize = 256;
+const HAND_OVER_BYTES: usize = 1 << 20;
+
+/// Deliveries gathered for one hand-over.
+#[derive(Default)]
+struct Gathered {
+    entries: Vec<QueueEntry>,
+    bytes: usize,
+}
+
+impl Gathered {
+    fn push(&mut self, message: Arc<Message>, offset: Offset) {
+        self.bytes += message.body_size();
+        self.entries.push(QueueEntry::new(message, offset, 0, None));
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries.len() >= HAND_OVER || self.bytes >= HAND_OVER_BYTES
+    }
+}
 
 /// Messages read back from the store, with their offsets.
 type Batch = Vec<(Offset, Arc<Message>)>;
 
 /// Messages read back from the store ahead of the consumer: one batch in
 /// hand, the next one on its way.
-#[derive(Default)]
 struct Ahead {
     ready: VecDeque<(Offset, Arc<Message>)>,
     /// The read of the batch after `ready`, and where it starts.
     reading: Option<(Offset, JoinHandle<Batch>)>,
+    /// How messages hold their bytes: slices of each read when the
+    /// consumer takes them all in order; copies when a filter lets only
+    /// some through (one message kept would keep its whole read).
+    link: StoreLink,
 }
 
 impl Ahead {
+    fn new(filter: &Filter) -> Ahead {
+        Ahead {
+            ready: VecDeque::new(),
+            reading: None,
+            link: if filter.is_none() {
+                StoreLink::Slice
+            } else {
+                StoreLink::Copy
+            },
+        }
+    }
+
     /// Messages from `from` on, read if need be; empty when the store has
     /// none there (retention dropped them meanwhile).
     async fn from(&mut self, stream: &Arc<QueueOf<StreamQueue>>, from: Offset) -> Option<()> {
@@ -60,7 +98,7 @@ impl Ahead {
             // An early read that found nothing may have run ahead of the
             // stream's end: only a read made now tells retention apart.
             let batch = if early.is_empty() {
-                read(stream, from).await.ok()?
+                read(stream, from, self.link).await.ok()?
             } else {
                 early
             };
@@ -69,16 +107,16 @@ impl Ahead {
         if self.reading.is_none() {
             if let Some((last, _)) = self.ready.back() {
                 let next = last.next();
-                self.reading = Some((next, read(stream, next)));
+                self.reading = Some((next, read(stream, next, self.link)));
             }
         }
         Some(())
     }
 }
 
-fn read(stream: &Arc<QueueOf<StreamQueue>>, from: Offset) -> JoinHandle<Batch> {
+fn read(stream: &Arc<QueueOf<StreamQueue>>, from: Offset, link: StoreLink) -> JoinHandle<Batch> {
     let stream = stream.clone();
-    tokio::task::spawn_blocking(move || read_back(&stream, from, READ_BATCH))
+    tokio::task::spawn_blocking(move || read_back(&stream, from, READ_BATCH, link))
 }
 
 impl Drop for Ahead {
@@ -122,7 +160,7 @@ async fn run(
     mut changes: watch::Receiver<u64>,
 ) {
     let queue: Arc<Queue> = stream.clone();
-    let mut ahead = Ahead::default();
+    let mut ahead = Ahead::new(&filter);
     loop {
         changes.borrow_and_update();
         match from_memory(&stream, &queue, &consumer, &filter, &mut position) {
@@ -148,6 +186,7 @@ async fn run(
                     position = position.max(first).max(from.next());
                     continue;
                 }
+                let mut batch = Gathered::default();
                 while let Some((offset, message)) = ahead.ready.front() {
                     let (offset, message) = (*offset, message.clone());
                     if !consumer.is_active() || stream.backend.is_deleted() {
@@ -158,12 +197,16 @@ async fn run(
                         if !consumer.try_take_credit() {
                             break;
                         }
-                        if !hand_over(&stream, &queue, &consumer, offset, message) {
-                            return;
-                        }
+                        batch.push(message, offset);
                     }
                     ahead.ready.pop_front();
                     position = offset.next();
+                    if batch.is_full() {
+                        break;
+                    }
+                }
+                if !hand_over(&stream, &queue, &consumer, batch.entries) {
+                    return;
                 }
             }
         }
@@ -195,8 +238,8 @@ fn from_memory(
     if *position < state.tail_from {
         return Pass::Behind(*position);
     }
-    let mut delivered = false;
-    while *position < state.next {
+    let mut batch = Gathered::default();
+    while *position < state.next && !batch.is_full() {
         let Some(message) = state.in_memory(*position).cloned() else {
             break;
         };
@@ -207,25 +250,24 @@ fn from_memory(
         if !consumer.try_take_credit() {
             break;
         }
-        if !deliver(queue, consumer, *position, message) {
-            return Pass::Done;
-        }
-        delivered = true;
+        batch.push(message, *position);
         *position = position.next();
     }
-    if delivered {
+    if batch.entries.is_empty() {
+        Pass::Wait
+    } else if deliver(queue, consumer, batch.entries) {
         Pass::Delivered
     } else {
-        Pass::Wait
+        Pass::Done
     }
 }
 
 /// Reads up to `limit` messages from `from` back from the store.
-fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Batch {
+fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize, link: StoreLink) -> Batch {
     let Some((p, id)) = stream.backend.store_id() else {
         return Vec::new();
     };
-    let entries = match p.read_back(id, from, limit, READ_BYTES, StoreLink::Copy) {
+    let entries = match p.read_back(id, from, limit, READ_BYTES, link) {
         Ok(entries) => entries,
         Err(e) => {
             tracing::error!(queue = %stream.name, "reading the stream back failed: {e}");
@@ -244,25 +286,26 @@ fn read_back(stream: &QueueOf<StreamQueue>, from: Offset, limit: usize) -> Batch
         .collect()
 }
 
-/// Hands over one message read back from the store (counted under the
+/// Hands over messages read back from the store (counted under the
 /// stream's lock, where the counters' writes belong).
 fn hand_over(
     stream: &Arc<QueueOf<StreamQueue>>,
     queue: &Arc<Queue>,
     consumer: &Arc<Consumer>,
-    offset: Offset,
-    message: Arc<Message>,
+    batch: Vec<QueueEntry>,
 ) -> bool {
     let _state = stream.backend.state.lock();
-    deliver(queue, consumer, offset, message)
+    deliver(queue, consumer, batch)
 }
 
-/// Sends one delivery to the consumer's connection (call with the
+/// Sends deliveries to the consumer's connection in one go (call with the
 /// stream's lock held); false if the connection is gone.
-fn deliver(queue: &Arc<Queue>, consumer: &Arc<Consumer>, offset: Offset, message: Arc<Message>) -> bool {
-    let delivered = deliver_to(consumer, queue, QueueEntry::new(message, offset, 0, None)).is_ok();
-    if !delivered {
-        consumer.release_credit(1);
+fn deliver(queue: &Arc<Queue>, consumer: &Arc<Consumer>, batch: Vec<QueueEntry>) -> bool {
+    match deliver_all_to(consumer, queue, batch) {
+        Ok(()) => true,
+        Err(back) => {
+            consumer.release_credit(back.len() as u32);
+            false
+        }
     }
-    delivered
 }
