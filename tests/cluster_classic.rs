@@ -221,3 +221,32 @@ async fn an_auto_delete_queue_goes_from_every_node_with_its_last_consumer() {
     wait_for_count(n1, "fleeting", None).await;
     wait_for_count(n2, "fleeting", None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_reach_another_node_whole_and_in_order() {
+    // 12 MiB waiting at home: a node's consumer takes them a few MiB per
+    // call, each whole, in order.
+    let (_data, _cluster, _http, nodes) = three_members().await;
+    let [n1, n2, n3] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    ch1.queue_declare("big".into(), durable(), FieldTable::default())
+        .await
+        .expect("declare on n1");
+    let (_c2, ch2) = amqp(n2).await;
+    ch2.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let body = |i: u8| vec![i; (1 << 20) + usize::from(i)];
+    for i in 0..12u8 {
+        publish(&ch2, "", "big", &body(i)).await;
+    }
+    wait_for_count(n1, "big", Some(12)).await;
+    let (_c3, ch3) = amqp(n3).await;
+    let mut consumer = consume(&ch3, "big", "n3").await;
+    for i in 0..12u8 {
+        let delivery = next_delivery(&mut consumer, Duration::from_secs(20)).await;
+        assert!(delivery.data == body(i), "message {i}: {} bytes", delivery.data.len());
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    wait_for_count(n1, "big", Some(0)).await;
+}

@@ -23,6 +23,9 @@ const GONE_AFTER: Duration = Duration::from_secs(5);
 const TAKE_POLL: Duration = Duration::from_millis(10);
 /// The longest a `Take` may ask to wait.
 const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
+/// The most body bytes one `Take` answers with (at least one message,
+/// however large): the rest waits for the taker's next call.
+const TAKE_BYTES: usize = 4 << 20;
 
 /// One message a node took.
 struct Hold {
@@ -235,8 +238,10 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
 
 fn take(holds: &Holds, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<Taken> {
     let mut taken = Vec::new();
-    while taken.len() < max as usize {
+    let mut bytes = 0;
+    while taken.len() < max as usize && bytes < TAKE_BYTES {
         let Some((entry, _)) = queue.get(true) else { break };
+        bytes += entry.message.body_size();
         let (message, redelivered, delivery_count) = (entry.message.encode(), entry.redelivered, entry.delivery_count);
         let id = holds.hold(holder, queue, entry);
         taken.push(Taken {
