@@ -190,6 +190,9 @@ async fn run(
                 while let Some((offset, message)) = ahead.ready.front() {
                     let (offset, message) = (*offset, message.clone());
                     if !consumer.is_active() || stream.backend.is_deleted() {
+                        // What was gathered never goes out: its credit
+                        // (a channel-wide prefetch is shared) comes back.
+                        consumer.release_credit(batch.entries.len() as u32);
                         return;
                     }
                     if filter.accepts(&message) {
