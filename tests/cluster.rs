@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster_clients::{get, leader_seen_by, send, three_members, wait_until};
+use common::cluster_clients::{get, leader_seen_by, purged, send, three_members, wait_until};
 use common::Warren;
 use serde_json::json;
 
@@ -147,15 +146,6 @@ async fn metadata_survives_the_loss_of_a_minority() {
     let alone = nodes[last].as_ref().unwrap();
     assert_eq!(put_cluster_name(&http, alone, "north").await, 503);
     assert_eq!(get(&http, alone, "cluster-name").await.expect("name")["name"], "west");
-}
-
-/// Whether a node's metadata log was purged behind a snapshot.
-fn purged(data: &Path, node: &str) -> bool {
-    data.join(node)
-        .join("cluster")
-        .join("metadata")
-        .join("purged.state")
-        .exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, three_members};
+use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, purged, send, three_members, wait_until};
 use common::{passive_declare, Warren};
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
+use serde_json::json;
 
 async fn passive_count(node: &Warren, queue: &str) -> Option<u32> {
     let (_connection, channel) = amqp(node).await;
@@ -249,4 +250,65 @@ async fn large_messages_reach_another_node_whole_and_in_order() {
         delivery.ack(BasicAckOptions::default()).await.expect("ack");
     }
     wait_for_count(n1, "big", Some(0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_redeclared_elsewhere_while_a_node_was_away_is_the_new_one_there() {
+    use futures::StreamExt;
+    // "moved" lives on n1 and n3 knows it; while n3 is down it is deleted
+    // and declared again on n2, and the metadata log is purged behind a
+    // snapshot. n3 comes back from that snapshot: its "moved" must be the
+    // one on n2, not what it stored of the one on n1.
+    let (data, cluster, http, mut nodes) = three_members().await;
+    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
+    ch1.queue_declare("moved".into(), durable(), FieldTable::default())
+        .await
+        .expect("declare on n1");
+    wait_for_count(nodes[2].as_ref().unwrap(), "moved", Some(0)).await;
+    // Stopped cleanly: n3 keeps what it knew of "moved" in its store.
+    nodes[2].take().expect("n3 runs").stop();
+
+    ch1.queue_delete("moved".into(), QueueDeleteOptions::default())
+        .await
+        .expect("delete on n1");
+    let n2 = nodes[1].as_ref().unwrap();
+    let (_c2, ch2) = amqp(n2).await;
+    ch2.queue_declare("moved".into(), durable(), FieldTable::default())
+        .await
+        .expect("declare on n2");
+    ch2.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    publish(&ch2, "", "moved", b"on n2").await;
+    // Over a thousand changes: the group snapshots and purges its log.
+    let writer = nodes[0].as_ref().unwrap();
+    let made = futures::stream::iter(0..1_100)
+        .map(|i| {
+            let (http, path) = (&http, format!("users/u{i}"));
+            async move { send(http, writer, &path, Some(json!({"password": "p", "tags": ""}))).await }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(made.iter().all(|s| *s == 201), "{made:?}");
+    let started = std::time::Instant::now();
+    while !(purged(data.path(), "n1") && purged(data.path(), "n2")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no log was purged behind a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    nodes[2] = Some(cluster.start(2, data.path()));
+    let n3 = nodes[2].as_ref().unwrap();
+    wait_until(&http, n3, "users", |v| {
+        v.as_array().is_some_and(|users| users.len() > 1_100)
+    })
+    .await;
+    let shown = get(&http, n3, "queues/%2f/moved").await.expect("moved on n3");
+    assert_eq!(shown["node"], "n2", "{shown}");
+    let (_c3, ch3) = amqp(n3).await;
+    let got = get_one(&ch3, "moved").await;
+    assert_eq!(got.delivery.data, b"on n2");
 }

@@ -9,6 +9,15 @@ use serde_json::Value;
 use super::cluster::Cluster;
 use super::Warren;
 
+/// Whether a node's metadata log was purged behind a snapshot.
+pub fn purged(data: &std::path::Path, node: &str) -> bool {
+    data.join(node)
+        .join("cluster")
+        .join("metadata")
+        .join("purged.state")
+        .exists()
+}
+
 pub async fn get(http: &reqwest::Client, node: &Warren, path: &str) -> Option<Value> {
     let url = format!("http://{}/api/{path}", node.management_addr());
     let response = http.get(url).basic_auth("guest", Some("guest")).send().await.ok()?;

@@ -23,7 +23,9 @@ enum Key {
     TopicPermissions(String, String, String),
     Policy(bool, String, String),
     Limit(bool, String, String),
-    Queue(String, String),
+    /// A queue, with its home for a classic queue (None: a quorum
+    /// queue): one redeclared elsewhere is another queue.
+    Queue(String, String, Option<String>),
     Exchange(String, String),
     Binding(String, String, bool, String, String, Vec<u8>),
 }
@@ -76,8 +78,15 @@ fn key_and_removal(change: &MetadataChange) -> Option<(Key, Option<MetadataChang
                 value: None,
             }),
         ),
-        C::DeclareQueue { vhost, name, .. } | C::DeclareHomedQueue { vhost, name, .. } => (
-            Key::Queue(vhost.clone(), name.clone()),
+        C::DeclareQueue { vhost, name, .. } => (
+            Key::Queue(vhost.clone(), name.clone(), None),
+            Some(C::DeleteQueue {
+                vhost: vhost.clone(),
+                name: name.clone(),
+            }),
+        ),
+        C::DeclareHomedQueue { vhost, name, home, .. } => (
+            Key::Queue(vhost.clone(), name.clone(), Some(home.clone())),
             Some(C::DeleteQueue {
                 vhost: vhost.clone(),
                 name: name.clone(),
