@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster_clients::{get, leader_seen_by, purged, send, three_members, wait_until};
+use common::cluster_clients::{get, leader_seen_by, send, three_members, wait_purged, wait_until};
 use common::Warren;
 use serde_json::json;
 
@@ -194,14 +194,7 @@ async fn a_node_that_missed_a_thousand_changes_catches_up_from_a_snapshot() {
         .await;
     assert!(deleted.iter().all(|s| *s == 204), "{deleted:?}");
     assert_eq!(send(&http, writer, "users/early", None).await, 204);
-    let started = Instant::now();
-    while !(purged(data.path(), "n1") && purged(data.path(), "n2")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no log was purged behind a snapshot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_purged(data.path(), &["n1", "n2"]).await;
 
     nodes[2] = Some(cluster.start(2, data.path()));
     let back = nodes[2].as_ref().unwrap();

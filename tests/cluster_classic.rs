@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, purged, send, three_members, wait_until};
+use common::cluster_clients::{amqp, get, leader_seen_by, next_delivery, send, three_members, wait_purged, wait_until};
 use common::{passive_declare, Warren};
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -291,14 +291,7 @@ async fn a_queue_redeclared_elsewhere_while_a_node_was_away_is_the_new_one_there
         .collect::<Vec<u16>>()
         .await;
     assert!(made.iter().all(|s| *s == 201), "{made:?}");
-    let started = std::time::Instant::now();
-    while !(purged(data.path(), "n1") && purged(data.path(), "n2")) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no log was purged behind a snapshot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_purged(data.path(), &["n1", "n2"]).await;
 
     nodes[2] = Some(cluster.start(2, data.path()));
     let n3 = nodes[2].as_ref().unwrap();

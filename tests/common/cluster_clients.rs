@@ -10,12 +10,25 @@ use super::cluster::Cluster;
 use super::Warren;
 
 /// Whether a node's metadata log was purged behind a snapshot.
-pub fn purged(data: &std::path::Path, node: &str) -> bool {
+fn purged(data: &std::path::Path, node: &str) -> bool {
     data.join(node)
         .join("cluster")
         .join("metadata")
         .join("purged.state")
         .exists()
+}
+
+/// Waits until the metadata logs of `members` (under `data`) were purged
+/// behind a snapshot.
+pub async fn wait_purged(data: &std::path::Path, members: &[&str]) {
+    let started = Instant::now();
+    while !members.iter().all(|node| purged(data, node)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no log was purged behind a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn get(http: &reqwest::Client, node: &Warren, path: &str) -> Option<Value> {
