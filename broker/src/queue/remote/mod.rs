@@ -14,6 +14,7 @@
 pub(crate) mod calls;
 pub(crate) mod home;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -35,6 +36,9 @@ const PUBLISH_BATCH_BYTES: usize = 4 << 20;
 const TAKE_MAX: u32 = 256;
 /// How long a take waits at the home for a message to arrive.
 const TAKE_WAIT_MS: u32 = 1_000;
+/// How long taken messages no consumer here can take wait for one before
+/// they go back home.
+const HOLD_FOR_CONSUMER: Duration = Duration::from_secs(1);
 /// How long a call may take before it counts as failed.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a settlement is sent again while the home does not answer.
@@ -313,22 +317,37 @@ impl RemoteQueue {
                 return;
             };
             let mut back = Vec::new();
+            let mut waiting = VecDeque::new();
             for taken in messages {
                 let id = taken.id;
-                let Some(entry) = entry_of(taken) else {
-                    back.push(id);
-                    continue;
-                };
-                match shared.next_consumer() {
-                    Some(consumer) => {
-                        if deliver_to(&consumer, &queue, entry).is_err() {
-                            consumer.release_credit(1);
-                            back.push(id);
-                        }
-                    }
+                match entry_of(taken) {
+                    Some(entry) => waiting.push_back((id, entry)),
                     None => back.push(id),
                 }
             }
+            // What no consumer here can take at once waits a moment for
+            // one (a consumer cancelled while its Take waited at home, and
+            // another one coming): given back at once, a message would
+            // reach the queue's next consumer after later ones.
+            let until = Instant::now() + HOLD_FOR_CONSUMER;
+            loop {
+                while let Some((id, entry)) = waiting.pop_front() {
+                    let Some(consumer) = shared.next_consumer() else {
+                        waiting.push_front((id, entry));
+                        break;
+                    };
+                    if deliver_to(&consumer, &queue, entry).is_err() {
+                        consumer.release_credit(1);
+                        back.push(id);
+                    }
+                }
+                let left = until.saturating_duration_since(Instant::now());
+                if waiting.is_empty() || left.is_zero() || shared.deleted.load(Ordering::Acquire) {
+                    break;
+                }
+                let _ = tokio::time::timeout(left, shared.wake.notified()).await;
+            }
+            back.extend(waiting.into_iter().map(|(id, _)| id));
             if !back.is_empty() {
                 let _ = outgoing.send(Outgoing::Settle(back, Outcome::Return));
                 // More was taken than went out (a transit window full, a
