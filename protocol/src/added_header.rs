@@ -54,6 +54,18 @@ impl Table {
 }
 
 impl ContentHeader {
+    /// A copy with `key` set to `value` in its `headers` table (replacing
+    /// an entry of that name where it stands, else added at the end).
+    pub fn with_header(&self, key: &str, value: &FieldValue) -> ContentHeader {
+        let mut header = self.clone();
+        header
+            .properties_mut()
+            .headers
+            .get_or_insert_with(FieldTable::new)
+            .insert(key, value.clone());
+        header
+    }
+
     /// Appends the payload of a header frame whose `headers` table has
     /// `key` set to `value` besides what it holds: the bytes that
     /// inserting it (`FieldTable::insert`) and encoding would write.
@@ -66,13 +78,7 @@ impl ContentHeader {
         let Some((list, table)) = found else {
             // Built here, changed, or the key is there already (it is
             // replaced in place): the slow way.
-            let mut header = self.clone();
-            header
-                .properties_mut()
-                .headers
-                .get_or_insert_with(FieldTable::new)
-                .insert(key, value.clone());
-            header.encode(buf);
+            self.with_header(key, value).encode(buf);
             return;
         };
         buf.put_u16(self.class_id);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use warren_protocol::{BasicProperties, ContentHeader, FieldTable, FieldValue};
+use warren_protocol::{BasicProperties, ContentHeader, FieldValue};
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::{Consumer, Depth, Queue, QueueEntry, Ticket};
@@ -120,13 +120,7 @@ pub(crate) struct AddedHeader {
 impl AddedHeader {
     /// `header` with the entry added (replacing one of its name).
     pub(crate) fn added_to(&self, header: &ContentHeader) -> ContentHeader {
-        let mut header = header.clone();
-        header
-            .properties_mut()
-            .headers
-            .get_or_insert_with(FieldTable::new)
-            .insert(self.key, self.value.clone());
-        header
+        header.with_header(self.key, &self.value)
     }
 }
 
