@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use warren_protocol::{ContentHeader, FieldTable, FieldValue, ShortStr};
 use warren_store::{MessageId, Store, StoreResult};
 
@@ -162,24 +162,26 @@ impl Message {
     /// Parses the stored form (what the store keeps, what `encode`
     /// writes); None if the bytes are not a valid one.
     pub(crate) fn decode(bytes: impl Into<Bytes>) -> Option<Arc<Message>> {
-        let bytes: Bytes = bytes.into();
-        if *bytes.first()? != STORED_FORMAT {
+        // Strings and a short property list are copied out and the body
+        // is the buffer itself, advanced: a replayed message costs its
+        // (shared) read buffer no reference count traffic here.
+        let mut body: Bytes = bytes.into();
+        if *body.first()? != STORED_FORMAT {
             return None;
         }
         let mut pos = 1;
         let short = |pos: &mut usize| -> Option<ShortStr> {
-            let len = usize::from(*bytes.get(*pos)?);
-            let s = ShortStr::from_bytes(bytes.slice(*pos + 1..(*pos + 1 + len).min(bytes.len())))?;
+            let len = usize::from(*body.get(*pos)?);
+            let s = ShortStr::from_utf8(body.get(*pos + 1..*pos + 1 + len)?)?;
             *pos += 1 + len;
             Some(s)
         };
         let exchange = short(&mut pos)?;
         let routing_key = short(&mut pos)?;
-        let header_len = u32::from_be_bytes(bytes.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        let header_len = u32::from_be_bytes(body.get(pos..pos + 4)?.try_into().ok()?) as usize;
         pos += 4;
-        let header = ContentHeader::decode(&bytes.slice(pos..(pos + header_len).min(bytes.len()))).ok()?;
-        pos += header_len;
-        let body = bytes.slice(pos.min(bytes.len())..);
+        let header = ContentHeader::decode_within(&body, pos..pos + header_len).ok()?;
+        body.advance((pos + header_len).min(body.len()));
         if body.len() as u64 != header.body_size {
             return None;
         }

@@ -281,13 +281,24 @@ impl ContentHeader {
 
     /// Decodes the payload of a header frame.
     pub fn decode(payload: &Bytes) -> Result<ContentHeader> {
-        let mut r = Reader::new(payload);
+        Self::decode_within(payload, 0..payload.len())
+    }
+
+    /// Decodes a header payload that is the `within` part of a larger
+    /// buffer (a stored message), taking a shared slice of it only when
+    /// the property list is kept shared: a short list is copied, and
+    /// costs the buffer no reference count traffic.
+    pub fn decode_within(buffer: &Bytes, within: std::ops::Range<usize>) -> Result<ContentHeader> {
+        let end = within.end.min(buffer.len());
+        let start = within.start.min(end);
+        let payload = &buffer[start..end];
+        let mut r = Reader::borrowed(payload);
         let class_id = r.u16()?;
         let _weight = r.u16()?;
         let body_size = r.u64()?;
         let list = &payload[r.position()..];
         if Self::shares_properties(list) {
-            Self::from_shared_properties(class_id, body_size, payload.slice(r.position()..))
+            Self::from_shared_properties(class_id, body_size, buffer.slice(start + r.position()..end))
         } else {
             Self::from_borrowed_properties(class_id, body_size, list)
         }
