@@ -305,14 +305,14 @@ pub fn encode_frame(out: &mut WriteBuffer, frame: &Frame) {
     match frame {
         Frame::Method(c, m) => encode_method(out.buf(), *c, m),
         Frame::Header(c, h) => encode_header(out.buf(), *c, h),
-        Frame::Body(c, b) => put_body_frame(out, *c, b.clone()),
+        Frame::Body(c, b) => put_body_frame(out, *c, b),
         // On the channel it came on: only channel 0 is legal (the broker
         // checks), but a decoded frame must re-encode as it was.
         Frame::Heartbeat(c) => put_frame(out.buf(), frame_type::HEARTBEAT, *c, |_| {}),
     }
 }
 
-fn put_body_frame(out: &mut WriteBuffer, channel: u16, payload: Bytes) {
+fn put_body_frame(out: &mut WriteBuffer, channel: u16, payload: &Bytes) {
     let buf = out.buf();
     buf.put_u8(frame_type::BODY);
     buf.put_u16(channel);
@@ -329,10 +329,18 @@ pub fn encode_body(out: &mut WriteBuffer, channel: u16, body: &Bytes, frame_max:
     } else {
         (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1)
     };
+    if body.len() <= max_payload {
+        // One frame: the body as it is (a small one is copied without
+        // taking a slice, whose reference count costs more).
+        if !body.is_empty() {
+            put_body_frame(out, channel, body);
+        }
+        return;
+    }
     let mut offset = 0;
     while offset < body.len() {
         let len = (body.len() - offset).min(max_payload);
-        put_body_frame(out, channel, body.slice(offset..offset + len));
+        put_body_frame(out, channel, &body.slice(offset..offset + len));
         offset += len;
     }
 }
@@ -377,12 +385,12 @@ impl WriteBuffer {
     }
 
     /// Appends bytes, sharing rather than copying them when they are large.
-    pub fn put_shared(&mut self, bytes: Bytes) {
+    pub fn put_shared(&mut self, bytes: &Bytes) {
         if bytes.len() < Self::SHARE_THRESHOLD {
-            self.current.put_slice(&bytes);
+            self.current.put_slice(bytes);
         } else {
             self.seal();
-            self.chunks.push(bytes);
+            self.chunks.push(bytes.clone());
         }
     }
 

@@ -11,6 +11,7 @@ use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
 use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
+use warren_store::Offset;
 
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
@@ -170,18 +171,36 @@ impl Channel {
         if deliveries.is_empty() {
             return;
         }
-        // Group by queue, keeping order, so each queue is locked once.
+        // Group by queue, keeping order, so each queue is locked once; and
+        // by consumer, so each gives back its credit (and a stream hears
+        // of its furthest ack) once.
         let mut per_queue: Vec<(Arc<Queue>, Vec<QueueEntry>)> = Vec::new();
+        let mut per_consumer: Vec<ConsumerSettled> = Vec::new();
         for delivery in deliveries {
-            if let Some(consumer) = &delivery.consumer {
-                consumer.release_credit(1);
-                if settlement == Settlement::Ack && delivery.queue.is_stream() {
-                    delivery.queue.consumer_acked(consumer, delivery.entry.offset);
+            if let Some(consumer) = delivery.consumer {
+                let acked = (settlement == Settlement::Ack).then_some(delivery.entry.offset);
+                match per_consumer.iter_mut().find(|c| Arc::ptr_eq(&c.consumer, &consumer)) {
+                    Some(settled) => {
+                        settled.count += 1;
+                        settled.furthest_ack = settled.furthest_ack.max(acked);
+                    }
+                    None => per_consumer.push(ConsumerSettled {
+                        consumer,
+                        queue: delivery.queue.clone(),
+                        count: 1,
+                        furthest_ack: acked,
+                    }),
                 }
             }
             match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &delivery.queue)) {
                 Some((_, entries)) => entries.push(delivery.entry),
                 None => per_queue.push((delivery.queue, vec![delivery.entry])),
+            }
+        }
+        for settled in per_consumer {
+            settled.consumer.release_credit(settled.count);
+            if let Some(offset) = settled.furthest_ack.filter(|_| settled.queue.is_stream()) {
+                settled.queue.consumer_acked(&settled.consumer, offset);
             }
         }
         for (queue, entries) in per_queue {
@@ -194,4 +213,13 @@ impl Channel {
             }
         }
     }
+}
+
+/// What one settlement gave back to one consumer.
+struct ConsumerSettled {
+    consumer: Arc<Consumer>,
+    queue: Arc<Queue>,
+    count: u32,
+    /// The furthest offset it acked (a stream tracks it), if it acked.
+    furthest_ack: Option<Offset>,
 }
