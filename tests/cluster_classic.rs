@@ -2,7 +2,8 @@
 //! lapin: a classic queue lives on the node that declared it, and every
 //! node knows it, routes to it, and serves its consumers and basic.gets
 //! (as in RabbitMQ). What a node's consumer held goes back when that node
-//! dies; deletes, auto-delete included, reach every node.
+//! dies; deletes reach every node (`cluster_consumers.rs`: every node's
+//! consumers count at the home).
 
 mod common;
 
@@ -200,27 +201,6 @@ async fn a_classic_queue_is_reached_from_every_node() {
     nodes[2] = Some(cluster.start(2, data.path()));
     leader_seen_by(&http, nodes[2].as_ref().unwrap(), 3).await;
     wait_for_count(nodes[2].as_ref().unwrap(), "orders", None).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_auto_delete_queue_goes_from_every_node_with_its_last_consumer() {
-    let (_data, _cluster, _http, nodes) = three_members().await;
-    let [n1, n2, _] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
-    let (_c1, ch1) = amqp(n1).await;
-    let auto = QueueDeclareOptions {
-        auto_delete: true,
-        ..Default::default()
-    };
-    ch1.queue_declare("fleeting".into(), auto, FieldTable::default())
-        .await
-        .expect("declare");
-    wait_for_count(n2, "fleeting", Some(0)).await;
-    consume(&ch1, "fleeting", "only").await;
-    ch1.basic_cancel("only".into(), BasicCancelOptions::default())
-        .await
-        .expect("cancel");
-    wait_for_count(n1, "fleeting", None).await;
-    wait_for_count(n2, "fleeting", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

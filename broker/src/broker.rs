@@ -182,6 +182,14 @@ impl Broker {
         self.vhosts.get(name).map(|v| v.clone())
     }
 
+    /// Deletes a queue of one of its vhosts, on every node it is known on
+    /// (an auto-delete queue whose last consumer went).
+    pub(crate) fn delete_queue_everywhere(&self, queue: &Arc<crate::queue::Queue>) {
+        if let Some(vhost) = self.vhost(&queue.vhost_name) {
+            vhost.delete_queue_everywhere(queue);
+        }
+    }
+
     /// Adds a vhost if it does not exist yet. (Vhosts come from the
     /// configuration, or from the stored definitions that name them.)
     pub(crate) fn add_vhost(&self, name: &str) -> Arc<VHost> {

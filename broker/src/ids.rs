@@ -8,6 +8,12 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ConnectionId(pub u64);
 
+impl ConnectionId {
+    /// No connection of this node: what a consumer on another node is
+    /// known by where it stands in (connections count from 1).
+    pub(crate) const ELSEWHERE: ConnectionId = ConnectionId(0);
+}
+
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -120,7 +120,11 @@ fn start_sweeping(broker: std::sync::Weak<Broker>, link: Arc<dyn crate::replicat
         loop {
             every.tick().await;
             let Some(broker) = broker.upgrade() else { return };
-            broker.remote_holds.sweep(|node| link.is_running(node));
+            for queue in broker.remote_holds.sweep(|node| link.is_running(node)) {
+                if queue.settings.auto_delete {
+                    broker.delete_queue_everywhere(&queue);
+                }
+            }
         }
     });
 }

@@ -98,10 +98,12 @@ impl Admin {
     pub async fn answer_call(&self, request: &[u8]) -> Vec<u8> {
         use crate::queue::remote::{calls, home};
         let broker = &self.broker;
+        let delete_everywhere = |queue: &std::sync::Arc<crate::queue::Queue>| broker.delete_queue_everywhere(queue);
         let here = home::Home {
             find: |queue: &calls::QueueRef| broker.vhost(&queue.vhost)?.queue(&queue.name),
             holds: &broker.remote_holds,
             durability: broker.durability(),
+            delete_everywhere: &delete_everywhere,
         };
         let answer = match calls::decode::<calls::Call>(request) {
             Some(call) => home::answer(&here, call).await,

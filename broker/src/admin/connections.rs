@@ -100,7 +100,8 @@ impl Admin {
         let mut all = Vec::new();
         for v in self.vhosts_or_one(vhost)? {
             for queue in v.queues() {
-                for consumer in queue.consumers() {
+                // Other nodes' consumers are listed by their own nodes.
+                for consumer in queue.consumers().into_iter().filter(|c| !c.stands_in) {
                     let channel = self.broker.connections.by_id(consumer.connection).and_then(|c| {
                         let ch = c.channels.lock().get(&consumer.channel).cloned()?;
                         Some(channel_view(&c, &ch))

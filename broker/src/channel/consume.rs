@@ -104,6 +104,7 @@ impl Channel {
             channel_credit: self.channel_credit.clone(),
             transit: Transit::default(),
             active: AtomicBool::new(true),
+            stands_in: false,
         });
         if queue.add_consumer(consumer.clone()).is_err() {
             return Err(AmqpError::access_refused(format!(

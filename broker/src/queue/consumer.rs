@@ -176,6 +176,9 @@ pub(crate) struct Consumer {
     /// Cleared when the consumer is cancelled; deliveries already on their
     /// way are then requeued by the channel.
     pub active: AtomicBool,
+    /// A consumer on another node standing in at its queue's home
+    /// (`remote::stand_ins`): counted, never delivered to.
+    pub stands_in: bool,
 }
 
 impl Consumer {

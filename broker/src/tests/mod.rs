@@ -2,3 +2,4 @@
 //! vhost with its exchanges and queues, no sockets), with controlled time.
 
 mod queue_time;
+mod remote_home;

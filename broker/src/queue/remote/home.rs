@@ -3,16 +3,18 @@
 //! what each node took until that node settles it ([`Holds`]). What a node
 //! took goes back to the queue, marked redelivered, once that node stops
 //! answering for a few seconds or comes back as a new life, as a channel's
-//! unacknowledged messages go back when its connection closes.
+//! unacknowledged messages go back when its connection closes; so do the
+//! stand-ins of its consumers (`stand_ins.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::calls::{Answer, Call, Holder, Outcome, QueueRef, Taken};
+use super::calls::{Answer, Call, ConsumerSet, ConsumerStatus, Holder, Outcome, QueueRef, Taken};
+use super::stand_ins::{Emptied, StandIns};
 use crate::durability::Durability;
 use crate::queue::backend::{Enqueued, Settlement};
 use crate::queue::{Queue, QueueEntry};
@@ -27,10 +29,15 @@ const TAKE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// however large): the rest waits for the taker's next call.
 const TAKE_BYTES: usize = 4 << 20;
 
+/// How many released takes a holder's record remembers.
+const RELEASED_KEPT: usize = 1024;
+
 /// One message a node took.
 struct Hold {
     queue: Weak<Queue>,
     entry: QueueEntry,
+    /// The take that took it.
+    batch: u64,
 }
 
 /// What every node holds of this node's queues.
@@ -39,7 +46,12 @@ pub(crate) struct Holds {
     held: Mutex<HashMap<Holder, HashMap<u64, Hold>>>,
     /// Since when each holder's node was seen not running.
     absent: Mutex<HashMap<String, Instant>>,
+    /// Takes whose answers never reached their holders, newest last
+    /// (locked inside `held`, so a take still running holds nothing more).
+    released: Mutex<HashMap<Holder, VecDeque<u64>>>,
     next_id: AtomicU64,
+    /// Other nodes' consumers of this node's queues.
+    stand_ins: StandIns,
 }
 
 impl Holds {
@@ -49,9 +61,16 @@ impl Holds {
         crate::clock::now_ms() << 20
     }
 
-    /// A new life of a node called: what its earlier lives held goes back.
-    fn forget_earlier_lives(&self, holder: &Holder) {
+    /// A new life of a node called: what its earlier lives held goes back,
+    /// and their consumers' stand-ins go.
+    fn forget_earlier_lives(&self, holder: &Holder) -> Emptied {
+        let emptied = self
+            .stand_ins
+            .drop_where(|h| h.node == holder.node && h.boot != holder.boot);
         let mut back = Vec::new();
+        self.released
+            .lock()
+            .retain(|h, _| h.node != holder.node || h.boot == holder.boot);
         self.held.lock().retain(|h, holds| {
             if h.node == holder.node && h.boot != holder.boot {
                 back.extend(std::mem::take(holds).into_values());
@@ -61,21 +80,57 @@ impl Holds {
             }
         });
         requeue(back);
+        emptied
     }
 
-    fn hold(&self, holder: &Holder, queue: &Arc<Queue>, entry: QueueEntry) -> u64 {
+    /// Holds `entry` for `holder`'s take `batch`; gives it back if that
+    /// take was released meanwhile.
+    fn hold(&self, holder: &Holder, batch: u64, queue: &Arc<Queue>, entry: QueueEntry) -> Result<u64, QueueEntry> {
         let _ = self
             .next_id
             .compare_exchange(0, Self::first_id(), Ordering::Relaxed, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        self.held.lock().entry(holder.clone()).or_default().insert(
+        let mut held = self.held.lock();
+        let released = self.released.lock();
+        if released.get(holder).is_some_and(|batches| batches.contains(&batch)) {
+            return Err(entry);
+        }
+        held.entry(holder.clone()).or_default().insert(
             id,
             Hold {
                 queue: Arc::downgrade(queue),
                 entry,
+                batch,
             },
         );
-        id
+        Ok(id)
+    }
+
+    /// `holder` never got the answer to its take `batch`: what it held
+    /// comes out, and the take (if still running) holds nothing more.
+    fn release(&self, holder: &Holder, batch: u64) -> Vec<Hold> {
+        let mut held = self.held.lock();
+        {
+            let mut released = self.released.lock();
+            let batches = released.entry(holder.clone()).or_default();
+            batches.push_back(batch);
+            if batches.len() > RELEASED_KEPT {
+                batches.pop_front();
+            }
+        }
+        let Some(holds) = held.get_mut(holder) else {
+            return Vec::new();
+        };
+        let ids: Vec<u64> = holds
+            .iter()
+            .filter(|(_, h)| h.batch == batch)
+            .map(|(id, _)| *id)
+            .collect();
+        let back = ids.iter().filter_map(|id| holds.remove(id)).collect();
+        if holds.is_empty() {
+            held.remove(holder);
+        }
+        back
     }
 
     fn take_back(&self, holder: &Holder, ids: &[u64]) -> Vec<Hold> {
@@ -90,12 +145,14 @@ impl Holds {
         back
     }
 
-    /// Gives back what nodes that stopped answering hold (`running` says
-    /// whether a node answers now); called every second.
-    pub(crate) fn sweep(&self, running: impl Fn(&str) -> bool) {
+    /// Gives back what nodes that stopped answering hold, and takes out
+    /// their consumers' stand-ins (`running` says whether a node answers
+    /// now); called every second. Answers the queues left with no consumer.
+    pub(crate) fn sweep(&self, running: impl Fn(&str) -> bool) -> Emptied {
         let nodes: Vec<String> = {
             let held = self.held.lock();
             let mut nodes: Vec<String> = held.keys().map(|h| h.node.clone()).collect();
+            nodes.extend(self.stand_ins.holders().into_iter().map(|h| h.node));
             nodes.sort();
             nodes.dedup();
             nodes
@@ -113,8 +170,10 @@ impl Holds {
             }
         }
         if gone.is_empty() {
-            return;
+            return Emptied::new();
         }
+        let emptied = self.stand_ins.drop_where(|h| gone.contains(&h.node));
+        self.released.lock().retain(|h, _| !gone.contains(&h.node));
         let mut back = Vec::new();
         self.held.lock().retain(|holder, holds| {
             if gone.contains(&holder.node) {
@@ -128,6 +187,23 @@ impl Holds {
             tracing::info!("{} messages held by nodes that stopped answering go back", back.len());
         }
         requeue(back);
+        emptied
+    }
+
+    /// Applies a node's consumer set for a queue; deletes (through `home`)
+    /// a queue it left with no consumer, if the queue auto-deletes.
+    fn apply_consumers<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(
+        &self,
+        home: &Home<'_, F>,
+        holder: &Holder,
+        target: &QueueRef,
+        queue: &Arc<Queue>,
+        set: ConsumerSet,
+    ) -> ConsumerStatus {
+        let mut emptied = Emptied::new();
+        let status = self.stand_ins.apply(holder, target, queue, set, &mut emptied);
+        home.auto_delete(emptied);
+        status
     }
 }
 
@@ -150,6 +226,15 @@ fn requeue(holds: Vec<Hold>) {
     settle(holds, Settlement::Requeue);
 }
 
+/// Back in place, not redelivered: they never reached a consumer.
+fn return_in_place(holds: Vec<Hold>) {
+    for hold in holds {
+        if let Some(queue) = hold.queue.upgrade() {
+            queue.return_undelivered(hold.entry, true);
+        }
+    }
+}
+
 /// What answering a call needs of the broker: this node's queues (the
 /// broker's, which sits above the queues), its holds and its store.
 pub(crate) struct Home<'a, F: Fn(&QueueRef) -> Option<Arc<Queue>>> {
@@ -157,12 +242,21 @@ pub(crate) struct Home<'a, F: Fn(&QueueRef) -> Option<Arc<Queue>>> {
     pub find: F,
     pub holds: &'a Holds,
     pub durability: &'a Durability,
+    /// Deletes an auto-delete queue whose last consumer went, on every node.
+    pub delete_everywhere: &'a (dyn Fn(&Arc<Queue>) + Sync),
 }
 
 impl<F: Fn(&QueueRef) -> Option<Arc<Queue>>> Home<'_, F> {
     /// The real queue a call names: None if this node is not its home.
     fn queue(&self, queue: &QueueRef) -> Option<Arc<Queue>> {
         (self.find)(queue).filter(|found| !found.is_proxy())
+    }
+
+    /// Deletes those of `emptied` that auto-delete.
+    fn auto_delete(&self, emptied: Emptied) {
+        for queue in emptied.into_iter().filter(|q| q.settings.auto_delete) {
+            (self.delete_everywhere)(&queue);
+        }
     }
 }
 
@@ -176,28 +270,52 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
             publish(home.durability, &queue, messages).await
         }
         Call::Take {
-            queue,
+            queue: target,
             holder,
+            batch,
+            for_consumers,
             max,
             wait_ms,
+            consumers,
         } => {
-            home.holds.forget_earlier_lives(&holder);
-            let Some(queue) = home.queue(&queue) else {
+            home.auto_delete(home.holds.forget_earlier_lives(&holder));
+            let Some(queue) = home.queue(&target) else {
                 return Answer::NotFound;
             };
             // A node whose consumers wait on it uses it (`x-expires`).
             queue.touch();
+            let status = home.holds.apply_consumers(home, &holder, &target, &queue, consumers);
             let deadline = Instant::now() + Duration::from_millis(u64::from(wait_ms)).min(TAKE_WAIT_MAX);
             loop {
-                let messages = take(home.holds, &queue, &holder, max);
+                // A take for consumers takes only while one of them may
+                // receive (looked at again each time: one may be
+                // cancelled, or another become the single active one).
+                let may = !for_consumers || home.holds.stand_ins.may_receive(&holder, &target, &queue);
+                let messages = if may {
+                    take(home.holds, &queue, &holder, batch, max)
+                } else {
+                    Vec::new()
+                };
                 if !messages.is_empty() || Instant::now() >= deadline {
                     return Answer::Taken {
                         messages,
                         ready: queue.message_count(),
+                        consumers: status,
                     };
                 }
                 tokio::time::sleep(TAKE_POLL).await;
             }
+        }
+        Call::Consumers {
+            queue: target,
+            holder,
+            consumers,
+        } => {
+            home.auto_delete(home.holds.forget_earlier_lives(&holder));
+            let Some(queue) = home.queue(&target) else {
+                return Answer::NotFound;
+            };
+            Answer::Consumers(home.holds.apply_consumers(home, &holder, &target, &queue, consumers))
         }
         Call::Settle {
             queue: _,
@@ -211,15 +329,19 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
                 Outcome::Requeue => Settlement::Requeue,
                 Outcome::Discard => Settlement::Discard,
                 Outcome::Return => {
-                    for hold in holds {
-                        if let Some(queue) = hold.queue.upgrade() {
-                            queue.return_undelivered(hold.entry, true);
-                        }
-                    }
+                    return_in_place(holds);
                     return Answer::Done;
                 }
             };
             settle(holds, settlement);
+            Answer::Done
+        }
+        Call::Release {
+            queue: _,
+            holder,
+            batch,
+        } => {
+            return_in_place(home.holds.release(&holder, batch));
             Answer::Done
         }
         Call::Depth { queue } => match home.queue(&queue) {
@@ -236,14 +358,21 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
     }
 }
 
-fn take(holds: &Holds, queue: &Arc<Queue>, holder: &Holder, max: u32) -> Vec<Taken> {
+fn take(holds: &Holds, queue: &Arc<Queue>, holder: &Holder, batch: u64, max: u32) -> Vec<Taken> {
     let mut taken = Vec::new();
     let mut bytes = 0;
     while taken.len() < max as usize && bytes < TAKE_BYTES {
         let Some((entry, _)) = queue.get(true) else { break };
         bytes += entry.message.body_size();
         let (message, redelivered, delivery_count) = (entry.message.encode(), entry.redelivered, entry.delivery_count);
-        let id = holds.hold(holder, queue, entry);
+        let id = match holds.hold(holder, batch, queue, entry) {
+            Ok(id) => id,
+            Err(entry) => {
+                // Released: its holder gave up on this take.
+                queue.return_undelivered(entry, true);
+                break;
+            }
+        };
         taken.push(Taken {
             id,
             message: message.into(),

@@ -12,10 +12,12 @@
 //! down, the queue cannot be used from here; publishes to it are nacked.
 
 pub(crate) mod calls;
+mod consumers;
 pub(crate) mod home;
+pub(crate) mod stand_ins;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use warren_store::{Offset, QueueId, QueueSummary};
 
-use self::calls::{Answer, Call, Holder, Outcome, QueueRef};
+use self::calls::{Answer, Call, ConsumerSet, ConsumerStatus, Holder, Outcome, QueueRef};
+use self::consumers::Consumers;
 use super::backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, Settlement};
 use super::{deliver_to, AddedHeader, Consumer, Depth, Identity, Queue, QueueEntry, QueueOf, Ticket};
 use crate::message::Message;
@@ -50,6 +53,8 @@ const DEPTH_FRESH: Duration = Duration::from_secs(1);
 enum Outgoing {
     Publish(Vec<u8>, Arc<Ticket>),
     Settle(Vec<u64>, Outcome),
+    /// This node's consumers changed.
+    Consumers(ConsumerSet),
 }
 
 struct Shared {
@@ -64,12 +69,8 @@ struct Shared {
     /// The home's last answer about the queue: ready, consumers, when.
     depth: Mutex<Option<(u64, u64, Instant)>>,
     deleted: AtomicBool,
-}
-
-#[derive(Default)]
-struct Consumers {
-    list: Vec<Arc<Consumer>>,
-    next: usize,
+    /// Numbers this node's takes (`Call::Release`).
+    next_batch: AtomicU64,
 }
 
 pub(crate) struct RemoteQueue {
@@ -104,6 +105,7 @@ pub(crate) fn new(
             wake: Notify::new(),
             depth: Mutex::new(None),
             deleted: AtomicBool::new(false),
+            next_batch: AtomicU64::new(0),
         }),
         persistence,
         outgoing,
@@ -158,31 +160,63 @@ impl Shared {
 
     /// How many this node's consumers can take now (and none if none).
     fn wanted(&self) -> u32 {
-        let consumers = self.consumers.lock();
-        consumers
-            .list
-            .iter()
-            .filter(|c| c.is_active())
-            .map(|c| {
-                if c.no_ack {
-                    TAKE_MAX
-                } else {
-                    c.credit.room().min(c.channel_credit.room())
-                }
-            })
-            .fold(0u32, |sum, room| sum.saturating_add(room))
-            .min(TAKE_MAX)
+        self.consumers.lock().room(TAKE_MAX)
     }
 
     /// A consumer with credit, in turn; its credit taken.
     fn next_consumer(&self) -> Option<Arc<Consumer>> {
-        let mut consumers = self.consumers.lock();
-        let count = consumers.list.len();
-        let at = (0..count)
-            .map(|i| (consumers.next + i) % count)
-            .find(|&i| consumers.list[i].is_active() && consumers.list[i].try_take_credit())?;
-        consumers.next = (at + 1) % count;
-        Some(consumers.list[at].clone())
+        self.consumers.lock().next_with_credit()
+    }
+
+    /// A take for this node's consumers (or a basic.get) and its answer,
+    /// if one came. A take whose answer never came is released, so that
+    /// what it held at home goes back instead of waiting there for this
+    /// node to die.
+    async fn take_from_home(self: &Arc<Self>, for_consumers: bool, max: u32, wait_ms: u32) -> Option<Answer> {
+        let consumers = self.consumer_set();
+        let version = consumers.version;
+        let batch = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        let call = Call::Take {
+            queue: self.target.clone(),
+            holder: self.me.clone(),
+            batch,
+            for_consumers,
+            max,
+            wait_ms,
+            consumers,
+        };
+        let answer = self.call(&call).await;
+        match &answer {
+            Some(Answer::Taken { consumers, .. }) => self.heard(version, consumers),
+            Some(Answer::NotFound) => {}
+            _ => {
+                let release = Call::Release {
+                    queue: self.target.clone(),
+                    holder: self.me.clone(),
+                    batch,
+                };
+                let shared = self.clone();
+                tokio::spawn(async move { shared.settle(&release).await });
+            }
+        }
+        answer
+    }
+
+    /// This node's consumers as the home is told them.
+    fn consumer_set(&self) -> ConsumerSet {
+        self.consumers.lock().set()
+    }
+
+    /// Takes in what the home said of the consumer set of `version`: the
+    /// ones it refused are cancelled; the taker looks again.
+    fn heard(&self, version: u64, status: &ConsumerStatus) {
+        let refused = self.consumers.lock().heard(version, status);
+        for consumer in refused {
+            tracing::info!(queue = %self.target.name, tag = %consumer.tag, "a consumer is cancelled: the queue is in exclusive use on another node");
+            consumer.active.store(false, Ordering::Release);
+            consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
+        }
+        self.wake.notify_one();
     }
 
     fn note_depth(&self, ready: u64, consumers: Option<u64>) {
@@ -245,6 +279,18 @@ impl RemoteQueue {
                         };
                         shared.settle(&call).await;
                     }
+                    Outgoing::Consumers(set) => {
+                        // Not sent again if lost: every take carries the set.
+                        let version = set.version;
+                        let call = Call::Consumers {
+                            queue: shared.target.clone(),
+                            holder: shared.me.clone(),
+                            consumers: set,
+                        };
+                        if let Some(Answer::Consumers(status)) = shared.call(&call).await {
+                            shared.heard(version, &status);
+                        }
+                    }
                 }
             }
             if messages.is_empty() {
@@ -269,36 +315,26 @@ impl RemoteQueue {
     async fn take(shared: Arc<Shared>, outgoing: mpsc::UnboundedSender<Outgoing>) {
         // The first call of this life: the home gives back what an earlier
         // life of this node held (a restart quicker than it noticed).
-        let hello = Call::Take {
-            queue: shared.target.clone(),
-            holder: shared.me.clone(),
-            max: 0,
-            wait_ms: 0,
-        };
-        let _ = shared.call(&hello).await;
+        let _ = shared.take_from_home(true, 0, 0).await;
         loop {
             if shared.deleted.load(Ordering::Acquire) {
                 return;
             }
             let wanted = shared.wanted();
-            let consumed = !shared.consumers.lock().list.is_empty();
+            let consumed = !shared.consumers.lock().is_empty();
             if wanted == 0 {
                 // Woken by a consumer, by credit coming back, or to look again.
                 let woken = tokio::time::timeout(Duration::from_secs(1), shared.wake.notified()).await;
                 if woken.is_ok() || !consumed {
                     continue;
                 }
-                // Consumers here with no room: the home still hears of
-                // them each second (`x-expires` counts them as a use).
+                // Consumers here with no room (or none the home lets
+                // receive): the home still hears of them each second
+                // (`x-expires` counts them as a use) and says who may.
             }
-            let call = Call::Take {
-                queue: shared.target.clone(),
-                holder: shared.me.clone(),
-                max: wanted,
-                wait_ms: if wanted == 0 { 0 } else { TAKE_WAIT_MS },
-            };
-            let (messages, ready) = match shared.call(&call).await {
-                Some(Answer::Taken { messages, ready }) => (messages, ready),
+            let wait_ms = if wanted == 0 { 0 } else { TAKE_WAIT_MS };
+            let (messages, ready) = match shared.take_from_home(true, wanted, wait_ms).await {
+                Some(Answer::Taken { messages, ready, .. }) => (messages, ready),
                 Some(Answer::NotFound) => {
                     tracing::warn!(queue = %shared.target.name, home = %shared.home, "the queue is not on its home node");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -383,31 +419,57 @@ impl QueueBackend for RemoteQueue {
         Enqueued::Replicating(ticket)
     }
 
+    /// Asks the home, which knows every node's consumers, whether it may
+    /// join; while the home does not answer, it joins here and the home
+    /// hears of it with the next take.
     fn add_consumer(&self, _queue: &Arc<Queue>, consumer: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
-        let mut consumers = self.shared.consumers.lock();
-        if consumers.list.iter().any(|c| c.exclusive) || (consumer.exclusive && !consumers.list.is_empty()) {
-            return Err(ConsumeRefusal::ExclusiveInUse);
+        let (key, set) = {
+            let mut consumers = self.shared.consumers.lock();
+            if consumers.refuses(&consumer) {
+                return Err(ConsumeRefusal::ExclusiveInUse);
+            }
+            let key = consumers.add(consumer);
+            (key, consumers.set())
+        };
+        if self.shared.link.is_running(&self.shared.home) {
+            let version = set.version;
+            let call = Call::Consumers {
+                queue: self.shared.target.clone(),
+                holder: self.shared.me.clone(),
+                consumers: set,
+            };
+            if let Some(Answer::Consumers(status)) = self.shared.call_blocking(call) {
+                if status.refused.contains(&key) {
+                    self.shared.consumers.lock().remove_key(key);
+                    return Err(ConsumeRefusal::ExclusiveInUse);
+                }
+                self.shared.heard(version, &status);
+            }
         }
-        consumers.list.push(consumer);
-        drop(consumers);
         self.shared.wake.notify_one();
         Ok(())
     }
 
     fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
-        self.shared.consumers.lock().list.retain(|c| !Arc::ptr_eq(c, consumer));
+        let set = {
+            let mut consumers = self.shared.consumers.lock();
+            if !consumers.remove(consumer) {
+                return false;
+            }
+            consumers.set()
+        };
+        self.send(Outgoing::Consumers(set));
         // Auto-delete is the home's to decide (its consumers are not all here).
         false
     }
 
     fn get(&self, queue: &Arc<Queue>, ack_required: bool) -> Option<(QueueEntry, u64)> {
-        let call = Call::Take {
-            queue: self.shared.target.clone(),
-            holder: self.shared.me.clone(),
-            max: 1,
-            wait_ms: 0,
-        };
-        let Some(Answer::Taken { mut messages, ready }) = self.shared.call_blocking(call) else {
+        let shared = self.shared.clone();
+        let answer = crate::blocking::wait(async move { shared.take_from_home(false, 1, 0).await }).flatten();
+        let Some(Answer::Taken {
+            mut messages, ready, ..
+        }) = answer
+        else {
             return None;
         };
         self.shared.note_depth(ready, None);
@@ -466,7 +528,7 @@ impl QueueBackend for RemoteQueue {
     fn delete(&self, queue: &Arc<Queue>) -> u64 {
         self.shared.deleted.store(true, Ordering::Release);
         self.shared.wake.notify_one();
-        let consumers = std::mem::take(&mut self.shared.consumers.lock().list);
+        let consumers = self.shared.consumers.lock().clear();
         for consumer in consumers {
             consumer.active.store(false, Ordering::Release);
             consumer.sink.cancelled(consumer.channel, consumer.tag.clone());
@@ -516,7 +578,8 @@ impl QueueBackend for RemoteQueue {
             ready_bytes: 0,
             paged_out: 0,
             paged_out_bytes: 0,
-            consumers: home_consumers + self.consumer_count(),
+            // The home counts every node's, these among them.
+            consumers: home_consumers.max(self.shared.consumers.lock().len() as u64),
         }
     }
 
@@ -528,12 +591,24 @@ impl QueueBackend for RemoteQueue {
         None
     }
 
+    /// Asked of the home, which counts every node's consumers (if-unused,
+    /// queue.declare-ok); this node's alone while it does not answer.
     fn consumer_count(&self) -> u64 {
-        self.shared.consumers.lock().list.len() as u64
+        let here = self.shared.consumers.lock().len() as u64;
+        if self.shared.link.is_running(&self.shared.home) {
+            let call = Call::Depth {
+                queue: self.shared.target.clone(),
+            };
+            if let Some(Answer::Depth { ready, consumers }) = self.shared.call_blocking(call) {
+                self.shared.note_depth(ready, Some(consumers));
+                return consumers.max(here);
+            }
+        }
+        here
     }
 
     fn consumers(&self) -> Vec<Arc<Consumer>> {
-        self.shared.consumers.lock().list.clone()
+        self.shared.consumers.lock().all()
     }
 
     fn touch(&self) {}
