@@ -210,9 +210,15 @@ async fn other_nodes_consumers_stand_in_at_home() {
 
     // n2 comes back as a new life: its earlier life's consumer goes, and
     // with it the auto-delete queue's last consumer.
-    home.status(take("shared", &node("n2", 2), 1, 0)).await;
+    let n2 = node("n2", 2);
+    home.status(take("shared", &n2, 1, 0)).await;
     assert_eq!(queue.consumer_count(), 0);
     assert_eq!(*home.deleted.lock(), ["shared"]);
+    // A call of the earlier life that comes late is not answered.
+    assert!(matches!(
+        home.ask(consumers("shared", &node("n2", 1), 3, &[(1, true)])).await,
+        Answer::NotFound
+    ));
 
     // Single active consumer: the first in the queue's list, on any node;
     // a take for the others' consumers takes nothing.

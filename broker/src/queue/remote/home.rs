@@ -40,12 +40,17 @@ struct Hold {
     batch: u64,
 }
 
+/// A call from an earlier life of a node than one that called already.
+pub(crate) struct Stale;
+
 /// What every node holds of this node's queues.
 #[derive(Default)]
 pub(crate) struct Holds {
     held: Mutex<HashMap<Holder, HashMap<u64, Hold>>>,
     /// Since when each holder's node was seen not running.
     absent: Mutex<HashMap<String, Instant>>,
+    /// The newest life each node called from.
+    lives: Mutex<HashMap<String, u64>>,
     /// Takes whose answers never reached their holders, newest last
     /// (locked inside `held`, so a take still running holds nothing more).
     released: Mutex<HashMap<Holder, VecDeque<u64>>>,
@@ -61,18 +66,27 @@ impl Holds {
         crate::clock::now_ms() << 20
     }
 
-    /// A new life of a node called: what its earlier lives held goes back,
-    /// and their consumers' stand-ins go.
-    fn forget_earlier_lives(&self, holder: &Holder) -> Emptied {
-        let emptied = self
-            .stand_ins
-            .drop_where(|h| h.node == holder.node && h.boot != holder.boot);
+    /// A call from `holder`: if it is a node's new life, what its earlier
+    /// lives held goes back, and their consumers' stand-ins go (looked at
+    /// once per life). `Stale` for a call of an earlier life that came
+    /// late, which is not answered.
+    fn greet(&self, holder: &Holder) -> Result<Emptied, Stale> {
+        {
+            let mut lives = self.lives.lock();
+            match lives.get(&holder.node) {
+                Some(&known) if known == holder.boot => return Ok(Emptied::new()),
+                Some(&known) if known > holder.boot => return Err(Stale),
+                _ => {
+                    lives.insert(holder.node.clone(), holder.boot);
+                }
+            }
+        }
+        let earlier = |h: &Holder| h.node == holder.node && h.boot < holder.boot;
+        let emptied = self.stand_ins.drop_where(earlier);
         let mut back = Vec::new();
-        self.released
-            .lock()
-            .retain(|h, _| h.node != holder.node || h.boot == holder.boot);
+        self.released.lock().retain(|h, _| !earlier(h));
         self.held.lock().retain(|h, holds| {
-            if h.node == holder.node && h.boot != holder.boot {
+            if earlier(h) {
                 back.extend(std::mem::take(holds).into_values());
                 false
             } else {
@@ -80,7 +94,7 @@ impl Holds {
             }
         });
         requeue(back);
-        emptied
+        Ok(emptied)
     }
 
     /// Holds `entry` for `holder`'s take `batch`; gives it back if that
@@ -169,10 +183,11 @@ impl Holds {
                 }
             }
         }
-        if gone.is_empty() {
-            return Emptied::new();
-        }
+        // (Also forgets the visits of queues deleted since.)
         let emptied = self.stand_ins.drop_where(|h| gone.contains(&h.node));
+        if gone.is_empty() {
+            return emptied;
+        }
         self.released.lock().retain(|h, _| !gone.contains(&h.node));
         let mut back = Vec::new();
         self.held.lock().retain(|holder, holds| {
@@ -278,7 +293,10 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
             wait_ms,
             consumers,
         } => {
-            home.auto_delete(home.holds.forget_earlier_lives(&holder));
+            match home.holds.greet(&holder) {
+                Ok(emptied) => home.auto_delete(emptied),
+                Err(Stale) => return Answer::NotFound,
+            }
             let Some(queue) = home.queue(&target) else {
                 return Answer::NotFound;
             };
@@ -311,7 +329,10 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
             holder,
             consumers,
         } => {
-            home.auto_delete(home.holds.forget_earlier_lives(&holder));
+            match home.holds.greet(&holder) {
+                Ok(emptied) => home.auto_delete(emptied),
+                Err(Stale) => return Answer::NotFound,
+            }
             let Some(queue) = home.queue(&target) else {
                 return Answer::NotFound;
             };

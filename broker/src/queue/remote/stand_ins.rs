@@ -111,11 +111,14 @@ impl StandIns {
     }
 
     /// Takes out the stand-ins of every holder `gone` names (a node that
-    /// stopped answering, an earlier life of a node).
+    /// stopped answering, an earlier life of a node), and forgets the
+    /// visits of queues that were deleted.
     pub(crate) fn drop_where(&self, gone: impl Fn(&Holder) -> bool) -> Emptied {
         let mut dropped = Vec::new();
         self.visits.lock().retain(|(holder, _), visit| {
-            if gone(holder) {
+            if visit.queue.strong_count() == 0 {
+                false
+            } else if gone(holder) {
                 dropped.push((visit.queue.clone(), std::mem::take(&mut visit.stand_ins)));
                 false
             } else {
