@@ -62,6 +62,8 @@ pub async fn run(
     let mut body = Vec::new();
     let mut expecting = 0usize;
     let mut in_delivery = false;
+    // A delivery has been complete since the last basic.deliver.
+    let mut delivered = false;
     loop {
         // Frames already read need no timer: one per frame cost as much
         // as a tenth of the consumer's time at a million deliveries a second.
@@ -92,6 +94,7 @@ pub async fn run(
             Frame::Method(_, Method::BasicDeliver(d)) => {
                 last_tag = d.delivery_tag;
                 in_delivery = true;
+                delivered = false;
                 body.clear();
             }
             Frame::Method(_, Method::ChannelClose(c)) => {
@@ -104,10 +107,18 @@ pub async fn run(
                 }
             }
             Frame::Body(_, chunk) if in_delivery => {
-                body.extend_from_slice(&chunk);
-                if body.len() >= expecting {
+                // A body in one frame (the common case) is read where it
+                // is; only one in several frames is gathered first.
+                let whole: Option<&[u8]> = if body.is_empty() && chunk.len() >= expecting {
+                    Some(&chunk)
+                } else {
+                    body.extend_from_slice(&chunk);
+                    (body.len() >= expecting).then_some(&body)
+                };
+                if let Some(whole) = whole {
                     in_delivery = false;
-                    record(&body, &mut result, start);
+                    delivered = true;
+                    record(whole, &mut result, start);
                     counters.consumed.fetch_add(1, Ordering::Relaxed);
                     if !config.auto_ack {
                         unacked += 1;
@@ -123,16 +134,12 @@ pub async fn run(
             }
             _ => {}
         }
-        if writer.pending() > 16 * 1024 || (writer.pending() > 0 && reader_idle_hint(&body)) {
+        // Acks go out once a delivery is complete (the same moment the
+        // gathered body used to signal).
+        if writer.pending() > 16 * 1024 || (writer.pending() > 0 && delivered) {
             writer.flush().await?;
         }
     }
-}
-
-/// Acks are flushed at the end of each delivery batch; the body buffer being
-/// complete is the cheap signal that one delivery just finished.
-fn reader_idle_hint(body: &[u8]) -> bool {
-    !body.is_empty()
 }
 
 fn record(body: &[u8], result: &mut ConsumerResult, start: Instant) {
