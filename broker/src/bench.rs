@@ -40,14 +40,7 @@ impl Routed {
 impl Default for RoutingBench {
     fn default() -> Self {
         RoutingBench {
-            vhost: Arc::new(VHost::new(
-                "/",
-                None,
-                Default::default(),
-                Arc::new(crate::policy::Policies::load(None, &[])),
-                Default::default(),
-                None,
-            )),
+            vhost: VHost::standalone("/"),
         }
     }
 }

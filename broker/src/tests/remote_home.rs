@@ -18,14 +18,7 @@ use crate::queue::{Queue, QueueSettings};
 use crate::vhost::VHost;
 
 fn vhost() -> Arc<VHost> {
-    Arc::new(VHost::new(
-        "/",
-        None,
-        Default::default(),
-        Arc::new(crate::policy::Policies::load(None, &[])),
-        Default::default(),
-        None,
-    ))
+    VHost::standalone("/")
 }
 
 fn declare(vhost: &Arc<VHost>, name: &str, auto_delete: bool, arguments: &[(&str, FieldValue)]) -> Arc<Queue> {

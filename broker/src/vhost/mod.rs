@@ -62,6 +62,19 @@ pub(crate) struct VHost {
 }
 
 impl VHost {
+    /// A vhost on its own: no store, no policies, no cluster (for
+    /// benchmarks and tests of the queues and exchanges alone).
+    pub(crate) fn standalone(name: &str) -> Arc<VHost> {
+        Arc::new(VHost::new(
+            name,
+            None,
+            Default::default(),
+            Arc::new(Policies::load(None, &[])),
+            Default::default(),
+            None,
+        ))
+    }
+
     pub(crate) fn new(
         name: &str,
         durability: Option<Arc<Durability>>,

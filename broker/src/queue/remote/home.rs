@@ -267,6 +267,16 @@ impl<F: Fn(&QueueRef) -> Option<Arc<Queue>>> Home<'_, F> {
         (self.find)(queue).filter(|found| !found.is_proxy())
     }
 
+    /// The queue a node's call names, once that node is greeted (None: a
+    /// call of an earlier life of it, or no such queue here).
+    fn greet_and_find(&self, holder: &Holder, target: &QueueRef) -> Option<Arc<Queue>> {
+        match self.holds.greet(holder) {
+            Ok(emptied) => self.auto_delete(emptied),
+            Err(Stale) => return None,
+        }
+        self.queue(target)
+    }
+
     /// Deletes those of `emptied` that auto-delete.
     fn auto_delete(&self, emptied: Emptied) {
         for queue in emptied.into_iter().filter(|q| q.settings.auto_delete) {
@@ -293,11 +303,7 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
             wait_ms,
             consumers,
         } => {
-            match home.holds.greet(&holder) {
-                Ok(emptied) => home.auto_delete(emptied),
-                Err(Stale) => return Answer::NotFound,
-            }
-            let Some(queue) = home.queue(&target) else {
+            let Some(queue) = home.greet_and_find(&holder, &target) else {
                 return Answer::NotFound;
             };
             // A node whose consumers wait on it uses it (`x-expires`).
@@ -329,11 +335,7 @@ pub(crate) async fn answer<F: Fn(&QueueRef) -> Option<Arc<Queue>>>(home: &Home<'
             holder,
             consumers,
         } => {
-            match home.holds.greet(&holder) {
-                Ok(emptied) => home.auto_delete(emptied),
-                Err(Stale) => return Answer::NotFound,
-            }
-            let Some(queue) = home.queue(&target) else {
+            let Some(queue) = home.greet_and_find(&holder, &target) else {
                 return Answer::NotFound;
             };
             Answer::Consumers(home.holds.apply_consumers(home, &holder, &target, &queue, consumers))
