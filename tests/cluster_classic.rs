@@ -285,3 +285,42 @@ async fn a_queue_redeclared_elsewhere_while_a_node_was_away_is_the_new_one_there
     let got = get_one(&ch3, "moved").await;
     assert_eq!(got.delivery.data, b"on n2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_to_a_queue_whose_home_is_down_are_nacked() {
+    // Nacked, never confirmed and dropped (RabbitMQ's channel nacks what
+    // it sent to a queue process that is down). What was confirmed before
+    // is there again once the home is back.
+    let (data, cluster, _http, mut nodes) = three_members().await;
+    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
+    ch1.queue_declare("homebound".into(), durable(), FieldTable::default())
+        .await
+        .expect("declare on n1");
+    let n2 = nodes[1].take().expect("n2");
+    wait_for_count(&n2, "homebound", Some(0)).await;
+    let (_c2, ch2) = amqp(&n2).await;
+    ch2.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    publish(&ch2, "", "homebound", b"kept").await;
+    nodes[0].take().expect("n1").crash();
+    let confirm = ch2
+        .basic_publish(
+            "".into(),
+            "homebound".into(),
+            BasicPublishOptions::default(),
+            b"refused",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("a confirm");
+    assert!(
+        confirm.is_nack(),
+        "a publish to a queue whose home is down was {confirm:?}"
+    );
+    nodes[0] = Some(cluster.start(0, data.path()));
+    wait_for_count(nodes[0].as_ref().unwrap(), "homebound", Some(1)).await;
+    wait_for_count(&n2, "homebound", Some(1)).await;
+}
