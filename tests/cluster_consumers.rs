@@ -225,3 +225,38 @@ async fn an_auto_delete_queue_goes_with_the_last_consumer_of_any_node() {
     nodes[2].take().expect("n3").crash();
     wait_exists(nodes[0].as_ref().unwrap(), "orphan", false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_delete_queue_declared_again_at_once_stays() {
+    // The last consumer goes and the client declares the queue again at
+    // once (as RPC clients do with their reply queues): the new queue must
+    // not be taken by the delete of the old one, on any node.
+    let (_data, _cluster, _http, nodes) = three_members().await;
+    let [n1, n2, _] = [0, 1, 2].map(|i| nodes[i].as_ref().unwrap());
+    let (_c1, ch1) = amqp(n1).await;
+    let auto = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    for round in 0..10 {
+        let name = format!("again-{round}");
+        ch1.queue_declare(name.as_str().into(), auto, FieldTable::default())
+            .await
+            .expect("declare");
+        let consumer = consume_as(&ch1, &name, "once", false).await.expect("consume");
+        ch1.basic_cancel("once".into(), BasicCancelOptions::default())
+            .await
+            .expect("cancel");
+        drop(consumer);
+        ch1.queue_declare(name.as_str().into(), auto, FieldTable::default())
+            .await
+            .expect("declared again");
+        // Held by a consumer this time, so that only a wrong delete ends it.
+        let _keep = consume_as(&ch1, &name, "keep", false).await.expect("consume again");
+        wait_consumers(n1, &name, 1).await;
+        wait_consumers(n2, &name, 1).await;
+        let (_c, ch) = amqp(n1).await;
+        let still = passive_declare(&ch, &name).await;
+        assert!(still.is_ok(), "round {round}: the queue declared again went: {still:?}");
+    }
+}
