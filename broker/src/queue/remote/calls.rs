@@ -42,7 +42,8 @@ pub(crate) enum Call {
     Take {
         queue: QueueRef,
         holder: Holder,
-        /// The holder's number for this take (see `Release`).
+        /// The holder's number for this take, unique among all its takes
+        /// of every queue (see `Release`).
         batch: u64,
         /// For the holder's consumers (not a basic.get): only while the
         /// home lets one of them receive (single active consumer; none

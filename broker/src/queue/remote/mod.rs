@@ -69,9 +69,11 @@ struct Shared {
     /// The home's last answer about the queue: ready, consumers, when.
     depth: Mutex<Option<(u64, u64, Instant)>>,
     deleted: AtomicBool,
-    /// Numbers this node's takes (`Call::Release`).
-    next_batch: AtomicU64,
 }
+
+/// Numbers this node's takes, of every queue (`Call::Release` names one;
+/// the home keeps what each take held under its number).
+static NEXT_BATCH: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) struct RemoteQueue {
     shared: Arc<Shared>,
@@ -105,7 +107,6 @@ pub(crate) fn new(
             wake: Notify::new(),
             depth: Mutex::new(None),
             deleted: AtomicBool::new(false),
-            next_batch: AtomicU64::new(0),
         }),
         persistence,
         outgoing,
@@ -175,7 +176,7 @@ impl Shared {
     async fn take_from_home(self: &Arc<Self>, for_consumers: bool, max: u32, wait_ms: u32) -> Option<Answer> {
         let consumers = self.consumer_set();
         let version = consumers.version;
-        let batch = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        let batch = NEXT_BATCH.fetch_add(1, Ordering::Relaxed);
         let call = Call::Take {
             queue: self.target.clone(),
             holder: self.me.clone(),
@@ -189,6 +190,10 @@ impl Shared {
         match &answer {
             Some(Answer::Taken { consumers, .. }) => self.heard(version, consumers),
             Some(Answer::NotFound) => {}
+            // A home that is down (or cut off from this node) holds
+            // nothing of it for long: a restart forgets its holds, and a
+            // home that finds this node gone gives them back.
+            _ if !self.link.is_running(&self.home) => {}
             _ => {
                 let release = Call::Release {
                     queue: self.target.clone(),
