@@ -455,6 +455,10 @@ impl QueueBackend for RemoteQueue {
         Ok(())
     }
 
+    /// The home hears of it before the cancel is answered, so it hands
+    /// this node nothing more for it (a single active consumer's successor
+    /// starts at the next message); while the home does not answer, it
+    /// hears with the next call.
     fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) -> bool {
         let set = {
             let mut consumers = self.shared.consumers.lock();
@@ -463,6 +467,18 @@ impl QueueBackend for RemoteQueue {
             }
             consumers.set()
         };
+        if self.shared.link.is_running(&self.shared.home) {
+            let version = set.version;
+            let call = Call::Consumers {
+                queue: self.shared.target.clone(),
+                holder: self.shared.me.clone(),
+                consumers: set.clone(),
+            };
+            if let Some(Answer::Consumers(status)) = self.shared.call_blocking(call) {
+                self.shared.heard(version, &status);
+                return false;
+            }
+        }
         self.send(Outgoing::Consumers(set));
         // Auto-delete is the home's to decide (its consumers are not all here).
         false
