@@ -207,6 +207,15 @@ impl Shared {
         answer
     }
 
+    /// Tells the home this node's consumers of the queue.
+    fn consumers_call(&self, consumers: ConsumerSet) -> Call {
+        Call::Consumers {
+            queue: self.target.clone(),
+            holder: self.me.clone(),
+            consumers,
+        }
+    }
+
     /// This node's consumers as the home is told them.
     fn consumer_set(&self) -> ConsumerSet {
         self.consumers.lock().set()
@@ -287,11 +296,7 @@ impl RemoteQueue {
                     Outgoing::Consumers(set) => {
                         // Not sent again if lost: every take carries the set.
                         let version = set.version;
-                        let call = Call::Consumers {
-                            queue: shared.target.clone(),
-                            holder: shared.me.clone(),
-                            consumers: set,
-                        };
+                        let call = shared.consumers_call(set);
                         if let Some(Answer::Consumers(status)) = shared.call(&call).await {
                             shared.heard(version, &status);
                         }
@@ -438,11 +443,7 @@ impl QueueBackend for RemoteQueue {
         };
         if self.shared.link.is_running(&self.shared.home) {
             let version = set.version;
-            let call = Call::Consumers {
-                queue: self.shared.target.clone(),
-                holder: self.shared.me.clone(),
-                consumers: set,
-            };
+            let call = self.shared.consumers_call(set);
             if let Some(Answer::Consumers(status)) = self.shared.call_blocking(call) {
                 if status.refused.contains(&key) {
                     self.shared.consumers.lock().remove_key(key);
@@ -469,11 +470,7 @@ impl QueueBackend for RemoteQueue {
         };
         if self.shared.link.is_running(&self.shared.home) {
             let version = set.version;
-            let call = Call::Consumers {
-                queue: self.shared.target.clone(),
-                holder: self.shared.me.clone(),
-                consumers: set.clone(),
-            };
+            let call = self.shared.consumers_call(set.clone());
             if let Some(Answer::Consumers(status)) = self.shared.call_blocking(call) {
                 self.shared.heard(version, &status);
                 return false;
