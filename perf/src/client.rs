@@ -64,10 +64,24 @@ impl FrameReader {
             if let Some(frame) = self.buffered()? {
                 return Ok(frame);
             }
-            if self.socket.read_buf(&mut self.buf).await? == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
+            self.read_more().await?;
         }
+    }
+
+    /// Reads what the socket has into the buffer (failing at its end).
+    pub(crate) async fn read_more(&mut self) -> io::Result<()> {
+        if self.socket.read_buf(&mut self.buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 
     /// The next method on channel 1, failing on a close from the server.

@@ -9,6 +9,7 @@
 
 mod client;
 mod consumer;
+mod delivery_parts;
 mod producer;
 mod stats;
 
