@@ -50,6 +50,8 @@ pub(crate) struct Broker {
     pub reply_targets: ReplyRegistry,
     /// What other nodes of the cluster took from this node's queues.
     pub remote_holds: crate::queue::remote::home::Holds,
+    /// Whether the cluster forgot this node's earlier non-durable queues.
+    pub(crate) earlier_lives: Arc<crate::queue::remote::earlier_lives::EarlierLives>,
     durability: Arc<Durability>,
     /// Flips to true when the broker shuts down.
     shutdown: watch::Sender<bool>,
@@ -148,6 +150,7 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             reply_targets: ReplyRegistry::default(),
             remote_holds: Default::default(),
+            earlier_lives: Default::default(),
             durability,
             shutdown,
             alarms,

@@ -70,6 +70,15 @@ fn replicate_queue_declaration(
         },
         _ => return Ok(()),
     };
+    if !settings.durable {
+        // Ordered after the forgetting of this node's earlier lives' ones.
+        let forgotten = crate::blocking::wait(broker.earlier_lives.forgotten());
+        if let Some(Err(e)) = forgotten {
+            return Err(AmqpError::internal_error(format!(
+                "the cluster could not make the change: {e}"
+            )));
+        }
+    }
     through_metadata_log(broker, change)
 }
 

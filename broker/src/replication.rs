@@ -147,6 +147,12 @@ pub enum MetadataChange {
         auto_delete: bool,
         arguments: Vec<u8>,
     },
+    /// Deletes on every node the non-durable classic queues whose home is
+    /// `home`: it started again, and they died with its earlier life (as
+    /// RabbitMQ's do with their node). `queue::remote::earlier_lives`.
+    ForgetTransientQueues {
+        home: String,
+    },
 }
 
 /// Why a change could not be made through the log.

@@ -144,6 +144,7 @@ pub async fn start(config: BrokerConfig) -> io::Result<RunningBroker> {
     .map_err(std::io::Error::other)??;
     broker.start_shovels();
     if let Some(link) = broker.config.cluster_link.clone() {
+        broker.earlier_lives.forget(link.clone());
         start_sweeping(Arc::downgrade(&broker), link);
     }
     let connections = TaskTracker::new();

@@ -303,9 +303,30 @@ impl Admin {
                 };
                 let me = self.broker.config.cluster_link.as_ref().map(|link| link.this_node().0);
                 let home = crate::queue::Home::seen_from(home.clone(), me.as_deref().unwrap_or_default());
+                let here = matches!(home, crate::queue::Home::Here(_));
+                if here && !durable && !self.broker.earlier_lives.are_forgotten() {
+                    // An earlier life's, which died with it.
+                    return Ok(());
+                }
                 // Found already (applied again after a restart): left as it is.
                 if vhost.queue(name).is_none() {
                     vhost.declare_queue_at(&name.as_str().into(), settings, Some(home))?;
+                }
+                Ok(())
+            }
+            MetadataChange::ForgetTransientQueues { home } => {
+                for vhost in self
+                    .broker
+                    .vhost_names()
+                    .iter()
+                    .filter_map(|name| self.broker.vhost(name))
+                {
+                    for queue in vhost.queues() {
+                        let homed_there = queue.home.as_ref().is_some_and(|h| h.node() == home);
+                        if homed_there && !queue.settings.durable {
+                            vhost.delete_queue(&queue);
+                        }
+                    }
                 }
                 Ok(())
             }

@@ -1,6 +1,10 @@
 //! Persisting a vhost's definitions: durable exchanges, durable queues and
 //! the bindings between durable entities, as RabbitMQ keeps them. Transient
-//! entities (and bindings touching one) are never written.
+//! entities (and bindings touching one) are not written, but for one: in a
+//! cluster, a non-durable classic queue whose home is another node is
+//! written here too (marked transient), with the bindings to it, so that
+//! this node knows it again after a restart (its home lives on; the
+//! cluster forgets it when its home restarts, `queue::remote::earlier_lives`).
 
 use std::sync::Arc;
 
@@ -87,7 +91,8 @@ impl VHost {
         let Some(durability) = &self.durability else {
             return Ok(None);
         };
-        if !settings.durable {
+        let transient = !settings.durable;
+        if transient && !matches!(home, Some(Home::Elsewhere(_))) {
             // Stored only if it pages: no definition, no id until then.
             return Ok(Some(Persistence::paging_only(
                 durability.clone(),
@@ -101,16 +106,17 @@ impl VHost {
             name: name.to_string(),
             id,
             auto_delete: settings.auto_delete,
-            arguments: encode_table(&with_home(&settings.arguments, home)),
+            arguments: encode_table(&with_home(&settings.arguments, home, transient)),
         };
         store.save_queue(&record).map_err(store_error)?;
         durability.wrote();
         Ok(Some(Persistence::durable(durability.clone(), id)))
     }
 
-    fn is_durable(&self, destination: &Destination) -> bool {
+    /// Whether `destination`'s definition is in the store.
+    fn is_stored(&self, destination: &Destination) -> bool {
         match destination {
-            Destination::Queue(q) => q.settings.durable,
+            Destination::Queue(q) => q.settings.durable || matches!(q.home, Some(Home::Elsewhere(_))),
             Destination::Exchange(name) => self.exchange(name).is_some_and(|x| x.settings.durable),
         }
     }
@@ -118,7 +124,7 @@ impl VHost {
     fn binding_record(&self, source: &str, binding: &Binding) -> Option<BindingRecord> {
         self.durability.as_ref()?;
         let source_durable = self.exchange(source).is_some_and(|x| x.settings.durable);
-        if !source_durable || !self.is_durable(&binding.destination) {
+        if !source_durable || !self.is_stored(&binding.destination) {
             return None;
         }
         let destination_kind = match binding.destination {
@@ -156,7 +162,7 @@ impl VHost {
 
     /// Forgets the stored bindings that lead to `destination`.
     pub(super) fn unpersist_bindings_to(&self, destination: &Destination) {
-        if self.durability.is_none() || !self.is_durable(destination) {
+        if self.durability.is_none() || !self.is_stored(destination) {
             return;
         }
         let sources: Vec<Arc<Exchange>> = self.exchanges.iter().map(|x| x.clone()).collect();
@@ -207,26 +213,39 @@ impl VHost {
             return Ok(None);
         };
         let what = format!("queue '{}' in vhost '{}'", record.name, self.name);
-        let (arguments, home) = without_home(decode_table(&record.arguments, &what)?);
+        let (arguments, home, transient) = without_home(decode_table(&record.arguments, &what)?);
         let home = home.and_then(|node| {
             // Outside a cluster (its settings removed), a queue is this node's.
             let (me, _) = self.cluster.as_ref()?.this_node();
             Some(Home::seen_from(node, &me))
         });
+        if transient && !matches!(home, Some(Home::Elsewhere(_))) {
+            // Another node's non-durable queue, and this node is not in
+            // that cluster any more (or is that node): gone.
+            if let Err(e) = durability.store().delete_queue(&self.name, &record.name, record.id) {
+                tracing::error!("forgetting the stored {what} failed: {e}");
+            }
+            return Ok(None);
+        }
         let settings = QueueSettings {
-            durable: true,
+            durable: !transient,
             exclusive_owner: None,
             auto_delete: record.auto_delete,
             arguments,
         };
-        let args =
-            match crate::queue::QueueArguments::parse(&settings.arguments, &what, true, false, record.auto_delete) {
-                Ok(args) => args,
-                Err(e) => {
-                    tracing::warn!("stored {what} has invalid arguments ({e}); recovered without them");
-                    Default::default()
-                }
-            };
+        let args = match crate::queue::QueueArguments::parse(
+            &settings.arguments,
+            &what,
+            !transient,
+            false,
+            record.auto_delete,
+        ) {
+            Ok(args) => args,
+            Err(e) => {
+                tracing::warn!("stored {what} has invalid arguments ({e}); recovered without them");
+                Default::default()
+            }
+        };
         let name = warren_protocol::ShortStr::from(record.name.as_str());
         let persistence = Persistence::durable(durability, record.id);
         let applied = self.policies_for_queue(&name, &args);
@@ -270,9 +289,11 @@ impl VHost {
 /// The argument a stored queue's home is kept under (in the store only:
 /// clients never see it).
 const HOME_ARGUMENT: &str = "x-warren-home";
+/// The argument that marks a stored queue as another node's non-durable one.
+const TRANSIENT_ARGUMENT: &str = "x-warren-transient";
 
 /// A queue's arguments as the store keeps them: with its home, if any.
-fn with_home(arguments: &FieldTable, home: Option<&Home>) -> FieldTable {
+fn with_home(arguments: &FieldTable, home: Option<&Home>, transient: bool) -> FieldTable {
     let mut stored = arguments.clone();
     if let Some(home) = home {
         stored.insert(
@@ -280,14 +301,19 @@ fn with_home(arguments: &FieldTable, home: Option<&Home>) -> FieldTable {
             warren_protocol::FieldValue::LongStr(Bytes::copy_from_slice(home.node().as_bytes())),
         );
     }
+    if transient {
+        stored.insert(TRANSIENT_ARGUMENT, warren_protocol::FieldValue::Bool(true));
+    }
     stored
 }
 
-/// A stored queue's arguments, and the home kept among them.
-fn without_home(mut arguments: FieldTable) -> (FieldTable, Option<String>) {
+/// A stored queue's arguments, the home kept among them, and whether it
+/// is another node's non-durable queue.
+fn without_home(mut arguments: FieldTable) -> (FieldTable, Option<String>, bool) {
     let home = arguments.remove(HOME_ARGUMENT).and_then(|value| match value {
         warren_protocol::FieldValue::LongStr(bytes) => String::from_utf8(bytes.to_vec()).ok(),
         _ => None,
     });
-    (arguments, home)
+    let transient = arguments.remove(TRANSIENT_ARGUMENT).is_some();
+    (arguments, home, transient)
 }

@@ -13,6 +13,7 @@
 
 pub(crate) mod calls;
 mod consumers;
+pub(crate) mod earlier_lives;
 pub(crate) mod home;
 pub(crate) mod stand_ins;
 
