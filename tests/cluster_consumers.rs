@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster_clients::{amqp, declare, next_delivery, publish_confirmed, three_members};
+use common::cluster_clients::{amqp, declare, next_delivery, publish_confirmed, three_members, wait_exists};
 use common::{passive_declare, Warren};
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
@@ -44,23 +44,6 @@ async fn wait_consumers(node: &Warren, queue: &str, count: u32) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "{queue} through {}: {now:?} consumers, not {count}",
-            node.addr
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until `queue` exists through `node` (or no longer does).
-async fn wait_exists(node: &Warren, queue: &str, exists: bool) {
-    let started = Instant::now();
-    loop {
-        let (_connection, channel) = amqp(node).await;
-        if passive_declare(&channel, queue).await.is_ok() == exists {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{queue} through {}: exists is not {exists}",
             node.addr
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

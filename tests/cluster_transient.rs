@@ -8,28 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster_clients::{amqp, three_members};
-use common::{passive_declare, Warren};
+use common::cluster_clients::{amqp, three_members, wait_exists};
+use common::Warren;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
-
-/// Waits until `queue` exists through `node` (or no longer does).
-async fn wait_exists(node: &Warren, queue: &str, exists: bool) {
-    let started = Instant::now();
-    loop {
-        let (_connection, channel) = amqp(node).await;
-        if passive_declare(&channel, queue).await.is_ok() == exists {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{queue} through {}: exists is not {exists}",
-            node.addr
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn declare(node: &Warren, queue: &str, durable: bool) {
     let (_connection, channel) = amqp(node).await;

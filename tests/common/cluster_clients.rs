@@ -166,3 +166,20 @@ pub async fn next_delivery(consumer: &mut lapin::Consumer, within: Duration) -> 
         .expect("the consumer is open")
         .expect("a delivery")
 }
+
+/// Waits until `queue` exists through `node` (or no longer does).
+pub async fn wait_exists(node: &Warren, queue: &str, exists: bool) {
+    let started = Instant::now();
+    loop {
+        let (_connection, channel) = amqp(node).await;
+        if super::passive_declare(&channel, queue).await.is_ok() == exists {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{queue} through {}: exists is not {exists}",
+            node.addr
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
