@@ -11,9 +11,14 @@ use openraft::{Config, SnapshotPolicy};
 pub(crate) fn raft_config(name: &str, snapshot_every: u64, max_payload: u64) -> Result<Arc<Config>, String> {
     Config {
         cluster_name: name.into(),
+        // A follower that knew a leader stands for election once the
+        // leader's lease (openraft: the longest election timeout) and an
+        // election timeout have passed without a heartbeat: 0.9-1.2 s
+        // (with 500-1000 ms, 1.5-2 s: a dead queue leader's publishers
+        // waited up to 2 s for the next confirm).
         heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
         max_in_snapshot_log_to_keep: 100,
         max_payload_entries: max_payload,
