@@ -20,6 +20,7 @@
 
 mod arguments;
 mod backend;
+mod backlog;
 mod classic;
 mod consumer;
 mod dead_letter;

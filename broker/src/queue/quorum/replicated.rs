@@ -15,10 +15,9 @@
 //!   held.
 //!
 //! Every proposal goes through one driver task per queue, in order and in
-//! batches (one publisher's messages keep their order). Not yet here: TTLs,
-//! the delivery limit and dead-lettering, single active consumer, returning
-//! what a dead node held before it comes back, and memory limits on what
-//! waits to be proposed.
+//! batches (one publisher's messages keep their order). What waits to
+//! be committed is bounded (`backlog.rs`): past 16 MiB of proposed
+//! publishes, a publisher waits for the group.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -36,6 +35,7 @@ use super::machine::{
 use super::DEFAULT_DELIVERY_LIMIT;
 use crate::clock::now_ms;
 use crate::message::Message;
+use crate::queue::backlog::{Backlog, Share, BACKLOG_LIMIT};
 use crate::queue::dead_letter::{self, DeathReason};
 use crate::queue::local::delivery_count;
 use crate::queue::{
@@ -57,6 +57,8 @@ struct Pending {
     command: Command,
     reply: Option<oneshot::Sender<Option<Reply>>>,
     ticket: Option<Arc<Ticket>>,
+    /// A publish's bytes in the queue's backlog, until it is answered.
+    share: Option<Share>,
 }
 
 impl Pending {
@@ -66,6 +68,7 @@ impl Pending {
             command,
             reply: None,
             ticket: None,
+            share: None,
         }
     }
 }
@@ -107,6 +110,9 @@ pub(crate) struct ReplicatedQueue {
     group_size: Option<std::num::NonZeroUsize>,
     group: OnceLock<Arc<dyn ReplicatedGroup>>,
     proposals: mpsc::UnboundedSender<Pending>,
+    /// Publishes proposed and not yet committed: past its limit, a
+    /// publisher waits.
+    backlog: Arc<Backlog>,
     /// The driver's end, until `attach` starts it.
     inbox: Mutex<Option<mpsc::UnboundedReceiver<Pending>>>,
 }
@@ -143,6 +149,7 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
         link,
         group: OnceLock::new(),
         proposals,
+        backlog: Backlog::new(BACKLOG_LIMIT),
         inbox: Mutex::new(Some(inbox)),
     };
     let queue: Arc<QueueOf<ReplicatedQueue>> = Arc::new(QueueOf::assemble(identity, backend));
@@ -385,10 +392,12 @@ impl Held {
 impl ReplicatedQueue {
     fn propose(&self, command: Command, ticket: Option<Arc<Ticket>>) -> Option<oneshot::Receiver<Option<Reply>>> {
         let (reply, answer) = oneshot::channel();
+        let share = ticket.is_some().then(|| self.backlog.add(command.message_bytes()));
         let sent = self.proposals.send(Pending {
             command,
             reply: Some(reply),
             ticket,
+            share,
         });
         sent.ok().map(|()| answer)
     }
@@ -503,7 +512,7 @@ impl ReplicatedQueue {
                     } else {
                         p.command
                     };
-                    (command, (p.reply, p.ticket))
+                    (command, (p.reply, p.ticket, p.share))
                 })
                 .unzip();
             tracing::debug!("proposing {} commands, checkout of {wanted}", commands.len());
@@ -528,7 +537,8 @@ impl ReplicatedQueue {
                     .collect();
             }
             let mut replies = replies.unwrap_or_default().into_iter();
-            for (waiter, ticket) in waiters {
+            // Each publish leaves the backlog as it is answered.
+            for (waiter, ticket, _share) in waiters {
                 let reply = replies.next();
                 if let Some(ticket) = ticket {
                     ticket.settle(reply.as_ref().is_some_and(|r| *r == Reply::Enqueued));
@@ -612,6 +622,7 @@ impl QueueBackend for ReplicatedQueue {
             return Enqueued::Rejected;
         }
         queue.counters.published_locked();
+        self.backlog.wait_below_limit(|| self.proposals.is_closed());
         Enqueued::Replicating(ticket)
     }
 

@@ -8,6 +8,9 @@
 //! requeues are forwarded back); basic.get takes one. The calls and the
 //! home's side are in `calls.rs` and `home.rs`.
 //!
+//! Publishes forwarded and not yet stored at home are bounded
+//! (`backlog.rs`): past the limit a publisher waits for the home.
+//!
 //! What it does not promise (nor does RabbitMQ's): while the home node is
 //! down, the queue cannot be used from here; publishes to it are nacked.
 
@@ -29,6 +32,7 @@ use warren_store::{Offset, QueueId, QueueSummary};
 use self::calls::{Answer, Call, ConsumerSet, ConsumerStatus, Holder, Outcome, QueueRef};
 use self::consumers::Consumers;
 use super::backend::{ConsumeRefusal, Enqueued, Head, QueueBackend, Settlement};
+use super::backlog::{Backlog, Share, BACKLOG_LIMIT};
 use super::{deliver_to, AddedHeader, Consumer, Depth, Identity, Queue, QueueEntry, QueueOf, Ticket};
 use crate::message::Message;
 use crate::replication::ClusterLink;
@@ -52,7 +56,8 @@ const DEPTH_FRESH: Duration = Duration::from_secs(1);
 
 /// What waits to be sent to the home.
 enum Outgoing {
-    Publish(Vec<u8>, Arc<Ticket>),
+    /// A message, its confirm, and its bytes in the backlog.
+    Publish(Vec<u8>, Arc<Ticket>, Share),
     Settle(Vec<u64>, Outcome),
     /// This node's consumers changed.
     Consumers(ConsumerSet),
@@ -82,6 +87,9 @@ pub(crate) struct RemoteQueue {
     persistence: Option<super::Persistence>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     inbox: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
+    /// Publishes forwarded and not yet stored at home: past its limit, a
+    /// publisher waits.
+    backlog: Arc<Backlog>,
 }
 
 /// The queue `identity` whose home is `home`, reached through `link`.
@@ -112,6 +120,7 @@ pub(crate) fn new(
         persistence,
         outgoing,
         inbox: Mutex::new(Some(inbox)),
+        backlog: Backlog::new(BACKLOG_LIMIT),
     };
     let queue: Arc<QueueOf<RemoteQueue>> = Arc::new(QueueOf::assemble(identity, backend));
     queue
@@ -269,7 +278,7 @@ impl RemoteQueue {
             while batch.len() < PUBLISH_BATCH && bytes < PUBLISH_BATCH_BYTES {
                 match inbox.try_recv() {
                     Ok(next) => {
-                        if let Outgoing::Publish(message, _) = &next {
+                        if let Outgoing::Publish(message, ..) = &next {
                             bytes += message.len();
                         }
                         batch.push(next);
@@ -279,11 +288,14 @@ impl RemoteQueue {
             }
             let mut messages = Vec::new();
             let mut tickets = Vec::new();
+            // Left in the backlog until the home answers.
+            let mut shares = Vec::new();
             for item in batch {
                 match item {
-                    Outgoing::Publish(message, ticket) => {
+                    Outgoing::Publish(message, ticket, share) => {
                         messages.push(serde_bytes::ByteBuf::from(message));
                         tickets.push(ticket);
+                        shares.push(share);
                     }
                     Outgoing::Settle(ids, outcome) => {
                         let call = Call::Settle {
@@ -319,6 +331,7 @@ impl RemoteQueue {
                 }
                 _ => tickets.iter().for_each(|t| t.settle(false)),
             }
+            drop(shares);
         }
     }
 
@@ -423,10 +436,14 @@ impl QueueBackend for RemoteQueue {
             return Enqueued::Rejected;
         }
         let ticket = Ticket::new();
-        if !self.send(Outgoing::Publish(message.encode(), ticket.clone())) {
+        let encoded = message.encode();
+        let share = self.backlog.add(encoded.len());
+        if !self.send(Outgoing::Publish(encoded, ticket.clone(), share)) {
             return Enqueued::Rejected;
         }
         queue.counters.published_locked();
+        self.backlog
+            .wait_below_limit(|| self.outgoing.is_closed() || self.shared.deleted.load(Ordering::Acquire));
         Enqueued::Replicating(ticket)
     }
 
