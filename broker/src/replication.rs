@@ -135,10 +135,10 @@ pub enum MetadataChange {
         limit: String,
         value: Option<i64>,
     },
-    /// Declares a classic queue or a stream on every node: it lives on
+    /// Declares a classic queue on every node: it lives on
     /// `home` (the node it was declared on, as in RabbitMQ); the others
     /// know it, route to it and forward to it over the cluster port.
-    /// (Added last: the log encodes a change by its variant's position.)
+    /// (Added after the others: the log encodes a change by its variant's position.)
     DeclareHomedQueue {
         vhost: String,
         name: String,
@@ -150,6 +150,7 @@ pub enum MetadataChange {
     /// Deletes on every node the non-durable classic queues whose home is
     /// `home`: it started again, and they died with its earlier life (as
     /// RabbitMQ's do with their node). `queue::remote::earlier_lives`.
+    /// (Added last, for the same reason as above.)
     ForgetTransientQueues {
         home: String,
     },
