@@ -2,8 +2,11 @@
 //! home`), on a real vhost's queues with no sockets: a take whose answer
 //! never reached its node is released and holds nothing more; other
 //! nodes' consumers stand in the queue's list, so exclusive use, single
-//! active consumer and auto-delete see them.
+//! active consumer and auto-delete see them. And from the other side, a
+//! remote queue on a fake link: a take whose answer was lost while its
+//! home seemed down is released once the home answers again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,9 +15,13 @@ use warren_protocol::{BasicProperties, ContentHeader, FieldValue, ShortStr};
 
 use crate::durability::Durability;
 use crate::message::Message;
-use crate::queue::remote::calls::{Answer, Call, ConsumerSet, ConsumerStatus, Holder, QueueRef, RemoteConsumer};
+use crate::policy::Policies;
+use crate::queue::remote::calls::{self, Answer, Call, ConsumerSet, ConsumerStatus, Holder, QueueRef, RemoteConsumer};
 use crate::queue::remote::home::{answer, Holds, Home};
-use crate::queue::{Queue, QueueSettings};
+use crate::queue::{Home as QueueHome, Queue, QueueSettings};
+use crate::replication::{
+    ClusterLink, MemberView, MetadataChange, Proposal, ReplicatedGroup, ReplicatedMachine, ReplicationError, Replied,
+};
 use crate::vhost::VHost;
 
 fn vhost() -> Arc<VHost> {
@@ -235,4 +242,104 @@ async fn other_nodes_consumers_stand_in_at_home() {
         home.deleted.lock().len() == 1,
         "a queue that does not auto-delete stays"
     );
+}
+
+/// The cluster as node n2 sees it, its one other member n1 the `TestHome`:
+/// calls reach the home and are answered there; while `cut`, their
+/// answers are lost and n1 seems down (the home still sees n2: a cut in
+/// one direction).
+struct CutLink {
+    home: Arc<TestHome>,
+    cut: AtomicBool,
+}
+
+impl std::fmt::Debug for CutLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CutLink").finish_non_exhaustive()
+    }
+}
+
+impl ClusterLink for CutLink {
+    fn propose(&self, _change: MetadataChange) -> Proposal {
+        Box::pin(async { Err(ReplicationError::Unavailable("no metadata log here".into())) })
+    }
+
+    fn members(&self) -> Vec<MemberView> {
+        Vec::new()
+    }
+
+    fn this_node(&self) -> (String, u64) {
+        ("n2".into(), 1)
+    }
+
+    fn call(&self, _node: &str, request: Vec<u8>) -> Replied {
+        let (home, cut) = (self.home.clone(), self.cut.load(Ordering::SeqCst));
+        Box::pin(async move {
+            let call = calls::decode::<Call>(&request).expect("a call");
+            let answer = home.ask(call).await;
+            if cut {
+                Err(ReplicationError::Unavailable("cut".into()))
+            } else {
+                Ok(calls::encode(&answer))
+            }
+        })
+    }
+
+    fn is_running(&self, _node: &str) -> bool {
+        !self.cut.load(Ordering::SeqCst)
+    }
+
+    fn join_group(
+        &self,
+        _group: &str,
+        _size: Option<std::num::NonZeroUsize>,
+        _machine: Arc<dyn ReplicatedMachine>,
+    ) -> Arc<dyn ReplicatedGroup> {
+        panic!("no quorum queue in this test")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_lost_while_the_home_seemed_down_is_released_once_it_answers() {
+    let home_vhost = vhost();
+    let queue = declare(&home_vhost, "work", false, &[]);
+    publish(&queue, "m0".into());
+    let link = Arc::new(CutLink {
+        home: Arc::new(TestHome::new(home_vhost)),
+        cut: AtomicBool::new(true),
+    });
+    let n2 = Arc::new(VHost::new(
+        "/",
+        None,
+        Default::default(),
+        Arc::new(Policies::load(None, &[])),
+        Default::default(),
+        Some(link.clone()),
+    ));
+    let settings = QueueSettings {
+        durable: false,
+        exclusive_owner: None,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    let remote = n2
+        .declare_queue_at(&"work".into(), settings, Some(QueueHome::Elsewhere("n1".into())))
+        .expect("n2 knows the queue");
+
+    // The cut: n2's basic.get takes m0 at home, and the answer is lost.
+    assert!(remote.get(false).is_none());
+    assert_eq!(queue.message_count(), 0, "m0 is held for n2");
+    // Healed: the home answers n2's next take, and n2 releases the lost one.
+    link.cut.store(false, Ordering::SeqCst);
+    let _ = remote.get(false);
+    let started = std::time::Instant::now();
+    while queue.message_count() == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "m0 is still held for n2's lost take"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (entry, _) = remote.get(false).expect("m0, given back");
+    assert_eq!(entry.message.body.as_ref(), b"m0");
 }

@@ -75,7 +75,14 @@ struct Shared {
     /// The home's last answer about the queue: ready, consumers, when.
     depth: Mutex<Option<(u64, u64, Instant)>>,
     deleted: AtomicBool,
+    /// Takes whose answer was lost while the home seemed down: released
+    /// once it answers again (it may have seen this node all along).
+    unreleased: Mutex<VecDeque<u64>>,
 }
+
+/// The most lost takes kept for release: the first ones, as only a take
+/// on its way when the home became unreachable can have reached it.
+const UNRELEASED_KEPT: usize = 256;
 
 /// Numbers this node's takes, of every queue (`Call::Release` names one;
 /// the home keeps what each take held under its number).
@@ -116,6 +123,7 @@ pub(crate) fn new(
             wake: Notify::new(),
             depth: Mutex::new(None),
             deleted: AtomicBool::new(false),
+            unreleased: Mutex::new(VecDeque::new()),
         }),
         persistence,
         outgoing,
@@ -198,23 +206,37 @@ impl Shared {
         };
         let answer = self.call(&call).await;
         match &answer {
-            Some(Answer::Taken { consumers, .. }) => self.heard(version, consumers),
-            Some(Answer::NotFound) => {}
-            // A home that is down (or cut off from this node) holds
-            // nothing of it for long: a restart forgets its holds, and a
-            // home that finds this node gone gives them back.
-            _ if !self.link.is_running(&self.home) => {}
-            _ => {
-                let release = Call::Release {
-                    queue: self.target.clone(),
-                    holder: self.me.clone(),
-                    batch,
-                };
-                let shared = self.clone();
-                tokio::spawn(async move { shared.settle(&release).await });
+            Some(Answer::Taken { consumers, .. }) => {
+                self.heard(version, consumers);
+                let lost: Vec<u64> = self.unreleased.lock().drain(..).collect();
+                for batch in lost {
+                    self.release(batch);
+                }
             }
+            Some(Answer::NotFound) => {}
+            // A home that is down holds nothing of it for long (a restart
+            // forgets its holds), but one only cut off from this node may
+            // still see it running and keep them: released once it answers.
+            _ if !self.link.is_running(&self.home) => {
+                let mut unreleased = self.unreleased.lock();
+                if unreleased.len() < UNRELEASED_KEPT {
+                    unreleased.push_back(batch);
+                }
+            }
+            _ => self.release(batch),
         }
         answer
+    }
+
+    /// Gives back what take `batch` held at home (sent until it arrives).
+    fn release(self: &Arc<Self>, batch: u64) {
+        let release = Call::Release {
+            queue: self.target.clone(),
+            holder: self.me.clone(),
+            batch,
+        };
+        let shared = self.clone();
+        tokio::spawn(async move { shared.settle(&release).await });
     }
 
     /// Tells the home this node's consumers of the queue.
