@@ -315,12 +315,7 @@ impl Admin {
                 Ok(())
             }
             MetadataChange::ForgetTransientQueues { home } => {
-                for vhost in self
-                    .broker
-                    .vhost_names()
-                    .iter()
-                    .filter_map(|name| self.broker.vhost(name))
-                {
+                for vhost in self.vhosts_or_one(None)? {
                     for queue in vhost.queues() {
                         let homed_there = queue.home.as_ref().is_some_and(|h| h.node() == home);
                         if homed_there && !queue.settings.durable {

@@ -15,7 +15,6 @@ use warren_protocol::{BasicProperties, ContentHeader, FieldValue, ShortStr};
 
 use crate::durability::Durability;
 use crate::message::Message;
-use crate::policy::Policies;
 use crate::queue::remote::calls::{self, Answer, Call, ConsumerSet, ConsumerStatus, Holder, QueueRef, RemoteConsumer};
 use crate::queue::remote::home::{answer, Holds, Home};
 use crate::queue::{Home as QueueHome, Queue, QueueSettings};
@@ -28,14 +27,20 @@ fn vhost() -> Arc<VHost> {
     VHost::standalone("/")
 }
 
-fn declare(vhost: &Arc<VHost>, name: &str, auto_delete: bool, arguments: &[(&str, FieldValue)]) -> Arc<Queue> {
-    let settings = QueueSettings {
+/// A non-durable, non-exclusive queue's settings.
+fn settings(auto_delete: bool, arguments: &[(&str, FieldValue)]) -> QueueSettings {
+    QueueSettings {
         durable: false,
         exclusive_owner: None,
         auto_delete,
         arguments: arguments.iter().map(|(k, v)| (ShortStr::from(*k), v.clone())).collect(),
-    };
-    vhost.declare_queue(&ShortStr::from(name), settings).expect("declare")
+    }
+}
+
+fn declare(vhost: &Arc<VHost>, name: &str, auto_delete: bool, arguments: &[(&str, FieldValue)]) -> Arc<Queue> {
+    vhost
+        .declare_queue(&ShortStr::from(name), settings(auto_delete, arguments))
+        .expect("declare")
 }
 
 fn publish(queue: &Arc<Queue>, body: String) {
@@ -308,22 +313,13 @@ async fn a_take_lost_while_the_home_seemed_down_is_released_once_it_answers() {
         home: Arc::new(TestHome::new(home_vhost)),
         cut: AtomicBool::new(true),
     });
-    let n2 = Arc::new(VHost::new(
-        "/",
-        None,
-        Default::default(),
-        Arc::new(Policies::load(None, &[])),
-        Default::default(),
-        Some(link.clone()),
-    ));
-    let settings = QueueSettings {
-        durable: false,
-        exclusive_owner: None,
-        auto_delete: false,
-        arguments: Default::default(),
-    };
+    let n2 = VHost::without_store("/", Some(link.clone()));
     let remote = n2
-        .declare_queue_at(&"work".into(), settings, Some(QueueHome::Elsewhere("n1".into())))
+        .declare_queue_at(
+            &"work".into(),
+            settings(false, &[]),
+            Some(QueueHome::Elsewhere("n1".into())),
+        )
         .expect("n2 knows the queue");
 
     // The cut: n2's basic.get takes m0 at home, and the answer is lost.

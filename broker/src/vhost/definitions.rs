@@ -92,7 +92,7 @@ impl VHost {
             return Ok(None);
         };
         let transient = !settings.durable;
-        if transient && !matches!(home, Some(Home::Elsewhere(_))) {
+        if !kept_in_store(settings.durable, home) {
             // Stored only if it pages: no definition, no id until then.
             return Ok(Some(Persistence::paging_only(
                 durability.clone(),
@@ -116,7 +116,7 @@ impl VHost {
     /// Whether `destination`'s definition is in the store.
     fn is_stored(&self, destination: &Destination) -> bool {
         match destination {
-            Destination::Queue(q) => q.settings.durable || matches!(q.home, Some(Home::Elsewhere(_))),
+            Destination::Queue(q) => kept_in_store(q.settings.durable, q.home.as_ref()),
             Destination::Exchange(name) => self.exchange(name).is_some_and(|x| x.settings.durable),
         }
     }
@@ -219,7 +219,7 @@ impl VHost {
             let (me, _) = self.cluster.as_ref()?.this_node();
             Some(Home::seen_from(node, &me))
         });
-        if transient && !matches!(home, Some(Home::Elsewhere(_))) {
+        if !kept_in_store(!transient, home.as_ref()) {
             // Another node's non-durable queue, and this node is not in
             // that cluster any more (or is that node): gone.
             if let Err(e) = durability.store().delete_queue(&self.name, &record.name, record.id) {
@@ -284,6 +284,13 @@ impl VHost {
         ));
         Ok(())
     }
+}
+
+/// Whether a queue's definition is kept in the store: a durable queue's,
+/// and, in a cluster, that of a non-durable queue whose home is another
+/// node (so that this node knows it again after a restart).
+fn kept_in_store(durable: bool, home: Option<&Home>) -> bool {
+    durable || matches!(home, Some(Home::Elsewhere(_)))
 }
 
 /// The argument a stored queue's home is kept under (in the store only:

@@ -65,13 +65,19 @@ impl VHost {
     /// A vhost on its own: no store, no policies, no cluster (for
     /// benchmarks and tests of the queues and exchanges alone).
     pub(crate) fn standalone(name: &str) -> Arc<VHost> {
+        VHost::without_store(name, None)
+    }
+
+    /// A vhost with no store and no policies, in `cluster` if given (for
+    /// tests of queues that live on another node).
+    pub(crate) fn without_store(name: &str, cluster: Option<Arc<dyn ClusterLink>>) -> Arc<VHost> {
         Arc::new(VHost::new(
             name,
             None,
             Default::default(),
             Arc::new(Policies::load(None, &[])),
             Default::default(),
-            None,
+            cluster,
         ))
     }
 
