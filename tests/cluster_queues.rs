@@ -4,7 +4,8 @@
 //! leaders and keep their declared size; a queue declared while a member is
 //! down still elects; TTLs (the leader's clock), length limits,
 //! dead-lettering and a single active consumer hold; a node that dies for
-//! good gives back what its consumers held.
+//! good gives back what its consumers held; a member that missed more than
+//! its group's log keeps catches up from the group's snapshot.
 
 mod common;
 
@@ -358,5 +359,73 @@ async fn an_unused_quorum_queue_expires_on_every_node() {
     c2.close(200, "bye".into()).await.expect("close");
     for node in [n1, n2, n3] {
         wait_until(&http, node, "queues/%2f/fleeting", |q| q.get("name").is_none()).await;
+    }
+}
+
+/// Whether some queue group's log under `node`'s data was purged behind
+/// a snapshot.
+fn a_queue_log_was_purged(data: &std::path::Path, node: &str) -> bool {
+    let groups = data.join(node).join("cluster").join("queues");
+    std::fs::read_dir(groups)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|group| group.path().join("purged.state").exists())
+}
+
+/// A body of `len` bytes that says which message it is.
+fn numbered(i: u32, len: usize) -> Vec<u8> {
+    let mut body = vec![(i % 251) as u8; len];
+    body[..4].copy_from_slice(&i.to_be_bytes());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_the_log_catches_up_from_the_snapshot() {
+    let (data, cluster, http, mut nodes) = three_members().await;
+    let (_c1, ch1) = amqp(nodes[0].as_ref().unwrap()).await;
+    declare(&ch1, "big", quorum_args(&[])).await;
+    nodes[2].take().expect("n3 runs").crash();
+
+    // 150 MB while n3 is away: past the size at which a group snapshots
+    // (64 MiB) twice, and more entries than it keeps behind a snapshot, so
+    // the log n3 would need is gone and only the snapshot brings it back.
+    const COUNT: u32 = 300;
+    const LEN: usize = 512 * 1024;
+    ch1.confirm_select(Default::default()).await.expect("confirms");
+    let mut confirms = Vec::new();
+    for i in 0..COUNT {
+        let properties = lapin::BasicProperties::default().with_delivery_mode(2);
+        let body = numbered(i, LEN);
+        let confirm = ch1
+            .basic_publish("".into(), "big".into(), Default::default(), &body, properties)
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.expect("confirm").is_ack());
+    }
+    let started = std::time::Instant::now();
+    while !(a_queue_log_was_purged(data.path(), "n1") && a_queue_log_was_purged(data.path(), "n2")) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no queue log was purged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    nodes[2] = Some(cluster.start(2, data.path()));
+    // n3's own machine holds them once it installed the snapshot.
+    wait_until(&http, nodes[2].as_ref().unwrap(), "queues/%2f/big", |q| {
+        q["messages"] == COUNT
+    })
+    .await;
+    // Without n1, n3 must take part in every commit: consumed through n3,
+    // every message comes back whole and in order.
+    nodes[0].take().expect("n1 runs").crash();
+    let (_c3, ch3) = amqp(nodes[2].as_ref().unwrap()).await;
+    let mut consumer = consume(&ch3, "big").await;
+    for i in 0..COUNT {
+        let delivery = next_delivery(&mut consumer, Duration::from_secs(30)).await;
+        assert!(delivery.data == numbered(i, LEN), "message {i} came back changed");
+        delivery.ack(Default::default()).await.expect("ack");
     }
 }

@@ -20,7 +20,7 @@ use crate::placement::{place, Placement};
 use crate::log_store::LogStore;
 use crate::network::{GroupNetwork, Peers};
 use crate::queue_group::{GroupEntry, QueueMachine, QueueRaft, QueueTypes};
-use crate::raft_config::raft_config;
+use crate::raft_config::{raft_config, LogKeeping};
 use crate::roster::Roster;
 use crate::writes::{self, Writer};
 
@@ -103,9 +103,15 @@ impl Groups {
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };
         // An image is the whole queue: taken every 20,000 entries, or
-        // sooner when the log grows large (`compact`).
-        // At most 64 entries (each at most a few MiB) a message.
-        let config = match raft_config("warren-queue", 20_000, 64) {
+        // sooner when the log grows large (`compact`). A busy queue's
+        // entries are batches of up to 4 MiB: 16 of them behind a
+        // snapshot are as much as the log may grow to before the next.
+        // At most 64 entries a message (and at most 2 MiB, `log_store.rs`).
+        let keeping = LogKeeping {
+            every: 20_000,
+            keep: 16,
+        };
+        let config = match raft_config("warren-queue", keeping, 64) {
             Ok(config) => config,
             Err(e) => return tracing::error!("queue group {}: {e}", group.name),
         };

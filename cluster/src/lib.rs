@@ -277,7 +277,12 @@ pub async fn start(link: Arc<Link>, admin: Admin) -> io::Result<Cluster> {
     })
     .await
     .map_err(other)??;
-    let config = raft_config::raft_config("warren-metadata", 1000, 300).map_err(other)?;
+    let config = raft_config::raft_config(
+        "warren-metadata",
+        raft_config::LogKeeping { every: 1000, keep: 100 },
+        300,
+    )
+    .map_err(other)?;
     let roster = &link.roster;
     let raft = MetadataRaft::new(
         roster.this_node,

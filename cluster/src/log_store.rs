@@ -34,6 +34,8 @@ impl<C> Clone for LogStore<C> {
 }
 
 const VOTE: &str = "vote";
+/// Most bytes of entries one append to a follower carries.
+const APPEND_BYTES: usize = 2 << 20;
 const PURGED: &str = "purged";
 
 fn io_error<C: RaftTypeConfig>(e: impl std::error::Error + 'static) -> StorageError<C::NodeId> {
@@ -105,11 +107,36 @@ where
             Bound::Excluded(i) => *i,
             Bound::Unbounded => u64::MAX,
         };
-        // Reads come from memory: no disk here.
-        let raw = self.log.lock().entries(LogIndex(from), LogIndex(to));
+        // The newest entries come from memory; older ones from the disk,
+        // on a blocking thread.
+        let cached = self.log.lock().cached_entries(LogIndex(from), LogIndex(to));
+        let raw = match cached {
+            Some(raw) => raw,
+            None => {
+                self.blocking(move |log| log.entries(LogIndex(from), LogIndex(to)).map_err(read_error::<C>))
+                    .await?
+            }
+        };
         raw.iter()
             .map(|bytes| bincode::deserialize(bytes).map_err(read_error::<C>))
             .collect()
+    }
+
+    /// What one append to a follower carries: at most `APPEND_BYTES` of
+    /// entries (at least one). openraft gives an append a heartbeat
+    /// interval to cross and be written; 64 entries of a busy queue (up to
+    /// 4 MiB each) never would, and the follower would never catch up.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        let end = self
+            .log
+            .lock()
+            .end_within(LogIndex(start), LogIndex(end), APPEND_BYTES)
+            .0;
+        self.try_get_log_entries(start..end).await
     }
 }
 

@@ -3,7 +3,9 @@
 //! machine the broker's (`ReplicatedMachine`), opaque here. A snapshot is
 //! the machine's image, taken in step with the entries it covers and kept
 //! in the group's directory, so that after a restart the machine is rebuilt
-//! from the snapshot and the log entries after it.
+//! from the snapshot and the log entries after it. The image lives on disk
+//! only: read back when a member needs it sent, never held in memory
+//! beside the machine it describes.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -52,15 +54,32 @@ pub(crate) type QueueRaft = openraft::Raft<QueueTypes>;
 type Entry = openraft::Entry<QueueTypes>;
 type Membership = StoredMembership<NodeId, Member>;
 type Meta = SnapshotMeta<NodeId, Member>;
-/// The last snapshot: its description and the machine's image.
-type Kept = (Meta, Vec<u8>);
+/// The last snapshot kept: its description and its image's size.
+type Kept = (Meta, u64);
 
-/// The snapshot as its file holds it.
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: Meta,
-    #[serde(with = "serde_bytes")]
-    image: Vec<u8>,
+/// The snapshot file: the description (bincode), then the image's length
+/// (8 bytes) and the image, as bincode writes a struct of the two.
+fn encode_head(meta: &Meta, image: &[u8]) -> Result<Vec<u8>, StorageError<NodeId>> {
+    let mut head = bincode::serialize(meta).map_err(error)?;
+    head.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    Ok(head)
+}
+
+/// The description and the image of a snapshot file's bytes; the image is
+/// the same buffer, its head cut off.
+fn decode(mut bytes: Vec<u8>) -> Result<(Meta, Vec<u8>), StorageError<NodeId>> {
+    let mut reader = bytes.as_slice();
+    let meta: Meta = bincode::deserialize_from(&mut reader).map_err(error)?;
+    let len: u64 = bincode::deserialize_from(&mut reader).map_err(error)?;
+    let head = bytes.len() - reader.len();
+    if reader.len() as u64 != len {
+        return Err(error(format!(
+            "snapshot image of {} bytes, {len} expected",
+            reader.len()
+        )));
+    }
+    bytes.drain(..head);
+    Ok((meta, bytes))
 }
 
 const SNAPSHOT: &str = "snapshot";
@@ -92,33 +111,32 @@ impl QueueMachine {
             snapshot: Arc::default(),
         };
         if let Some(bytes) = warren_store::read_state_file(dir, SNAPSHOT).map_err(error)? {
-            let file: SnapshotFile = bincode::deserialize(&bytes).map_err(error)?;
-            opened.machine.restore(&file.image);
-            opened.applied = file.meta.last_log_id;
-            opened.membership = file.meta.last_membership.clone();
-            *opened.snapshot.lock() = Some((file.meta, file.image));
+            let (meta, image) = decode(bytes)?;
+            opened.machine.restore(&image);
+            opened.applied = meta.last_log_id;
+            opened.membership = meta.last_membership.clone();
+            *opened.snapshot.lock() = Some((meta, image.len() as u64));
         }
         Ok(opened)
     }
 
-    async fn keep(&self, meta: Meta, image: Vec<u8>) -> Result<(), StorageError<NodeId>> {
-        let bytes = bincode::serialize(&SnapshotFile {
-            meta: meta.clone(),
-            image: image.clone(),
-        })
-        .map_err(error)?;
+    /// Writes a snapshot (on a blocking thread) and gives its image back.
+    async fn keep(&self, meta: Meta, image: Vec<u8>) -> Result<Vec<u8>, StorageError<NodeId>> {
+        let head = encode_head(&meta, &image)?;
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || warren_store::save_state_file(&dir, SNAPSHOT, &bytes))
-            .await
-            .map_err(error)?
-            .map_err(error)?;
-        *self.snapshot.lock() = Some((meta, image));
-        Ok(())
+        let image = tokio::task::spawn_blocking(move || {
+            warren_store::save_state_parts(&dir, SNAPSHOT, &[&head, &image]).map(|()| image)
+        })
+        .await
+        .map_err(error)?
+        .map_err(error)?;
+        *self.snapshot.lock() = Some((meta, image.len() as u64));
+        Ok(image)
     }
 
     /// Bytes of the last snapshot's image.
     pub(crate) fn image_bytes(&self) -> u64 {
-        self.snapshot.lock().as_ref().map_or(0, |(_, image)| image.len() as u64)
+        self.snapshot.lock().as_ref().map_or(0, |(_, len)| *len)
     }
 
     fn meta(&self) -> Meta {
@@ -142,7 +160,7 @@ pub(crate) struct Taken {
 impl RaftSnapshotBuilder<QueueTypes> for Taken {
     async fn build_snapshot(&mut self) -> Result<Snapshot<QueueTypes>, StorageError<NodeId>> {
         let image = std::mem::take(&mut self.image);
-        self.owner.keep(self.meta.clone(), image.clone()).await?;
+        let image = self.owner.keep(self.meta.clone(), image).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(image)),
@@ -199,11 +217,23 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
         self.machine.restore(&image);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.keep(meta.clone(), image).await
+        self.keep(meta.clone(), image).await.map(drop)
     }
 
+    /// Read back from its file: asked for at start (for its description)
+    /// and to send it to a member that fell behind the log.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<QueueTypes>>, StorageError<NodeId>> {
-        Ok(self.snapshot.lock().clone().map(|(meta, image)| Snapshot {
+        if self.snapshot.lock().is_none() {
+            return Ok(None);
+        }
+        let dir = self.dir.clone();
+        let bytes = tokio::task::spawn_blocking(move || warren_store::read_state_file(&dir, SNAPSHOT))
+            .await
+            .map_err(error)?
+            .map_err(error)?;
+        let Some(bytes) = bytes else { return Ok(None) };
+        let (meta, image) = decode(bytes)?;
+        Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(image)),
         }))

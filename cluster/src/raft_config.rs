@@ -6,9 +6,16 @@ use std::sync::Arc;
 
 use openraft::{Config, SnapshotPolicy};
 
-/// A group's settings: `name` for its logs, a snapshot every
-/// `snapshot_every` entries, at most `max_payload` entries a message.
-pub(crate) fn raft_config(name: &str, snapshot_every: u64, max_payload: u64) -> Result<Arc<Config>, String> {
+/// How a group's log is kept: a snapshot every `every` entries, and
+/// `keep` entries left behind one (for a follower a little behind).
+pub(crate) struct LogKeeping {
+    pub every: u64,
+    pub keep: u64,
+}
+
+/// A group's settings: `name` for its logs, its log kept as `log` says, at
+/// most `max_payload` entries a message.
+pub(crate) fn raft_config(name: &str, log: LogKeeping, max_payload: u64) -> Result<Arc<Config>, String> {
     Config {
         cluster_name: name.into(),
         // A follower that knew a leader stands for election once the
@@ -19,8 +26,8 @@ pub(crate) fn raft_config(name: &str, snapshot_every: u64, max_payload: u64) -> 
         heartbeat_interval: 100,
         election_timeout_min: 300,
         election_timeout_max: 600,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
-        max_in_snapshot_log_to_keep: 100,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(log.every),
+        max_in_snapshot_log_to_keep: log.keep,
         max_payload_entries: max_payload,
         // A chunk is one request body: well below the port's limit, and
         // given time to cross and be written (openraft's 200 ms default

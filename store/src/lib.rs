@@ -28,7 +28,7 @@ use bytes::Bytes;
 pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
 pub use moves::{MoveRecord, MovedEntry};
-pub use raft_log::{read_state_file, save_state_file, LogIndex, RaftLog};
+pub use raft_log::{read_state_file, save_state_file, save_state_parts, LogIndex, RaftLog};
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
 pub use segments::SegmentStats;
 pub use sled_store::{SledStore, StoreOptions};

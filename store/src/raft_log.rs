@@ -8,9 +8,11 @@
 //! end of what was written completely and cuts a torn tail off. A segment is
 //! named after the index of its first entry; purging the log up to an index
 //! deletes the segments that hold nothing at or above it, so disk space comes
-//! back as soon as a snapshot covers the entries. The entries the log still
-//! holds stay in memory too (Raft reads recent entries to replicate them, and
-//! the cluster purges behind its snapshots), so a read never touches the disk.
+//! back as soon as a snapshot covers the entries. In memory the log keeps
+//! where each entry is, and the payloads of its newest entries up to
+//! `CACHE_BYTES` (Raft reads recent entries to replicate them); older ones
+//! are read back from their segment, so a log holding a large queue's
+//! messages costs a few bytes per entry in memory, not the messages.
 //!
 //! Every method may block on the disk: callers run them off the async
 //! runtime (the cluster layer uses a blocking thread).
@@ -18,6 +20,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::{StoreError, StoreResult};
@@ -31,20 +34,29 @@ const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 const HEADER: usize = 16;
 /// A record larger than this is treated as corruption on recovery.
 const MAX_RECORD: u32 = 256 * 1024 * 1024;
+/// Payload bytes of the newest entries kept in memory (the last entry's
+/// always is, whatever its size).
+const CACHE_BYTES: usize = 8 << 20;
 
 /// An entry as the log holds it.
 struct Held {
     index: LogIndex,
-    payload: Vec<u8>,
     /// Which segment (its first index) and where in it the record starts.
     segment: u64,
     position: u64,
+    len: u32,
+    /// The payload, while the entry is among the newest.
+    payload: Option<Vec<u8>>,
 }
 
 /// One Raft group's log and hard state in a directory of its own.
 pub struct RaftLog {
     dir: PathBuf,
     entries: VecDeque<Held>,
+    /// Entries from this place in `entries` on have their payload in
+    /// memory; `cached` bytes of them.
+    first_cached: usize,
+    cached: usize,
     /// Segments by first index, oldest first, with their sizes.
     segments: Vec<(u64, u64)>,
     writer: Option<BufWriter<File>>,
@@ -69,6 +81,8 @@ impl RaftLog {
         let mut log = Self {
             dir: dir.to_path_buf(),
             entries: VecDeque::new(),
+            first_cached: 0,
+            cached: 0,
             segments: Vec::new(),
             writer: None,
         };
@@ -133,11 +147,12 @@ impl RaftLog {
                     )));
                 }
             }
-            self.entries.push_back(Held {
+            self.push(Held {
                 index: LogIndex(index),
-                payload: payload.to_vec(),
                 segment: first,
                 position: at as u64,
+                len,
+                payload: Some(payload.to_vec()),
             });
             at += HEADER + len as usize;
         }
@@ -154,9 +169,22 @@ impl RaftLog {
         self.entries.back().map(|e| e.index)
     }
 
-    /// The payload of the last entry, if any.
+    /// The payload of the last entry, if any (always in memory).
     pub fn last_entry(&self) -> Option<&[u8]> {
-        self.entries.back().map(|e| e.payload.as_slice())
+        self.entries.back().and_then(|e| e.payload.as_deref())
+    }
+
+    /// Adds an entry at the end, its payload in memory, and lets the
+    /// oldest payloads go past `CACHE_BYTES`.
+    fn push(&mut self, held: Held) {
+        self.cached += held.len as usize;
+        self.entries.push_back(held);
+        while self.cached > CACHE_BYTES && self.first_cached + 1 < self.entries.len() {
+            if let Some(old) = self.entries.get_mut(self.first_cached) {
+                self.cached -= old.payload.take().map_or(0, |p| p.len());
+            }
+            self.first_cached += 1;
+        }
     }
 
     /// Appends entries (each index one above the one before, the first one
@@ -207,13 +235,15 @@ impl RaftLog {
             writer.write_all(&checksum(index.0, &payload).to_le_bytes())?;
             writer.write_all(&index.0.to_le_bytes())?;
             writer.write_all(&payload)?;
-            self.entries.push_back(Held {
+            let held = Held {
                 index,
                 position: *size,
                 segment: *segment,
-                payload,
-            });
-            *size += (HEADER + self.entries.back().map_or(0, |e| e.payload.len())) as u64;
+                len: payload.len() as u32,
+                payload: Some(payload),
+            };
+            *size += (HEADER + held.len as usize) as u64;
+            self.push(held);
             wrote = true;
         }
         if wrote {
@@ -236,17 +266,96 @@ impl RaftLog {
         sync_dir(&self.dir)
     }
 
-    /// Entries with indexes in `from..to`, in order.
-    pub fn entries(&self, from: LogIndex, to: LogIndex) -> Vec<Vec<u8>> {
+    /// Where entries with indexes in `from..to` sit in `entries`.
+    fn range(&self, from: LogIndex, to: LogIndex) -> std::ops::Range<usize> {
         let Some(first) = self.first_index() else {
-            return Vec::new();
+            return 0..0;
         };
-        let start = from.0.saturating_sub(first.0) as usize;
-        let end = to.0.saturating_sub(first.0) as usize;
+        let len = self.entries.len();
+        let start = (from.0.saturating_sub(first.0) as usize).min(len);
+        let end = (to.0.saturating_sub(first.0) as usize).min(len).max(start);
+        start..end
+    }
+
+    /// The end of the run of entries from `from` (below `to`) whose
+    /// payloads add up to at most `bytes`, with at least one entry: what
+    /// one message to a follower should carry.
+    pub fn end_within(&self, from: LogIndex, to: LogIndex, bytes: usize) -> LogIndex {
+        let range = self.range(from, to);
+        let mut total = 0usize;
+        let mut end = from.0;
+        for held in self.entries.range(range) {
+            total += held.len as usize;
+            if total > bytes && end > from.0 {
+                break;
+            }
+            end = held.index.0 + 1;
+        }
+        LogIndex(end.max(from.0).min(to.0))
+    }
+
+    /// Entries with indexes in `from..to`, in order, if all of them are in
+    /// memory (the newest are): no disk.
+    pub fn cached_entries(&self, from: LogIndex, to: LogIndex) -> Option<Vec<Vec<u8>>> {
         self.entries
-            .range(start.min(self.entries.len())..end.min(self.entries.len()))
+            .range(self.range(from, to))
             .map(|e| e.payload.clone())
             .collect()
+    }
+
+    /// Entries with indexes in `from..to`, in order; those no longer in
+    /// memory are read back from their segments (checked as at recovery).
+    pub fn entries(&self, from: LogIndex, to: LogIndex) -> StoreResult<Vec<Vec<u8>>> {
+        let range = self.range(from, to);
+        let mut out = Vec::with_capacity(range.len());
+        let mut at = range.start;
+        while at < range.end {
+            let held = &self.entries[at];
+            if let Some(payload) = &held.payload {
+                out.push(payload.clone());
+                at += 1;
+                continue;
+            }
+            // A run of entries of one segment not in memory: one read.
+            let mut last = at;
+            while last + 1 < range.end
+                && self.entries[last + 1].payload.is_none()
+                && self.entries[last + 1].segment == held.segment
+            {
+                last += 1;
+            }
+            let end = &self.entries[last];
+            let mut bytes = vec![0u8; (end.position + HEADER as u64 + end.len as u64 - held.position) as usize];
+            File::open(self.segment_path(held.segment))?.read_exact_at(&mut bytes, held.position)?;
+            for wanted in self.entries.range(at..=last) {
+                let start = (wanted.position - held.position) as usize;
+                out.push(self.record(&bytes, start, wanted)?);
+            }
+            at = last + 1;
+        }
+        Ok(out)
+    }
+
+    /// The payload of `wanted`'s record at `start` in `bytes`, checked.
+    fn record(&self, bytes: &[u8], start: usize, wanted: &Held) -> StoreResult<Vec<u8>> {
+        let corrupt = || {
+            StoreError::Corrupt(format!(
+                "raft log {}: entry {} does not read back",
+                self.dir.display(),
+                wanted.index.0
+            ))
+        };
+        let header = bytes.get(start..start + HEADER).ok_or_else(corrupt)?;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let mut raw_index = [0u8; 8];
+        raw_index.copy_from_slice(&header[8..16]);
+        let payload = bytes
+            .get(start + HEADER..start + HEADER + wanted.len as usize)
+            .ok_or_else(corrupt)?;
+        if u64::from_le_bytes(raw_index) != wanted.index.0 || checksum(wanted.index.0, payload) != crc {
+            return Err(corrupt());
+        }
+        Ok(payload.to_vec())
     }
 
     /// Removes every entry at or above `from` (a conflicting suffix), durably.
@@ -255,7 +364,11 @@ impl RaftLog {
             return Ok(());
         };
         let (segment, position) = (self.entries[cut].segment, self.entries[cut].position);
+        for gone in self.entries.range(cut..) {
+            self.cached -= gone.payload.as_ref().map_or(0, |p| p.len());
+        }
         self.entries.truncate(cut);
+        self.first_cached = self.first_cached.min(cut);
         self.finish_segment()?;
         while let Some((first, _)) = self.segments.last().copied() {
             if first > segment || (first == segment && position == 0) {
@@ -280,7 +393,10 @@ impl RaftLog {
     /// deletes the segments that held only such entries.
     pub fn purge(&mut self, upto: LogIndex) -> StoreResult<()> {
         while self.entries.front().is_some_and(|e| e.index <= upto) {
-            self.entries.pop_front();
+            if let Some(gone) = self.entries.pop_front() {
+                self.cached -= gone.payload.map_or(0, |p| p.len());
+            }
+            self.first_cached = self.first_cached.saturating_sub(1);
         }
         // A segment may go when the next one starts at or below upto + 1.
         let mut removed = false;
@@ -329,17 +445,40 @@ impl RaftLog {
     }
 }
 
-/// Replaces the small file `<dir>/<key>.state` atomically and durably (a
+/// The length word that says a state file's length follows in 8 bytes
+/// (a value of 4 GiB or more: a large queue's snapshot).
+const LONG_STATE: u32 = u32::MAX;
+
+/// Replaces the file `<dir>/<key>.state` atomically and durably (a
 /// checksummed value, written beside it, synced, renamed over it).
 pub fn save_state_file(dir: &Path, key: &str, value: &[u8]) -> StoreResult<()> {
+    save_state_parts(dir, key, &[value])
+}
+
+/// As `save_state_file`, the value given in parts stored one after the
+/// other (a large value need not be copied into one buffer first).
+pub fn save_state_parts(dir: &Path, key: &str, parts: &[&[u8]]) -> StoreResult<()> {
     fs::create_dir_all(dir)?;
     let path = dir.join(format!("{key}.state"));
     let temporary = dir.join(format!("{key}.state.tmp"));
-    let mut file = File::create(&temporary)?;
-    file.write_all(&(value.len() as u32).to_le_bytes())?;
-    file.write_all(&crc32fast::hash(value).to_le_bytes())?;
-    file.write_all(value)?;
-    file.sync_all()?;
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut crc = crc32fast::Hasher::new();
+    for part in parts {
+        crc.update(part);
+    }
+    let mut file = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
+    match u32::try_from(len) {
+        Ok(short) if short != LONG_STATE => file.write_all(&short.to_le_bytes())?,
+        _ => {
+            file.write_all(&LONG_STATE.to_le_bytes())?;
+            file.write_all(&(len as u64).to_le_bytes())?;
+        }
+    }
+    file.write_all(&crc.finalize().to_le_bytes())?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     fs::rename(&temporary, &path)?;
     sync_dir(dir)
 }
@@ -355,14 +494,25 @@ pub fn read_state_file(dir: &Path, key: &str) -> StoreResult<Option<Vec<u8>>> {
         Err(e) => return Err(e.into()),
     };
     let corrupt = || StoreError::Corrupt(format!("state file {} is damaged", path.display()));
-    let header = bytes.get(..8).ok_or_else(corrupt)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let value = bytes.get(8..8 + len).ok_or_else(corrupt)?;
+    let word = |at: usize| -> StoreResult<u32> {
+        let raw = bytes.get(at..at + 4).ok_or_else(corrupt)?;
+        Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+    };
+    let (len, crc, start): (usize, u32, usize) = match word(0)? {
+        LONG_STATE => {
+            let long = (u64::from(word(4)?) | (u64::from(word(8)?) << 32)) as usize;
+            (long, word(12)?, 16)
+        }
+        short => (short as usize, word(4)?, 8),
+    };
+    let value = bytes.get(start..start.saturating_add(len)).ok_or_else(corrupt)?;
     if crc32fast::hash(value) != crc {
         return Err(corrupt());
     }
-    Ok(Some(value.to_vec()))
+    // The value in place, without a copy (a snapshot's may be large).
+    bytes.truncate(start + len);
+    bytes.drain(..start);
+    Ok(Some(bytes))
 }
 
 fn checksum(index: u64, payload: &[u8]) -> u32 {

@@ -209,8 +209,48 @@ pub(crate) struct Machine {
 /// One message in an image: its place, delivery count, expiry, holder.
 type ImageMessage = (Seq, u32, Option<u64>, Option<NodeLife>, ByteBuf);
 
-/// The machine written out (a Raft snapshot).
-#[derive(Serialize, Deserialize)]
+/// The machine as an image is written: `Image`'s fields in its order,
+/// borrowed from the machine.
+#[derive(Serialize)]
+struct ImageOut<'a> {
+    next_seq: Seq,
+    now_ms: u64,
+    messages: ImageMessages<'a>,
+    attached: &'a [ConsumerKey],
+    once: Vec<(NodeLife, u64)>,
+    consumers: Vec<ConsumerKey>,
+    last_used_ms: u64,
+}
+
+/// The machine's messages, each as an `ImageMessage`.
+struct ImageMessages<'a>(&'a Machine);
+
+impl Serialize for ImageMessages<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let machine = self.0;
+        serializer.collect_seq(machine.messages.iter().map(|(seq, held)| {
+            (
+                *seq,
+                held.delivery_count,
+                held.expires_at,
+                machine.holders.get(seq),
+                Encoded(&held.message),
+            )
+        }))
+    }
+}
+
+/// A message in its encoded form, as a byte string.
+struct Encoded<'a>(&'a Message);
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0.encode())
+    }
+}
+
+/// The machine written out (a Raft snapshot), as it is read back.
+#[derive(Deserialize)]
 struct Image {
     next_seq: Seq,
     now_ms: u64,
@@ -526,28 +566,26 @@ impl Machine {
 
     /// The whole machine as bytes.
     pub(crate) fn image(&self) -> Vec<u8> {
-        let image = Image {
+        let image = ImageOut {
             next_seq: self.next_seq,
             now_ms: self.now_ms,
-            attached: self.attached.clone(),
+            messages: ImageMessages(self),
+            attached: &self.attached,
             once: self.once.iter().map(|(life, id)| (life.clone(), *id)).collect(),
             consumers: self.consumers.iter().cloned().collect(),
             last_used_ms: self.last_used_ms,
-            messages: self
-                .messages
-                .iter()
-                .map(|(seq, held)| {
-                    (
-                        *seq,
-                        held.delivery_count,
-                        held.expires_at,
-                        self.holders.get(seq).cloned(),
-                        ByteBuf::from(held.message.encode()),
-                    )
-                })
-                .collect(),
         };
-        bincode::serialize(&image).unwrap_or_default()
+        // Each message is encoded straight into the image: one copy of
+        // the queue, never two.
+        let bodies: u64 = self.messages.values().map(|h| h.message.body_size() as u64).sum();
+        let mut out = Vec::with_capacity(bodies as usize + self.messages.len() * 128 + 1024);
+        match bincode::serialize_into(&mut out, &image) {
+            Ok(()) => out,
+            Err(e) => {
+                tracing::error!("a quorum queue's image could not be written: {e}");
+                Vec::new()
+            }
+        }
     }
 
     /// The machine an image describes; None if the bytes are not one.
