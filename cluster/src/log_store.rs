@@ -81,6 +81,12 @@ where
         self.log.lock().size_on_disk()
     }
 
+    fn decode(raw: &[Vec<u8>]) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        raw.iter()
+            .map(|bytes| bincode::deserialize(bytes).map_err(read_error::<C>))
+            .collect()
+    }
+
     fn last_log_id(log: &RaftLog) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
         let Some(bytes) = log.last_entry() else { return Ok(None) };
         let entry: C::Entry = bincode::deserialize(bytes).map_err(read_error::<C>)?;
@@ -117,9 +123,7 @@ where
                     .await?
             }
         };
-        raw.iter()
-            .map(|bytes| bincode::deserialize(bytes).map_err(read_error::<C>))
-            .collect()
+        Self::decode(&raw)
     }
 
     /// What one append to a follower carries: at most `APPEND_BYTES` of
@@ -131,12 +135,17 @@ where
         start: u64,
         end: u64,
     ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        let end = self
-            .log
-            .lock()
-            .end_within(LogIndex(start), LogIndex(end), APPEND_BYTES)
-            .0;
-        self.try_get_log_entries(start..end).await
+        let (from, to) = (LogIndex(start), LogIndex(end));
+        // One look at the log for the newest entries (the usual case).
+        let cached = {
+            let log = self.log.lock();
+            let end = log.end_within(from, to, APPEND_BYTES);
+            log.cached_entries(from, end).ok_or(end)
+        };
+        match cached {
+            Ok(raw) => Self::decode(&raw),
+            Err(end) => self.try_get_log_entries(start..end.0).await,
+        }
     }
 }
 
@@ -197,9 +206,17 @@ where
             let index = entry.get_log_id().index;
             encoded.push((LogIndex(index), bincode::serialize(&entry).map_err(io_error::<C>)?));
         }
-        let result = self
-            .blocking(move |log| log.append(encoded).map_err(io_error::<C>))
+        // Written under the log's lock, synced outside it: a replication
+        // read of the newest entries never waits for this flush.
+        let written = self
+            .blocking(move |log| log.write(encoded).map_err(io_error::<C>))
             .await;
+        let result = match written {
+            Ok(unsynced) => tokio::task::spawn_blocking(move || unsynced.sync().map_err(io_error::<C>))
+                .await
+                .unwrap_or_else(|e| Err(io_error::<C>(std::io::Error::other(e.to_string())))),
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(()) => callback.log_io_completed(Ok(())),
             Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),

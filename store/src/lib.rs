@@ -22,16 +22,18 @@ mod raft_log;
 mod records;
 mod segments;
 mod sled_store;
+mod snapshot_file;
 
 use bytes::Bytes;
 
 pub use ids::{MessageId, Offset, QueueId};
 pub use lazy::LazySledStore;
 pub use moves::{MoveRecord, MovedEntry};
-pub use raft_log::{read_state_file, save_state_file, save_state_parts, LogIndex, RaftLog};
+pub use raft_log::{read_state_file, save_state_file, LogIndex, RaftLog, Unsynced};
 pub use records::{BindingRecord, Definitions, EntryRecord, ExchangeRecord, QueueRecord, QueueSummary};
 pub use segments::SegmentStats;
 pub use sled_store::{SledStore, StoreOptions};
+pub use snapshot_file::{read_snapshot, save_snapshot};
 
 /// The on-disk format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 2;

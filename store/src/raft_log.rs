@@ -190,6 +190,14 @@ impl RaftLog {
     /// Appends entries (each index one above the one before, the first one
     /// above the log's last) and makes them durable before returning.
     pub fn append(&mut self, entries: impl IntoIterator<Item = (LogIndex, Vec<u8>)>) -> StoreResult<()> {
+        self.write(entries)?.sync()
+    }
+
+    /// Appends entries as `append` does, written to the file but not yet
+    /// durable: the caller syncs what this returns, and may do so without
+    /// holding the log (readers need not wait for the disk's flush; the
+    /// entries read back are the ones written).
+    pub fn write(&mut self, entries: impl IntoIterator<Item = (LogIndex, Vec<u8>)>) -> StoreResult<Unsynced> {
         let entries: Vec<(LogIndex, Vec<u8>)> = entries.into_iter().collect();
         // Checked before anything is written, so a refused batch leaves no trace.
         let mut previous = self.last_index();
@@ -246,16 +254,17 @@ impl RaftLog {
             self.push(held);
             wrote = true;
         }
+        let mut unsynced = Unsynced { file: None, dir: None };
         if wrote {
             if let Some(writer) = self.writer.as_mut() {
                 writer.flush()?;
-                writer.get_ref().sync_data()?;
+                unsynced.file = Some(writer.get_ref().try_clone()?);
             }
             if created {
-                sync_dir(&self.dir)?;
+                unsynced.dir = Some(self.dir.clone());
             }
         }
-        Ok(())
+        Ok(unsynced)
     }
 
     fn finish_segment(&mut self) -> StoreResult<()> {
@@ -445,39 +454,46 @@ impl RaftLog {
     }
 }
 
+/// Entries written to a log and not yet durable: `sync` makes them so.
+#[must_use = "entries are durable only once synced"]
+pub struct Unsynced {
+    file: Option<File>,
+    /// A segment was created: its directory entry is synced too.
+    dir: Option<PathBuf>,
+}
+
+impl Unsynced {
+    pub fn sync(self) -> StoreResult<()> {
+        if let Some(file) = self.file {
+            file.sync_data()?;
+        }
+        if let Some(dir) = self.dir {
+            sync_dir(&dir)?;
+        }
+        Ok(())
+    }
+}
+
 /// The length word that says a state file's length follows in 8 bytes
-/// (a value of 4 GiB or more: a large queue's snapshot).
+/// (a value of 4 GiB or more).
 const LONG_STATE: u32 = u32::MAX;
 
 /// Replaces the file `<dir>/<key>.state` atomically and durably (a
 /// checksummed value, written beside it, synced, renamed over it).
 pub fn save_state_file(dir: &Path, key: &str, value: &[u8]) -> StoreResult<()> {
-    save_state_parts(dir, key, &[value])
-}
-
-/// As `save_state_file`, the value given in parts stored one after the
-/// other (a large value need not be copied into one buffer first).
-pub fn save_state_parts(dir: &Path, key: &str, parts: &[&[u8]]) -> StoreResult<()> {
     fs::create_dir_all(dir)?;
     let path = dir.join(format!("{key}.state"));
     let temporary = dir.join(format!("{key}.state.tmp"));
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut crc = crc32fast::Hasher::new();
-    for part in parts {
-        crc.update(part);
-    }
-    let mut file = BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
-    match u32::try_from(len) {
+    let mut file = BufWriter::new(File::create(&temporary)?);
+    match u32::try_from(value.len()) {
         Ok(short) if short != LONG_STATE => file.write_all(&short.to_le_bytes())?,
         _ => {
             file.write_all(&LONG_STATE.to_le_bytes())?;
-            file.write_all(&(len as u64).to_le_bytes())?;
+            file.write_all(&(value.len() as u64).to_le_bytes())?;
         }
     }
-    file.write_all(&crc.finalize().to_le_bytes())?;
-    for part in parts {
-        file.write_all(part)?;
-    }
+    file.write_all(&crc32fast::hash(value).to_le_bytes())?;
+    file.write_all(value)?;
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     fs::rename(&temporary, &path)?;
     sync_dir(dir)
@@ -522,7 +538,7 @@ fn checksum(index: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-fn sync_dir(dir: &Path) -> StoreResult<()> {
+pub(crate) fn sync_dir(dir: &Path) -> StoreResult<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
 }
