@@ -55,8 +55,8 @@ pub use config::{
 pub use memory::MemoryWatermark;
 pub use message_stats::{Churn, MessageTotals};
 pub use replication::{
-    ClusterLink, LeaderStamp, MemberView, MetadataChange, Proposal, Replicas, ReplicatedGroup, ReplicatedMachine,
-    ReplicationError, Replied,
+    ClusterLink, LeaderStamp, MachineImage, MemberView, MetadataChange, Proposal, Replicas, ReplicatedGroup,
+    ReplicatedMachine, ReplicationError, Replied,
 };
 pub use server::{start, RunningBroker};
 pub use tls::{read_certificates, read_private_key, TlsSettings};

@@ -226,10 +226,18 @@ pub trait ReplicatedMachine: Send + Sync + 'static {
     /// Applies one committed entry, stamped by the leader that wrote it;
     /// returns the answer for its proposer.
     fn apply(&self, stamp: &LeaderStamp, entry: &[u8]) -> Vec<u8>;
-    /// The whole state, written out (a Raft snapshot).
-    fn image(&self) -> Vec<u8>;
+    /// The whole state as it is now (between two applies), to be written
+    /// out later as a Raft snapshot's image: later applies do not change
+    /// it. Cheap: what it shares with the machine is not copied.
+    fn image(&self) -> Box<dyn MachineImage>;
     /// Replaces the state with an image.
     fn restore(&self, image: &[u8]);
+}
+
+/// A machine's state taken for a snapshot, written out off the runtime.
+pub trait MachineImage: Send + Sync + 'static {
+    /// Writes the image to `out` (blocking: a file).
+    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
 }
 
 /// An entry on its way through a group's log: resolves to the machine's

@@ -4,8 +4,9 @@
 //! the machine's image, taken in step with the entries it covers and kept
 //! in the group's directory, so that after a restart the machine is rebuilt
 //! from the snapshot and the log entries after it. The image lives on disk
-//! only: read back when a member needs it sent, never held in memory
-//! beside the machine it describes.
+//! only (`warren_store::save_snapshot`): written from the machine's view
+//! straight into its file on a blocking thread, read back only when a
+//! member needs it sent, never whole in memory beside the machine.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use openraft::{
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use warren_broker::{LeaderStamp, ReplicatedMachine};
+use warren_broker::{LeaderStamp, MachineImage, ReplicatedMachine};
 
 use crate::roster::{Member, NodeId};
 use crate::writes::Stamped;
@@ -57,17 +58,30 @@ type Meta = SnapshotMeta<NodeId, Member>;
 /// The last snapshot kept: its description and its image's size.
 type Kept = (Meta, u64);
 
-/// The snapshot file: the description (bincode), then the image's length
-/// (8 bytes) and the image, as bincode writes a struct of the two.
-fn encode_head(meta: &Meta, image: &[u8]) -> Result<Vec<u8>, StorageError<NodeId>> {
-    let mut head = bincode::serialize(meta).map_err(error)?;
-    head.extend_from_slice(&(image.len() as u64).to_le_bytes());
-    Ok(head)
+/// An image received from the leader, to be kept as it came.
+struct Received(Vec<u8>);
+
+impl MachineImage for Received {
+    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.0)
+    }
 }
 
-/// The description and the image of a snapshot file's bytes; the image is
-/// the same buffer, its head cut off.
-fn decode(mut bytes: Vec<u8>) -> Result<(Meta, Vec<u8>), StorageError<NodeId>> {
+/// The snapshot kept in `dir` (blocking): its description and its image.
+fn read_kept(dir: &Path) -> Result<Option<(Meta, Vec<u8>)>, StorageError<NodeId>> {
+    if let Some((description, image)) = warren_store::read_snapshot(dir).map_err(error)? {
+        return Ok(Some((bincode::deserialize(&description).map_err(error)?, image)));
+    }
+    match warren_store::read_state_file(dir, EARLIER_SNAPSHOT).map_err(error)? {
+        Some(bytes) => decode_earlier(bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A snapshot as earlier builds kept it, in one state file: the
+/// description (bincode), the image's length (8 bytes) and the image. The
+/// image is the same buffer, its head cut off.
+fn decode_earlier(mut bytes: Vec<u8>) -> Result<(Meta, Vec<u8>), StorageError<NodeId>> {
     let mut reader = bytes.as_slice();
     let meta: Meta = bincode::deserialize_from(&mut reader).map_err(error)?;
     let len: u64 = bincode::deserialize_from(&mut reader).map_err(error)?;
@@ -82,7 +96,8 @@ fn decode(mut bytes: Vec<u8>) -> Result<(Meta, Vec<u8>), StorageError<NodeId>> {
     Ok((meta, bytes))
 }
 
-const SNAPSHOT: &str = "snapshot";
+/// The state file earlier builds kept a snapshot in, whole.
+const EARLIER_SNAPSHOT: &str = "snapshot";
 
 fn error(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
@@ -110,8 +125,7 @@ impl QueueMachine {
             dir: dir.to_path_buf(),
             snapshot: Arc::default(),
         };
-        if let Some(bytes) = warren_store::read_state_file(dir, SNAPSHOT).map_err(error)? {
-            let (meta, image) = decode(bytes)?;
+        if let Some((meta, image)) = read_kept(dir)? {
             opened.machine.restore(&image);
             opened.applied = meta.last_log_id;
             opened.membership = meta.last_membership.clone();
@@ -120,18 +134,22 @@ impl QueueMachine {
         Ok(opened)
     }
 
-    /// Writes a snapshot (on a blocking thread) and gives its image back.
-    async fn keep(&self, meta: Meta, image: Vec<u8>) -> Result<Vec<u8>, StorageError<NodeId>> {
-        let head = encode_head(&meta, &image)?;
+    /// Writes a snapshot, its image from `image`, on a blocking thread.
+    async fn keep(&self, meta: Meta, image: Box<dyn MachineImage>) -> Result<(), StorageError<NodeId>> {
+        let description = bincode::serialize(&meta).map_err(error)?;
         let dir = self.dir.clone();
-        let image = tokio::task::spawn_blocking(move || {
-            warren_store::save_state_parts(&dir, SNAPSHOT, &[&head, &image]).map(|()| image)
+        let len = tokio::task::spawn_blocking(move || {
+            let len = warren_store::save_snapshot(&dir, &description, |out| image.write(out))?;
+            match std::fs::remove_file(dir.join(format!("{EARLIER_SNAPSHOT}.state"))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(warren_store::StoreError::from(e)),
+                _ => Ok(len),
+            }
         })
         .await
         .map_err(error)?
         .map_err(error)?;
-        *self.snapshot.lock() = Some((meta, image.len() as u64));
-        Ok(image)
+        *self.snapshot.lock() = Some((meta, len));
+        Ok(())
     }
 
     /// Bytes of the last snapshot's image.
@@ -154,16 +172,20 @@ impl QueueMachine {
 pub(crate) struct Taken {
     owner: QueueMachine,
     meta: Meta,
-    image: Vec<u8>,
+    image: Option<Box<dyn MachineImage>>,
 }
 
 impl RaftSnapshotBuilder<QueueTypes> for Taken {
+    /// Writes the snapshot to disk. The snapshot returned carries its
+    /// description and no image bytes: openraft (0.9) keeps only the
+    /// description of a snapshot it asked to be built, and reads one to
+    /// send through `get_current_snapshot`, which reads the file.
     async fn build_snapshot(&mut self) -> Result<Snapshot<QueueTypes>, StorageError<NodeId>> {
-        let image = std::mem::take(&mut self.image);
-        let image = self.owner.keep(self.meta.clone(), image).await?;
+        let image = self.image.take().ok_or_else(|| error("a snapshot is built once"))?;
+        self.owner.keep(self.meta.clone(), image).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(image)),
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 }
@@ -200,7 +222,7 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
         Taken {
             owner: self.clone(),
             meta: self.meta(),
-            image: self.machine.image(),
+            image: Some(self.machine.image()),
         }
     }
 
@@ -217,7 +239,7 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
         self.machine.restore(&image);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.keep(meta.clone(), image).await.map(drop)
+        self.keep(meta.clone(), Box::new(Received(image))).await
     }
 
     /// Read back from its file: asked for at start (for its description)
@@ -227,12 +249,10 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
             return Ok(None);
         }
         let dir = self.dir.clone();
-        let bytes = tokio::task::spawn_blocking(move || warren_store::read_state_file(&dir, SNAPSHOT))
+        let kept = tokio::task::spawn_blocking(move || read_kept(&dir))
             .await
-            .map_err(error)?
-            .map_err(error)?;
-        let Some(bytes) = bytes else { return Ok(None) };
-        let (meta, image) = decode(bytes)?;
+            .map_err(error)??;
+        let Some((meta, image)) = kept else { return Ok(None) };
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(image)),

@@ -191,12 +191,6 @@ fn state_files_with_an_eight_byte_length_read_back() {
         warren_store::read_state_file(dir.path(), "image").expect("read"),
         Some(value.clone())
     );
-    // Parts are stored one after the other.
-    warren_store::save_state_parts(dir.path(), "parts", &[b"one ", b"two"]).expect("save");
-    assert_eq!(
-        warren_store::read_state_file(dir.path(), "parts").expect("read"),
-        Some(b"one two".to_vec())
-    );
     // A damaged length is an error, not a wrong value.
     file[5] ^= 0x40;
     std::fs::write(dir.path().join("image.state"), &file).expect("write");

@@ -206,61 +206,6 @@ pub(crate) struct Machine {
     last_used_ms: u64,
 }
 
-/// One message in an image: its place, delivery count, expiry, holder.
-type ImageMessage = (Seq, u32, Option<u64>, Option<NodeLife>, ByteBuf);
-
-/// The machine as an image is written: `Image`'s fields in its order,
-/// borrowed from the machine.
-#[derive(Serialize)]
-struct ImageOut<'a> {
-    next_seq: Seq,
-    now_ms: u64,
-    messages: ImageMessages<'a>,
-    attached: &'a [ConsumerKey],
-    once: Vec<(NodeLife, u64)>,
-    consumers: Vec<ConsumerKey>,
-    last_used_ms: u64,
-}
-
-/// The machine's messages, each as an `ImageMessage`.
-struct ImageMessages<'a>(&'a Machine);
-
-impl Serialize for ImageMessages<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let machine = self.0;
-        serializer.collect_seq(machine.messages.iter().map(|(seq, held)| {
-            (
-                *seq,
-                held.delivery_count,
-                held.expires_at,
-                machine.holders.get(seq),
-                Encoded(&held.message),
-            )
-        }))
-    }
-}
-
-/// A message in its encoded form, as a byte string.
-struct Encoded<'a>(&'a Message);
-
-impl Serialize for Encoded<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0.encode())
-    }
-}
-
-/// The machine written out (a Raft snapshot), as it is read back.
-#[derive(Deserialize)]
-struct Image {
-    next_seq: Seq,
-    now_ms: u64,
-    messages: Vec<ImageMessage>,
-    attached: Vec<ConsumerKey>,
-    once: Vec<(NodeLife, u64)>,
-    consumers: Vec<ConsumerKey>,
-    last_used_ms: u64,
-}
-
 impl Command {
     /// Whether a proposal that failed should go again (in a `Once`, so
     /// that it is applied once even if the failed one was committed after
@@ -563,65 +508,6 @@ impl Machine {
     pub(crate) fn head(&self) -> Option<&Held> {
         self.messages.get(self.ready.first()?)
     }
-
-    /// The whole machine as bytes.
-    pub(crate) fn image(&self) -> Vec<u8> {
-        let image = ImageOut {
-            next_seq: self.next_seq,
-            now_ms: self.now_ms,
-            messages: ImageMessages(self),
-            attached: &self.attached,
-            once: self.once.iter().map(|(life, id)| (life.clone(), *id)).collect(),
-            consumers: self.consumers.iter().cloned().collect(),
-            last_used_ms: self.last_used_ms,
-        };
-        // Each message is encoded straight into the image: one copy of
-        // the queue, never two.
-        let bodies: u64 = self.messages.values().map(|h| h.message.body_size() as u64).sum();
-        let mut out = Vec::with_capacity(bodies as usize + self.messages.len() * 128 + 1024);
-        match bincode::serialize_into(&mut out, &image) {
-            Ok(()) => out,
-            Err(e) => {
-                tracing::error!("a quorum queue's image could not be written: {e}");
-                Vec::new()
-            }
-        }
-    }
-
-    /// The machine an image describes; None if the bytes are not one.
-    pub(crate) fn from_image(bytes: &[u8]) -> Option<Machine> {
-        let image: Image = bincode::deserialize(bytes).ok()?;
-        let mut machine = Machine {
-            next_seq: image.next_seq,
-            now_ms: image.now_ms,
-            attached: image.attached,
-            once: image.once.into_iter().collect(),
-            consumers: image.consumers.into_iter().collect(),
-            last_used_ms: image.last_used_ms,
-            ..Machine::default()
-        };
-        for (seq, delivery_count, expires_at, holder, bytes) in image.messages {
-            let message = Message::decode(bytes.into_vec())?;
-            match holder {
-                Some(life) => {
-                    machine.holders.insert(seq, life);
-                }
-                None => {
-                    machine.ready_bytes += message.body_size() as u64;
-                    machine.ready.insert(seq);
-                }
-            }
-            machine.messages.insert(
-                seq,
-                Held {
-                    message,
-                    delivery_count,
-                    expires_at,
-                },
-            );
-        }
-        Some(machine)
-    }
 }
 
 /// Commands as the log carries them: a batch, bincode.
@@ -641,5 +527,6 @@ pub(crate) fn decode_replies(bytes: &[u8]) -> Option<Vec<Reply>> {
     bincode::deserialize(bytes).ok()
 }
 
+mod image;
 #[cfg(test)]
 mod tests;

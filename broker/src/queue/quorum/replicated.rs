@@ -42,7 +42,7 @@ use crate::queue::{
     deliver_to, AddedHeader, ConsumeRefusal, Consumer, Depth, Enqueued, Head, Identity, Overflow, Queue, QueueBackend,
     QueueEntry, QueueHost, QueueOf, Settlement, Ticket,
 };
-use crate::replication::{ClusterLink, LeaderStamp, ReplicatedGroup, ReplicatedMachine};
+use crate::replication::{ClusterLink, LeaderStamp, MachineImage, ReplicatedGroup, ReplicatedMachine};
 
 /// Most messages a checkout asks for at once.
 const CHECKOUT_MAX: u32 = 256;
@@ -188,8 +188,8 @@ impl ReplicatedMachine for Shared {
         machine::encode_replies(&replies)
     }
 
-    fn image(&self) -> Vec<u8> {
-        self.machine.lock().image()
+    fn image(&self) -> Box<dyn MachineImage> {
+        Box::new(self.machine.lock().view())
     }
 
     fn restore(&self, image: &[u8]) {
