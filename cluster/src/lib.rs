@@ -17,7 +17,8 @@
 //! (openraft's log storage on Warren's store), `metadata.rs` (the metadata
 //! group's types and state machine), `queue_group.rs` and `groups.rs` (the
 //! queues' groups), `writes.rs` (writing from any member), `network.rs` and
-//! `service.rs` (the two sides of the cluster port), `liveness.rs` (which
+//! `service.rs` (the two sides of the cluster port; `snapshot_chunk.rs` a
+//! snapshot's chunk on the wire), `liveness.rs` (which
 //! members answer), `raft_config.rs` (the timing every group shares),
 //! `signing.rs` and `tls.rs` (who may use the cluster port).
 
@@ -36,6 +37,7 @@ mod raft_config;
 mod roster;
 mod service;
 mod signing;
+mod snapshot_chunk;
 mod tls;
 mod writes;
 

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::roster::{Member, NodeId};
 use crate::signing::Signer;
+use crate::snapshot_chunk::SnapshotChunk;
 
 /// What every node's cluster client shares: one connection pool, and the
 /// signer of its requests.
@@ -200,7 +201,7 @@ where
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.call("snapshot", request, &option).await
+        self.call("snapshot", SnapshotChunk::of(request), &option).await
     }
 
     async fn vote(

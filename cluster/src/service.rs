@@ -26,6 +26,7 @@ use crate::metadata::MetadataRaft;
 use crate::queue_group::{GroupEntry, GroupReply};
 use crate::roster::{Member, NodeId};
 use crate::signing::{Credentials, Refusal, Signer, ROSTER_HEADER, SIGNATURE_HEADER, TIME_HEADER};
+use crate::snapshot_chunk::SnapshotChunk;
 use crate::writes::{self, Forwarded, Writer};
 
 /// What the routes share.
@@ -194,8 +195,8 @@ where
             Ok(request) => encode(&raft.append_entries(request).await),
             Err(refused) => refused,
         },
-        "snapshot" => match decode(body) {
-            Ok(request) => encode(&raft.install_snapshot(request).await),
+        "snapshot" => match decode::<SnapshotChunk>(body) {
+            Ok(chunk) => encode(&raft.install_snapshot(chunk.request()).await),
             Err(refused) => refused,
         },
         _ => StatusCode::NOT_FOUND.into_response(),
