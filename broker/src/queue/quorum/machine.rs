@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -148,10 +149,53 @@ pub(crate) enum Reply {
     Unreadable,
 }
 
+/// A message as the log carried it (`Message::encode`'s form), its body's
+/// size noted. Every member holds it so; only the node that delivers or
+/// dead-letters it decodes it (a decoded message costs several hundred
+/// bytes more, on every member, for as long as it waits).
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    bytes: Bytes,
+    body_size: u64,
+}
+
+impl Stored {
+    /// Checks the bytes and notes the body's size: None if they are not a
+    /// message.
+    pub(crate) fn new(bytes: Bytes) -> Option<(Stored, Arc<Message>)> {
+        let message = Message::decode(bytes.clone())?;
+        let body_size = message.body_size() as u64;
+        Some((Stored { bytes, body_size }, message))
+    }
+
+    /// A decoded message, stored again.
+    pub(crate) fn of(message: &Message) -> Stored {
+        Stored {
+            bytes: message.encode().into(),
+            body_size: message.body_size() as u64,
+        }
+    }
+
+    /// The message (its body shares these bytes). None never happens for
+    /// bytes `new` accepted.
+    pub(crate) fn decode(&self) -> Option<Arc<Message>> {
+        Message::decode(self.bytes.clone())
+    }
+
+    pub(crate) fn body_size(&self) -> u64 {
+        self.body_size
+    }
+
+    /// The encoded form.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// A message as the machine holds it.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
-    pub message: Arc<Message>,
+    pub message: Stored,
     /// How many times it was returned.
     pub delivery_count: u32,
     /// When its TTL runs out (leader's clock, ms).
@@ -247,10 +291,10 @@ impl Machine {
                 for bytes in messages {
                     // A message that does not decode was refused by the
                     // proposer's own encoder; it cannot be here. Skipped.
-                    let Some(message) = Message::decode(bytes.into_vec()) else {
+                    let Some((stored, message)) = Stored::new(Bytes::from(bytes.into_vec())) else {
                         continue;
                     };
-                    let size = message.body_size() as u64;
+                    let size = stored.body_size();
                     if limits.reject_publish && self.would_overflow(&limits, size) {
                         reply = Reply::Rejected;
                         continue;
@@ -260,7 +304,7 @@ impl Machine {
                     self.next_seq += 1;
                     self.ready_bytes += size;
                     let held = Held {
-                        message,
+                        message: stored,
                         delivery_count: 0,
                         expires_at: ttl.and_then(|ttl| self.now_ms.checked_add(ttl)),
                     };
@@ -280,7 +324,7 @@ impl Machine {
                 while seqs.len() < max as usize {
                     let Some(seq) = self.ready.pop_first() else { break };
                     let Some(held) = self.messages.get(&seq) else { continue };
-                    self.ready_bytes -= held.message.body_size() as u64;
+                    self.ready_bytes -= held.message.body_size();
                     self.holders.insert(seq, node.clone());
                     messages.push((seq, held.clone()));
                     seqs.push(seq);
@@ -447,7 +491,7 @@ impl Machine {
     fn remove_head(&mut self) -> Option<Held> {
         let seq = self.ready.pop_first()?;
         let held = self.messages.remove(&seq)?;
-        self.ready_bytes -= held.message.body_size() as u64;
+        self.ready_bytes -= held.message.body_size();
         Some(held)
     }
 
@@ -475,7 +519,7 @@ impl Machine {
     /// Puts a message back without counting a delivery.
     fn release_one(&mut self, seq: Seq) {
         if let Some(held) = self.messages.get(&seq) {
-            self.ready_bytes += held.message.body_size() as u64;
+            self.ready_bytes += held.message.body_size();
             self.ready.insert(seq);
         }
     }

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use warren_store::{Offset, QueueId, QueueSummary};
 
 use super::machine::{
-    self, Clock, Command, ConsumerKey, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq,
+    self, Clock, Command, ConsumerKey, Death, Effect, Held, Limits, Machine, NodeLife, Outcome, Reply, Seq, Stored,
 };
 use super::DEFAULT_DELIVERY_LIMIT;
 use crate::clock::now_ms;
@@ -229,7 +229,25 @@ impl Shared {
             Death::Expired => DeathReason::Expired,
             Death::MaxLen => DeathReason::MaxLen,
         };
-        dead_letter::republish(&queue, &*host, &dlx, &held.message, reason);
+        match held.message.decode() {
+            Some(message) => dead_letter::republish(&queue, &*host, &dlx, &message, reason),
+            None => tracing::error!("a quorum queue's message does not decode: not dead-lettered"),
+        }
+    }
+
+    /// A message this node holds and cannot decode (the machine accepted
+    /// only messages that do: never expected) goes, rather than wait here
+    /// for ever.
+    fn unreadable(&self, seq: Seq) {
+        tracing::error!("a quorum queue's message {seq} does not decode: discarded");
+        if let Some(proposals) = self.proposals.upgrade() {
+            let _ = proposals.send(Pending::unanswered(Command::Settle {
+                node: self.me.clone(),
+                seqs: vec![seq],
+                outcome: Outcome::Discard,
+                limit: None,
+            }));
+        }
     }
 
     /// The log's name for one of this node's consumers.
@@ -277,7 +295,12 @@ impl Shared {
             let Some((seq, held)) = local.buffer.pop_front() else {
                 break;
             };
-            if let Err(back) = deliver_to(&consumer, &queue, held.entry(seq)) {
+            let Some(entry) = held.entry(seq) else {
+                consumer.release_credit(1);
+                self.unreadable(seq);
+                continue;
+            };
+            if let Err(back) = deliver_to(&consumer, &queue, entry) {
                 // The connection is gone: the message waits for another.
                 consumer.release_credit(1);
                 local.consumers.retain(|c| !Arc::ptr_eq(c, &consumer));
@@ -370,7 +393,7 @@ impl Shared {
 
 fn held_of(entry: &QueueEntry) -> Held {
     Held {
-        message: entry.message.clone(),
+        message: Stored::of(&entry.message),
         delivery_count: entry.delivery_count,
         // On this node's buffer, checked out: past expiring.
         expires_at: None,
@@ -379,13 +402,13 @@ fn held_of(entry: &QueueEntry) -> Held {
 
 impl Held {
     /// The message at `seq` as a delivery carries it (redelivered once it
-    /// came back).
-    fn entry(self, seq: Seq) -> QueueEntry {
-        QueueEntry {
+    /// came back); None if it does not decode.
+    fn entry(self, seq: Seq) -> Option<QueueEntry> {
+        Some(QueueEntry {
             redelivered: self.delivery_count > 0,
             delivery_count: self.delivery_count,
-            ..QueueEntry::new(self.message, Offset(seq), 0, None)
-        }
+            ..QueueEntry::new(self.message.decode()?, Offset(seq), 0, None)
+        })
     }
 }
 
@@ -700,7 +723,10 @@ impl QueueBackend for ReplicatedQueue {
                 fetched.flatten()?
             }
         };
-        let entry = held.entry(seq);
+        let Some(entry) = held.entry(seq) else {
+            self.shared.unreadable(seq);
+            return None;
+        };
         queue
             .counters
             .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
@@ -795,7 +821,10 @@ impl QueueBackend for ReplicatedQueue {
         let machine = self.shared.machine.lock();
         Head {
             age: None,
-            timestamp: machine.head().and_then(|h| h.message.header.properties().timestamp),
+            timestamp: machine
+                .head()
+                .and_then(|h| h.message.decode())
+                .and_then(|m| m.header.properties().timestamp),
         }
     }
 

@@ -3,25 +3,25 @@
 //!
 //! A snapshot is taken between two applies, but written later, off the
 //! runtime: `Machine::view` copies what the machine knows at that moment
-//! (its messages shared, not copied), and the view encodes each message
-//! straight into the file, so an image is never whole in memory while it
-//! is written.
+//! (its messages shared, not copied), and the view writes each message
+//! (as the log carried it) straight into the file, so an image is never
+//! whole in memory while it is written.
 
 use std::io::Write;
-use std::sync::Arc;
+
+use bytes::Bytes;
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::{ConsumerKey, Held, Machine, NodeLife, Seq};
-use crate::message::Message;
+use super::{ConsumerKey, Held, Machine, NodeLife, Seq, Stored};
 use crate::replication::MachineImage;
 
 /// One message in an image: its place, delivery count, expiry, holder.
 type ImageMessage = (Seq, u32, Option<u64>, Option<NodeLife>, ByteBuf);
 
 /// A message as a view keeps it.
-type ViewMessage = (Seq, u32, Option<u64>, Option<NodeLife>, Arc<Message>);
+type ViewMessage = (Seq, u32, Option<u64>, Option<NodeLife>, Stored);
 
 /// The machine at one moment, to be written out.
 pub(crate) struct ImageView {
@@ -60,11 +60,11 @@ impl Serialize for Messages<'_> {
 }
 
 /// A message in its encoded form, as a byte string.
-struct Encoded<'a>(&'a Message);
+struct Encoded<'a>(&'a Stored);
 
 impl Serialize for Encoded<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0.encode())
+        serializer.serialize_bytes(self.0.bytes())
     }
 }
 
@@ -147,13 +147,13 @@ impl Machine {
             ..Machine::default()
         };
         for (seq, delivery_count, expires_at, holder, bytes) in image.messages {
-            let message = Message::decode(bytes.into_vec())?;
+            let (message, _) = Stored::new(Bytes::from(bytes.into_vec()))?;
             match holder {
                 Some(life) => {
                     machine.holders.insert(seq, life);
                 }
                 None => {
-                    machine.ready_bytes += message.body_size() as u64;
+                    machine.ready_bytes += message.body_size();
                     machine.ready.insert(seq);
                 }
             }

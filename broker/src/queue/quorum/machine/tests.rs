@@ -113,7 +113,8 @@ fn past_the_delivery_limit_a_message_dies_on_the_node_that_returned_it() {
 }
 
 fn body(held: &Held) -> String {
-    String::from_utf8_lossy(&held.message.body).into_owned()
+    let message = held.message.decode().expect("a message");
+    String::from_utf8_lossy(&message.body).into_owned()
 }
 
 #[test]
