@@ -55,8 +55,6 @@ pub(crate) type QueueRaft = openraft::Raft<QueueTypes>;
 type Entry = openraft::Entry<QueueTypes>;
 type Membership = StoredMembership<NodeId, Member>;
 type Meta = SnapshotMeta<NodeId, Member>;
-/// The last snapshot kept: its description and its image's size.
-type Kept = (Meta, u64);
 
 /// An image received from the leader, to be kept as it came.
 struct Received(Vec<u8>);
@@ -111,7 +109,8 @@ pub(crate) struct QueueMachine {
     applied: Option<LogId<NodeId>>,
     membership: Membership,
     dir: PathBuf,
-    snapshot: Arc<Mutex<Option<Kept>>>,
+    /// The size of the last snapshot's image, once one is kept.
+    kept_image: Arc<Mutex<Option<u64>>>,
 }
 
 impl QueueMachine {
@@ -123,20 +122,20 @@ impl QueueMachine {
             applied: None,
             membership: Membership::default(),
             dir: dir.to_path_buf(),
-            snapshot: Arc::default(),
+            kept_image: Arc::default(),
         };
         if let Some((meta, image)) = read_kept(dir)? {
             opened.machine.restore(&image);
             opened.applied = meta.last_log_id;
             opened.membership = meta.last_membership.clone();
-            *opened.snapshot.lock() = Some((meta, image.len() as u64));
+            *opened.kept_image.lock() = Some(image.len() as u64);
         }
         Ok(opened)
     }
 
     /// Writes a snapshot, its image from `image`, on a blocking thread.
-    async fn keep(&self, meta: Meta, image: Box<dyn MachineImage>) -> Result<(), StorageError<NodeId>> {
-        let description = bincode::serialize(&meta).map_err(error)?;
+    async fn keep(&self, meta: &Meta, image: Box<dyn MachineImage>) -> Result<(), StorageError<NodeId>> {
+        let description = bincode::serialize(meta).map_err(error)?;
         let dir = self.dir.clone();
         let len = tokio::task::spawn_blocking(move || {
             let len = warren_store::save_snapshot(&dir, &description, |out| image.write(out))?;
@@ -148,13 +147,13 @@ impl QueueMachine {
         .await
         .map_err(error)?
         .map_err(error)?;
-        *self.snapshot.lock() = Some((meta, len));
+        *self.kept_image.lock() = Some(len);
         Ok(())
     }
 
     /// Bytes of the last snapshot's image.
     pub(crate) fn image_bytes(&self) -> u64 {
-        self.snapshot.lock().as_ref().map_or(0, |(_, len)| *len)
+        self.kept_image.lock().unwrap_or(0)
     }
 
     fn meta(&self) -> Meta {
@@ -182,7 +181,7 @@ impl RaftSnapshotBuilder<QueueTypes> for Taken {
     /// send through `get_current_snapshot`, which reads the file.
     async fn build_snapshot(&mut self) -> Result<Snapshot<QueueTypes>, StorageError<NodeId>> {
         let image = self.image.take().ok_or_else(|| error("a snapshot is built once"))?;
-        self.owner.keep(self.meta.clone(), image).await?;
+        self.owner.keep(&self.meta, image).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(Vec::new())),
@@ -239,13 +238,13 @@ impl RaftStateMachine<QueueTypes> for QueueMachine {
         self.machine.restore(&image);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.keep(meta.clone(), Box::new(Received(image))).await
+        self.keep(meta, Box::new(Received(image))).await
     }
 
     /// Read back from its file: asked for at start (for its description)
     /// and to send it to a member that fell behind the log.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<QueueTypes>>, StorageError<NodeId>> {
-        if self.snapshot.lock().is_none() {
+        if self.kept_image.lock().is_none() {
             return Ok(None);
         }
         let dir = self.dir.clone();
