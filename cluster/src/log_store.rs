@@ -206,17 +206,17 @@ where
             let index = entry.get_log_id().index;
             encoded.push((LogIndex(index), bincode::serialize(&entry).map_err(io_error::<C>)?));
         }
-        // Written under the log's lock, synced outside it: a replication
-        // read of the newest entries never waits for this flush.
-        let written = self
-            .blocking(move |log| log.write(encoded).map_err(io_error::<C>))
-            .await;
-        let result = match written {
-            Ok(unsynced) => tokio::task::spawn_blocking(move || unsynced.sync().map_err(io_error::<C>))
-                .await
-                .unwrap_or_else(|e| Err(io_error::<C>(std::io::Error::other(e.to_string())))),
-            Err(e) => Err(e),
-        };
+        // Written under the log's lock, synced outside it (a replication
+        // read of the newest entries never waits for this flush), in one
+        // trip to a blocking thread: an append is on the path of every
+        // commit, the leader's and each follower's.
+        let log = self.log.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let unsynced = log.lock().write(encoded).map_err(io_error::<C>)?;
+            unsynced.sync().map_err(io_error::<C>)
+        })
+        .await
+        .unwrap_or_else(|e| Err(io_error::<C>(std::io::Error::other(e.to_string()))));
         match &result {
             Ok(()) => callback.log_io_completed(Ok(())),
             Err(e) => callback.log_io_completed(Err(std::io::Error::other(e.to_string()))),
