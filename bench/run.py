@@ -64,7 +64,10 @@ def run_perf(uri, args, duration):
     cmd = [PERF, "--uri", uri, "--json", "-z", str(duration)] + args
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 4 + 120)
     if out.returncode != 0:
-        print(f"  warren-perf failed ({out.returncode}): {out.stderr.strip()[-300:]}", file=sys.stderr)
+        # The error and its causes, not the backtrace anyhow adds under
+        # RUST_BACKTRACE.
+        error = out.stderr.split("Stack backtrace:")[0].strip()
+        print(f"  warren-perf failed ({out.returncode}): {error[-300:]}", file=sys.stderr)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
