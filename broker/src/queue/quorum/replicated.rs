@@ -15,9 +15,9 @@
 //!   held.
 //!
 //! Every proposal goes through one driver task per queue (`driver.rs`), in
-//! order and in batches (one publisher's messages keep their order). What waits to
-//! be committed is bounded (`backlog.rs`): past 16 MiB of proposed
-//! publishes, a publisher waits for the group.
+//! order and in batches (one publisher's messages keep their order). What
+//! waits to be committed is bounded (`backlog.rs`): past 16 MiB of
+//! proposed publishes, a publisher waits for the group.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
