@@ -5,7 +5,8 @@
 //! down still elects; TTLs (the leader's clock), length limits,
 //! dead-lettering and a single active consumer hold; a node that dies for
 //! good gives back what its consumers held; a member that missed more than
-//! its group's log keeps catches up from the group's snapshot.
+//! its group's log keeps catches up from the group's snapshot; a queue
+//! deeper than a member keeps in memory waits on each member's disk.
 
 mod common;
 
@@ -427,5 +428,69 @@ async fn a_member_that_missed_the_log_catches_up_from_the_snapshot() {
         let delivery = next_delivery(&mut consumer, Duration::from_secs(30)).await;
         assert!(delivery.data == numbered(i, LEN), "message {i} came back changed");
         delivery.ack(Default::default()).await.expect("ack");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_quorum_queue_waits_on_each_members_disk_and_comes_back_in_order() {
+    let (data, cluster, http, mut nodes) = three_members().await;
+    let n1 = nodes[0].as_ref().unwrap();
+    let (_c1, ch1) = amqp(n1).await;
+    declare(&ch1, "deep", quorum_args(&[])).await;
+
+    // More than a member keeps in memory (4,096 ready messages): the rest
+    // wait in each member's store.
+    const COUNT: u32 = 6_000;
+    const LEN: usize = 1024;
+    ch1.confirm_select(Default::default()).await.expect("confirms");
+    let mut confirms = Vec::new();
+    for i in 0..COUNT {
+        let properties = lapin::BasicProperties::default().with_delivery_mode(2);
+        let confirm = ch1
+            .basic_publish(
+                "".into(),
+                "deep".into(),
+                Default::default(),
+                &numbered(i, LEN),
+                properties,
+            )
+            .await
+            .expect("publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        assert!(confirm.await.expect("confirm").is_ack());
+    }
+    let paged =
+        |q: &Value| q["messages"] == COUNT && q["messages_paged_out"].as_u64() >= Some(u64::from(COUNT) - 4_096);
+    for node in nodes.iter().flatten() {
+        wait_until(&http, node, "queues/%2f/deep", paged).await;
+    }
+
+    // A member killed and started again rebuilds the queue from its log and
+    // pages it out again (what its store held before is gone with it).
+    nodes[2].take().expect("n3 runs").crash();
+    nodes[2] = Some(cluster.start(2, data.path()));
+    let n3 = nodes[2].as_ref().unwrap();
+    wait_until(&http, n3, "queues/%2f/deep", paged).await;
+
+    // Consumed through that member, with a prefetch: every message whole
+    // and in order, read back from its disk ahead of need.
+    let (_c3, ch3) = amqp(n3).await;
+    ch3.basic_qos(300, Default::default()).await.expect("qos");
+    let mut consumer = consume(&ch3, "deep").await;
+    for i in 0..COUNT {
+        let delivery = next_delivery(&mut consumer, Duration::from_secs(30)).await;
+        assert!(
+            delivery.data == numbered(i, LEN),
+            "message {i} came back changed or out of order"
+        );
+        delivery.ack(Default::default()).await.expect("ack");
+    }
+    for node in nodes.iter().flatten() {
+        wait_until(&http, node, "queues/%2f/deep", |q| {
+            q["messages"] == 0 && q["messages_paged_out"] == 0
+        })
+        .await;
     }
 }

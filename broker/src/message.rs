@@ -31,6 +31,44 @@ pub(crate) struct StoredBody {
     store: Arc<dyn Store>,
 }
 
+impl StoredBody {
+    /// Stores `bytes` as a message of their own, held by the answer.
+    pub(crate) fn write(store: &Arc<dyn Store>, bytes: &[u8]) -> StoreResult<StoredBody> {
+        let id = store.append_message(&[bytes])?;
+        Ok(StoredBody {
+            id,
+            store: store.clone(),
+        })
+    }
+
+    /// Its bytes, read from the store (blocking); None if they cannot be.
+    pub(crate) fn read(&self) -> Option<Bytes> {
+        match self.store.message(self.id) {
+            Ok(Some(bytes)) => Some(Bytes::from(bytes)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("reading stored message {}: {e}", self.id.0);
+                None
+            }
+        }
+    }
+
+    /// The bytes of several stored messages, read together (blocking).
+    pub(crate) fn read_many(bodies: &[&StoredBody]) -> Vec<Option<Bytes>> {
+        let Some(first) = bodies.first() else {
+            return Vec::new();
+        };
+        let ids: Vec<MessageId> = bodies.iter().map(|b| b.id).collect();
+        match first.store.messages(&ids) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!("reading {} stored messages: {e}", ids.len());
+                vec![None; ids.len()]
+            }
+        }
+    }
+}
+
 impl Drop for StoredBody {
     fn drop(&mut self) {
         self.store.release_message(self.id);

@@ -23,15 +23,19 @@
 //! one, and only its node may check messages out. With `x-expires`, nodes
 //! report their consumers coming and going (`Consumer`) and basic.gets
 //! (`Touch`), so that the machine knows when the queue was last used.
+//!
+//! A message's bytes are in memory (`stored.rs`) for the oldest ready
+//! messages only; past that window each member pages them out to its own
+//! store (`paging.rs`), which changes nothing the machine decides.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::message::Message;
+pub(crate) use paging::WINDOW_MESSAGES;
+pub(crate) use stored::Stored;
 
 /// One life of a node: its name and the number it drew when it started.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,49 +153,6 @@ pub(crate) enum Reply {
     Unreadable,
 }
 
-/// A message as the log carried it (`Message::encode`'s form), its body's
-/// size noted. Every member holds it so; only the node that delivers or
-/// dead-letters it decodes it (a decoded message costs several hundred
-/// bytes more, on every member, for as long as it waits).
-#[derive(Debug, Clone)]
-pub(crate) struct Stored {
-    bytes: Bytes,
-    body_size: u64,
-}
-
-impl Stored {
-    /// Checks the bytes and notes the body's size: None if they are not a
-    /// message.
-    pub(crate) fn new(bytes: Bytes) -> Option<(Stored, Arc<Message>)> {
-        let message = Message::decode(bytes.clone())?;
-        let body_size = message.body_size() as u64;
-        Some((Stored { bytes, body_size }, message))
-    }
-
-    /// A decoded message, stored again.
-    pub(crate) fn of(message: &Message) -> Stored {
-        Stored {
-            bytes: message.encode().into(),
-            body_size: message.body_size() as u64,
-        }
-    }
-
-    /// The message (its body shares these bytes). None never happens for
-    /// bytes `new` accepted.
-    pub(crate) fn decode(&self) -> Option<Arc<Message>> {
-        Message::decode(self.bytes.clone())
-    }
-
-    pub(crate) fn body_size(&self) -> u64 {
-        self.body_size
-    }
-
-    /// The encoded form.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
 /// A message as the machine holds it.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
@@ -236,6 +197,13 @@ pub(crate) struct Machine {
     ready: BTreeSet<Seq>,
     holders: BTreeMap<Seq, NodeLife>,
     ready_bytes: u64,
+    /// Of the ready messages, those paged out to this node's store, and
+    /// their body bytes (`paging.rs`).
+    paged_ready: u64,
+    paged_ready_bytes: u64,
+    /// Ready messages past the window, still in memory: this node pages
+    /// them out after the entry.
+    to_page: Vec<Seq>,
     /// The latest leader clock applied (ms): time never goes back here.
     now_ms: u64,
     /// Single-active-consumer queues: the consumers in line, the first
@@ -302,14 +270,16 @@ impl Machine {
                     let ttl = message.ttl_in(limits.message_ttl);
                     let seq = self.next_seq;
                     self.next_seq += 1;
-                    self.ready_bytes += size;
                     let held = Held {
                         message: stored,
                         delivery_count: 0,
                         expires_at: ttl.and_then(|ttl| self.now_ms.checked_add(ttl)),
                     };
                     self.messages.insert(seq, held);
-                    self.ready.insert(seq);
+                    self.make_ready(seq);
+                    if self.past_window() {
+                        self.to_page.push(seq);
+                    }
                     self.drop_head(&limits, &from, effects);
                 }
                 reply
@@ -323,10 +293,12 @@ impl Machine {
                 let mut messages = Vec::new();
                 while seqs.len() < max as usize {
                     let Some(seq) = self.ready.pop_first() else { break };
-                    let Some(held) = self.messages.get(&seq) else { continue };
-                    self.ready_bytes -= held.message.body_size();
+                    let Some(held) = self.messages.get(&seq).cloned() else {
+                        continue;
+                    };
+                    self.left_ready(&held.message);
                     self.holders.insert(seq, node.clone());
-                    messages.push((seq, held.clone()));
+                    messages.push((seq, held));
                     seqs.push(seq);
                 }
                 if !messages.is_empty() {
@@ -411,6 +383,8 @@ impl Machine {
                     self.messages.remove(seq);
                 }
                 self.ready_bytes = 0;
+                self.paged_ready = 0;
+                self.paged_ready_bytes = 0;
                 Reply::Purged(purged.len() as u64)
             }
             Command::Expire => Reply::Done,
@@ -491,7 +465,7 @@ impl Machine {
     fn remove_head(&mut self) -> Option<Held> {
         let seq = self.ready.pop_first()?;
         let held = self.messages.remove(&seq)?;
-        self.ready_bytes -= held.message.body_size();
+        self.left_ready(&held.message);
         Some(held)
     }
 
@@ -518,10 +492,29 @@ impl Machine {
 
     /// Puts a message back without counting a delivery.
     fn release_one(&mut self, seq: Seq) {
-        if let Some(held) = self.messages.get(&seq) {
-            self.ready_bytes += held.message.body_size();
-            self.ready.insert(seq);
+        self.make_ready(seq);
+    }
+
+    /// A held message (`seq`) waits again.
+    fn make_ready(&mut self, seq: Seq) {
+        let Some(held) = self.messages.get(&seq) else { return };
+        let size = held.message.body_size();
+        if held.message.is_paged() {
+            self.paged_ready += 1;
+            self.paged_ready_bytes += size;
         }
+        self.ready_bytes += size;
+        self.ready.insert(seq);
+    }
+
+    /// A ready message was taken out of `ready`.
+    fn left_ready(&mut self, message: &Stored) {
+        let size = message.body_size();
+        if message.is_paged() {
+            self.paged_ready = self.paged_ready.saturating_sub(1);
+            self.paged_ready_bytes = self.paged_ready_bytes.saturating_sub(size);
+        }
+        self.ready_bytes -= size;
     }
 
     /// Puts a message back, counting the delivery it had.
@@ -572,5 +565,7 @@ pub(crate) fn decode_replies(bytes: &[u8]) -> Option<Vec<Reply>> {
 }
 
 mod image;
+mod paging;
+mod stored;
 #[cfg(test)]
 mod tests;

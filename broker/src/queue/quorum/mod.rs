@@ -5,8 +5,9 @@
 //! dead-lettered, and deliveries that carry `x-delivery-count`.
 //!
 //! On a single node these rules run on the same engine as classic queues
-//! (`local/`). A replicated quorum queue is a different implementation of
-//! [`QueueBackend`] and will live here.
+//! (`local/`). In a cluster a quorum queue is replicated (`replicated.rs`,
+//! its state machine in `machine.rs`): another implementation of
+//! [`QueueBackend`].
 
 pub(crate) mod machine;
 mod replicated;
@@ -29,7 +30,8 @@ pub(super) fn new(
     cluster: Option<&Arc<dyn ClusterLink>>,
 ) -> Arc<Queue> {
     if let Some(link) = cluster {
-        return replicated::new(identity, host, link.clone());
+        let durability = persistence.map(|p| p.durability.clone());
+        return replicated::new(identity, host, link.clone(), durability);
     }
     let rules = Rules {
         default_delivery_limit: Some(DEFAULT_DELIVERY_LIMIT),

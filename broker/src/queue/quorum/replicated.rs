@@ -17,10 +17,12 @@
 //! Every proposal goes through one driver task per queue (`driver.rs`), in
 //! order and in batches (one publisher's messages keep their order). What
 //! waits to be committed is bounded (`backlog.rs`): past 16 MiB of
-//! proposed publishes, a publisher waits for the group.
+//! proposed publishes, a publisher waits for the group. What waits in a
+//! deep queue is bounded too: past a window, in this node's store
+//! (`paged.rs`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use super::machine::{
 };
 use super::DEFAULT_DELIVERY_LIMIT;
 use crate::clock::now_ms;
+use crate::durability::Durability;
 use crate::message::Message;
 use crate::queue::backlog::{Backlog, Share, BACKLOG_LIMIT};
 use crate::queue::dead_letter::{self, DeathReason};
@@ -45,6 +48,7 @@ use crate::queue::{
 use crate::replication::{ClusterLink, LeaderStamp, MachineImage, ReplicatedGroup, ReplicatedMachine};
 
 mod driver;
+mod paged;
 
 /// Most messages a checkout asks for at once.
 const CHECKOUT_MAX: u32 = 256;
@@ -87,6 +91,13 @@ struct Local {
 /// The part the group's state machine and the backend share.
 struct Shared {
     me: NodeLife,
+    /// Itself, for work handed to other threads.
+    this: Weak<Shared>,
+    /// This node's store, where messages past the window are paged out
+    /// (none: a node without a data directory keeps them in memory).
+    durability: Option<Arc<Durability>>,
+    /// Paged-out messages are being read back.
+    reading: AtomicBool,
     machine: Mutex<Machine>,
     local: Mutex<Local>,
     queue: OnceLock<Weak<Queue>>,
@@ -123,7 +134,12 @@ fn group_name(vhost: &str, name: &str) -> String {
     )
 }
 
-pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn ClusterLink>) -> Arc<Queue> {
+pub(super) fn new(
+    identity: Identity,
+    host: Weak<dyn QueueHost>,
+    link: Arc<dyn ClusterLink>,
+    durability: Option<Arc<Durability>>,
+) -> Arc<Queue> {
     let (node, boot) = link.this_node();
     let (proposals, inbox) = mpsc::unbounded_channel();
     // This life's first word to the group: what earlier lives held goes back.
@@ -134,8 +150,11 @@ pub(super) fn new(identity: Identity, host: Weak<dyn QueueHost>, link: Arc<dyn C
     let backend = ReplicatedQueue {
         group_name: group_name(&identity.vhost_name, &identity.name),
         group_size: identity.args.initial_group_size,
-        shared: Arc::new(Shared {
+        shared: Arc::new_cyclic(|this| Shared {
             me: NodeLife { node, boot },
+            this: this.clone(),
+            durability,
+            reading: AtomicBool::new(false),
             machine: Mutex::new(Machine::default()),
             local: Mutex::new(Local::default()),
             queue: OnceLock::new(),
@@ -166,21 +185,34 @@ impl ReplicatedMachine for Shared {
             },
         };
         let mut effects = Vec::new();
-        let replies: Vec<Reply> = {
+        let (replies, paged, mut read_back): (Vec<Reply>, bool, bool) = {
             let mut machine = self.machine.lock();
-            commands
+            let replies = commands
                 .into_iter()
                 .map(|c| machine.apply(c, &clock, &mut effects))
-                .collect()
+                .collect();
+            let paged = self.page_out(&mut machine);
+            (replies, paged, machine.paged_ready().0 > 0)
         };
+        if let (true, Some(durability)) = (paged, &self.durability) {
+            durability.wrote();
+            // Past its limit, the store's writes catch up first.
+            durability.throttle();
+        }
         for effect in effects.into_iter().filter(|e| *e.node() == self.me) {
             match effect {
-                Effect::Deliver { messages, .. } => self.local.lock().buffer.extend(messages),
+                Effect::Deliver { messages, .. } => {
+                    read_back |= messages.iter().any(|(_, held)| held.message.is_paged());
+                    self.local.lock().buffer.extend(messages);
+                }
                 Effect::DeadLetter { held, reason, .. } => self.dead_letter(&held, reason),
             }
         }
         self.dispatch();
         self.release_orphans();
+        if read_back {
+            self.read_ahead();
+        }
         self.wake.notify_one();
         machine::encode_replies(&replies)
     }
@@ -191,7 +223,14 @@ impl ReplicatedMachine for Shared {
 
     fn restore(&self, image: &[u8]) {
         match Machine::from_image(image) {
-            Some(machine) => *self.machine.lock() = machine,
+            Some(mut machine) => {
+                machine.page_past_window();
+                let paged = self.page_out(&mut machine);
+                *self.machine.lock() = machine;
+                if let (true, Some(durability)) = (paged, &self.durability) {
+                    durability.wrote();
+                }
+            }
             None => return tracing::error!("a quorum queue's snapshot does not decode; keeping the state it had"),
         }
         // Checkouts for this node inside the image never reached its buffer:
@@ -286,6 +325,12 @@ impl Shared {
         let eligible = self.eligible(&queue);
         let mut local = self.local.lock();
         while !local.buffer.is_empty() && !local.consumers.is_empty() {
+            if local.buffer.front().is_some_and(|(_, held)| held.message.is_paged()) {
+                // Read back first, off this thread; dispatch goes on then.
+                drop(local);
+                self.read_ahead();
+                return;
+            }
             let count = local.consumers.len();
             let Some(at) = (0..count)
                 .map(|i| (local.next + i) % count)
@@ -639,15 +684,15 @@ impl QueueBackend for ReplicatedQueue {
     }
 
     fn depth(&self) -> Depth {
-        let (ready, ready_bytes) = {
+        let (ready, ready_bytes, (paged_out, paged_out_bytes)) = {
             let machine = self.shared.machine.lock();
-            (machine.ready_count(), machine.ready_bytes())
+            (machine.ready_count(), machine.ready_bytes(), machine.paged_ready())
         };
         Depth {
             ready,
             ready_bytes,
-            paged_out: 0,
-            paged_out_bytes: 0,
+            paged_out,
+            paged_out_bytes,
             consumers: self.consumer_count(),
         }
     }
@@ -658,7 +703,7 @@ impl QueueBackend for ReplicatedQueue {
             age: None,
             timestamp: machine
                 .head()
-                .and_then(|h| h.message.decode())
+                .and_then(|h| h.message.decode_in_memory())
                 .and_then(|m| m.header.properties().timestamp),
         }
     }

@@ -64,7 +64,10 @@ struct Encoded<'a>(&'a Stored);
 
 impl Serialize for Encoded<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0.bytes())
+        // A paged message is read back from this node's store (an image
+        // is written off the runtime).
+        let bytes = self.0.encoded().map_err(serde::ser::Error::custom)?;
+        serializer.serialize_bytes(&bytes)
     }
 }
 

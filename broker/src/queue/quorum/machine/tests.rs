@@ -2,7 +2,10 @@
 //! state and effects they leave.
 
 use super::*;
+use std::sync::Arc;
 use warren_protocol::{BasicProperties, ContentHeader, ShortStr};
+
+use crate::message::Message;
 
 fn message(text: &str) -> ByteBuf {
     let header = ContentHeader::new(60, text.len() as u64, BasicProperties::default());
@@ -396,4 +399,80 @@ fn a_queue_is_unused_once_no_node_has_a_consumer_for_long_enough() {
         &mut effects,
     );
     assert!(m.unused_for(1_000, 21_000));
+}
+
+/// Pages out to `store` what the machine noted past its window.
+fn page_to(m: &mut Machine, store: &Arc<dyn warren_store::Store>) -> usize {
+    let mut paged = 0;
+    m.page_out(|stored| {
+        paged += 1;
+        let body = crate::message::StoredBody::write(store, stored.memory_bytes()?).expect("stored");
+        Some(stored.paged_to(body))
+    });
+    paged
+}
+
+#[test]
+fn past_the_window_messages_are_paged_out_and_come_back_unchanged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn warren_store::Store> = Arc::new(warren_store::SledStore::open(dir.path()).expect("store"));
+    let window = paging::WINDOW_MESSAGES as usize;
+    let (mut m, _) = filled(window + 10);
+    assert_eq!(page_to(&mut m, &store), 10, "what is past the window is paged");
+    assert_eq!(m.paged_ready(), (10, 10 * 5));
+    assert_eq!(page_to(&mut m, &store), 0, "once");
+
+    // The head stays in memory; the paged tail is read back ahead of need
+    // once it is near the head.
+    assert!(m.paged_ahead(window, 100).is_empty());
+    let ahead = m.paged_ahead(window + 10, 100);
+    assert_eq!(
+        ahead.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (window as u64..window as u64 + 10).collect::<Vec<_>>()
+    );
+
+    // A paged message checked out is delivered as it was published.
+    let mut effects = Vec::new();
+    m.run(Command::Purge, &mut effects);
+    assert_eq!(m.paged_ready(), (0, 0), "a purge takes the paged ones too");
+    m.run(
+        enqueue((0..window + 2).map(|i| message(&format!("n{i:04}"))).collect()),
+        &mut effects,
+    );
+    assert_eq!(page_to(&mut m, &store), 2);
+    m.run(checkout(life("a", 1), u32::MAX), &mut effects);
+    let out = delivered(effects.last().expect("delivered"));
+    assert_eq!(out.len(), window + 2);
+    assert_eq!(m.paged_ready(), (0, 0), "checked out, no longer ready");
+    let (seq, last) = out.last().expect("last");
+    assert!(last.message.is_paged());
+    let body = last.message.decode().expect("read back").body.clone();
+    assert_eq!(&body[..], format!("n{:04}", window + 1).as_bytes());
+
+    // Returned, it is ready again, paged; read back, in memory again.
+    let (seq, paged) = (*seq, last.message.paged().expect("paged").clone());
+    m.run(settle(life("a", 1), vec![seq], Outcome::Return, None), &mut effects);
+    assert_eq!(m.paged_ready(), (1, 5));
+    let bytes = paged.read().expect("read");
+    m.loaded(seq, &paged, bytes);
+    assert_eq!(m.paged_ready(), (0, 0));
+    assert!(!m.messages[&seq].message.is_paged());
+
+    // An image holds the paged messages' bytes, read back from the store;
+    // the machine rebuilt from it pages them out again.
+    let (mut m, _) = filled(window + 5);
+    assert_eq!(page_to(&mut m, &store), 5);
+    let mut again = Machine::from_image(&m.image()).expect("an image");
+    assert_eq!(again.ready_count(), (window + 5) as u64);
+    assert_eq!(again.paged_ready(), (0, 0), "rebuilt in memory");
+    again.page_past_window();
+    assert_eq!(page_to(&mut again, &store), 5);
+    let mut effects = Vec::new();
+    again.run(checkout(life("a", 1), u32::MAX), &mut effects);
+    let out = delivered(effects.last().expect("delivered"));
+    let text = |held: &Held| held.message.decode().map(|m| m.body.clone());
+    assert_eq!(
+        text(&out[window + 4].1).as_deref(),
+        Some(format!("m{}", window + 4).as_bytes())
+    );
 }
