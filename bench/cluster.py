@@ -9,11 +9,15 @@ RabbitMQ 3.10 cluster on this machine, in one run:
      with SIGKILL; the time from the kill to the confirm of the first
      publish sent after it;
   3. disk under churn: bytes of the queue's replicated log on the first
-     node after N messages went in and out (the queue is empty again).
+     node after N messages went in and out (the queue is empty again);
+  4. memory of a deep queue: how much the resident memory of the node that
+     grew most grew while N 1 KiB messages were published (with confirms)
+     into a quorum queue nobody consumes.
 
 Writes bench/out/cluster.json and prints a table.
 
 Usage: python3 bench/cluster.py [--runs 3] [--duration 10] [--churn 200000]
+                                [--depth 400000]
 Build first: cargo build --release -p warren -p warren-perf
 RabbitMQ: bench/rabbit_cluster.sh start (AMQP on 127.0.0.1:5681-5683).
 """
@@ -118,6 +122,9 @@ class WarrenCluster:
         root = os.path.join(self.dir, "n1", "cluster", "queues")
         return dir_bytes(root)
 
+    def pids(self):
+        return [p.pid for p in self.procs]
+
     def stop(self):
         for p in self.procs:
             if p and p.poll() is None:
@@ -147,6 +154,9 @@ class RabbitCluster:
 
     def log_bytes(self):
         return dir_bytes("/work/ref/rq/n1/mnesia/rq1@localhost/quorum")
+
+    def pids(self):
+        return [int(open(f"/work/ref/rq/n{i}/rabbit.pid").read().strip()) for i in (1, 2, 3)]
 
     def stop(self):
         pass
@@ -223,13 +233,36 @@ def churn(cluster, count):
     return cluster.log_bytes()
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def deep_memory(cluster, count):
+    before = [rss_bytes(p) for p in cluster.pids()]
+    s = run_perf(cluster.uri(0), ["-s", "1024", "-c", "1000", "-y", "0", "-C", str(count), "--queue-prefix", "bench-deep",
+                                  "--keep-queues"] + QUORUM, 600)
+    if s is None:
+        return None
+    time.sleep(5)
+    grown = max(rss_bytes(p) - b for p, b in zip(cluster.pids(), before))
+    c = pika.BlockingConnection(cluster.params(0))
+    c.channel().queue_delete("bench-deep-0")
+    c.close()
+    return grown
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--churn", type=int, default=200_000)
+    ap.add_argument("--depth", type=int, default=400_000)
     o = ap.parse_args()
-    names = ("publish_confirmed_msg_s", "consume_msg_s", "failover_s", "log_bytes_after_churn")
+    names = ("publish_confirmed_msg_s", "consume_msg_s", "failover_s", "log_bytes_after_churn", "memory_growth_deep_queue")
     results = {n: {"warren": [], "rabbitmq": []} for n in names}
     for run in range(o.runs):
         for broker in ("warren", "rabbitmq"):
@@ -238,14 +271,17 @@ def main():
                 t = throughput(cluster, o.duration)
                 f = failover(cluster)
                 d = churn(cluster, o.churn) if run == 0 else None
+                m = deep_memory(cluster, o.depth) if run == 0 else None
             finally:
                 cluster.stop()
             results["publish_confirmed_msg_s"][broker].append(t and t[0])
             results["consume_msg_s"][broker].append(t and t[1])
             results["failover_s"][broker].append(f)
             results["log_bytes_after_churn"][broker].append(d)
-            print(f"run {run + 1} {broker}: throughput {t}, failover {f} s, log after churn {d} B", flush=True)
-    write_medians(results, "cluster.json", {"churn_messages": o.churn})
+            results["memory_growth_deep_queue"][broker].append(m)
+            print(f"run {run + 1} {broker}: throughput {t}, failover {f} s, log after churn {d} B, "
+                  f"memory growth with {o.depth} waiting {m} B", flush=True)
+    write_medians(results, "cluster.json", {"churn_messages": o.churn, "deep_queue_messages": o.depth})
 
 
 if __name__ == "__main__":
