@@ -15,6 +15,9 @@
 //!
 //! CI runs a few rounds. A long run by hand:
 //! `WARREN_CHAOS_ROUNDS=100 cargo test --release --test cluster_chaos -- --nocapture`.
+//! With `WARREN_CHAOS_BACKLOG=N` the consumer starts only once N messages
+//! are confirmed, so the faults hit a queue deeper than a member keeps in
+//! memory (each member's paged-out messages, its restarts rebuilding them).
 
 mod common;
 
@@ -127,6 +130,13 @@ async fn publisher(world: Arc<World>) {
 
 /// Consumes and acks, noting every id and every duplicate.
 async fn consumer(world: Arc<World>) {
+    let backlog: usize = std::env::var("WARREN_CHAOS_BACKLOG")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0);
+    while world.confirmed.lock().unwrap().len() < backlog && !world.done.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut turn = 1;
     loop {
         let Some((_connection, channel)) = open(&world, &mut turn).await else {
