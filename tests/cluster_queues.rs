@@ -494,3 +494,124 @@ async fn a_deep_quorum_queue_waits_on_each_members_disk_and_comes_back_in_order(
         .await;
     }
 }
+
+/// Publishes numbered messages (4 bytes, big-endian) to `queue` through
+/// `channel`, with confirms, until `stop` is set; returns how many.
+async fn publish_numbers(
+    channel: lapin::Channel,
+    queue: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> u32 {
+    channel.confirm_select(Default::default()).await.expect("confirms");
+    let mut next = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        let mut confirms = Vec::new();
+        for _ in 0..20 {
+            let properties = lapin::BasicProperties::default().with_delivery_mode(2);
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    Default::default(),
+                    &next.to_be_bytes(),
+                    properties,
+                )
+                .await
+                .expect("publish");
+            confirms.push(confirm);
+            next += 1;
+        }
+        for confirm in confirms {
+            assert!(confirm.await.expect("confirm").is_ack());
+        }
+    }
+    next
+}
+
+/// A delivery's number, after checking that a first delivery comes after
+/// every first delivery before it (`last`).
+fn in_order(delivery: &lapin::message::Delivery, last: &mut Option<u32>, what: &str) -> u32 {
+    let id = u32::from_be_bytes(delivery.data[..4].try_into().expect("4 bytes"));
+    if !delivery.redelivered {
+        assert!(last.is_none_or(|l| id > l), "{what}: message {id} came after {last:?}");
+        *last = Some(id);
+    }
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_single_active_consumer_on_another_node_takes_over_in_order() {
+    use futures::StreamExt;
+    let (_data, _cluster, http, nodes) = three_members().await;
+    let n1 = nodes[0].as_ref().unwrap();
+    let (_c1, ch1) = amqp(n1).await;
+    let single = quorum_args(&[("x-single-active-consumer", AMQPValue::Boolean(true))]);
+    declare(&ch1, "handover", single).await;
+    // The consumers on the two members that follow: each applies a
+    // checkout made for it only after the leader answered it.
+    let (leader, _) = placement(&http, n1, "handover").await;
+    let followers: Vec<&Warren> = (0..3)
+        .filter(|i| format!("n{}", i + 1) != leader)
+        .filter_map(|i| nodes[i].as_ref())
+        .collect();
+    let leader_node = (0..3)
+        .find(|i| format!("n{}", i + 1) == leader)
+        .and_then(|i| nodes[i].as_ref())
+        .expect("the leader runs");
+    let (_cp, publisher) = amqp(leader_node).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publishing = tokio::spawn(publish_numbers(publisher, "handover", stop.clone()));
+
+    // Consumers come and go on alternate followers while messages flow.
+    // What was checked out for one that left and not delivered to it goes
+    // back to the queue before the next in line starts: the next one's
+    // first deliveries carry on in order (messages delivered to the one
+    // that left stay with its channel until it closes; they come back
+    // redelivered).
+    let mut last = None;
+    let mut seen = BTreeSet::new();
+    let mut connections = Vec::new();
+    let (c, ch) = amqp(followers[0]).await;
+    ch.basic_qos(20, Default::default()).await.expect("qos");
+    let mut current = (ch.clone(), consume(&ch, "handover").await);
+    connections.push(c);
+    for round in 0..4 {
+        let (c, ch) = amqp(followers[(round + 1) % 2]).await;
+        ch.basic_qos(20, Default::default()).await.expect("qos");
+        let next = (ch.clone(), consume(&ch, "handover").await);
+        connections.push(c);
+        for _ in 0..200 {
+            let delivery = next_delivery(&mut current.1, Duration::from_secs(10)).await;
+            seen.insert(in_order(&delivery, &mut last, &format!("round {round}")));
+            delivery.ack(Default::default()).await.expect("ack");
+        }
+        current
+            .0
+            .basic_cancel(current.1.tag(), Default::default())
+            .await
+            .expect("cancel");
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_millis(500), current.1.next()).await {
+            seen.insert(in_order(&delivery, &mut last, &format!("round {round}, cancelled")));
+            delivery.ack(Default::default()).await.expect("ack");
+        }
+        current = next;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let published = tokio::time::timeout(Duration::from_secs(10), publishing)
+        .await
+        .expect("the publisher stops")
+        .expect("the publisher");
+    // Every connection closes: what their channels held comes back, and
+    // one last consumer takes everything not yet seen.
+    for connection in connections {
+        let _ = connection.close(200, "bye".into()).await;
+    }
+    let (_cl, last_channel) = amqp(followers[1]).await;
+    let mut rest = consume(&last_channel, "handover").await;
+    while seen.len() < published as usize {
+        let delivery = next_delivery(&mut rest, Duration::from_secs(10)).await;
+        seen.insert(u32::from_be_bytes(delivery.data[..4].try_into().expect("4 bytes")));
+        delivery.ack(Default::default()).await.expect("ack");
+    }
+    assert_eq!(seen.len(), published as usize, "every message once at least");
+}

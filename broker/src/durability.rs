@@ -159,13 +159,7 @@ impl Durability {
         if unwritten < WRITE_BEHIND_AT {
             return;
         }
-        {
-            let mut requests = self.requests.lock();
-            if !requests.write {
-                requests.write = true;
-                self.wake.notify_one();
-            }
-        }
+        self.nudge();
         let max = self.unwritten_max.load(Ordering::Relaxed);
         if unwritten < max {
             return;
@@ -178,6 +172,20 @@ impl Durability {
                 self.drained.wait_for(&mut requests, Duration::from_millis(100));
             }
         });
+    }
+
+    /// Wakes the flusher to write what waits once enough does, without
+    /// waiting for it (for appends that must not wait: [`Self::throttle`]
+    /// waits when the disk falls far behind).
+    pub(crate) fn nudge(&self) {
+        if self.store.unwritten_bytes() < WRITE_BEHIND_AT {
+            return;
+        }
+        let mut requests = self.requests.lock();
+        if !requests.write {
+            requests.write = true;
+            self.wake.notify_one();
+        }
     }
 
     /// Lets appends run at most `bytes` ahead of the disk (never below the

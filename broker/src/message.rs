@@ -61,9 +61,14 @@ impl StoredBody {
         let ids: Vec<MessageId> = bodies.iter().map(|b| b.id).collect();
         match first.store.messages(&ids) {
             Ok(read) => read,
+            // One bad record fails a read of many: each on its own, so
+            // only what is bad is missing.
             Err(e) => {
-                tracing::error!("reading {} stored messages: {e}", ids.len());
-                vec![None; ids.len()]
+                tracing::error!(
+                    "reading {} stored messages together: {e}; reading them one by one",
+                    ids.len()
+                );
+                bodies.iter().map(|body| body.read()).collect()
             }
         }
     }

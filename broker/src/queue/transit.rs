@@ -58,6 +58,12 @@ impl Transit {
         messages < TRANSIT_MESSAGES && bytes < TRANSIT_BYTES
     }
 
+    /// Whether nothing is on its way (every delivery handed over was
+    /// written or given back).
+    pub(crate) fn is_empty(&self) -> bool {
+        unpack(self.packed.load(Ordering::SeqCst)).0 == 0
+    }
+
     /// The queue handed over a delivery of `bytes`.
     pub(crate) fn sent(&self, bytes: usize) {
         self.sent_many(1, bytes);

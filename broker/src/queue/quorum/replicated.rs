@@ -22,7 +22,7 @@
 //! (`paged.rs`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -98,6 +98,20 @@ struct Shared {
     durability: Option<Arc<Durability>>,
     /// Paged-out messages are being read back.
     reading: AtomicBool,
+    /// This life's checkouts the driver saw committed, and those applied
+    /// here (a follower applies an entry after its leader answered it):
+    /// a consumer leaves the single-active-consumer line only once every
+    /// checkout made for it landed here (`driver.rs`).
+    checkouts_answered: AtomicU64,
+    checkouts_applied: AtomicU64,
+    /// Notified when a checkout of this node's is applied here, or a
+    /// leaving consumer's delivery comes back.
+    checkout_landed: Notify,
+    /// Consumers of a single-active-consumer queue gone from here whose
+    /// leaving the line is not proposed yet: deliveries on their way to
+    /// them come back into the buffer, to go back to the queue before they
+    /// leave it.
+    leaving: Mutex<Vec<Arc<Consumer>>>,
     machine: Mutex<Machine>,
     local: Mutex<Local>,
     queue: OnceLock<Weak<Queue>>,
@@ -155,6 +169,10 @@ pub(super) fn new(
             this: this.clone(),
             durability,
             reading: AtomicBool::new(false),
+            checkouts_answered: AtomicU64::new(0),
+            checkouts_applied: AtomicU64::new(0),
+            checkout_landed: Notify::new(),
+            leaving: Mutex::new(Vec::new()),
             machine: Mutex::new(Machine::default()),
             local: Mutex::new(Local::default()),
             queue: OnceLock::new(),
@@ -184,6 +202,10 @@ impl ReplicatedMachine for Shared {
                 boot: stamp.boot,
             },
         };
+        let mine = commands
+            .iter()
+            .filter(|c| matches!(c, Command::Checkout { node, .. } if *node == self.me))
+            .count() as u64;
         let mut effects = Vec::new();
         let (replies, paged, mut read_back): (Vec<Reply>, bool, bool) = {
             let mut machine = self.machine.lock();
@@ -196,8 +218,10 @@ impl ReplicatedMachine for Shared {
         };
         if let (true, Some(durability)) = (paged, &self.durability) {
             durability.wrote();
-            // Past its limit, the store's writes catch up first.
-            durability.throttle();
+            // The flusher writes what waits; never waited for here (an
+            // apply that waited for a failing disk would hold up the acks
+            // that free it).
+            durability.nudge();
         }
         for effect in effects.into_iter().filter(|e| *e.node() == self.me) {
             match effect {
@@ -207,6 +231,10 @@ impl ReplicatedMachine for Shared {
                 }
                 Effect::DeadLetter { held, reason, .. } => self.dead_letter(&held, reason),
             }
+        }
+        if mine > 0 {
+            self.checkouts_applied.fetch_add(mine, Ordering::AcqRel);
+            self.checkout_landed.notify_waiters();
         }
         self.dispatch();
         self.release_orphans();
@@ -236,6 +264,9 @@ impl ReplicatedMachine for Shared {
         // Checkouts for this node inside the image never reached its buffer:
         // everything it holds goes back (at least once, never stranded).
         self.local.lock().buffer.clear();
+        self.checkouts_applied
+            .fetch_max(self.checkouts_answered.load(Ordering::Acquire), Ordering::AcqRel);
+        self.checkout_landed.notify_waiters();
         if let Some(proposals) = self.proposals.upgrade() {
             let _ = proposals.send(Pending::unanswered(Command::Reset {
                 node: self.me.node.clone(),
@@ -376,17 +407,26 @@ impl Shared {
     /// delayed it), or a basic.get that stopped waiting. Held by this
     /// living node, it would otherwise never go to anyone.
     fn release_orphans(&self) {
-        let eligible = self.queue().and_then(|queue| self.eligible(&queue));
-        let orphans: Vec<Seq> = {
-            let mut local = self.local.lock();
-            // With a single active consumer, consumers here that are not
-            // the active one take nothing either.
-            if local.consumers.iter().any(|c| self.may_receive(c, &eligible)) || local.gets_waiting > 0 {
-                return;
-            }
-            local.buffer.drain(..).map(|(seq, _)| seq).collect()
-        };
+        if !self.leaving.lock().is_empty() {
+            // A consumer is leaving the line: the driver releases what
+            // waits here in the entry that takes it out (`driver.rs`).
+            return;
+        }
+        let orphans = self.take_orphans();
         self.settle_here(orphans, Outcome::Release);
+    }
+
+    /// What waits here for nobody (see `release_orphans`), taken out of
+    /// the buffer.
+    fn take_orphans(&self) -> Vec<Seq> {
+        let eligible = self.queue().and_then(|queue| self.eligible(&queue));
+        let mut local = self.local.lock();
+        // With a single active consumer, consumers here that are not
+        // the active one take nothing either.
+        if local.consumers.iter().any(|c| self.may_receive(c, &eligible)) || local.gets_waiting > 0 {
+            return Vec::new();
+        }
+        local.buffer.drain(..).map(|(seq, _)| seq).collect()
     }
 
     /// Single active consumer: this node's consumers missing from the line
@@ -556,7 +596,9 @@ impl QueueBackend for ReplicatedQueue {
         self.shared.release_orphans();
         self.report_consumer(queue, &key, false);
         if queue.args().single_active_consumer {
-            // After the release: the next in line finds them in order.
+            // After the release: the next in line finds them in order
+            // (the driver waits for what is on its way to it, `driver.rs`).
+            self.shared.leaving.lock().push(consumer.clone());
             let _ = self.propose(Command::Detach(key), None);
         }
         self.shared.dispatch();
@@ -603,8 +645,14 @@ impl QueueBackend for ReplicatedQueue {
                 fetched.flatten()?
             }
         };
+        let paged = held.message.is_paged();
         let Some(entry) = held.entry(seq) else {
-            self.shared.unreadable(seq);
+            if paged {
+                // This node's copy could not be read: back to the queue.
+                self.shared.settle_here(vec![seq], Outcome::Release);
+            } else {
+                self.shared.unreadable(seq);
+            }
             return None;
         };
         queue
@@ -636,11 +684,16 @@ impl QueueBackend for ReplicatedQueue {
     fn return_undelivered(&self, _queue: &Arc<Queue>, entry: QueueEntry) {
         let seq = entry.offset.0;
         {
+            let leaving = !self.shared.leaving.lock().is_empty();
             let mut local = self.shared.local.lock();
-            if !local.consumers.is_empty() {
-                // Back to this node's buffer: it is still checked out here.
-                local.buffer.push_front((seq, held_of(&entry)));
+            if !local.consumers.is_empty() || leaving {
+                // Back to this node's buffer, in its place: it is still
+                // checked out here (a leaving consumer's goes back to the
+                // queue before it leaves the line).
+                let at = local.buffer.partition_point(|(s, _)| *s < seq);
+                local.buffer.insert(at, (seq, held_of(&entry)));
                 drop(local);
+                self.shared.checkout_landed.notify_waiters();
                 self.shared.dispatch();
                 return;
             }

@@ -6,12 +6,12 @@
 //! those near the head of the queue.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::machine::{Machine, Seq, WINDOW_MESSAGES};
+use super::machine::{Machine, Outcome, Seq, WINDOW_MESSAGES};
 use super::Shared;
 use crate::message::StoredBody;
 
@@ -81,9 +81,14 @@ impl Shared {
             return;
         };
         crate::blocking::spawn(move || {
+            // Should the read not land (a panic), the flag is cleared anyway,
+            // so the next entry reads again rather than stall dispatch.
+            let reading = Reading(&this.reading);
             let bodies: Vec<&StoredBody> = wanted.iter().map(|(_, body)| &**body).collect();
             let read = StoredBody::read_many(&bodies);
             this.landed(wanted, read);
+            // Landed cleared it, and may have started the next read.
+            std::mem::forget(reading);
         });
     }
 
@@ -117,8 +122,14 @@ impl Shared {
             lost
         };
         let failed = read.iter().any(Option::is_none);
-        for seq in lost {
-            self.unreadable(seq);
+        if !lost.is_empty() {
+            // This node's copy failed (logged by the store); the group's
+            // log and the other members still have them: back to the queue.
+            tracing::error!(
+                "a quorum queue's {} paged-out messages could not be read back here; they go back to the queue",
+                lost.len()
+            );
+            self.settle_here(lost, Outcome::Release);
         }
         self.reading.store(false, Ordering::Release);
         self.dispatch();
@@ -128,5 +139,14 @@ impl Shared {
             self.read_ahead();
         }
         self.wake.notify_one();
+    }
+}
+
+/// Clears the reading flag when dropped.
+struct Reading<'a>(&'a AtomicBool);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
