@@ -257,7 +257,6 @@ impl ReplicatedMachine for Shared {
                 *self.machine.lock() = machine;
                 if let (true, Some(durability)) = (paged, &self.durability) {
                     durability.wrote();
-                    durability.nudge();
                 }
             }
             None => return tracing::error!("a quorum queue's snapshot does not decode; keeping the state it had"),
