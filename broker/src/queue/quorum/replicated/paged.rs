@@ -2,8 +2,8 @@
 //! messages the machine notes past its window go to this node's store
 //! after each entry, and come back from it on a blocking thread before
 //! this node's consumers reach them: first those checked out to this node
-//! (dispatch waits for them, in order), then, while it has consumers that
-//! may take messages now, those near the head of the queue.
+//! (dispatch waits for them, in order), then, while it has consumers,
+//! those near the head of the queue.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,9 +53,6 @@ impl Shared {
             return;
         }
         let mut wanted: Vec<(Seq, Arc<StoredBody>)> = Vec::new();
-        // Only a node whose consumers may take messages now reads the head
-        // back (not one whose consumers wait in a single-active line).
-        let eligible = self.queue().and_then(|queue| self.eligible(&queue));
         let consumers = {
             let local = self.local.lock();
             wanted.extend(
@@ -65,7 +62,7 @@ impl Shared {
                     .filter_map(|(seq, held)| Some((*seq, held.message.paged()?.clone())))
                     .take(READ_BATCH),
             );
-            local.consumers.iter().any(|c| self.may_receive(c, &eligible))
+            !local.consumers.is_empty()
         };
         if wanted.len() < READ_BATCH && consumers {
             let ahead = self
