@@ -120,9 +120,12 @@ impl LocalQueue {
             return;
         }
         if p.id().is_none() {
-            if !p.should_request_id() {
-                return; // being asked for already; next time
-            }
+            // Asked for here even if a blocking thread is asking already
+            // (this waits for the store to open, where that one may still
+            // be): returning would leave what the queue holds in memory
+            // until the next relief, a second away, while a flood carries
+            // memory to the watermark. The id set second is not used.
+            p.should_request_id();
             p.allocate_id(&self.name);
         }
         loop {

@@ -105,6 +105,9 @@ impl Persistence {
     /// the store: a blocking call). Logged and left without on failure: the
     /// queue then keeps its messages in memory.
     pub(super) fn allocate_id(&self, queue_name: &str) {
+        if self.id.get().is_some() {
+            return;
+        }
         match self.durability.store().next_id() {
             Ok(id) => {
                 let _ = self.id.set(id);
