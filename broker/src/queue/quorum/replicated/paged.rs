@@ -5,7 +5,7 @@
 //! (dispatch waits for them, in order), then, while it has consumers,
 //! those near the head of the queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -69,11 +69,8 @@ impl Shared {
                 .machine
                 .lock()
                 .paged_ahead(WINDOW_MESSAGES as usize / 2, READ_BATCH - wanted.len());
-            for (seq, body) in ahead {
-                if !wanted.iter().any(|(s, _)| *s == seq) {
-                    wanted.push((seq, body));
-                }
-            }
+            let checked_out: HashSet<Seq> = wanted.iter().map(|(seq, _)| *seq).collect();
+            wanted.extend(ahead.into_iter().filter(|(seq, _)| !checked_out.contains(seq)));
         }
         let this = self.this.upgrade();
         let (false, Some(this)) = (wanted.is_empty(), this) else {
