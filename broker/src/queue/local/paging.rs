@@ -125,7 +125,6 @@ impl LocalQueue {
             // be): returning would leave what the queue holds in memory
             // until the next relief, a second away, while a flood carries
             // memory to the watermark. The id set second is not used.
-            p.should_request_id();
             p.allocate_id(&self.name);
         }
         loop {
