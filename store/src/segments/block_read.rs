@@ -4,6 +4,11 @@
 //! stream's replay and a queue's read-back ask for messages in the order
 //! they were written, so a batch is mostly one read instead of two reads
 //! per message.
+//!
+//! A long run is mapped rather than copied: its bytes are the page cache's
+//! own, shared by the answer's slices until the last of them goes, which
+//! saves the copy a `pread` makes (a tenth of the broker's work in a
+//! stream's replay). Short runs (a paged queue's odd message) are read.
 
 use std::fs::File;
 use std::io;
@@ -16,6 +21,9 @@ use crate::ids::MessageId;
 
 /// The most bytes one read covers.
 const RUN_BYTES: u64 = 4 << 20;
+/// Runs at least this long are mapped; shorter ones cost less to copy
+/// than to map, fault in and unmap.
+const MAP_BYTES: usize = 64 << 10;
 
 /// Records back to back in one file: one read.
 struct Run {
@@ -69,7 +77,7 @@ impl SegmentStore {
             }
         }
         for run in runs {
-            let bytes = Bytes::from(read_uninit(&run.file, run.start, (run.end - run.start) as usize)?);
+            let bytes = read_run(&run.file, run.start, (run.end - run.start) as usize)?;
             for (at, id, location) in run.records {
                 let from = (u64::from(location.pos) - run.start) as usize;
                 let stored = bytes.get(from + 4..from + 8).and_then(|b| <[u8; 4]>::try_from(b).ok());
@@ -89,6 +97,35 @@ impl SegmentStore {
         }
         Ok(payloads)
     }
+}
+
+/// The `len` bytes at `at`: mapped when they are many, read otherwise.
+fn read_run(file: &File, at: u64, len: usize) -> io::Result<Bytes> {
+    if len >= MAP_BYTES {
+        if let Some(bytes) = map(file, at, len)? {
+            return Ok(bytes);
+        }
+    }
+    read_uninit(file, at, len).map(Bytes::from)
+}
+
+/// The `len` bytes at `at` as a mapping of the file, its pages faulted in
+/// at once (one system call rather than a fault every few pages); None if
+/// the file is shorter than that (touching a mapped page past a file's end
+/// kills the process with SIGBUS, so such a range is left to `pread`,
+/// which answers with an error).
+fn map(file: &File, at: u64, len: usize) -> io::Result<Option<Bytes>> {
+    let end = at + len as u64;
+    if file.metadata()?.len() < end {
+        return Ok(None);
+    }
+    // memmap2 maps from the page `at` is in and starts the slice at `at`.
+    // SAFETY: segment files are only ever appended to (never truncated or
+    // rewritten in place; a dead one is unlinked, which leaves a mapping
+    // valid), and the range lies within the file's length, checked above;
+    // so the mapped bytes stay as they are for the mapping's lifetime.
+    let mapping = unsafe { memmap2::MmapOptions::new().offset(at).len(len).populate().map(file)? };
+    Ok(Some(Bytes::from_owner(mapping)))
 }
 
 /// Reads `len` bytes at `at` into a new buffer that is not zeroed first
