@@ -365,15 +365,30 @@ pub fn encode_content(
 /// kept as shared references to the message, so fanning a body out to many
 /// consumers never copies it. The socket side writes the chunks with one
 /// vectored write.
+///
+/// The buffer never grows by reallocation when it can help it (growing a
+/// `BytesMut` copies all it holds, and a batch of deliveries doubled it
+/// several times, copying its bytes about once more): when the space left
+/// is short, what it holds becomes a chunk and a new buffer starts, as
+/// large as the last flush was (so a busy connection writes a batch in a
+/// chunk or two, and an idle one keeps no spare capacity once flushed).
 #[derive(Debug, Default)]
 pub struct WriteBuffer {
     chunks: Vec<Bytes>,
     current: BytesMut,
+    /// How many bytes the last `take_chunks` took.
+    last_flush: usize,
 }
 
 impl WriteBuffer {
     /// Bodies at least this large are shared, smaller ones copied.
     pub const SHARE_THRESHOLD: usize = 2048;
+    /// The space `buf` makes sure of: a method or header frame's usual
+    /// size (a larger one grows the buffer, copying only this chunk).
+    const FRAME_SPARE: usize = 2048;
+    /// The smallest and largest new buffer.
+    const MIN_CHUNK: usize = 4096;
+    const MAX_CHUNK: usize = 256 * 1024;
 
     pub fn new() -> Self {
         Self::default()
@@ -381,12 +396,25 @@ impl WriteBuffer {
 
     /// The buffer small writes go to.
     pub fn buf(&mut self) -> &mut BytesMut {
+        self.make_room(Self::FRAME_SPARE);
         &mut self.current
+    }
+
+    /// At least `need` bytes of room in `current`: if it has less, what it
+    /// holds becomes a chunk and a new buffer starts.
+    #[inline]
+    fn make_room(&mut self, need: usize) {
+        if self.current.capacity() - self.current.len() < need {
+            self.seal();
+            let size = self.last_flush.clamp(Self::MIN_CHUNK, Self::MAX_CHUNK).max(need);
+            self.current = BytesMut::with_capacity(size);
+        }
     }
 
     /// Appends bytes, sharing rather than copying them when they are large.
     pub fn put_shared(&mut self, bytes: &Bytes) {
         if bytes.len() < Self::SHARE_THRESHOLD {
+            self.make_room(bytes.len());
             self.current.put_slice(bytes);
         } else {
             self.seal();
@@ -412,7 +440,12 @@ impl WriteBuffer {
     /// Takes everything written so far, in order.
     pub fn take_chunks(&mut self) -> Vec<Bytes> {
         self.seal();
-        std::mem::take(&mut self.chunks)
+        // The rest of the buffer goes with its last chunk: an idle
+        // connection holds no spare capacity.
+        self.current = BytesMut::new();
+        let chunks = std::mem::take(&mut self.chunks);
+        self.last_flush = chunks.iter().map(Bytes::len).sum();
+        chunks
     }
 
     /// Everything written so far as one contiguous buffer (copies; for tests).
