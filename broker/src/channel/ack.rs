@@ -7,41 +7,39 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::sources::SourceId;
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, AmqpResult};
 use crate::message_stats::Event;
-use crate::queue::{Consumer, Queue, QueueEntry, Settlement};
+use crate::queue::{Queue, QueueEntry, Settlement};
 use warren_store::Offset;
 
 /// A delivery the client has not settled yet.
 #[derive(Debug)]
 pub(crate) struct Unacked {
     pub tag: u64,
-    pub queue: Arc<Queue>,
+    /// The queue it came from and the consumer it went to (none for
+    /// basic.get), held in the channel's `sources`.
+    pub source: SourceId,
     pub entry: QueueEntry,
-    /// The consumer it went to; None for basic.get.
-    pub consumer: Option<Arc<Consumer>>,
     /// When it was delivered, for the consumer (ack) timeout.
     pub delivered_at: Instant,
 }
 
 impl Channel {
-    /// Records a delivery that needs an ack and returns its tag.
-    pub(super) fn track_unacked(
-        &mut self,
-        ctx: &ConnCtx,
-        tag: u64,
-        queue: Arc<Queue>,
-        entry: QueueEntry,
-        consumer: Option<Arc<Consumer>>,
-    ) {
+    /// Records a delivery that needs an ack; `source` was held for it.
+    pub(super) fn track_unacked(&mut self, ctx: &ConnCtx, tag: u64, source: SourceId, entry: QueueEntry) {
         self.unacked.push_back(Unacked {
             tag,
-            queue,
+            source,
             entry,
-            consumer,
             delivered_at: ctx.now,
         });
+    }
+
+    /// The queue a delivery came from.
+    fn queue_of(&self, delivery: &Unacked) -> Option<&Arc<Queue>> {
+        self.sources.get(delivery.source).map(|s| &s.queue)
     }
 
     /// On the connection's tick, one walk over the unacknowledged
@@ -55,9 +53,12 @@ impl Channel {
     pub(crate) fn tick_unacked(&mut self, now: Instant, default: Option<Duration>) -> Option<AmqpError> {
         let mut oldest: Vec<(Arc<Queue>, Instant)> = Vec::new();
         for u in &self.unacked {
+            let Some(queue) = self.queue_of(u) else {
+                continue;
+            };
             // In tag order, so the first seen of a queue is its oldest.
-            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                oldest.push((u.queue.clone(), u.delivered_at));
+            if !oldest.iter().any(|(q, _)| Arc::ptr_eq(q, queue)) {
+                oldest.push((queue.clone(), u.delivered_at));
             }
         }
         self.report_oldest(&oldest);
@@ -126,8 +127,12 @@ impl Channel {
         requeue: bool,
     ) -> AmqpResult<()> {
         let deliveries = self.take_unacked(tag, multiple)?;
-        if let Some(stream) = deliveries.iter().find(|d| d.queue.is_stream()) {
-            let error = stream.queue.not_for_streams("basic.nack and basic.reject");
+        let stream = deliveries
+            .iter()
+            .filter_map(|d| self.queue_of(d))
+            .find(|q| q.is_stream());
+        if let Some(stream) = stream {
+            let error = stream.not_for_streams("basic.nack and basic.reject");
             self.restore_unacked(deliveries);
             return Err(error);
         }
@@ -172,36 +177,42 @@ impl Channel {
             return;
         }
         // Group by queue, keeping order, so each queue is locked once; and
-        // by consumer, so each gives back its credit (and a stream hears
-        // of its furthest ack) once.
+        // by source (queue and consumer), so each consumer gives back its
+        // credit (and a stream hears of its furthest ack) once.
         let mut per_queue: Vec<(Arc<Queue>, Vec<QueueEntry>)> = Vec::new();
-        let mut per_consumer: Vec<ConsumerSettled> = Vec::new();
+        let mut per_source: Vec<SourceSettled> = Vec::new();
         for delivery in deliveries {
-            if let Some(consumer) = delivery.consumer {
-                let acked = (settlement == Settlement::Ack).then_some(delivery.entry.offset);
-                match per_consumer.iter_mut().find(|c| Arc::ptr_eq(&c.consumer, &consumer)) {
-                    Some(settled) => {
-                        settled.count += 1;
-                        settled.furthest_ack = settled.furthest_ack.max(acked);
-                    }
-                    None => per_consumer.push(ConsumerSettled {
-                        consumer,
-                        queue: delivery.queue.clone(),
-                        count: 1,
-                        furthest_ack: acked,
-                    }),
+            let acked = (settlement == Settlement::Ack).then_some(delivery.entry.offset);
+            match per_source.iter_mut().find(|s| s.source == delivery.source) {
+                Some(settled) => {
+                    settled.count += 1;
+                    settled.furthest_ack = settled.furthest_ack.max(acked);
                 }
+                None => per_source.push(SourceSettled {
+                    source: delivery.source,
+                    count: 1,
+                    furthest_ack: acked,
+                }),
             }
-            match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &delivery.queue)) {
+            let Some(queue) = self.queue_of(&delivery) else {
+                tracing::error!(channel = self.id, "a delivery's queue was let go before its settlement");
+                continue;
+            };
+            match per_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
                 Some((_, entries)) => entries.push(delivery.entry),
-                None => per_queue.push((delivery.queue, vec![delivery.entry])),
+                None => per_queue.push((queue.clone(), vec![delivery.entry])),
             }
         }
-        for settled in per_consumer {
-            settled.consumer.release_credit(settled.count);
-            if let Some(offset) = settled.furthest_ack.filter(|_| settled.queue.is_stream()) {
-                settled.queue.consumer_acked(&settled.consumer, offset);
+        for settled in per_source {
+            if let Some(source) = self.sources.get(settled.source) {
+                if let Some(consumer) = &source.consumer {
+                    consumer.release_credit(settled.count);
+                    if let Some(offset) = settled.furthest_ack.filter(|_| source.queue.is_stream()) {
+                        source.queue.consumer_acked(consumer, offset);
+                    }
+                }
             }
+            self.sources.release(settled.source, settled.count as usize);
         }
         for (queue, entries) in per_queue {
             queue.settle(entries, settlement);
@@ -215,10 +226,9 @@ impl Channel {
     }
 }
 
-/// What one settlement gave back to one consumer.
-struct ConsumerSettled {
-    consumer: Arc<Consumer>,
-    queue: Arc<Queue>,
+/// What one settlement gave back to one source's consumer.
+struct SourceSettled {
+    source: SourceId,
     count: u32,
     /// The furthest offset it acked (a stream tracks it), if it acked.
     furthest_ack: Option<Offset>,

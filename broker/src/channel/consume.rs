@@ -195,7 +195,8 @@ impl Channel {
         if m.no_ack {
             queue.settle_without_ack(&entry);
         } else {
-            self.track_unacked(ctx, tag, queue, entry, None);
+            let source = self.sources.hold(&queue, None, 1);
+            self.track_unacked(ctx, tag, source, entry);
         }
         Ok(())
     }
@@ -214,7 +215,7 @@ impl Channel {
     /// Writes basic.deliver for a message a queue handed to our consumer.
     pub(crate) fn deliver(&mut self, ctx: &mut ConnCtx, delivery: Delivery) {
         let Delivery { consumer, queue, entry } = delivery;
-        self.deliver_entry(ctx, &consumer, queue, entry);
+        self.deliver_entry(ctx, &consumer, &queue, entry);
         ChannelInfo::set(&self.info.unacked, self.unacked.len());
     }
 
@@ -226,12 +227,12 @@ impl Channel {
             entries,
         } = deliveries;
         for entry in entries {
-            self.deliver_entry(ctx, &consumer, queue.clone(), entry);
+            self.deliver_entry(ctx, &consumer, &queue, entry);
         }
         ChannelInfo::set(&self.info.unacked, self.unacked.len());
     }
 
-    fn deliver_entry(&mut self, ctx: &mut ConnCtx, consumer: &Arc<Consumer>, queue: Arc<Queue>, entry: QueueEntry) {
+    fn deliver_entry(&mut self, ctx: &mut ConnCtx, consumer: &Arc<Consumer>, queue: &Arc<Queue>, entry: QueueEntry) {
         let tag = self.next_tag();
         let method = Method::BasicDeliver(BasicDeliver {
             consumer_tag: consumer.tag.clone(),
@@ -240,7 +241,7 @@ impl Channel {
             exchange: entry.message.exchange.clone(),
             routing_key: entry.message.routing_key.clone(),
         });
-        write_content(ctx, self.id, &method, &queue, &entry);
+        write_content(ctx, self.id, &method, queue, &entry);
         let event = if consumer.no_ack {
             Event::DeliveredAutoAck
         } else {
@@ -253,7 +254,8 @@ impl Channel {
         if consumer.no_ack {
             queue.settle_without_ack(&entry);
         } else {
-            self.track_unacked(ctx, tag, queue, entry, Some(consumer.clone()));
+            let source = self.sources.hold(queue, Some(consumer), 1);
+            self.track_unacked(ctx, tag, source, entry);
         }
     }
 

@@ -12,6 +12,7 @@ mod content;
 mod declare;
 mod direct_reply;
 mod publish;
+mod sources;
 mod tx;
 
 use std::collections::VecDeque;
@@ -36,6 +37,7 @@ use content::PendingContent;
 pub(crate) use content::UnfinishedBytes;
 use direct_reply::ReplyConsumer;
 use publish::ConfirmState;
+use sources::Sources;
 use tx::TxState;
 
 /// What channels share from their connection.
@@ -102,6 +104,8 @@ pub(crate) struct Channel {
     content: Option<PendingContent>,
     consumers: HashMap<ShortStr, ChannelConsumer>,
     unacked: VecDeque<Unacked>,
+    /// The queues and consumers `unacked` came from.
+    sources: Sources,
     next_delivery_tag: u64,
     /// basic.qos global=false: the window given to consumers created next.
     consumer_prefetch: u32,
@@ -129,6 +133,7 @@ impl Channel {
             content: None,
             consumers: HashMap::default(),
             unacked: VecDeque::new(),
+            sources: Sources::default(),
             next_delivery_tag: 1,
             consumer_prefetch: 0,
             channel_credit: Arc::new(Credit::new(0)),

@@ -145,6 +145,22 @@ impl Credit {
             .is_ok()
     }
 
+    /// Takes up to `n` units, as many as the window has room for, with
+    /// one atomic operation; how many it took.
+    pub(crate) fn take_up_to(&self, n: u32) -> u32 {
+        let limit = self.limit.load(Ordering::Acquire);
+        if limit == 0 {
+            self.in_flight.fetch_add(n, Ordering::AcqRel);
+            return n;
+        }
+        match self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (v < limit).then(|| v + n.min(limit - v))
+        }) {
+            Ok(before) => n.min(limit - before),
+            Err(_) => 0,
+        }
+    }
+
     pub(crate) fn give_back(&self, n: u32) {
         let _ = self
             .in_flight
@@ -201,6 +217,28 @@ impl Consumer {
         true
     }
 
+    /// Takes credit for up to `n` deliveries from both windows at once
+    /// (one atomic operation each, where [`Self::try_take_credit`] takes
+    /// one per delivery); how many. The transit window is asked once, so
+    /// the batch may go past it by up to `n`.
+    pub(crate) fn take_credit(&self, n: u32) -> u32 {
+        if n == 0 || !self.transit.has_room() {
+            return 0;
+        }
+        if self.no_ack {
+            return n;
+        }
+        let took = self.credit.take_up_to(n);
+        if took == 0 {
+            return 0;
+        }
+        let both = self.channel_credit.take_up_to(took);
+        if both < took {
+            self.credit.give_back(took - both);
+        }
+        both
+    }
+
     /// Whether both windows have room, without taking any.
     pub(crate) fn has_credit(&self) -> bool {
         self.transit.has_room() && (self.no_ack || (self.credit.has_room() && self.channel_credit.has_room()))
@@ -247,5 +285,17 @@ mod tests {
         );
         credit.set_limit(1);
         assert!(credit.try_take() && !credit.try_take());
+    }
+
+    #[test]
+    fn a_window_gives_a_batch_what_room_it_has() {
+        let credit = Credit::new(10);
+        assert_eq!(credit.take_up_to(4), 4);
+        assert_eq!(credit.take_up_to(8), 6, "only the room left");
+        assert_eq!(credit.take_up_to(1), 0);
+        credit.give_back(3);
+        assert_eq!(credit.take_up_to(5), 3);
+        let unlimited = Credit::new(0);
+        assert_eq!(unlimited.take_up_to(1000), 1000);
     }
 }

@@ -187,19 +187,28 @@ async fn run(
                     continue;
                 }
                 let mut batch = Gathered::default();
+                // Credit is taken for many deliveries at once (the atomic
+                // counters are shared with the connection acking), and
+                // what is left over given back below.
+                let mut credit = 0u32;
                 while let Some((offset, message)) = ahead.ready.front() {
                     let (offset, message) = (*offset, message.clone());
                     if !consumer.is_active() || stream.backend.is_deleted() {
                         // What was gathered never goes out: its credit
                         // (a channel-wide prefetch is shared) comes back.
-                        consumer.release_credit(batch.entries.len() as u32);
+                        consumer.release_credit(batch.entries.len() as u32 + credit);
                         return;
                     }
                     if filter.accepts(&message) {
+                        if credit == 0 {
+                            let want = (HAND_OVER - batch.entries.len()).min(ahead.ready.len());
+                            credit = consumer.take_credit(want as u32);
+                        }
                         // Out of credit: the rest waits here for the next pass.
-                        if !consumer.try_take_credit() {
+                        if credit == 0 {
                             break;
                         }
+                        credit -= 1;
                         batch.push(message, offset);
                     }
                     ahead.ready.pop_front();
@@ -207,6 +216,9 @@ async fn run(
                     if batch.is_full() {
                         break;
                     }
+                }
+                if credit > 0 {
+                    consumer.release_credit(credit);
                 }
                 if !hand_over(&stream, &queue, &consumer, batch.entries) {
                     return;
