@@ -67,6 +67,22 @@ async fn acks_take_effect_only_at_commit() {
 }
 
 #[tokio::test]
+async fn acks_not_committed_when_the_channel_closes_are_requeued() {
+    // RabbitMQ 3.10 answers the same: the message is back, redelivered.
+    let (connection, observer) = channel().await;
+    let q = temp_queue(&observer).await;
+    publish(&observer, "", &q, b"kept").await;
+    let ch = connection.create_channel().bounded().await.unwrap();
+    ch.tx_select().bounded().await.unwrap();
+    let m = get(&ch, &q).await;
+    m.delivery.ack(BasicAckOptions::default()).bounded().await.unwrap();
+    ch.close(200, "bye".into()).bounded().await.unwrap();
+    let back = get(&observer, &q).await;
+    assert_eq!(back.delivery.data, b"kept");
+    assert!(back.delivery.redelivered);
+}
+
+#[tokio::test]
 async fn rejects_and_nacks_take_effect_only_at_commit() {
     let (_c, ch) = channel().await;
     let q = temp_queue(&ch).await;

@@ -222,7 +222,13 @@ impl Channel {
     /// any reason, including its connection closing.
     pub(crate) fn release(&mut self, ctx: &mut ConnCtx) {
         self.content = None;
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            // Acks not committed never happened (as in RabbitMQ): those
+            // deliveries go back to their queues with the other unacked.
+            for (deliveries, _) in tx.acks {
+                self.restore_unacked(deliveries);
+            }
+        }
         self.release_replies(ctx);
         let consumers: Vec<ChannelConsumer> = self.consumers.drain().map(|(_, c)| c).collect();
         // Unacked messages go back before the consumers leave (and the
