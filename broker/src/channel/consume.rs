@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use warren_protocol::*;
 
+use super::sources::SourceId;
 use super::{Channel, ConnCtx};
 use crate::connections::ChannelInfo;
 use crate::error::{AmqpError, AmqpResult};
@@ -215,7 +216,8 @@ impl Channel {
     /// Writes basic.deliver for a message a queue handed to our consumer.
     pub(crate) fn deliver(&mut self, ctx: &mut ConnCtx, delivery: Delivery) {
         let Delivery { consumer, queue, entry } = delivery;
-        self.deliver_entry(ctx, &consumer, &queue, entry);
+        let source = self.hold_source(&consumer, &queue, 1);
+        self.deliver_entry(ctx, &consumer, &queue, source, entry);
         ChannelInfo::set(&self.info.unacked, self.unacked.len());
     }
 
@@ -226,13 +228,29 @@ impl Channel {
             queue,
             entries,
         } = deliveries;
+        // Held once for the batch: one lookup, not one a delivery.
+        let source = self.hold_source(&consumer, &queue, entries.len());
         for entry in entries {
-            self.deliver_entry(ctx, &consumer, &queue, entry);
+            self.deliver_entry(ctx, &consumer, &queue, source, entry);
         }
         ChannelInfo::set(&self.info.unacked, self.unacked.len());
     }
 
-    fn deliver_entry(&mut self, ctx: &mut ConnCtx, consumer: &Arc<Consumer>, queue: &Arc<Queue>, entry: QueueEntry) {
+    /// The (queue, consumer) pair `deliveries` to a consumer that acks
+    /// will refer to until settled; None for a no-ack consumer.
+    fn hold_source(&mut self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, deliveries: usize) -> Option<SourceId> {
+        (!consumer.no_ack).then(|| self.sources.hold(queue, Some(consumer), deliveries))
+    }
+
+    /// `source` is what [`Self::hold_source`] held for this delivery.
+    fn deliver_entry(
+        &mut self,
+        ctx: &mut ConnCtx,
+        consumer: &Arc<Consumer>,
+        queue: &Arc<Queue>,
+        source: Option<SourceId>,
+        entry: QueueEntry,
+    ) {
         let tag = self.next_tag();
         let method = Method::BasicDeliver(BasicDeliver {
             consumer_tag: consumer.tag.clone(),
@@ -251,11 +269,9 @@ impl Channel {
         if entry.redelivered {
             ctx.info.counters.count(Event::Redelivered, 1);
         }
-        if consumer.no_ack {
-            queue.settle_without_ack(&entry);
-        } else {
-            let source = self.sources.hold(queue, Some(consumer), 1);
-            self.track_unacked(ctx, tag, source, entry);
+        match source {
+            None => queue.settle_without_ack(&entry),
+            Some(source) => self.track_unacked(ctx, tag, source, entry),
         }
     }
 

@@ -135,14 +135,7 @@ impl Credit {
 
     /// Takes one unit if the window has room.
     pub(crate) fn try_take(&self) -> bool {
-        let limit = self.limit.load(Ordering::Acquire);
-        if limit == 0 {
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
-            return true;
-        }
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1))
-            .is_ok()
+        self.take_up_to(1) == 1
     }
 
     /// Takes up to `n` units, as many as the window has room for, with
@@ -201,20 +194,7 @@ impl Consumer {
     /// Takes credit for one delivery from both windows, or none.
     /// Both need room in the transit window first.
     pub(crate) fn try_take_credit(&self) -> bool {
-        if !self.transit.has_room() {
-            return false;
-        }
-        if self.no_ack {
-            return true;
-        }
-        if !self.credit.try_take() {
-            return false;
-        }
-        if !self.channel_credit.try_take() {
-            self.credit.give_back(1);
-            return false;
-        }
-        true
+        self.take_credit(1) == 1
     }
 
     /// Takes credit for up to `n` deliveries from both windows at once
