@@ -275,3 +275,81 @@ async fn filters_and_server_side_offset_tracking() {
     assert_eq!(after_restart, (60..70).collect::<Vec<_>>(), "resumed after a restart");
     warren.stop();
 }
+
+/// The next delivery's x-stream-offset and delivery tag, within 5 s.
+async fn next_offset(consumer: &mut lapin::Consumer) -> Option<(u64, u64)> {
+    let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await else {
+        return None;
+    };
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    match headers.inner().get("x-stream-offset") {
+        Some(AMQPValue::LongLongInt(n)) => Some((*n as u64, delivery.delivery_tag)),
+        other => panic!("no x-stream-offset header: {other:?}"),
+    }
+}
+
+/// A consumer replaying from disk is sent batches once half its prefetch
+/// window is free; one that acks less than half and holds the rest (waiting
+/// for more before it acks again) is still sent what its window takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_holding_most_of_its_window_still_gets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let warren = Warren::start(dir.path());
+    let (_connection, ch) = channel(&warren).await;
+    let stream = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare("held".into(), durable, stream).await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    // More than a stream keeps in memory: the first are read back from disk.
+    for n in 0..6_000u64 {
+        ch.basic_publish(
+            "".into(),
+            "held".into(),
+            BasicPublishOptions::default(),
+            &n.to_be_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(ch.wait_for_confirms().await.unwrap().is_empty(), "all confirmed");
+
+    ch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            "held".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            table(&[("x-stream-offset", AMQPValue::LongString("first".into()))]),
+        )
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.push(next_offset(&mut consumer).await.expect("the first window"));
+    }
+    // Four of ten acked, six held: the four free places are filled.
+    ch.basic_ack(received[3].1, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        received.push(
+            next_offset(&mut consumer)
+                .await
+                .expect("the four acked places refilled"),
+        );
+    }
+    // All acked: a whole window more.
+    ch.basic_ack(received[13].1, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        received.push(next_offset(&mut consumer).await.expect("the next window"));
+    }
+    let offsets: Vec<u64> = received.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(offsets, (0..24).collect::<Vec<_>>());
+    warren.stop();
+}
