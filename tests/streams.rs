@@ -175,6 +175,16 @@ async fn retention_frees_disk_and_a_crashed_stream_resumes_where_it_was() {
     warren.stop();
 }
 
+/// Declares a durable stream without retention limits.
+async fn declare_stream(ch: &Channel, name: &str) {
+    let stream = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), durable, stream).await.unwrap();
+}
+
 /// Consumes up to `want` from "tracked" with `arguments`; returns the
 /// offsets, and cancels (which saves a tracked consumer's offset).
 async fn take(ch: &Channel, tag: &str, arguments: FieldTable, want: usize) -> Vec<u64> {
@@ -208,14 +218,7 @@ async fn filters_and_server_side_offset_tracking() {
     let dir = tempfile::tempdir().unwrap();
     let warren = Warren::start(dir.path());
     let (_connection, ch) = channel(&warren).await;
-    let stream = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare("tracked".into(), durable, stream.clone())
-        .await
-        .unwrap();
+    declare_stream(&ch, "tracked").await;
     ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     for n in 0..110u32 {
         let mut properties = BasicProperties::default();
@@ -270,7 +273,7 @@ async fn filters_and_server_side_offset_tracking() {
     warren.stop();
     let warren = Warren::start(dir.path());
     let (_connection, ch) = channel(&warren).await;
-    ch.queue_declare("tracked".into(), durable, stream).await.unwrap();
+    declare_stream(&ch, "tracked").await;
     let after_restart = take(&ch, "billing", args.clone(), 10).await;
     assert_eq!(after_restart, (60..70).collect::<Vec<_>>(), "resumed after a restart");
     warren.stop();
@@ -296,12 +299,7 @@ async fn a_consumer_holding_most_of_its_window_still_gets_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let warren = Warren::start(dir.path());
     let (_connection, ch) = channel(&warren).await;
-    let stream = table(&[("x-queue-type", AMQPValue::LongString("stream".into()))]);
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    ch.queue_declare("held".into(), durable, stream).await.unwrap();
+    declare_stream(&ch, "held").await;
     ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     // More than a stream keeps in memory: the first are read back from disk.
     for n in 0..6_000u64 {
