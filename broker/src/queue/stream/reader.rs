@@ -10,10 +10,10 @@
 //! A consumer replaying from the store is handed a batch once half its
 //! prefetch window is free, not after every ack: a consumer acking every
 //! 100 of 1,000 would otherwise be sent 100 at a time, and each hand-over
-//! wakes the connection and its writer (in a 10 M replay, 15% of the
-//! broker's time per message went to those wake-ups). A consumer that
-//! stops acking while less than half its window is free is not starved: when
-//! no ack came for [`HOLD_AT_MOST`], it is sent what its window takes.
+//! wakes the connection and its writer (batching them cut the broker's CPU
+//! a message by a sixth in a 2 M replay). A consumer that stops acking
+//! while less than half its window is free is not starved: when no ack
+//! came for [`HOLD_AT_MOST`], it is sent what its window takes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
