@@ -6,19 +6,34 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use super::cut_proxy::Fronts;
 use super::netns::Hosts;
 use super::Warren;
 
+/// Where cluster ports are picked from: below Linux's ephemeral range
+/// (32768-60999), which binding port 0 draws on. A port picked from that
+/// range and let go could be handed to a node's own AMQP listener (port
+/// 0) before its cluster listener bound it (seen: "Address already in
+/// use" for a cluster port the same node's AMQP listener had taken).
+const CLUSTER_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// A free port on an address (the cluster list needs every port before
-/// any node starts).
+/// any node starts): each pick in this process a new one, starting from
+/// a place the process id gives, so test binaries run side by side differ.
 fn free_port(ip: IpAddr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = CLUSTER_PORTS.end - CLUSTER_PORTS.start;
+    let start = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = CLUSTER_PORTS.start + (start + step) % span;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {CLUSTER_PORTS:?} on {ip}");
 }
 
 /// The secret every test cluster's members share.
