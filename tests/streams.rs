@@ -64,6 +64,14 @@ async fn declare(ch: &Channel) {
     .unwrap();
 }
 
+/// A delivery's `x-stream-offset` header, if it has one.
+fn stream_offset(delivery: &lapin::message::Delivery) -> Option<u64> {
+    match delivery.properties.headers().as_ref()?.inner().get("x-stream-offset") {
+        Some(AMQPValue::LongLongInt(n)) => Some(*n as u64),
+        _ => None,
+    }
+}
+
 /// Reads `want` messages from `offset`; returns their x-stream-offset
 /// headers and bodies' first bytes.
 async fn read(ch: &Channel, offset: AMQPValue, want: usize) -> Vec<(u64, u64)> {
@@ -82,11 +90,7 @@ async fn read(ch: &Channel, offset: AMQPValue, want: usize) -> Vec<(u64, u64)> {
         let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_secs(20), consumer.next()).await else {
             break;
         };
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let offset = match headers.inner().get("x-stream-offset") {
-            Some(AMQPValue::LongLongInt(n)) => *n as u64,
-            other => panic!("no x-stream-offset header: {other:?}"),
-        };
+        let offset = stream_offset(&delivery).expect("an x-stream-offset header");
         let number = u64::from_be_bytes(delivery.data[..8].try_into().unwrap());
         got.push((offset, number));
         delivery.ack(BasicAckOptions::default()).await.unwrap();
@@ -198,9 +202,8 @@ async fn take(ch: &Channel, tag: &str, arguments: FieldTable, want: usize) -> Ve
         let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await else {
             break;
         };
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        if let Some(AMQPValue::LongLongInt(n)) = headers.inner().get("x-stream-offset") {
-            offsets.push(*n as u64);
+        if let Some(offset) = stream_offset(&delivery) {
+            offsets.push(offset);
         }
         delivery.ack(BasicAckOptions::default()).await.unwrap();
     }
@@ -284,11 +287,8 @@ async fn next_offset(consumer: &mut lapin::Consumer) -> Option<(u64, u64)> {
     let Ok(Some(Ok(delivery))) = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await else {
         return None;
     };
-    let headers = delivery.properties.headers().clone().unwrap_or_default();
-    match headers.inner().get("x-stream-offset") {
-        Some(AMQPValue::LongLongInt(n)) => Some((*n as u64, delivery.delivery_tag)),
-        other => panic!("no x-stream-offset header: {other:?}"),
-    }
+    let offset = stream_offset(&delivery).expect("an x-stream-offset header");
+    Some((offset, delivery.delivery_tag))
 }
 
 /// A consumer replaying from disk is sent batches once half its prefetch
