@@ -118,6 +118,13 @@ impl AmqpError {
         Self::new(reply_code::FRAME_ERROR, detail)
     }
 
+    /// What a client sees where RabbitMQ's own code crashes on its input
+    /// (541 with the bare text, and the connection closed): answered where
+    /// clients could come to rely on it.
+    pub(crate) fn crashed() -> Self {
+        Self::bare(reply_code::INTERNAL_ERROR, "INTERNAL_ERROR")
+    }
+
     pub(crate) fn internal_error(detail: impl fmt::Display) -> Self {
         Self::new(reply_code::INTERNAL_ERROR, detail)
     }

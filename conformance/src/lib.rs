@@ -12,6 +12,7 @@
 use std::sync::OnceLock;
 
 pub mod python;
+pub mod recorded;
 
 pub fn broker_url() -> String {
     shared_broker().0.clone()

@@ -38,18 +38,7 @@ fn run_script(name: &str) {
         output.status
     );
     let actual = String::from_utf8_lossy(&output.stdout);
-    let expected = std::fs::read_to_string(&expected_path).expect("expected output recorded from RabbitMQ");
-    let mismatches: Vec<String> = expected
-        .lines()
-        .zip(actual.lines())
-        .filter(|(e, a)| e != a)
-        .map(|(e, a)| format!("  RabbitMQ: {e}\n  Warren:   {a}"))
-        .collect();
-    assert!(
-        mismatches.is_empty() && expected.lines().count() == actual.lines().count(),
-        "{name}: Warren differs from RabbitMQ:\n{}\n(full output:\n{actual})",
-        mismatches.join("\n")
-    );
+    warren_conformance::recorded::assert_matches(name, &expected_path, &actual);
 }
 
 #[test]

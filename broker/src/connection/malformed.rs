@@ -3,7 +3,7 @@
 //! RabbitMQ 3.10 answers (each case measured on the wire beside it:
 //! `protocol/tests/decode_errors.rs` and `conformance/tests/wire.rs`).
 
-use warren_protocol::{reply_code, ErrorKind, ProtocolError};
+use warren_protocol::{ErrorKind, ProtocolError};
 
 use crate::error::AmqpError;
 
@@ -31,7 +31,7 @@ pub(super) fn answer(e: ProtocolError) -> Answer {
         // AMQP error becomes an internal error.
         ErrorKind::Arguments | ErrorKind::FieldTable => {
             if on_channel_zero {
-                Answer::Close(AmqpError::bare(reply_code::INTERNAL_ERROR, "INTERNAL_ERROR"))
+                Answer::Close(AmqpError::crashed())
             } else {
                 Answer::Close(e.into())
             }

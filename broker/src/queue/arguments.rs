@@ -5,6 +5,7 @@
 use warren_protocol::{FieldTable, FieldValue, ShortStr};
 
 use crate::error::{AmqpError, AmqpResult};
+use crate::queue::stream::{read_duration, DurationArg};
 
 /// The queue types a client may ask for with `x-queue-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -239,13 +240,11 @@ impl QueueArguments {
                     parsed.initial_group_size = Some(size);
                 }
                 "x-consumer-timeout" => parsed.consumer_timeout = Some(check.non_negative(key, value)?),
-                "x-max-age" => {
-                    let age = value
-                        .as_str()
-                        .and_then(crate::queue::stream::parse_duration)
-                        .ok_or_else(|| check.invalid(key, "invalid_max_age"))?;
-                    parsed.max_age_ms = Some(age.as_millis() as u64);
-                }
+                "x-max-age" => match read_duration(&check.string(key, value)?) {
+                    DurationArg::Valid(age) => parsed.max_age_ms = Some(age.as_millis() as u64),
+                    DurationArg::Invalid => return Err(check.invalid(key, "invalid_max_age")),
+                    DurationArg::NoNumber => return Err(AmqpError::crashed()),
+                },
                 "x-queue-leader-locator" => {
                     let locator = check.string(key, value)?;
                     // The last two are 3.9's names, still accepted by 3.10.

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use warren_protocol::FieldValue;
 use warren_store::{EntryRecord, Offset, QueueId, QueueSummary};
 
-pub(crate) use offset::{parse_duration, OffsetSpec};
+pub(crate) use offset::{parse_duration, read_duration, DurationArg, OffsetSpec};
 use segments::{Retention, Segments, DEFAULT_SEGMENT_BYTES};
 
 use super::{

@@ -26,21 +26,50 @@ pub(crate) enum OffsetSpec {
     Since(u64),
 }
 
-/// A duration as RabbitMQ's streams write them: a positive integer and a
-/// unit, `Y` (365 days), `M` (30 days), `D`, `h`, `m` or `s`.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let unit = text.chars().last()?;
-    let number: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
-    let seconds = match unit {
-        'Y' => 365 * 86_400,
-        'M' => 30 * 86_400,
-        'D' => 86_400,
-        'h' => 3_600,
-        'm' => 60,
-        's' => 1,
-        _ => return None,
+/// A duration argument (`x-max-age`, an `x-stream-offset` interval) as
+/// RabbitMQ 3.10 reads one: its leading digits are the number, which may
+/// not be zero, and the rest the unit, `Y` (365 days), `M` (30 days), `D`,
+/// `h`, `m` or `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DurationArg {
+    Valid(Duration),
+    /// Not one RabbitMQ takes: a precondition failure.
+    Invalid,
+    /// No leading digits ("yesterday", "-1h"): RabbitMQ's parser crashes
+    /// on it, and the client sees its connection closed with 541.
+    NoNumber,
+}
+
+pub(crate) fn read_duration(text: &str) -> DurationArg {
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return DurationArg::NoNumber;
+    }
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = match number.parse() {
+        Ok(0) | Err(_) => return DurationArg::Invalid,
+        Ok(n) => n,
     };
-    Some(Duration::from_secs(number.checked_mul(seconds)?))
+    let seconds = match unit {
+        "Y" => 365 * 86_400,
+        "M" => 30 * 86_400,
+        "D" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return DurationArg::Invalid,
+    };
+    number
+        .checked_mul(seconds)
+        .map_or(DurationArg::Invalid, |s| DurationArg::Valid(Duration::from_secs(s)))
+}
+
+/// A duration RabbitMQ takes (see [`read_duration`]), or None.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    match read_duration(text) {
+        DurationArg::Valid(duration) => Some(duration),
+        DurationArg::Invalid | DurationArg::NoNumber => None,
+    }
 }
 
 impl OffsetSpec {
@@ -70,10 +99,11 @@ impl OffsetSpec {
             Some("first") => Ok(OffsetSpec::First),
             Some("last") => Ok(OffsetSpec::Last),
             Some("next") => Ok(OffsetSpec::Next),
-            Some(text) => {
-                let ago = parse_duration(text).ok_or_else(invalid)?;
-                Ok(OffsetSpec::Since(now_ms().saturating_sub(ago.as_millis() as u64)))
-            }
+            Some(text) => match read_duration(text) {
+                DurationArg::Valid(ago) => Ok(OffsetSpec::Since(now_ms().saturating_sub(ago.as_millis() as u64))),
+                DurationArg::Invalid => Err(invalid()),
+                DurationArg::NoNumber => Err(AmqpError::crashed()),
+            },
             None => Err(invalid()),
         }
     }
@@ -110,6 +140,9 @@ mod tests {
             "PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue 's' in vhost '/': \
              {invalid_stream_offset_arg,{longstr,<<\"1x\">>}}"
         );
+        // RabbitMQ 3.10's parser crashes on an interval without digits.
+        let crashed = spec("yesterday".into()).unwrap_err();
+        assert_eq!((crashed.code, crashed.reply_text().as_str()), (541, "INTERNAL_ERROR"));
     }
 
     #[test]
@@ -120,7 +153,11 @@ mod tests {
         assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_duration("1Y"), Some(Duration::from_secs(365 * 86_400)));
         assert_eq!(parse_duration("10x"), None);
-        assert_eq!(parse_duration("h"), None);
-        assert_eq!(parse_duration(""), None);
+        assert_eq!(read_duration("0h"), DurationArg::Invalid);
+        assert_eq!(read_duration("1.5h"), DurationArg::Invalid);
+        assert_eq!(read_duration("12"), DurationArg::Invalid);
+        assert_eq!(read_duration("h"), DurationArg::NoNumber);
+        assert_eq!(read_duration("-1h"), DurationArg::NoNumber);
+        assert_eq!(read_duration(""), DurationArg::NoNumber);
     }
 }
