@@ -118,16 +118,38 @@ public class Messages {
         limit.put("x-max-length", 2);
         limit.put("x-overflow", "reject-publish");
         String full = c.queueDeclare("", false, true, false, limit).getQueue();
-        List<Long> nacked = Collections.synchronizedList(new ArrayList<>());
-        c.addConfirmListener((tag, multiple) -> {}, (tag, multiple) -> nacked.add(tag));
+        // Which publishes were nacked, a multiple nack counting for every
+        // one still open up to its tag (the broker may nack either way).
         long first = c.getNextPublishSeqNo();
+        java.util.SortedSet<Long> open = Collections.synchronizedSortedSet(new java.util.TreeSet<>());
+        java.util.SortedSet<Long> nacked = Collections.synchronizedSortedSet(new java.util.TreeSet<>());
+        for (long seq = first; seq < first + 4; seq++) {
+            open.add(seq);
+        }
+        c.addConfirmListener(
+            (tag, multiple) -> settle(open, null, tag, multiple),
+            (tag, multiple) -> settle(open, nacked, tag, multiple));
         for (int i = 0; i < 4; i++) {
             c.basicPublish("", full, null, ("f" + i).getBytes());
         }
-        Common.out("confirms with a full queue: " + c.waitForConfirms(10_000) + ", nacked "
-            + (nacked.isEmpty() ? "none" : (nacked.get(0) - first) + ".." + (nacked.get(nacked.size() - 1) - first))
+        boolean allAcked = c.waitForConfirms(10_000);
+        List<Long> relative = new ArrayList<>();
+        for (long seq : nacked) {
+            relative.add(seq - first);
+        }
+        Common.out("confirms with a full queue: " + allAcked + ", nacked " + relative
             + ", queue " + c.queueDeclarePassive(full).getMessageCount());
         c.close();
+    }
+
+    static void settle(java.util.SortedSet<Long> open, java.util.SortedSet<Long> nacked, long tag, boolean multiple) {
+        synchronized (open) {
+            List<Long> settled = new ArrayList<>(multiple ? open.headSet(tag + 1) : open.subSet(tag, tag + 1));
+            open.removeAll(settled);
+            if (nacked != null) {
+                nacked.addAll(settled);
+            }
+        }
     }
 
     static void returns(Connection conn) throws Exception {

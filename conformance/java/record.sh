@@ -10,7 +10,7 @@ classes=$(mktemp -d)
 trap 'rm -rf "$classes"' EXIT
 javac -d "$classes" -cp "$cp" ./*.java
 mkdir -p expected
-for name in Errors Messages Consumers QueueTypes; do
+for name in Errors Messages Consumers QueueTypes Recovery; do
     java -cp "$classes:$cp" "$name" "$port" > "expected/$name.txt"
     echo "recorded expected/$name.txt"
 done

@@ -113,3 +113,8 @@ fn java_client_consumers_match_rabbitmq() {
 fn java_client_queue_types_match_rabbitmq() {
     run_program("QueueTypes");
 }
+
+#[test]
+fn java_client_recovers_its_topology_after_a_connection_error() {
+    run_program("Recovery");
+}
