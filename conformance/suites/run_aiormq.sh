@@ -6,7 +6,8 @@
 #   AMQP_URL   default amqp://guest:guest@127.0.0.1:5672/
 #   LABEL      result dir $SUITES_DIR/results/aiormq-LABEL (default "run")
 #   AMQPS_PORT TLS listener on the same host for the amqps/amqps-client
-#              parametrisations (default 5671; Warren has no TLS, so those fail)
+#              parametrisations (default 5671; README.md says how to start
+#              Warren's for them)
 #
 # Source: the PyPI sdist aiormq-7.2.4.tar.gz (it ships tests/; the GitHub
 # snapshot stops at 6.9.x), installed editable into a venv under $SUITES_DIR
