@@ -56,7 +56,11 @@ impl Admin {
     /// Publishes a message to an exchange; true if it reached a queue.
     pub fn publish(&self, vhost: &str, exchange: &str, request: PublishRequest) -> AdminResult<bool> {
         let v = self.vhost(vhost)?;
-        let x = v.exchange(exchange).ok_or(AdminError::NotFound)?;
+        // As RabbitMQ publishes it, on a channel: the channel's 404 comes
+        // back as a bad request.
+        let x = v.exchange(exchange).ok_or_else(|| {
+            AdminError::BadRequest(format!("404 NOT_FOUND - no exchange '{exchange}' in vhost '{vhost}'"))
+        })?;
         let properties = properties_from_json(&request.properties).map_err(AdminError::BadRequest)?;
         let body = Bytes::from(request.payload);
         let header = ContentHeader::new(60, body.len() as u64, properties);

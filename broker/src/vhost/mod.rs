@@ -99,20 +99,24 @@ impl VHost {
             exchanges: DashMap::new(),
             queues: DashMap::new(),
         };
+        // RabbitMQ's, with its firehose's internal exchange (Warren does
+        // not trace; nothing is published to it, but clients and tools see
+        // it in every vhost as they do in RabbitMQ's).
         let builtin = [
-            ("", ExchangeKind::Direct),
-            ("amq.direct", ExchangeKind::Direct),
-            ("amq.fanout", ExchangeKind::Fanout),
-            ("amq.topic", ExchangeKind::Topic),
-            ("amq.headers", ExchangeKind::Headers),
-            ("amq.match", ExchangeKind::Headers),
+            ("", ExchangeKind::Direct, false),
+            ("amq.direct", ExchangeKind::Direct, false),
+            ("amq.fanout", ExchangeKind::Fanout, false),
+            ("amq.topic", ExchangeKind::Topic, false),
+            ("amq.headers", ExchangeKind::Headers, false),
+            ("amq.match", ExchangeKind::Headers, false),
+            ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
         ];
-        for (name, kind) in builtin {
+        for (name, kind, internal) in builtin {
             let settings = ExchangeSettings {
                 kind,
                 durable: true,
                 auto_delete: false,
-                internal: false,
+                internal,
                 arguments: FieldTable::new(),
             };
             vhost

@@ -74,8 +74,11 @@ async fn show(
 struct ExchangeBody {
     #[serde(rename = "type")]
     kind: Option<String>,
+    #[serde(default, deserialize_with = "body::flexible_bool")]
     durable: Option<bool>,
+    #[serde(default, deserialize_with = "body::flexible_bool")]
     auto_delete: Option<bool>,
+    #[serde(default, deserialize_with = "body::flexible_bool")]
     internal: Option<bool>,
     #[serde(default)]
     arguments: Map<String, Value>,

@@ -84,7 +84,9 @@ async fn show(
 
 #[derive(Deserialize)]
 struct QueueBody {
+    #[serde(default, deserialize_with = "body::flexible_bool")]
     durable: Option<bool>,
+    #[serde(default, deserialize_with = "body::flexible_bool")]
     auto_delete: Option<bool>,
     #[serde(default)]
     arguments: Map<String, Value>,
@@ -183,10 +185,17 @@ async fn get_messages(
         .map(|(m, encoding)| {
             let payload = String::from_utf8(m.payload)
                 .unwrap_or_else(|e| base64::engine::general_purpose::STANDARD.encode(e.into_bytes()));
+            // No properties are an empty list in RabbitMQ's answer (an
+            // empty Erlang property list), which clients show as a column.
+            let properties = if m.properties.is_empty() {
+                json!([])
+            } else {
+                Value::Object(m.properties)
+            };
             json!({
                 "payload_bytes": m.payload_bytes, "redelivered": m.redelivered,
                 "exchange": m.exchange, "routing_key": m.routing_key,
-                "message_count": m.message_count, "properties": m.properties,
+                "message_count": m.message_count, "properties": properties,
                 "payload": payload, "payload_encoding": encoding,
             })
         })
