@@ -21,9 +21,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::Request;
+use axum::{Router, ServiceExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
 use warren_broker::Admin;
 
 use crate::error::ApiError;
@@ -92,7 +95,11 @@ pub async fn start(admin: Admin, listen: SocketAddr) -> io::Result<Management> {
         admin: admin.clone(),
         http_port: addr.port(),
     };
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    // A path ending in '/' is the path without it, as RabbitMQ's web
+    // server matches them (clients such as amqp091-go's tests ask for
+    // `/api/connections/`). Trimmed before routing, so around the router.
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router(api));
+    let app = ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     let task = tokio::spawn(async move {
         let stopping = async move { admin.stopping().await };
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopping).await {

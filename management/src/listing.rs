@@ -1,7 +1,8 @@
 //! What every list endpoint takes, as RabbitMQ's: `name` (a substring,
 //! or a regular expression with `use_regex=true`), `sort` (a field, dotted
 //! for nested ones) and `sort_reverse`, `columns` (the fields to keep),
-//! and `page`/`page_size`, which turn the answer into a page object.
+//! and `page`/`page_size`, which turn the answer into a page object. One
+//! object's endpoint takes `columns` too.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -32,6 +33,20 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
         (None, Some(_)) => Ordering::Less,
         (Some(_), None) => Ordering::Greater,
         _ => Ordering::Equal,
+    }
+}
+
+/// The fields `columns` asks for, if it does.
+fn columns(query: &Query) -> Option<Vec<&str>> {
+    let columns = query.get("columns").filter(|c| !c.is_empty())?;
+    Some(columns.split(',').map(str::trim).collect())
+}
+
+/// One object's answer, with only the fields `columns` asks for.
+pub(crate) fn one(item: Value, query: &Query) -> Value {
+    match columns(query) {
+        Some(columns) => project(&item, &columns),
+        None => item,
     }
 }
 
@@ -97,8 +112,7 @@ pub(crate) fn respond(mut items: Vec<Value>, query: &Query) -> ApiResult<Value> 
     if query.get("sort_reverse").is_some_and(|v| v == "true") {
         items.reverse();
     }
-    if let Some(columns) = query.get("columns").filter(|c| !c.is_empty()) {
-        let columns: Vec<&str> = columns.split(',').map(str::trim).collect();
+    if let Some(columns) = columns(query) {
         items = items.iter().map(|i| project(i, &columns)).collect();
     }
     let Some(page) = number(query, "page")? else {

@@ -64,10 +64,11 @@ async fn show(
     State(api): State<Api>,
     user: User,
     Path((vhost, name)): Path<(String, String)>,
+    Query(query): Query<listing::Query>,
 ) -> ApiResult<Json<Value>> {
     let x = api.admin.exchange(&vhost, &exchange_name(name))?;
     user.require_sees_vhost(&api, &vhost)?;
-    Ok(Json(render::exchange(&x)))
+    Ok(Json(listing::one(render::exchange(&x), &query)))
 }
 
 #[derive(Deserialize)]

@@ -63,6 +63,7 @@ async fn show(
     State(api): State<Api>,
     user: User,
     Path((vhost, name)): Path<(String, String)>,
+    Query(query): Query<listing::Query>,
 ) -> ApiResult<Json<Value>> {
     let q = api.admin.queue(&vhost, &name)?;
     user.require_sees_vhost(&api, &vhost)?;
@@ -79,7 +80,7 @@ async fn show(
     if let Some(map) = out.as_object_mut() {
         map.insert("consumer_details".into(), Value::Array(consumers));
     }
-    Ok(Json(out))
+    Ok(Json(listing::one(out, &query)))
 }
 
 #[derive(Deserialize)]
