@@ -336,6 +336,42 @@ async fn message_rates_come_from_sampled_counters() {
             && q["messages_unacknowledged"] == json!(0)
     })
     .await;
+    // The connection's socket traffic, as RabbitMQ's recv_oct/send_oct
+    // (monitoring tools read these), with a sampled rate.
+    let connections_url = http_url(&warren, "connections");
+    eventually(Duration::from_secs(30), "a connection's traffic", || async {
+        let list: Value = http
+            .get(&connections_url)
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let c = &list[0];
+        let count = |key: &str| c[key].as_u64().unwrap_or(0);
+        // One publish alone is three frames of at least 8 bytes each.
+        count("recv_oct") > 3 * 8
+            && count("recv_cnt") > 0
+            && count("send_oct") > 0
+            && count("send_cnt") > 0
+            && c["recv_oct_details"]["rate"].as_f64().unwrap_or(0.0) > 0.0
+    })
+    .await;
+    let metrics_url = format!(
+        "http://{}/metrics",
+        warren.prometheus_addr().expect("a metrics listener")
+    );
+    let metrics = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    let incoming = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rabbitmq_connection_incoming_bytes_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        incoming.is_some_and(|bytes| bytes > 0.0),
+        "incoming bytes in:\n{metrics}"
+    );
     publishing.abort();
     warren.shutdown().await;
 }

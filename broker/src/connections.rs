@@ -3,7 +3,7 @@
 //! and for closing connections when their vhost or user is deleted.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,6 +33,50 @@ pub(crate) struct ConnectionInfo {
     pub handle: ConnectionHandle,
     /// Its messages, counted by its own task.
     pub counters: MessageCounters,
+    /// Its socket's bytes, counted where they are read and written.
+    pub traffic: Arc<Traffic>,
+}
+
+/// A connection's socket traffic since it opened (after the handshake):
+/// bytes and reads from the client, bytes and writes to it, as RabbitMQ's
+/// `recv_oct`, `recv_cnt`, `send_oct` and `send_cnt`. Relaxed counters,
+/// bumped once per socket read or write, not per frame.
+#[derive(Default, Debug)]
+pub(crate) struct Traffic {
+    received_bytes: AtomicU64,
+    reads: AtomicU64,
+    sent_bytes: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// [`Traffic`]'s counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficTotals {
+    pub received_bytes: u64,
+    pub reads: u64,
+    pub sent_bytes: u64,
+    pub writes: u64,
+}
+
+impl Traffic {
+    pub(crate) fn read(&self, bytes: usize) {
+        self.received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wrote(&self, bytes: usize) {
+        self.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn totals(&self) -> TrafficTotals {
+        TrafficTotals {
+            received_bytes: self.received_bytes.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// One open channel, as the management API shows it: figures the channel

@@ -1,8 +1,8 @@
 //! Message rates: every [`SAMPLE_EVERY`] a task reads each queue's
 //! counters (kept by the broker where the events happen) and turns the
 //! difference with the previous reading into per-second rates, as
-//! RabbitMQ's management plugin samples its statistics. Readers only look
-//! the last rates up.
+//! RabbitMQ's management plugin samples its statistics; each connection's
+//! socket bytes likewise. Readers only look the last rates up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,6 +109,17 @@ struct Sampled {
     /// The node's counters at the last sample, and their rates.
     node: Option<(Instant, Vec<(&'static str, u64)>)>,
     node_rates: HashMap<&'static str, f64>,
+    /// Each connection's bytes received and sent at the last sample, and
+    /// their rates.
+    connections: HashMap<String, (Instant, u64, u64)>,
+    connection_rates: HashMap<String, ConnectionRates>,
+}
+
+/// Bytes a second a connection received and sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnectionRates {
+    pub received: f64,
+    pub sent: f64,
 }
 
 /// The node-wide counters that get rates, by the name RabbitMQ gives their
@@ -174,7 +185,17 @@ impl Rates {
         self.sampled.read().node_rates.get(name).copied().unwrap_or(0.0)
     }
 
-    /// Reads every queue's counters once.
+    /// The last rates of a connection's socket (zero before two readings).
+    pub(crate) fn connection(&self, name: &str) -> ConnectionRates {
+        self.sampled
+            .read()
+            .connection_rates
+            .get(name)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Reads every queue's and connection's counters once.
     fn sample(&self, admin: &Admin) {
         let now = Instant::now();
         let wall = SystemTime::now();
@@ -207,12 +228,28 @@ impl Rates {
             }
             readings.insert(key, reading);
         }
+        let mut connections = HashMap::new();
+        let mut connection_rates = HashMap::new();
+        for c in admin.connections() {
+            let (received, sent) = (c.traffic.received_bytes, c.traffic.sent_bytes);
+            if let Some((at, received_before, sent_before)) = sampled.connections.get(&c.name) {
+                let seconds = now.duration_since(*at).as_secs_f64().max(0.001);
+                let rates = ConnectionRates {
+                    received: received.saturating_sub(*received_before) as f64 / seconds,
+                    sent: sent.saturating_sub(*sent_before) as f64 / seconds,
+                };
+                connection_rates.insert(c.name.clone(), rates);
+            }
+            connections.insert(c.name, (now, received, sent));
+        }
         *sampled = Sampled {
             readings,
             rates,
             totals,
             node: Some((now, counters)),
             node_rates,
+            connections,
+            connection_rates,
         };
     }
 

@@ -8,7 +8,7 @@ use warren_broker::{
     TopicPermissionView, UserView, VhostView,
 };
 
-use crate::rates::QueueRates;
+use crate::rates::{ConnectionRates, QueueRates};
 
 pub(crate) fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -171,7 +171,7 @@ pub(crate) fn topic_permission(p: &TopicPermissionView) -> Value {
     json!({"user": p.user, "vhost": p.vhost, "exchange": p.exchange, "write": p.write, "read": p.read})
 }
 
-pub(crate) fn connection(c: &ConnectionView, node: &str) -> Value {
+pub(crate) fn connection(c: &ConnectionView, node: &str, rates: ConnectionRates) -> Value {
     json!({
         "name": c.name, "node": node, "type": "network", "state": "running", "protocol": "AMQP 0-9-1",
         "user": c.user, "user_who_performed_action": c.user, "vhost": c.vhost,
@@ -181,6 +181,10 @@ pub(crate) fn connection(c: &ConnectionView, node: &str) -> Value {
         "connected_at": millis(c.connected_at), "channels": c.channels,
         "frame_max": c.frame_max, "channel_max": c.channel_max, "timeout": c.heartbeat,
         "client_properties": c.client_properties,
+        "recv_oct": c.traffic.received_bytes, "recv_oct_details": {"rate": rates.received},
+        "recv_cnt": c.traffic.reads,
+        "send_oct": c.traffic.sent_bytes, "send_oct_details": {"rate": rates.sent},
+        "send_cnt": c.traffic.writes,
     })
 }
 

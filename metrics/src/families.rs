@@ -488,14 +488,50 @@ fn channel_families(page: &mut Page, channels: &[ChannelView], totals: &MessageT
 }
 
 fn connection_families(page: &mut Page, connections: &[ConnectionView], labelled: bool) {
-    let name = "rabbitmq_connection_channels";
-    page.family(name, Kind::Gauge, "Channels on a connection");
-    if labelled {
-        for c in connections {
-            page.sample(name, &[("channel", &c.name)], f64::from(c.channels));
+    type Figure = fn(&ConnectionView) -> u64;
+    let families: [(&str, Kind, &str, Figure); 5] = [
+        (
+            "rabbitmq_connection_channels",
+            Kind::Gauge,
+            "Channels on a connection",
+            |c| u64::from(c.channels),
+        ),
+        (
+            "rabbitmq_connection_incoming_bytes_total",
+            Kind::Counter,
+            "Total number of bytes received on a connection",
+            |c| c.traffic.received_bytes,
+        ),
+        (
+            "rabbitmq_connection_outgoing_bytes_total",
+            Kind::Counter,
+            "Total number of bytes sent on a connection",
+            |c| c.traffic.sent_bytes,
+        ),
+        (
+            "rabbitmq_connection_incoming_packets_total",
+            Kind::Counter,
+            "Total number of packets received on a connection",
+            |c| c.traffic.reads,
+        ),
+        (
+            "rabbitmq_connection_outgoing_packets_total",
+            Kind::Counter,
+            "Total number of packets sent on a connection",
+            |c| c.traffic.writes,
+        ),
+    ];
+    // Per connection, or summed over the open ones as RabbitMQ's
+    // aggregated metrics sum its per-connection ones.
+    for (name, kind, help, figure) in families {
+        page.family(name, kind, help);
+        if labelled {
+            for c in connections {
+                page.sample(name, &[("channel", &c.name)], figure(c) as f64);
+            }
+        } else {
+            page.sample(name, &[], connections.iter().map(|c| figure(c) as f64).sum());
         }
-    } else {
-        page.sample(name, &[], connections.iter().map(|c| f64::from(c.channels)).sum());
     }
 }
 

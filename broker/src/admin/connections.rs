@@ -22,6 +22,7 @@ fn connection_view(c: &ConnectionInfo) -> ConnectionView {
         channel_max: c.channel_max,
         heartbeat: c.heartbeat,
         client_properties: table_to_json(&c.client_properties),
+        traffic: c.traffic.totals(),
     }
 }
 

@@ -29,6 +29,8 @@ pub use messages::{AckMode, PublishRequest};
 pub use shovels::{ShovelState, ShovelView};
 pub use views::*;
 
+pub use crate::connections::TrafficTotals;
+
 use crate::access::{Operation, ResourceKind};
 use crate::broker::Broker;
 use crate::error::AmqpError;

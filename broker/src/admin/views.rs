@@ -142,6 +142,8 @@ pub struct ConnectionView {
     pub channel_max: u16,
     pub heartbeat: u16,
     pub client_properties: Map<String, Value>,
+    /// Its socket's bytes and reads/writes so far.
+    pub traffic: super::TrafficTotals,
 }
 
 /// A message taken by [`crate::Admin::get_messages`].

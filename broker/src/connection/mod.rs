@@ -102,11 +102,12 @@ pub(crate) async fn serve<S: Transport>(broker: Arc<Broker>, mut socket: S, peer
         channels: Default::default(),
         handle: handle.clone(),
         counters: Default::default(),
+        traffic: Default::default(),
     });
     ChurnCounters::bump(&broker.churn.connections_opened);
     let _registration = broker.connections.register(info.clone());
     let (read_half, write_half) = socket.split();
-    let (writer, writer_task) = writer::spawn(write_half);
+    let (writer, writer_task) = writer::spawn(write_half, info.traffic.clone());
     let mut connection = Connection {
         ctx: ConnCtx {
             broker: broker.clone(),
@@ -301,6 +302,7 @@ impl Connection {
                     Ok(read) => {
                         last_received = Instant::now();
                         broker.alarms().note_inflow(read);
+                        self.ctx.info.traffic.read(read);
                         self.handle_input(&mut read_buf);
                     }
                 },

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
+use crate::connections::Traffic;
+
 /// How many bytes may wait for the socket before the connection stops
 /// reading new work from its client.
 pub(super) const HIGH_WATER_MARK: usize = 8 * 1024 * 1024;
@@ -56,11 +58,15 @@ impl WriterHandle {
     }
 }
 
-/// Starts the writer task for a socket.
-pub(super) fn spawn<W: AsyncWrite + Unpin + Send + 'static>(socket: W) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+/// Starts the writer task for a socket; what it writes is counted in
+/// `traffic`.
+pub(super) fn spawn<W: AsyncWrite + Unpin + Send + 'static>(
+    socket: W,
+    traffic: Arc<Traffic>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let backlog = Arc::new(Backlog::default());
-    let task = tokio::spawn(write_loop(socket, rx, backlog.clone()));
+    let task = tokio::spawn(write_loop(socket, rx, backlog.clone(), traffic));
     (WriterHandle { tx, backlog }, task)
 }
 
@@ -68,6 +74,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut socket: W,
     mut rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
     backlog: Arc<Backlog>,
+    traffic: Arc<Traffic>,
 ) {
     let mut pending: Vec<Bytes> = Vec::new();
     while let Some(batch) = rx.recv().await {
@@ -81,6 +88,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             tracing::debug!("socket write failed: {e}");
             break;
         }
+        traffic.wrote(written);
         backlog.bytes.fetch_sub(written, Ordering::AcqRel);
         backlog.drained.notify_waiters();
     }

@@ -26,7 +26,7 @@ fn visible(api: &Api, user: &User) -> Vec<Value> {
         .connections()
         .iter()
         .filter(|c| user.sees_everything() || c.user == user.name())
-        .map(|c| render::connection(c, &api.node))
+        .map(|c| render::connection(c, &api.node, api.rates.connection(&c.name)))
         .collect()
 }
 
@@ -83,7 +83,7 @@ async fn show(State(api): State<Api>, user: User, Path(name): Path<String>) -> A
     if !user.sees_everything() && c.user != user.name() {
         return Err(ApiError::unauthorized("Not monitor user"));
     }
-    Ok(Json(render::connection(&c, &api.node)))
+    Ok(Json(render::connection(&c, &api.node, api.rates.connection(&c.name))))
 }
 
 /// Closes with 320 and the `X-Reason` header's text (RabbitMQ's default
