@@ -31,6 +31,18 @@ where
     }
 }
 
+/// GETs `url` as guest and reads the JSON answer.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn client(warren: &warren::Warren) -> Api {
     let endpoint = warren.management_url().trim_end_matches('/').to_string();
     Client::new(endpoint, "guest", "guest")
@@ -321,15 +333,7 @@ async fn message_rates_come_from_sampled_counters() {
     let http = reqwest::Client::new();
     // KEDA's RabbitMQ scaler reads these fields.
     eventually(Duration::from_secs(30), "a publish rate", || async {
-        let q: Value = http
-            .get(&url)
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let q: Value = get_json(&http, &url).await;
         q["message_stats"]["publish_details"]["rate"].as_f64().unwrap_or(0.0) > 0.0
             && q["messages"].as_u64().unwrap_or(0) > 0
             && q["messages_ready"] == q["messages"]
@@ -340,15 +344,7 @@ async fn message_rates_come_from_sampled_counters() {
     // (monitoring tools read these), with a sampled rate.
     let connections_url = http_url(&warren, "connections");
     eventually(Duration::from_secs(30), "a connection's traffic", || async {
-        let list: Value = http
-            .get(&connections_url)
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = get_json(&http, &connections_url).await;
         let c = &list[0];
         let count = |key: &str| c[key].as_u64().unwrap_or(0);
         // One publish alone is three frames of at least 8 bytes each.
@@ -405,18 +401,7 @@ async fn queues_report_consumer_lag_and_idleness() {
     }
     let url = http_url(&warren, "queues/%2F/lagging");
     let http = reqwest::Client::new();
-    let read = || async {
-        let q: Value = http
-            .get(&url)
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        q
-    };
+    let read = || get_json(&http, &url);
     eventually(Duration::from_secs(10), "the head's age to pass a second", || async {
         let q = read().await;
         q["oldest_ready_age_seconds"].as_f64().unwrap_or(0.0) >= 1.0
@@ -573,18 +558,14 @@ async fn lists_page_sort_and_filter() {
         .unwrap();
     }
     let http = reqwest::Client::new();
-    let page: Value = http
-        .get(http_url(
+    let page: Value = get_json(
+        &http,
+        &http_url(
             &warren,
             "queues/%2F?page=2&page_size=5&name=page-&sort=name&sort_reverse=true",
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(page["page_count"], 3);
     assert_eq!(page["filtered_count"], 12);
     assert_eq!(page["item_count"], 5);
@@ -594,18 +575,11 @@ async fn lists_page_sort_and_filter() {
         .await
         .unwrap();
     assert_eq!(paged.len(), 4);
-    let columns: Value = http
-        .get(http_url(
-            &warren,
-            "queues/%2F?columns=name,messages&name=^page-1&use_regex=true",
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let columns: Value = get_json(
+        &http,
+        &http_url(&warren, "queues/%2F?columns=name,messages&name=^page-1&use_regex=true"),
+    )
+    .await;
     assert_eq!(
         columns,
         json!([{"name": "page-10", "messages": 0}, {"name": "page-11", "messages": 0}])
@@ -625,15 +599,7 @@ async fn lists_page_sort_and_filter() {
         ("queues/%2F/page-04/?columns=name", json!({"name": "page-04"})),
         ("queues/?columns=name&name=page-05", json!([{"name": "page-05"}])),
     ] {
-        let one: Value = http
-            .get(http_url(&warren, path))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let one: Value = get_json(&http, &http_url(&warren, path)).await;
         assert_eq!(one, expected, "{path}");
     }
     warren.shutdown().await;
@@ -705,15 +671,7 @@ async fn definitions_from_rabbitmq_load_and_round_trip() {
         .bindings
         .iter()
         .any(|b| b.source == "app.in" && b.destination == "app.events"));
-    let raw: Value = reqwest::Client::new()
-        .get(http_url(&warren, "definitions"))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = get_json(&reqwest::Client::new(), &http_url(&warren, "definitions")).await;
     let other = warren::start_ephemeral().await.unwrap();
     client(&other).import_cluster_wide_definitions(raw).await.unwrap();
     let copied = client(&other).list_queues_in("orders").await.unwrap();
