@@ -372,6 +372,103 @@ async fn message_rates_come_from_sampled_counters() {
     warren.shutdown().await;
 }
 
+/// A queue's message_stats split deliveries as RabbitMQ's do: to
+/// consumers with and without acks, basic.get with and without them, and
+/// basic.gets that found it empty; deliver_get is their sum.
+#[tokio::test]
+async fn queue_stats_tell_deliveries_and_gets_apart() {
+    let warren = warren::start_ephemeral().await.unwrap();
+    let connection = lapin::Connection::connect(&warren.amqp_url(), Default::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare("split".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let publish = |n: usize| {
+        let channel = channel.clone();
+        async move {
+            for _ in 0..n {
+                channel
+                    .basic_publish("".into(), "split".into(), Default::default(), b"x", Default::default())
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    publish(2).await;
+    let depth = |want: u32| {
+        let channel = channel.clone();
+        move || {
+            let channel = channel.clone();
+            async move {
+                let q = channel
+                    .queue_declare(
+                        "split".into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .unwrap();
+                q.message_count() == want
+            }
+        }
+    };
+    eventually(Duration::from_secs(10), "two messages", depth(2)).await;
+    let got = channel
+        .basic_get("split".into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("a message");
+    got.ack(BasicAckOptions::default()).await.unwrap();
+    let no_ack = BasicGetOptions { no_ack: true };
+    assert!(channel.basic_get("split".into(), no_ack).await.unwrap().is_some());
+    assert!(channel.basic_get("split".into(), no_ack).await.unwrap().is_none());
+    for (count, ack) in [(3usize, false), (2, true)] {
+        publish(count).await;
+        let mut consumer = channel
+            .basic_consume(
+                "split".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: !ack,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for _ in 0..count {
+            let delivery = consumer.next().await.expect("a delivery").unwrap();
+            if ack {
+                delivery.ack(BasicAckOptions::default()).await.unwrap();
+            }
+        }
+        channel
+            .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            .await
+            .unwrap();
+    }
+    let http = reqwest::Client::new();
+    let url = http_url(&warren, "queues/%2F/split");
+    let expected = json!({
+        "publish": 7, "deliver_get": 7, "deliver": 2, "deliver_no_ack": 3,
+        "get": 1, "get_no_ack": 1, "get_empty": 1, "redeliver": 0, "ack": 3,
+    });
+    eventually(Duration::from_secs(10), "the split counts", || async {
+        let stats = get_json(&http, &url).await["message_stats"].clone();
+        expected
+            .as_object()
+            .is_some_and(|want| want.iter().all(|(key, value)| stats[key] == *value))
+    })
+    .await;
+    warren.shutdown().await;
+}
+
 /// Consumer lag, beyond RabbitMQ: the age of the oldest ready message and
 /// of the oldest unacknowledged delivery, in the API and in Prometheus's
 /// per-object metrics; and RabbitMQ's head_message_timestamp and

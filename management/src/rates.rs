@@ -18,6 +18,13 @@ pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct QueueRates {
     pub publish: f64,
     pub deliver_get: f64,
+    /// deliver_get's parts: to consumers with and without acks, by
+    /// basic.get with and without them; and empty basic.gets.
+    pub deliver: f64,
+    pub deliver_no_ack: f64,
+    pub get: f64,
+    pub get_no_ack: f64,
+    pub get_empty: f64,
     pub redeliver: f64,
     pub ack: f64,
     pub messages: f64,
@@ -29,6 +36,11 @@ impl QueueRates {
     fn add(&mut self, other: &QueueRates) {
         self.publish += other.publish;
         self.deliver_get += other.deliver_get;
+        self.deliver += other.deliver;
+        self.deliver_no_ack += other.deliver_no_ack;
+        self.get += other.get;
+        self.get_no_ack += other.get_no_ack;
+        self.get_empty += other.get_empty;
         self.redeliver += other.redeliver;
         self.ack += other.ack;
         self.messages += other.messages;
@@ -42,6 +54,10 @@ struct Reading {
     at: Instant,
     published: u64,
     delivered: u64,
+    delivered_no_ack: u64,
+    got: u64,
+    got_no_ack: u64,
+    get_empty: u64,
     redelivered: u64,
     acked: u64,
     ready: u64,
@@ -60,6 +76,10 @@ impl Reading {
             idle: false,
             published: q.published,
             delivered: q.delivered,
+            delivered_no_ack: q.delivered_no_ack,
+            got: q.got,
+            got_no_ack: q.got_no_ack,
+            get_empty: q.get_empty,
             redelivered: q.redelivered,
             acked: q.acked,
             ready: q.messages_ready,
@@ -67,10 +87,17 @@ impl Reading {
         }
     }
 
+    /// Handed to consumers that ack.
+    fn deliver(&self) -> u64 {
+        self.delivered
+            .saturating_sub(self.delivered_no_ack + self.got + self.got_no_ack)
+    }
+
     fn same_as(&self, before: &Reading) -> bool {
         (
             self.published,
             self.delivered,
+            self.get_empty,
             self.redelivered,
             self.acked,
             self.ready,
@@ -78,6 +105,7 @@ impl Reading {
         ) == (
             before.published,
             before.delivered,
+            before.get_empty,
             before.redelivered,
             before.acked,
             before.ready,
@@ -92,6 +120,11 @@ impl Reading {
         QueueRates {
             publish: up(self.published, before.published),
             deliver_get: up(self.delivered, before.delivered),
+            deliver: up(self.deliver(), before.deliver()),
+            deliver_no_ack: up(self.delivered_no_ack, before.delivered_no_ack),
+            get: up(self.got, before.got),
+            get_no_ack: up(self.got_no_ack, before.got_no_ack),
+            get_empty: up(self.get_empty, before.get_empty),
             redeliver: up(self.redelivered, before.redelivered),
             ack: up(self.acked, before.acked),
             messages: change(self.ready + self.unacked, before.ready + before.unacked),

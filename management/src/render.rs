@@ -24,14 +24,20 @@ fn details(rate: f64) -> Value {
     json!({ "rate": (rate * 10.0).round() / 10.0 })
 }
 
-/// `message_stats` as RabbitMQ writes it: each counter with its rate.
-pub(crate) fn message_stats(publish: u64, deliver_get: u64, redeliver: u64, ack: u64, rates: &QueueRates) -> Value {
+/// A queue's `message_stats` as RabbitMQ writes it: each counter with its
+/// rate.
+pub(crate) fn message_stats(q: &QueueView, rates: &QueueRates) -> Value {
+    let deliver = q.delivered.saturating_sub(q.delivered_no_ack + q.got + q.got_no_ack);
     json!({
-        "publish": publish, "publish_details": details(rates.publish),
-        "deliver_get": deliver_get, "deliver_get_details": details(rates.deliver_get),
-        "deliver": deliver_get, "deliver_details": details(rates.deliver_get),
-        "redeliver": redeliver, "redeliver_details": details(rates.redeliver),
-        "ack": ack, "ack_details": details(rates.ack),
+        "publish": q.published, "publish_details": details(rates.publish),
+        "deliver_get": q.delivered, "deliver_get_details": details(rates.deliver_get),
+        "deliver": deliver, "deliver_details": details(rates.deliver),
+        "deliver_no_ack": q.delivered_no_ack, "deliver_no_ack_details": details(rates.deliver_no_ack),
+        "get": q.got, "get_details": details(rates.get),
+        "get_no_ack": q.got_no_ack, "get_no_ack_details": details(rates.get_no_ack),
+        "get_empty": q.get_empty, "get_empty_details": details(rates.get_empty),
+        "redeliver": q.redelivered, "redeliver_details": details(rates.redeliver),
+        "ack": q.acked, "ack_details": details(rates.ack),
     })
 }
 
@@ -116,10 +122,7 @@ pub(crate) fn queue(q: &QueueView, node: &str, rates: &QueueRates) -> Value {
     out.insert("messages_ram".into(), (in_memory + q.messages_unacknowledged).into());
     out.insert("messages_ready_ram".into(), in_memory.into());
     out.insert("messages_unacknowledged_ram".into(), q.messages_unacknowledged.into());
-    out.insert(
-        "message_stats".into(),
-        message_stats(q.published, q.delivered, q.redelivered, q.acked, rates),
-    );
+    out.insert("message_stats".into(), message_stats(q, rates));
     Value::Object(out)
 }
 

@@ -33,7 +33,15 @@ pub struct QueueView {
     /// Messages published into it, handed out (delivered or got),
     /// redelivered and acknowledged since it was created.
     pub published: u64,
+    /// Handed out in every way (RabbitMQ's `deliver_get`); of those,
+    /// delivered to consumers without acks, and taken by basic.get with
+    /// and without them.
     pub delivered: u64,
+    pub delivered_no_ack: u64,
+    pub got: u64,
+    pub got_no_ack: u64,
+    /// basic.gets that found it empty.
+    pub get_empty: u64,
     pub redelivered: u64,
     pub acked: u64,
     /// Consumer lag: how long its oldest ready message has waited (at

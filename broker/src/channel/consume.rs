@@ -172,6 +172,7 @@ impl Channel {
         }
         let Some((entry, remaining)) = queue.get(!m.no_ack) else {
             ctx.info.counters.count(Event::GetEmpty, 1);
+            queue.counters.got_nothing();
             ctx.send(self.id, BasicGetEmpty::default());
             return Ok(());
         };

@@ -1,8 +1,10 @@
 //! A queue's counters, kept where the events happen and read by the
 //! management API: messages published into it, handed out (delivered or
-//! got), redelivered, handed out to be acknowledged ("outstanding"), and
-//! settled (acked, rejected or returned), whose difference with
-//! outstanding is what is unacknowledged.
+//! got; of those, delivered without acks and got with and without them, as
+//! RabbitMQ's `deliver_no_ack`, `get` and `get_no_ack`), basic.gets that
+//! found it empty, redelivered, handed out to be acknowledged
+//! ("outstanding"), and settled (acked, rejected or returned), whose
+//! difference with outstanding is what is unacknowledged.
 //!
 //! The costly part of a counter is not the addition but the cache line it
 //! lives on. Publishing and dispatching already hold the queue's lock, so
@@ -18,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct UnderLock {
     published: AtomicU64,
     delivered: AtomicU64,
+    delivered_no_ack: AtomicU64,
+    got: AtomicU64,
+    got_no_ack: AtomicU64,
     redelivered: AtomicU64,
     outstanding: AtomicU64,
     outstanding_bytes: AtomicU64,
@@ -30,6 +35,8 @@ struct Settled {
     settled: AtomicU64,
     settled_bytes: AtomicU64,
     acked: AtomicU64,
+    /// basic.gets that found the queue empty (counted by the channel).
+    get_empty: AtomicU64,
 }
 
 #[derive(Default)]
@@ -61,7 +68,12 @@ pub(crate) struct QueueStats {
     pub unacked_bytes: u64,
     pub consumers: u64,
     pub published: u64,
+    /// Handed out in every way (RabbitMQ's `deliver_get`).
     pub delivered: u64,
+    pub delivered_no_ack: u64,
+    pub got: u64,
+    pub got_no_ack: u64,
+    pub get_empty: u64,
     pub redelivered: u64,
     pub acked: u64,
 }
@@ -87,6 +99,31 @@ impl QueueCounters {
     /// `count` messages (`redelivered` of them redeliveries) of `bytes` in
     /// all were handed to a consumer at once (call with the lock held).
     pub(crate) fn handed_out_many_locked(&self, count: u64, redelivered: u64, ack_required: bool, bytes: usize) {
+        if !ack_required {
+            bump(&self.locked.delivered_no_ack, count);
+        }
+        self.out_locked(count, redelivered, ack_required, bytes);
+    }
+
+    /// basic.get took a message (call with the lock held).
+    pub(crate) fn got_locked(&self, redelivered: bool, ack_required: bool, bytes: usize) {
+        bump(
+            if ack_required {
+                &self.locked.got
+            } else {
+                &self.locked.got_no_ack
+            },
+            1,
+        );
+        self.out_locked(1, u64::from(redelivered), ack_required, bytes);
+    }
+
+    /// basic.get found nothing to take.
+    pub(crate) fn got_nothing(&self) {
+        self.consumers.get_empty.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn out_locked(&self, count: u64, redelivered: u64, ack_required: bool, bytes: usize) {
         bump(&self.locked.delivered, count);
         if redelivered > 0 {
             bump(&self.locked.redelivered, redelivered);
@@ -120,6 +157,10 @@ impl QueueCounters {
             consumers: depth.consumers,
             published: get(&self.locked.published),
             delivered: get(&self.locked.delivered),
+            delivered_no_ack: get(&self.locked.delivered_no_ack),
+            got: get(&self.locked.got),
+            got_no_ack: get(&self.locked.got_no_ack),
+            get_empty: get(&self.consumers.get_empty),
             redelivered: get(&self.locked.redelivered),
             acked: get(&self.consumers.acked),
         }

@@ -450,7 +450,7 @@ impl QueueBackend for LocalQueue {
                 self.mark_delivered(entry);
                 queue
                     .counters
-                    .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
+                    .got_locked(entry.redelivered, ack_required, entry.message.body_size());
             }
             self.unlock_and_dead_letter(queue, state, dead);
             return Some((entry?, remaining));

@@ -657,7 +657,7 @@ impl QueueBackend for ReplicatedQueue {
         };
         queue
             .counters
-            .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
+            .got_locked(entry.redelivered, ack_required, entry.message.body_size());
         if !ack_required {
             self.settle_seqs(vec![seq], Outcome::Ack);
         }

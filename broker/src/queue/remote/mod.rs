@@ -539,7 +539,7 @@ impl QueueBackend for RemoteQueue {
         };
         queue
             .counters
-            .handed_out_locked(entry.redelivered, ack_required, entry.message.body_size());
+            .got_locked(entry.redelivered, ack_required, entry.message.body_size());
         if !ack_required {
             self.settle_ids(vec![id], Outcome::Ack);
         }
